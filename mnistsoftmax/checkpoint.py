@@ -1,0 +1,132 @@
+"""Checkpoints without pickle: one `.npz` holding the parameter arrays and a JSON metadata blob.
+
+The metadata (model kind and sizes, data set, input normalisation, the resolved configuration,
+final metrics, package version) is stored as the UTF-8 bytes of a JSON document in the uint8
+array `__meta__`, so a checkpoint is a single file, written atomically, and loaded with
+allow_pickle=False: nothing in it is ever unpickled or executed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from mnistsoftmax import MnistSoftmaxError, __version__
+from mnistsoftmax.models import MODELS
+
+FORMAT_VERSION = 1
+META_KEY = "__meta__"
+RUNS_DIR_ENV = "MNISTSOFTMAX_RUNS_DIR"
+
+
+class CheckpointError(MnistSoftmaxError):
+    """A checkpoint could not be read or written, or is not a valid checkpoint."""
+
+
+def default_path() -> Path:
+    """Where `train` saves and `eval`/`predict` look by default: $MNISTSOFTMAX_RUNS_DIR/latest.npz,
+    else latest.npz in the platform's user data folder."""
+    base = os.environ.get(RUNS_DIR_ENV)
+    if base:
+        return Path(base).expanduser() / "latest.npz"
+    import platformdirs
+
+    return platformdirs.user_data_path("mnistsoftmax") / "runs" / "latest.npz"
+
+
+def metrics_path(checkpoint: Path) -> Path:
+    """The JSON-lines metrics file written beside a checkpoint."""
+    return checkpoint.with_name(checkpoint.stem + ".metrics.jsonl")
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call write(file) on a temporary file in path's folder, fsync it, then rename it over path.
+
+    A crash at any moment leaves either the old file or the new one, never half of one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save(path: Path, model, meta: dict) -> None:
+    """Write model parameters and metadata (JSON-serialisable dict) to `path`."""
+    meta = {**meta, "format": FORMAT_VERSION, "kind": model.kind, "sizes": model.sizes, "version": __version__}
+    blob = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    arrays = {**model.params, META_KEY: blob}
+    try:
+        atomic_write(Path(path), lambda f: np.savez(f, **arrays))
+    except OSError as exc:
+        raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
+
+
+def load(path: Path):
+    """Read a checkpoint -> (model, meta). Raises CheckpointError naming the file and the problem."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(
+            f"no checkpoint at {path}: train one first with `mnistsoftmax train` (or pass the path of one)"
+        )
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise CheckpointError(f"{path} is not a mnistsoftmax checkpoint (.npz): {exc}") from None
+    if META_KEY not in arrays:
+        raise CheckpointError(f"{path} is an .npz file but not a mnistsoftmax checkpoint: it has no metadata")
+    try:
+        meta = json.loads(arrays.pop(META_KEY).tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: the checkpoint's metadata is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: the checkpoint's metadata is not a JSON object")
+    if meta.get("format") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format {meta.get('format')!r} is not supported by mnistsoftmax "
+            f"{__version__} (it reads format {FORMAT_VERSION}); retrain, or use the version that wrote it"
+        )
+    kind = meta.get("kind")
+    if kind not in MODELS:
+        raise CheckpointError(f"{path}: unknown model kind {kind!r} (expected one of {', '.join(MODELS)})")
+    model = MODELS[kind](arrays)
+    _check_shapes(path, model)
+    return model, meta
+
+
+def _check_shapes(path: Path, model) -> None:
+    """The arrays must be exactly the model's parameters, float, with consistent shapes."""
+    template = {"linear": {"W": 2, "b": 1}, "mlp": {"W1": 2, "b1": 1, "W2": 2, "b2": 1}}[model.kind]
+    params = model.params
+    if set(params) != set(template):
+        raise CheckpointError(
+            f"{path}: a {model.kind} checkpoint holds {', '.join(template)}, "
+            f"found {', '.join(sorted(params)) or 'none'}"
+        )
+    for name, ndim in template.items():
+        a = params[name]
+        if a.ndim != ndim or a.dtype.kind != "f":
+            raise CheckpointError(f"{path}: parameter {name} has shape {a.shape} and dtype {a.dtype}")
+    names = list(template)
+    # Each weight's columns feed the next bias (and the next weight's rows).
+    for w, b in zip(names[0::2], names[1::2], strict=True):
+        if params[w].shape[1] != params[b].shape[0]:
+            raise CheckpointError(f"{path}: {w} {params[w].shape} does not match {b} {params[b].shape}")
+    if model.kind == "mlp" and params["W1"].shape[1] != params["W2"].shape[0]:
+        raise CheckpointError(f"{path}: W1 {params['W1'].shape} does not match W2 {params['W2'].shape}")
+    if params[names[0]].shape[0] != 784 or params[names[-1]].shape[0] != 10:
+        raise CheckpointError(f"{path}: the model must map 784 inputs to 10 classes")

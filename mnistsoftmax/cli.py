@@ -1,0 +1,321 @@
+"""The command line: parse, call the library, print. Results go to stdout, progress and logs to
+stderr. Exit status 0 ok, 1 a failure the user can fix, 2 a usage error. Library errors
+(MnistSoftmaxError) become one line, never a traceback.
+
+Heavy modules (pooch, tqdm, the data and training code) are imported inside the commands that
+need them, so that `predict` and `--help` start quickly.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import sys
+from pathlib import Path
+
+import click
+
+from mnistsoftmax import MnistSoftmaxError, __version__
+
+DATASET_CHOICES = ("mnist", "fashion-mnist", "custom")
+
+
+def log(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def translate_errors(command):
+    """Turn the library's errors into click errors: one line on stderr, exit status 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except MnistSoftmaxError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+def data_options(command):
+    """--dataset, --data-dir and --mirror, shared by every command that reads a data set."""
+    command = click.option(
+        "--mirror",
+        envvar="MNISTSOFTMAX_MIRROR",
+        show_envvar=True,
+        help="Base URL of an extra mirror, tried before the official ones.",
+    )(command)
+    command = click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Folder holding (or to receive) the four IDX files; default: the cache.",
+    )(command)
+    return command
+
+
+def _load_config(ctx: click.Context, param: click.Parameter, value: str | None):
+    if value is not None:
+        from mnistsoftmax.config import ConfigError, load_defaults
+
+        try:
+            ctx.default_map = {**(ctx.default_map or {}), **load_defaults(value, ctx.command, ctx)}
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return value
+
+
+def _progress_bar(**kwargs):
+    from tqdm.auto import tqdm
+
+    return tqdm(leave=False, file=sys.stderr, dynamic_ncols=True, unit="batch", **kwargs)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="mnistsoftmax")
+def main():
+    """Train MNIST classifiers with a hand-written NumPy forward and backward pass, and use them."""
+
+
+@main.command()
+@click.option(
+    "--dataset", type=click.Choice(DATASET_CHOICES), default="mnist", show_default=True, help="Which data set to fetch."
+)
+@data_options
+@translate_errors
+def download(dataset, data_dir, mirror):
+    """Download and verify a data set (done implicitly by train and eval); print its folder."""
+    from mnistsoftmax import datasets
+
+    data = datasets.load(dataset, data_dir, mirror)
+    click.echo(str(data.folder))
+    log(f"{data.name}: {len(data.train.labels)} training and {len(data.test.labels)} test images, verified")
+
+
+@main.command()
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False),
+    callback=_load_config,
+    is_eager=True,
+    expose_value=False,
+    help="TOML file of option values (keys as the option names); flags override it.",
+)
+@click.option(
+    "--model",
+    type=click.Choice(["linear", "mlp"]),
+    default="mlp",
+    show_default=True,
+    help="linear: softmax regression; mlp: one hidden ReLU layer.",
+)
+@click.option("--hidden", type=click.IntRange(min=1), default=256, show_default=True, help="Hidden units of the mlp.")
+@click.option(
+    "--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Passes over the training set."
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True, help="Samples per SGD step.")
+@click.option(
+    "--lr", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True, help="Initial learning rate."
+)
+@click.option(
+    "--momentum",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.9,
+    show_default=True,
+    help="SGD momentum, in [0, 1).",
+)
+@click.option(
+    "--weight-decay",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="L2 strength reg: loss += reg * sum(W**2) over weights, not biases.",
+)
+@click.option(
+    "--schedule",
+    type=click.Choice(["constant", "cosine", "step"]),
+    default="cosine",
+    show_default=True,
+    help="Learning-rate schedule over all steps.",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of initialisation, validation split and shuffling."
+)
+@click.option(
+    "--val-split",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.1,
+    show_default=True,
+    help="Fraction of the training set held out for validation.",
+)
+@click.option(
+    "--dataset", type=click.Choice(DATASET_CHOICES), default="mnist", show_default=True, help="Data set to train on."
+)
+@data_options
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Checkpoint to write; default: the place eval and predict look in.",
+)
+@click.option(
+    "--log-every",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Steps between loss records in the metrics file.",
+)
+@translate_errors
+def train(**options):
+    """Train a classifier and save a checkpoint (with a .metrics.jsonl file beside it)."""
+    import numpy as np
+
+    from mnistsoftmax import checkpoint, datasets, training
+    from mnistsoftmax.models import build_model
+
+    out = options.pop("out") or checkpoint.default_path()
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()}
+    log("config: " + " ".join(f"{k.replace('_', '-')}={v}" for k, v in config.items() if v is not None))
+
+    data = datasets.load(options["dataset"], options["data_dir"], options["mirror"])
+    rng = np.random.default_rng(options["seed"])
+    model = build_model(options["model"], rng, options["hidden"])
+    train_idx, val_idx = training.split_validation(len(data.train.labels), options["val_split"], rng)
+    if len(train_idx) == 0:
+        raise click.UsageError(f"--val-split {options['val_split']} leaves no training samples")
+    train_images, train_labels = data.train.images[train_idx], data.train.labels[train_idx]
+    validation = (data.train.images[val_idx], data.train.labels[val_idx]) if len(val_idx) else None
+    norm = training.Normalization.of(train_images)
+    probe = validation or (train_images[:10000], train_labels[:10000])
+    initial = training.evaluate(model, *probe, norm)
+    log(f"{data.name}: {len(train_idx)} training, {len(val_idx)} validation, {len(data.test.labels)} test images")
+    log(f"loss before training: {initial.loss:.4f}  (ln 10 = {math.log(10):.4f}: every class near 10 %)")
+
+    settings = training.TrainSettings(
+        epochs=options["epochs"],
+        batch_size=options["batch_size"],
+        lr=options["lr"],
+        momentum=options["momentum"],
+        weight_decay=options["weight_decay"],
+        schedule=options["schedule"],
+        log_every=options["log_every"],
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    metrics = training.MetricsFile(checkpoint.metrics_path(out))
+    metrics.write({"type": "init", "loss": initial.loss, "accuracy": initial.accuracy})
+    hooks = training.Hooks(progress=_progress_bar, on_record=metrics.write, log=log)
+    try:
+        epochs = training.train(model, train_images, train_labels, norm, settings, rng, validation, hooks)
+        test = training.evaluate(model, data.test.images, data.test.labels, norm)
+        metrics.write({"type": "test", **test.as_dict()})
+    finally:
+        metrics.close()
+    meta = {
+        "dataset": data.name,
+        "class_names": list(data.class_names),
+        "normalization": {"mean": norm.mean, "std": norm.std},
+        "config": config,
+        "metrics": {
+            "initial_loss": initial.loss,
+            "final_epoch": epochs[-1],
+            "test_loss": test.loss,
+            "test_accuracy": test.accuracy,
+        },
+    }
+    checkpoint.save(out, model, meta)
+    click.echo(f"test loss {test.loss:.4f}  test accuracy {100 * test.accuracy:.2f}%")
+    click.echo(f"checkpoint: {out}")
+
+
+def _format_confusion(confusion, class_names) -> str:
+    width = max(6, len(str(confusion.max())) + 1)
+    lines = ["true \\ predicted".ljust(18) + "".join(f"{i:>{width}}" for i in range(len(confusion)))]
+    for i, row in enumerate(confusion):
+        label = f"{i} {class_names[i]}"[:17]
+        lines.append(label.ljust(18) + "".join(f"{v:>{width}}" for v in row))
+    return "\n".join(lines)
+
+
+@main.command(name="eval")
+@click.argument(
+    "checkpoint_path", metavar="[CHECKPOINT]", required=False, type=click.Path(dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--dataset",
+    type=click.Choice(DATASET_CHOICES),
+    default=None,
+    help="Test set to use; default: the one the checkpoint was trained on.",
+)
+@data_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@translate_errors
+def evaluate(checkpoint_path, dataset, data_dir, mirror, as_json):
+    """Test loss, accuracy, per-class accuracy and confusion matrix of a checkpoint."""
+    from mnistsoftmax import checkpoint, datasets, training
+
+    path = checkpoint_path or checkpoint.default_path()
+    model, meta = checkpoint.load(path)
+    trained = meta.get("config", {})
+    if dataset is None:
+        dataset = meta.get("dataset", "mnist")
+        # The folder it was trained from is the natural copy of its test set.
+        if data_dir is None and dataset == trained.get("dataset"):
+            data_dir = trained.get("data_dir")
+    data = datasets.load(dataset, data_dir, mirror)
+    norm = training.Normalization(**meta["normalization"])
+    result = training.evaluate(model, data.test.images, data.test.labels, norm)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"checkpoint": str(path), "dataset": data.name, "samples": len(data.test.labels), **result.as_dict()}
+            )
+        )
+        return
+    click.echo(f"checkpoint {path} ({meta['kind']}) on the {data.name} test set, {len(data.test.labels)} images")
+    click.echo(f"loss {result.loss:.4f}  accuracy {100 * result.accuracy:.2f}%")
+    click.echo("per-class accuracy:")
+    for i, acc in enumerate(result.per_class):
+        click.echo(f"  {i} {data.class_names[i]:<12} " + ("   n/a" if math.isnan(acc) else f"{100 * acc:6.2f}%"))
+    click.echo("confusion matrix (rows: true class, columns: predicted):")
+    click.echo(_format_confusion(result.confusion, data.class_names))
+
+
+@main.command()
+@click.option(
+    "--model",
+    type=click.Choice(["linear", "mlp", "all"]),
+    default="all",
+    show_default=True,
+    help="Which model's backward pass to check.",
+)
+@click.option("--hidden", type=click.IntRange(min=1), default=16, show_default=True, help="Hidden units of the mlp.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Random samples.")
+@click.option(
+    "--weight-decay",
+    type=click.FloatRange(min=0),
+    default=1e-3,
+    show_default=True,
+    help="L2 strength included in the checked loss.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random batch and weights.")
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1e-6,
+    show_default=True,
+    help="Largest acceptable relative error.",
+)
+@translate_errors
+def gradcheck(model, hidden, batch_size, weight_decay, seed, tolerance):
+    """Check the hand-written backward pass against float64 central finite differences."""
+    from mnistsoftmax.gradcheck import check_model
+
+    kinds = ["linear", "mlp"] if model == "all" else [model]
+    worst = 0.0
+    for kind in kinds:
+        errors = check_model(kind, seed=seed, hidden=hidden, batch_size=batch_size, reg=weight_decay)
+        for name, err in errors.items():
+            worst = max(worst, err)
+            verdict = "ok" if err < tolerance else "FAIL"
+            click.echo(f"{kind:<6} {name:<3} relative error {err:.2e}  {verdict}")
+    if worst >= tolerance:
+        raise click.ClickException(f"the largest relative error {worst:.2e} is above {tolerance:.0e}")

@@ -1,0 +1,356 @@
+"""Data sets: the registry (mirrors, hashes), download and cache, IDX parsing and validation.
+
+A data set is four IDX files (training and test images and labels). A folder that holds them,
+gzipped or not, is used as it is when their content is genuine: the SHA-256 of the decompressed
+bytes matches the registry, so a recompressed copy (Debian's) is as good as the original and the
+folder is only read. Missing files are downloaded with pooch, mirror after mirror, and checked
+against the SHA-256 of the upstream `.gz` before they are moved into place.
+
+IDX: big-endian; bytes 00 00 08 <ndim> (0x08 = unsigned byte), one 4-byte size per dimension,
+then the data in C order. Labels are (N,) bytes 0-9, images (N, 28, 28).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mnistsoftmax import MnistSoftmaxError
+
+DATA_DIR_ENV = "MNISTSOFTMAX_DATA_DIR"
+MIRROR_ENV = "MNISTSOFTMAX_MIRROR"
+IMAGE_SIDE = 28
+NUM_CLASSES = 10
+DOWNLOAD_TIMEOUT_S = 60
+
+
+class DataError(MnistSoftmaxError):
+    """A data set could not be found, downloaded, verified or parsed."""
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One of the four files: its name without `.gz`, and SHA-256 of the `.gz` and of its content."""
+
+    name: str
+    gz_sha256: str | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    mirrors: tuple[str, ...]
+    files: dict[str, DataFile]  # role -> file; roles are ROLES
+    class_names: tuple[str, ...]
+
+    @property
+    def verified(self) -> bool:
+        """Whether the files are checked against known hashes (every registered set) or only parsed."""
+        return all(f.sha256 for f in self.files.values())
+
+
+ROLES = ("train_images", "train_labels", "test_images", "test_labels")
+FILE_NAMES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+
+def _files(hashes: dict[str, tuple[str, str]]) -> dict[str, DataFile]:
+    return {role: DataFile(FILE_NAMES[role], *hashes[role]) for role in ROLES}
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "mnist": DatasetInfo(
+        name="mnist",
+        # The original site (yann.lecun.com) has answered 403/404 on and off since 2021: last.
+        mirrors=(
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+            "https://raw.githubusercontent.com/fgnt/mnist/master/",
+            "http://yann.lecun.com/exdb/mnist/",
+        ),
+        files=_files(
+            {
+                "train_images": (
+                    "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+                    "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+                ),
+                "train_labels": (
+                    "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+                    "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+                ),
+                "test_images": (
+                    "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+                    "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+                ),
+                "test_labels": (
+                    "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+                    "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+                ),
+            }
+        ),
+        class_names=tuple(str(d) for d in range(10)),
+    ),
+    "fashion-mnist": DatasetInfo(
+        name="fashion-mnist",
+        mirrors=(
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+            "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
+        ),
+        files=_files(
+            {
+                "train_images": (
+                    "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+                    "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+                ),
+                "train_labels": (
+                    "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+                    "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+                ),
+                "test_images": (
+                    "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+                    "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+                ),
+                "test_labels": (
+                    "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+                    "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+                ),
+            }
+        ),
+        class_names=(
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),
+    ),
+    # Any four IDX files in MNIST's format (KMNIST, EMNIST digits, a subset): parsed, not hashed.
+    "custom": DatasetInfo(
+        name="custom",
+        mirrors=(),
+        files={role: DataFile(FILE_NAMES[role]) for role in ROLES},
+        class_names=tuple(str(d) for d in range(10)),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Split:
+    images: np.ndarray  # (N, 28, 28) uint8
+    labels: np.ndarray  # (N,) uint8
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    class_names: tuple[str, ...]
+    folder: Path
+    train: Split
+    test: Split
+
+
+def default_cache_dir(dataset: str) -> Path:
+    """Where a data set is cached: $MNISTSOFTMAX_DATA_DIR/<dataset>, else the platform cache folder."""
+    base = os.environ.get(DATA_DIR_ENV)
+    if base:
+        return Path(base).expanduser() / dataset
+    import platformdirs
+
+    return platformdirs.user_cache_path("mnistsoftmax") / dataset
+
+
+def mirrors_for(info: DatasetInfo, extra: str | None = None) -> list[str]:
+    """The mirrors to try in order: the user's own first (flag, else $MNISTSOFTMAX_MIRROR)."""
+    extra = extra or os.environ.get(MIRROR_ENV) or None
+    return ([extra] if extra else []) + list(info.mirrors)
+
+
+# --- IDX parsing ---------------------------------------------------------------------------------
+
+
+def parse_idx(data: bytes, source: str, ndim: int) -> np.ndarray:
+    """IDX bytes -> uint8 array, checked: magic, dimensions, size against the length.
+
+    `source` names the file in error messages; `ndim` is 1 for labels, 3 for images.
+    The array is a read-only view of `data`.
+    """
+    kind = "labels" if ndim == 1 else "images"
+    expected_magic = 0x800 | ndim
+    if len(data) < 4:
+        raise DataError(f"{source}: {len(data)} bytes is too short for an IDX file (expected {kind})")
+    magic = int.from_bytes(data[:4], "big")
+    if magic != expected_magic:
+        raise DataError(
+            f"{source}: not an IDX file of {kind}: magic number 0x{magic:08x}, expected 0x{expected_magic:08x}"
+        )
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{source}: truncated IDX header ({len(data)} bytes, expected {header})")
+    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    if ndim == 3 and dims[1:] != (IMAGE_SIDE, IMAGE_SIDE):
+        raise DataError(f"{source}: images are {dims[1]}x{dims[2]} pixels, expected {IMAGE_SIDE}x{IMAGE_SIDE}")
+    expected = header + int(np.prod(dims, dtype=np.int64))
+    if len(data) != expected:
+        what = "truncated" if len(data) < expected else "has trailing bytes"
+        raise DataError(
+            f"{source}: {what}: the header announces {dims[0]} {kind} ({expected} bytes) but the file has {len(data)}"
+        )
+    array = np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+    if ndim == 1 and len(array) and array.max() >= NUM_CLASSES:
+        bad = int(np.argmax(array >= NUM_CLASSES))
+        raise DataError(f"{source}: label {array[bad]} at index {bad} is outside 0-{NUM_CLASSES - 1}")
+    return array
+
+
+def read_idx_bytes(path: Path) -> bytes:
+    """The content of an IDX file, decompressed when its name ends in .gz."""
+    try:
+        raw = path.read_bytes()
+        return gzip.decompress(raw) if path.suffix == ".gz" else raw
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise DataError(f"{path}: damaged gzip file ({exc})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# --- finding, verifying and downloading ----------------------------------------------------------
+
+
+def find_file(folder: Path, name: str) -> Path | None:
+    """The copy of `name` in folder: uncompressed, else `.gz`; None if neither exists."""
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def download(url_bases: list[str], file: DataFile, folder: Path, progressbar: bool) -> Path:
+    """Download `<name>.gz` into folder from the first mirror that serves the genuine file.
+
+    pooch writes into a temporary file, checks the SHA-256 and only then renames it into place, so
+    an interrupted or wrong download never leaves a file that looks finished.
+    """
+    import pooch
+    import requests
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        writable = os.access(folder, os.W_OK)
+    except OSError:
+        writable = False
+    if not writable:
+        raise DataError(
+            f"cannot write to the data folder {folder}: set {DATA_DIR_ENV} (or --data-dir) to a writable folder"
+        )
+    fname = f"{file.name}.gz"
+    failures = []
+    for base in url_bases:
+        url = base.rstrip("/") + "/" + fname
+        try:
+            path = pooch.retrieve(
+                url,
+                known_hash=f"sha256:{file.gz_sha256}" if file.gz_sha256 else None,
+                fname=fname,
+                path=folder,
+                progressbar=progressbar,
+                downloader=pooch.HTTPDownloader(progressbar=progressbar, timeout=DOWNLOAD_TIMEOUT_S),
+            )
+            return Path(path)
+        except requests.RequestException as exc:
+            failures.append(f"{url} ({_short_reason(exc)})")
+        except ValueError as exc:  # pooch: hash mismatch, the download was deleted
+            if "hash" not in str(exc).lower():
+                raise
+            failures.append(f"{url} (wrong SHA-256: not the genuine file; deleted)")
+    tried = "; ".join(failures) if failures else "no mirror configured"
+    raise DataError(
+        f"could not download {fname}: tried {tried}. To work offline, point --data-dir at a folder "
+        f"holding the four files, pass --mirror URL, or use --dataset custom"
+    )
+
+
+def _short_reason(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    if response is not None and getattr(response, "status_code", None):
+        return f"HTTP {response.status_code}"
+    return type(exc).__name__
+
+
+def load_file(info: DatasetInfo, role: str, folder: Path, managed: bool, mirrors: list[str], progressbar: bool):
+    """Find, verify (or download) and parse one file of a data set; returns the array.
+
+    `managed` is True for the tool's own cache, where a damaged copy is replaced by a fresh
+    download; a folder the user named is only ever read, except to add missing files.
+    """
+    file = info.files[role]
+    path = find_file(folder, file.name)
+    if path is not None and info.verified:
+        try:
+            data = read_idx_bytes(path)
+            found = sha256(data)
+            problem = None if found == file.sha256 else f"SHA-256 of its content is {found}, expected {file.sha256}"
+        except DataError as exc:
+            problem = str(exc).removeprefix(f"{path}: ")
+        if problem:
+            if not managed:
+                raise DataError(
+                    f"{path} is not the genuine {info.name} file: {problem}. If it is another data set in "
+                    f"MNIST's format, use --dataset custom; if it is a damaged copy, delete it to download it again"
+                )
+            path.unlink()  # our own cache copy went bad: fetch it again below
+            path = None
+    if path is None:
+        if not mirrors:
+            raise DataError(f"{folder} has no {file.name} (or {file.name}.gz) and there is nothing to download it from")
+        path = download(mirrors, file, folder, progressbar)
+        data = read_idx_bytes(path)
+        if info.verified and sha256(data) != file.sha256:
+            raise DataError(f"{path}: downloaded file has unexpected content (SHA-256 {sha256(data)})")
+    elif not info.verified:
+        data = read_idx_bytes(path)
+    return parse_idx(data, str(path), ndim=1 if role.endswith("labels") else 3)
+
+
+def load(
+    dataset: str, data_dir: str | Path | None = None, mirror: str | None = None, progressbar: bool = True
+) -> Dataset:
+    """Load a data set: from data_dir if given, else from the cache, downloading what is missing."""
+    if dataset not in DATASETS:
+        raise DataError(f"unknown data set {dataset!r}: expected one of {', '.join(DATASETS)}")
+    info = DATASETS[dataset]
+    if dataset == "custom" and data_dir is None:
+        raise DataError("--dataset custom needs --data-dir pointing at a folder with the four IDX files")
+    folder = Path(data_dir).expanduser() if data_dir is not None else default_cache_dir(dataset)
+    if data_dir is not None and not folder.is_dir():
+        raise DataError(f"data folder {folder} does not exist or is not a folder")
+    mirrors = mirrors_for(info, mirror) if info.verified else []  # custom files are never downloaded
+    arrays = {role: load_file(info, role, folder, data_dir is None, mirrors, progressbar) for role in ROLES}
+    splits = {}
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if len(images) != len(labels):
+            raise DataError(f"{folder}: the {split} set has {len(images)} images but {len(labels)} labels")
+        if len(images) == 0:
+            raise DataError(f"{folder}: the {split} set holds no samples")
+        splits[split] = Split(images, labels)
+    return Dataset(info.name, info.class_names, folder, splits["train"], splits["test"])

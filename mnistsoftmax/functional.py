@@ -1,0 +1,144 @@
+"""Pure math of the classifiers: softmax, log-softmax, cross entropy, their gradients, layers.
+
+Letters used for shapes throughout the package:
+    N  samples in a batch
+    D  inputs per sample (784 = 28 * 28 pixels)
+    H  hidden units of the MLP
+    C  classes (10)
+
+Every layer is a pair, forward beside backward: ``*_forward(...) -> (out, cache)`` and
+``*_backward(dout, cache) -> gradients``. Functions that take ``out=`` write their result into
+that array (so the training loop can reuse buffers) and return it; without ``out=`` they allocate.
+Nothing here draws random numbers, prints, or keeps state.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def softmax(Z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of logits Z (N, C) -> probabilities (N, C), each row summing to 1.
+
+    Shifting each row by its maximum leaves the result unchanged (softmax(z) = softmax(z - c))
+    and keeps exp() from overflowing: the largest exponent is exp(0) = 1.
+    """
+    shifted = Z - Z.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def log_softmax(Z: np.ndarray) -> np.ndarray:
+    """Row-wise log of the softmax, (N, C) -> (N, C), by log-sum-exp.
+
+    log softmax(z)_j = z_j - m - log(sum_k exp(z_k - m)) with m = max_k z_k; never log(softmax),
+    which would be -inf wherever a probability underflows to 0.
+    """
+    shifted = Z - Z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def cross_entropy(Z: np.ndarray, y: np.ndarray) -> float:
+    """Mean cross entropy (negative log-likelihood) of integer labels y (N,) under logits Z (N, C)."""
+    logp = log_softmax(Z)
+    return float(-logp[np.arange(len(y)), y].mean())
+
+
+def per_sample_cross_entropy(Z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Cross entropy of each sample, (N, C), (N,) -> (N,)."""
+    return -log_softmax(Z)[np.arange(len(y)), y]
+
+
+def onehot(y: np.ndarray, num_classes: int, dtype=np.float64) -> np.ndarray:
+    """Integer labels (N,) -> one-hot rows (N, C)."""
+    Y = np.zeros((len(y), num_classes), dtype=dtype)
+    Y[np.arange(len(y)), y] = 1
+    return Y
+
+
+def cross_entropy_backward(Z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Gradient of the *mean* cross entropy with respect to the logits: (N, C) -> (N, C).
+
+    dL/dZ = (softmax(Z) - onehot(y)) / N. With S = softmax(z) and L = -log S_y, the chain rule
+    through the softmax Jacobian dS_i/dz_j = S_i (delta_ij - S_j) gives
+    dL/dz_j = -(1/S_y) S_y (delta_yj - S_j) = S_j - delta_yj: the Jacobian collapses, so the
+    fused form needs neither the Jacobian nor a division by a probability that may be 0.
+    The 1/N is there because the loss is the mean over the batch.
+    """
+    dZ = softmax(Z)
+    dZ[np.arange(len(y)), y] -= 1
+    dZ /= len(y)
+    return dZ
+
+
+def inplace_softmax_cross_entropy(Z: np.ndarray, y: np.ndarray, rows: np.ndarray) -> float:
+    """Mean cross entropy of logits Z (N, C); overwrites Z with its gradient (softmax - onehot)/N.
+
+    The training loop's fused form of cross_entropy + cross_entropy_backward without temporaries
+    of size (N, C). ``rows`` is np.arange(N) (passed in so it is not rebuilt per batch).
+    Returns the loss as a float.
+    """
+    n = len(y)
+    Z -= Z.max(axis=1, keepdims=True)  # shift: the largest logit of each row becomes 0
+    true_logit = Z[rows, y]  # (N,) shifted logit of the true class
+    np.exp(Z, out=Z)
+    sums = Z.sum(axis=1, keepdims=True)  # (N, 1)
+    loss = float(np.log(sums).sum() - true_logit.sum()) / n
+    Z /= sums  # softmax
+    Z[rows, y] -= 1
+    Z *= 1.0 / n  # gradient of the mean loss
+    return loss
+
+
+def softmax_jacobian(s: np.ndarray) -> np.ndarray:
+    """Jacobian of the softmax at probabilities s (C,): J[i, j] = dS_i/dz_j = S_i (delta_ij - S_j)."""
+    return np.diag(s) - np.outer(s, s)
+
+
+def affine_forward(X: np.ndarray, W: np.ndarray, b: np.ndarray, out: np.ndarray | None = None):
+    """Z = X @ W + b: X (N, D), W (D, M), b (M,) -> Z (N, M), cache (X, W)."""
+    Z = np.matmul(X, W, out=out)
+    Z += b
+    return Z, (X, W)
+
+
+def affine_backward(dZ: np.ndarray, cache, dX=None, dW=None, db=None, need_dX: bool = True):
+    """Gradients of Z = X @ W + b, dZ (N, M) -> dX (N, D), dW (D, M), db (M,).
+
+    dX is skipped (None) when need_dX is False: the first layer's input is data, not a parameter.
+    """
+    X, W = cache
+    dW = np.matmul(X.T, dZ, out=dW)
+    db = np.sum(dZ, axis=0, out=db)
+    dX = np.matmul(dZ, W.T, out=dX) if need_dX else None
+    return dX, dW, db
+
+
+def relu_forward(H: np.ndarray, out: np.ndarray | None = None):
+    """A = max(H, 0) elementwise, (N, H) -> (N, H), cache A (its sign is the mask)."""
+    A = np.maximum(H, 0, out=out)
+    return A, A
+
+
+def relu_backward(dA: np.ndarray, cache, out: np.ndarray | None = None) -> np.ndarray:
+    """dH = dA where the unit was active (A > 0), else 0; (N, H) -> (N, H).
+
+    At H = 0 exactly the subgradient 0 is taken, as every framework does.
+    """
+    A = cache
+    if out is None:
+        return np.where(A > 0, dA, 0).astype(dA.dtype, copy=False)
+    # Multiply by the 0/1 mask without a boolean temporary: sign(A) is 0 or 1 since A >= 0.
+    np.sign(A, out=out)
+    np.multiply(out, dA, out=out)
+    return out
+
+
+def l2_penalty(weights: list[np.ndarray], reg: float) -> float:
+    """reg * sum of squared weights: the L2 term added to the loss (biases are not included)."""
+    return float(reg * sum(np.vdot(W, W) for W in weights))
+
+
+def l2_penalty_backward(W: np.ndarray, reg: float) -> np.ndarray:
+    """Gradient of reg * sum(W**2) with respect to W: 2 * reg * W, same shape as W."""
+    return 2.0 * reg * W
