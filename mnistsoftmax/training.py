@@ -36,10 +36,18 @@ class Normalization:
 
     @classmethod
     def of(cls, images: np.ndarray) -> Normalization:
-        """Mean and standard deviation of pixel/255 over a set of images (computed in float64)."""
+        """Mean and standard deviation of pixel/255 over uint8 images, exactly.
+
+        From the histogram of the 256 pixel values: no float copy of the images (338 MB in
+        float64 for MNIST), and no rounding in the sums.
+        """
         pixels = images.reshape(-1)
-        mean = float(pixels.mean(dtype=np.float64)) / 255.0
-        std = float(pixels.std(dtype=np.float64)) / 255.0
+        counts = np.zeros(256)
+        for start in range(0, len(pixels), 1 << 22):  # bincount casts to int64: 32 MB at a time
+            counts += np.bincount(pixels[start : start + (1 << 22)], minlength=256)
+        values = np.arange(256) / 255.0
+        mean = float(counts @ values / counts.sum())
+        std = float(np.sqrt(counts @ (values - mean) ** 2 / counts.sum()))
         return cls(mean, std if std > 0 else 1.0)
 
     def apply(self, pixels: np.ndarray, out: np.ndarray | None = None, dtype=np.float32) -> np.ndarray:

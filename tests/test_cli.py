@@ -1,0 +1,199 @@
+"""The command line through CliRunner: exit codes, messages, files written."""
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mnistsoftmax import checkpoint
+from mnistsoftmax.cli import main
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def train_tiny(tiny_data, *extra):
+    return invoke("train", "--dataset", "custom", "--data-dir", tiny_data, "--epochs", 2, "--hidden", 32, *extra)
+
+
+def read_records(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_train_then_eval_with_defaults(tiny_data):
+    """train writes the default checkpoint and metrics; eval finds both it and its data by itself."""
+    result = train_tiny(tiny_data, "--log-every", 2)
+    assert result.exit_code == 0, result.output
+    assert "loss before training: 2.3" in result.stderr
+    assert "config: " in result.stderr and "epoch 2/2" in result.stderr
+    assert "test accuracy" in result.stdout
+    ckpt = checkpoint.default_path()
+    assert ckpt.exists()
+    records = read_records(checkpoint.metrics_path(ckpt))
+    assert [r["type"] for r in records][0] == "init" and records[-1]["type"] == "test"
+    assert abs(records[0]["loss"] - math.log(10)) < 0.1
+    assert [r["epoch"] for r in records if r["type"] == "epoch"] == [1, 2]
+    assert any(r["type"] == "step" for r in records)
+
+    result = invoke("eval", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert 0.9 <= report["accuracy"] <= 1.0  # a fraction, and the synthetic digits are easy
+    assert len(report["per_class"]) == 10 and np.array(report["confusion"]).shape == (10, 10)
+    assert np.array(report["confusion"]).sum() == report["samples"] == 200
+    assert report["accuracy"] == pytest.approx(np.trace(report["confusion"]) / 200)
+
+    result = invoke("eval", ckpt)
+    assert result.exit_code == 0
+    assert "confusion matrix" in result.stdout and "per-class accuracy" in result.stdout
+
+
+def test_checkpoint_stores_resolved_config(tiny_data, tmp_path):
+    """The checkpoint's metadata holds the configuration, data set, normalisation and metrics."""
+    out = tmp_path / "run" / "m.npz"
+    assert train_tiny(tiny_data, "--model", "linear", "--out", out).exit_code == 0
+    _, meta = checkpoint.load(out)
+    assert meta["config"]["model"] == "linear" and meta["config"]["epochs"] == 2
+    assert meta["dataset"] == "custom" and set(meta["normalization"]) == {"mean", "std"}
+    assert 0 < meta["metrics"]["test_accuracy"] <= 1
+    assert (tmp_path / "run" / "m.metrics.jsonl").exists()
+
+
+def test_config_file_under_flags(tiny_data, tmp_path):
+    """Values come from the TOML file unless a flag overrides them."""
+    config = tmp_path / "c.toml"
+    config.write_text('model = "linear"\nepochs = 1\nbatch-size = 50\nlr = 0.02\n')
+    out = tmp_path / "m.npz"
+    result = invoke(
+        "train", "--config", config, "--epochs", 2, "--dataset", "custom", "--data-dir", tiny_data, "--out", out
+    )
+    assert result.exit_code == 0, result.output
+    _, meta = checkpoint.load(out)
+    assert meta["config"]["model"] == "linear"  # from the file
+    assert meta["config"]["batch_size"] == 50 and meta["config"]["lr"] == 0.02
+    assert meta["config"]["epochs"] == 2  # the flag wins
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("epoch = 3\n", "unknown key 'epoch'"),
+        ("epochs = 2.5\n", "epochs = 2.5 should be int, not float"),
+        ("epochs = true\n", "should be int, not bool"),
+        ('model = "cnn"\n', "model = 'cnn'"),
+        ("epochs = 0\n", "epochs = 0"),
+        ("epochs = [\n", "is not valid TOML"),
+    ],
+)
+def test_bad_config_file(tmp_path, content, message):
+    """A bad key or value is a usage error naming the file and the key."""
+    config = tmp_path / "bad.toml"
+    config.write_text(content)
+    result = invoke("train", "--config", config)
+    assert result.exit_code == 2
+    assert message in result.stderr and str(config) in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_shipped_configs_are_valid(tmp_path):
+    """configs/*.toml load without error (the option names and types are right)."""
+    import click
+
+    from mnistsoftmax.cli import train
+    from mnistsoftmax.config import load_defaults
+
+    for name in ("linear", "mlp"):
+        defaults = load_defaults(f"configs/{name}.toml", train, click.Context(train))
+        assert defaults["model"] == name and defaults["epochs"] >= 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--epochs", "0"],
+        ["--batch-size", "-1"],
+        ["--hidden", "0"],
+        ["--lr", "0"],
+        ["--lr", "-0.1"],
+        ["--momentum", "1"],
+        ["--momentum", "-0.1"],
+        ["--val-split", "1"],
+        ["--weight-decay", "-1"],
+        ["--model", "cnn"],
+        ["--dataset", "cifar"],
+    ],
+)
+def test_invalid_options_are_usage_errors(args):
+    """Out-of-range or unknown option values exit with status 2 before any work."""
+    result = invoke("train", *args)
+    assert result.exit_code == 2
+    assert "Invalid value" in result.stderr
+
+
+def test_divergence_writes_no_checkpoint(tiny_data, tmp_path):
+    """A far too large learning rate stops with advice and leaves no checkpoint."""
+    out = tmp_path / "m.npz"
+    result = train_tiny(tiny_data, "--lr", "1e30", "--out", out)
+    assert result.exit_code == 1
+    assert "lower learning rate" in result.stderr and "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_data_errors_are_one_line(tmp_path):
+    """A folder with no data set: exit 1, one line, no traceback."""
+    result = invoke("train", "--dataset", "custom", "--data-dir", tmp_path)
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert lines[-1].startswith("Error: ") and "has no train-images-idx3-ubyte" in lines[-1]
+    assert sum(line.startswith("Error") for line in lines) == 1 and "Traceback" not in result.output
+    result = invoke("train", "--dataset", "custom")
+    assert result.exit_code == 1 and "needs --data-dir" in result.stderr
+
+
+def test_eval_without_checkpoint_says_how_to_make_one():
+    """No checkpoint yet: exit 1 and a pointer to `mnistsoftmax train`."""
+    result = invoke("eval")
+    assert result.exit_code == 1 and "mnistsoftmax train" in result.stderr
+
+
+def test_eval_of_a_file_that_is_not_a_checkpoint(tmp_path):
+    """A random file as checkpoint is refused cleanly."""
+    bad = tmp_path / "x.npz"
+    bad.write_bytes(b"not a zip")
+    result = invoke("eval", bad)
+    assert result.exit_code == 1 and "not a mnistsoftmax checkpoint" in result.stderr
+
+
+def test_gradcheck_command():
+    """gradcheck prints every parameter of both models with its relative error, all ok."""
+    result = invoke("gradcheck", "--hidden", 8, "--batch-size", 4)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert [line.split()[:2] for line in lines] == [
+        ["linear", "W"],
+        ["linear", "b"],
+        ["mlp", "W1"],
+        ["mlp", "b1"],
+        ["mlp", "W2"],
+        ["mlp", "b2"],
+    ]
+    assert all(line.endswith("ok") for line in lines)
+
+
+def test_download_command(registered_tiny, http_server):
+    """download fetches into the cache and prints the folder."""
+    served, _ = registered_tiny
+    result = invoke("download", "--mirror", http_server(served))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().endswith("mnist")
+
+
+def test_python_dash_m():
+    """`python -m mnistsoftmax` runs the same command line."""
+    proc = subprocess.run([sys.executable, "-m", "mnistsoftmax", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "train" in proc.stdout
