@@ -173,7 +173,8 @@ def train(**options):
     from mnistsoftmax.models import build_model
 
     out = options.pop("out") or checkpoint.default_path()
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()}
+    order = [p.name for p in click.get_current_context().command.params]  # as declared, not as typed
+    config = {k: (str(options[k]) if isinstance(options[k], Path) else options[k]) for k in order if k in options}
     log("config: " + " ".join(f"{k.replace('_', '-')}={v}" for k, v in config.items() if v is not None))
 
     data = datasets.load(options["dataset"], options["data_dir"], options["mirror"])

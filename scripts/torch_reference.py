@@ -1,0 +1,120 @@
+"""The same training in PyTorch, as a reference for accuracy and speed (never used by the package).
+
+Same architecture, same initial weights (drawn by mnistsoftmax from the same seed), same
+validation split, same minibatch order, same SGD (momentum, L2 as 2*reg*W on weights only, the
+same learning-rate schedule), float32, on the CPU.
+
+    pip install torch==2.13.0
+    python scripts/torch_reference.py --config configs/mlp.toml --data-dir data/mnist
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+import tomllib
+
+import numpy as np
+import torch
+
+from mnistsoftmax import datasets
+from mnistsoftmax.models import build_model
+from mnistsoftmax.optim import learning_rate
+from mnistsoftmax.training import Normalization, flat, split_validation
+
+DEFAULTS = {"model": "mlp", "hidden": 256, "epochs": 10, "batch-size": 128, "lr": 0.05, "momentum": 0.9,
+            "weight-decay": 0.0, "schedule": "cosine", "seed": 0, "val-split": 0.1}  # fmt: skip
+
+
+class TorchModel(torch.nn.Module):
+    """Parameters in mnistsoftmax's layout (W is inputs x outputs), so the weights copy over as they are."""
+
+    def __init__(self, params: dict[str, np.ndarray]):
+        super().__init__()
+        self.names = list(params)
+        for name, value in params.items():
+            self.register_parameter(name, torch.nn.Parameter(torch.from_numpy(value.copy())))
+
+    def forward(self, x):
+        if "W" in self.names:
+            return x @ self.W + self.b
+        return torch.relu(x @ self.W1 + self.b1) @ self.W2 + self.b2
+
+
+def prepare(config: dict, data):
+    """The initial parameters, the training/validation split and the normalisation, drawn exactly as
+    `mnistsoftmax train` draws them; returns (params, train_idx, norm, rng ready for shuffling)."""
+    rng = np.random.default_rng(config["seed"])
+    model = build_model(config["model"], rng, config["hidden"])
+    train_idx, _ = split_validation(len(data.train.labels), config["val-split"], rng)
+    norm = Normalization.of(data.train.images[train_idx])
+    return model.params, train_idx, norm, rng
+
+
+def train_torch(config: dict, data, threads: int = 2, on_epoch=None):
+    """Train in PyTorch; returns (model, per-epoch seconds, test accuracy)."""
+    torch.set_num_threads(threads)
+    params, train_idx, norm, rng = prepare(config, data)
+    model = TorchModel(params)
+    weights = [p for n, p in model.named_parameters() if n.startswith("W")]
+    biases = [p for n, p in model.named_parameters() if n.startswith("b")]
+    optimizer = torch.optim.SGD(
+        [{"params": weights, "weight_decay": 2 * config["weight-decay"]}, {"params": biases, "weight_decay": 0.0}],
+        lr=config["lr"], momentum=config["momentum"],
+    )  # fmt: skip
+    X = torch.from_numpy(norm.apply(flat(data.train.images[train_idx])))
+    y = torch.from_numpy(data.train.labels[train_idx].astype(np.int64))
+    n, bs = len(y), min(config["batch-size"], len(y))
+    steps_per_epoch = math.ceil(n / bs)
+    total = config["epochs"] * steps_per_epoch
+    step, seconds = 0, []
+    for epoch in range(config["epochs"]):
+        started = time.perf_counter()
+        order = torch.from_numpy(rng.permutation(n))
+        for i in range(steps_per_epoch):
+            idx = order[i * bs : (i + 1) * bs]
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config["schedule"], config["lr"], step, total)
+            loss = torch.nn.functional.cross_entropy(model(X[idx]), y[idx])
+            optimizer.zero_grad(set_to_none=False)
+            loss.backward()
+            optimizer.step()
+            step += 1
+        seconds.append(time.perf_counter() - started)
+        if on_epoch:
+            on_epoch(epoch + 1, float(loss), seconds[-1])
+    with torch.no_grad():
+        Xt = torch.from_numpy(norm.apply(flat(data.test.images)))
+        predicted = model(Xt).argmax(dim=1).numpy()
+    return model, seconds, float((predicted == data.test.labels).mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--dataset", default="mnist")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    with open(args.config, "rb") as f:
+        config = {**DEFAULTS, **tomllib.load(f)}
+    if args.seed is not None:
+        config["seed"] = args.seed
+    data = datasets.load(args.dataset, args.data_dir)
+    started = time.perf_counter()
+
+    def report(epoch, loss, seconds):
+        print(f"epoch {epoch}: last batch loss {loss:.4f}, {seconds:.1f}s")
+
+    _, seconds, accuracy = train_torch(config, data, args.threads, on_epoch=report)
+    total = time.perf_counter() - started
+    print(
+        f"pytorch {torch.__version__} {config['model']} {args.dataset} seed {config['seed']}: "
+        f"test accuracy {100 * accuracy:.2f}%  training {sum(seconds):.1f}s  total {total:.1f}s"
+    )
+
+
+if __name__ == "__main__":
+    main()
