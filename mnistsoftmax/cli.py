@@ -173,6 +173,8 @@ def train(**options):
     from mnistsoftmax.models import build_model
 
     out = options.pop("out") or checkpoint.default_path()
+    if options["data_dir"] is not None:  # absolute, so that eval finds it from any folder
+        options["data_dir"] = options["data_dir"].resolve()
     order = [p.name for p in click.get_current_context().command.params]  # as declared, not as typed
     config = {k: (str(options[k]) if isinstance(options[k], Path) else options[k]) for k in order if k in options}
     log("config: " + " ".join(f"{k.replace('_', '-')}={v}" for k, v in config.items() if v is not None))
@@ -227,12 +229,16 @@ def train(**options):
     click.echo(f"checkpoint: {out}")
 
 
+def _class_label(i: int, class_names) -> str:
+    """'3' for a digit, '3 Dress' where the class has a name of its own."""
+    return str(i) if class_names[i] == str(i) else f"{i} {class_names[i]}"
+
+
 def _format_confusion(confusion, class_names) -> str:
     width = max(6, len(str(confusion.max())) + 1)
     lines = ["true \\ predicted".ljust(18) + "".join(f"{i:>{width}}" for i in range(len(confusion)))]
     for i, row in enumerate(confusion):
-        label = f"{i} {class_names[i]}"[:17]
-        lines.append(label.ljust(18) + "".join(f"{v:>{width}}" for v in row))
+        lines.append(_class_label(i, class_names)[:17].ljust(18) + "".join(f"{v:>{width}}" for v in row))
     return "\n".join(lines)
 
 
@@ -275,7 +281,8 @@ def evaluate(checkpoint_path, dataset, data_dir, mirror, as_json):
     click.echo(f"loss {result.loss:.4f}  accuracy {100 * result.accuracy:.2f}%")
     click.echo("per-class accuracy:")
     for i, acc in enumerate(result.per_class):
-        click.echo(f"  {i} {data.class_names[i]:<12} " + ("   n/a" if math.isnan(acc) else f"{100 * acc:6.2f}%"))
+        label = _class_label(i, data.class_names)
+        click.echo(f"  {label:<14} " + ("   n/a" if math.isnan(acc) else f"{100 * acc:6.2f}%"))
     click.echo("confusion matrix (rows: true class, columns: predicted):")
     click.echo(_format_confusion(result.confusion, data.class_names))
 

@@ -60,6 +60,7 @@ def test_checkpoint_stores_resolved_config(tiny_data, tmp_path):
     _, meta = checkpoint.load(out)
     assert meta["config"]["model"] == "linear" and meta["config"]["epochs"] == 2
     assert meta["dataset"] == "custom" and set(meta["normalization"]) == {"mean", "std"}
+    assert meta["config"]["data_dir"] == str(tiny_data.resolve())  # absolute: eval works from anywhere
     assert 0 < meta["metrics"]["test_accuracy"] <= 1
     assert (tmp_path / "run" / "m.metrics.jsonl").exists()
 
