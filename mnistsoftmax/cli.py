@@ -327,3 +327,60 @@ def gradcheck(model, hidden, batch_size, weight_decay, seed, tolerance):
             click.echo(f"{kind:<6} {name:<3} relative error {err:.2e}  {verdict}")
     if worst >= tolerance:
         raise click.ClickException(f"the largest relative error {worst:.2e} is above {tolerance:.0e}")
+
+
+@main.command()
+@click.argument("images", nargs=-1, required=True, metavar="IMAGE...")
+@click.option(
+    "--checkpoint",
+    "checkpoint_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Checkpoint to use; default: the one train saved last in its default place.",
+)
+@click.option(
+    "--top-k",
+    type=click.IntRange(1, 10),
+    default=3,
+    show_default=True,
+    help="How many of the most likely classes to show.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per image.")
+@click.option(
+    "--save-preprocessed",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write each image as the model saw it (28x28 PNG).",
+)
+@translate_errors
+def predict(images, checkpoint_path, top_k, as_json, save_preprocessed):
+    """Classify your own images (PNG, JPEG, BMP, GIF, TIFF, WebP; - reads standard input).
+
+    Each image is brought into MNIST's form first: grayscale, light ink on dark, cropped to the
+    ink, scaled to fit 20x20, centred by its centre of mass in 28x28.
+    """
+    from mnistsoftmax import checkpoint
+    from mnistsoftmax.predict import predict_files
+
+    model, meta = checkpoint.load(checkpoint_path or checkpoint.default_path())
+    if save_preprocessed is not None:
+        try:
+            save_preprocessed.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise click.ClickException(f"cannot create {save_preprocessed}: {exc.strerror or exc}") from None
+    stdin = sys.stdin.buffer.read() if "-" in images else None
+    results = predict_files(model, meta, images, top_k, stdin=stdin, save_dir=save_preprocessed)
+    for r in results:
+        if "error" in r:
+            log(f"Error: {r['error']}")
+    if as_json:
+        click.echo(json.dumps(results))
+    else:
+        names = meta.get("class_names") or [str(i) for i in range(10)]
+        for r in results:
+            if "error" not in r:
+                ranked = ", ".join(f"{_class_label(d, names)} {100 * p:.1f}%" for d, p in r["top_k"])
+                click.echo(
+                    f"{r['file']}: {_class_label(r['digit'], names)} ({100 * r['probability']:.1f}%)  "
+                    f"top {len(r['top_k'])}: {ranked}"
+                )
+    if any("error" in r for r in results):
+        sys.exit(1)

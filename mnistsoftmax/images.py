@@ -1,0 +1,151 @@
+"""A user's image -> a 28x28 input in MNIST's own form.
+
+MNIST's digits were made like this: black-and-white scans, size-normalised so the digit fits a
+20x20 box with its aspect ratio kept (anti-aliasing gives the grey levels), then placed in a
+28x28 field so that the centre of mass of the ink lies at the centre. Light ink on a dark
+background. A digit photographed or drawn by a user is brought into the same form:
+
+    grayscale -> ink polarity from the border -> paper level removed -> crop to the ink
+    -> longer side 20 px (anti-aliased) -> centre of mass at the centre of 28x28 -> uint8
+
+The normalisation stored in the checkpoint is applied afterwards, by the model's caller.
+Only numpy and Pillow are imported here: `predict` must start quickly.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from mnistsoftmax import MnistSoftmaxError
+
+MAX_PIXELS = 50_000_000  # refuse larger images (decompression bombs); a 12 MP photo is 12,000,000
+FIELD = 28
+BOX = 20
+INK_THRESHOLD = 0.25  # of the ink range: what counts as ink for the bounding box and blank test
+MIN_CONTRAST = 0.08  # ink range (in 0-1 grey levels) below which the image is called blank
+
+
+class ImageError(MnistSoftmaxError):
+    """An image could not be read or holds nothing to classify."""
+
+
+def read_grayscale(source: str | Path | bytes, name: str | None = None) -> np.ndarray:
+    """Read an image file (or its bytes) -> float64 grey levels in [0, 1], (H, W).
+
+    EXIF orientation is applied; the first frame of an animation is used; a transparent
+    background counts as paper (it is laid over the opposite of the ink's colour).
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    name = name or str(source)
+    if isinstance(source, bytes):
+        if not source:
+            raise ImageError(f"{name}: empty input, not an image")
+        fp = io.BytesIO(source)
+    else:
+        path = Path(source)
+        if path.is_dir():
+            raise ImageError(f"{name}: is a folder, not an image")
+        if not path.exists():
+            raise ImageError(f"{name}: no such file")
+        if path.stat().st_size == 0:
+            raise ImageError(f"{name}: empty file, not an image")
+        fp = path
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(fp) as im:
+                pixels = im.width * im.height
+                if pixels > MAX_PIXELS:
+                    raise ImageError(
+                        f"{name}: {im.width}x{im.height} = {pixels:,} pixels is above the limit of "
+                        f"{MAX_PIXELS:,} (refused as a possible decompression bomb)"
+                    )
+                im.seek(0)
+                im = ImageOps.exif_transpose(im)
+                return _to_gray(im)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP, ...)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # Pillow's own, larger limit
+        raise ImageError(
+            f"{name}: the image is above the limit of {MAX_PIXELS:,} pixels (refused as a possible decompression bomb)"
+        ) from None
+    except PermissionError as exc:
+        raise ImageError(f"{name}: cannot read ({exc.strerror})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # truncated or damaged data
+        raise ImageError(f"{name}: damaged or truncated image ({exc})") from None
+
+
+def _to_gray(im) -> np.ndarray:
+    """A Pillow image in any mode -> grey levels in [0, 1] (H, W), transparency as paper."""
+    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        return np.asarray(im, dtype=np.float64) / 65535.0
+    if im.mode in ("I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        lo, hi = float(a.min()), float(a.max())
+        return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+    has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info)
+    if not has_alpha:
+        return np.asarray(im.convert("L"), dtype=np.float64) / 255.0
+    rgba = np.asarray(im.convert("RGBA"), dtype=np.float64) / 255.0
+    gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114])  # ITU-R 601 luma, as Pillow's "L"
+    alpha = rgba[..., 3]
+    opaque = alpha > 0.5
+    # Paper is the opposite of the ink: dark strokes on transparency are laid on white, light on black.
+    paper = 1.0 if not opaque.any() or gray[opaque].mean() < 0.5 else 0.0
+    return alpha * gray + (1 - alpha) * paper
+
+
+def to_mnist(gray: np.ndarray, name: str = "image") -> np.ndarray:
+    """Grey levels (H, W) in [0, 1] -> a 28x28 uint8 digit in MNIST's form (light ink on black)."""
+    from PIL import Image
+
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    paper = float(np.median(border))
+    if paper > 0.5:  # dark ink on light paper: invert to MNIST's light ink on dark
+        gray, paper = 1.0 - gray, 1.0 - paper
+    ink = gray - paper  # the paper's own grey level becomes 0
+    top = float(ink.max())
+    if top < MIN_CONTRAST:
+        raise ImageError(f"{name}: no ink found: the image is blank (contrast {top:.3f} of 1)")
+    ink = np.clip(ink / top, 0.0, 1.0)
+    rows = np.flatnonzero((ink > INK_THRESHOLD).any(axis=1))
+    cols = np.flatnonzero((ink > INK_THRESHOLD).any(axis=0))
+    ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+    h, w = ink.shape
+    scale = BOX / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    # Lanczos over a float image: anti-aliased down-scaling, as MNIST's normalisation did.
+    small = np.asarray(Image.fromarray(ink.astype(np.float32), mode="F").resize(size, Image.Resampling.LANCZOS))
+    small = np.clip(small, 0.0, 1.0)
+
+    # Centre of mass of the ink to pixel (14, 14), by a whole-pixel shift. MNIST's own digits have
+    # their centre of mass there (mean over the test set: row 14.00, column 14.01), not at 13.5.
+    mass = small.sum()
+    cy = (small.sum(axis=1) @ np.arange(small.shape[0])) / mass
+    cx = (small.sum(axis=0) @ np.arange(small.shape[1])) / mass
+    top_left_y = int(round(FIELD / 2 - cy))
+    top_left_x = int(round(FIELD / 2 - cx))
+    field = np.zeros((FIELD, FIELD))
+    _paste(field, small, top_left_y, top_left_x)
+    return np.round(field * 255).astype(np.uint8)
+
+
+def _paste(field: np.ndarray, patch: np.ndarray, y: int, x: int) -> None:
+    """Write patch into field with its top-left corner at (y, x), clipping at the edges."""
+    y0, x0 = max(y, 0), max(x, 0)
+    y1, x1 = min(y + patch.shape[0], field.shape[0]), min(x + patch.shape[1], field.shape[1])
+    field[y0:y1, x0:x1] = patch[y0 - y : y1 - y, x0 - x : x1 - x]
+
+
+def preprocess(source: str | Path | bytes, name: str | None = None) -> np.ndarray:
+    """An image file (or its bytes) -> 28x28 uint8 in MNIST's form."""
+    name = name or str(source)
+    return to_mnist(read_grayscale(source, name), name)

@@ -1,0 +1,52 @@
+"""Prediction on a user's images: preprocess each, one forward pass, softmax, top-k.
+
+Kept apart from training.py's heavier neighbours so that `predict` imports only numpy, Pillow and
+the model code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mnistsoftmax.functional import softmax
+from mnistsoftmax.images import ImageError, preprocess
+from mnistsoftmax.training import Normalization, logits
+
+
+def predict_files(
+    model, meta: dict, sources, top_k: int = 3, stdin: bytes | None = None, save_dir: Path | None = None
+) -> list[dict]:
+    """One result per source: {file, digit, probability, top_k: [[class, p], ...]} or {file, error}.
+
+    "-" stands for `stdin` (bytes). Failing images do not stop the others.
+    """
+    results, inputs = [], []
+    for source in sources:
+        name = "<stdin>" if source == "-" else str(source)
+        try:
+            digit = preprocess(stdin if source == "-" else source, name)
+        except ImageError as exc:
+            results.append({"file": name, "error": str(exc)})
+            continue
+        if save_dir is not None:
+            _save_png(digit, save_dir / f"{'stdin' if source == '-' else Path(source).name}.28x28.png")
+        results.append({"file": name})
+        inputs.append(digit)
+    if inputs:
+        norm = Normalization(**meta["normalization"])
+        probabilities = softmax(logits(model, np.stack(inputs), norm).astype(np.float64))
+        ok = (r for r in results if "error" not in r)
+        for r, p in zip(ok, probabilities, strict=True):
+            ranked = np.argsort(-p, kind="stable")[:top_k]
+            r.update(
+                digit=int(ranked[0]), probability=float(p[ranked[0]]), top_k=[[int(c), float(p[c])] for c in ranked]
+            )
+    return results
+
+
+def _save_png(digit: np.ndarray, path: Path) -> None:
+    from PIL import Image
+
+    Image.fromarray(digit, mode="L").save(path)
