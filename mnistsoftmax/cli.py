@@ -167,10 +167,7 @@ def download(dataset, data_dir, mirror):
 @translate_errors
 def train(**options):
     """Train a classifier and save a checkpoint (with a .metrics.jsonl file beside it)."""
-    import numpy as np
-
     from mnistsoftmax import checkpoint, datasets, training
-    from mnistsoftmax.models import build_model
 
     out = options.pop("out") or checkpoint.default_path()
     if options["data_dir"] is not None:  # absolute, so that eval finds it from any folder
@@ -180,17 +177,14 @@ def train(**options):
     log("config: " + " ".join(f"{k.replace('_', '-')}={v}" for k, v in config.items() if v is not None))
 
     data = datasets.load(options["dataset"], options["data_dir"], options["mirror"])
-    rng = np.random.default_rng(options["seed"])
-    model = build_model(options["model"], rng, options["hidden"])
-    train_idx, val_idx = training.split_validation(len(data.train.labels), options["val_split"], rng)
-    if len(train_idx) == 0:
-        raise click.UsageError(f"--val-split {options['val_split']} leaves no training samples")
-    train_images, train_labels = data.train.images[train_idx], data.train.labels[train_idx]
-    validation = (data.train.images[val_idx], data.train.labels[val_idx]) if len(val_idx) else None
-    norm = training.Normalization.of(train_images)
-    probe = validation or (train_images[:10000], train_labels[:10000])
+    run = training.prepare_run(
+        data.train.images, data.train.labels, options["model"], options["hidden"], options["val_split"], options["seed"]
+    )
+    model, norm, validation = run.model, run.norm, run.validation
+    probe = validation or (run.images[:10000], run.labels[:10000])
     initial = training.evaluate(model, *probe, norm)
-    log(f"{data.name}: {len(train_idx)} training, {len(val_idx)} validation, {len(data.test.labels)} test images")
+    n_val = len(validation[1]) if validation else 0
+    log(f"{data.name}: {len(run.labels)} training, {n_val} validation, {len(data.test.labels)} test images")
     log(f"loss before training: {initial.loss:.4f}  (ln 10 = {math.log(10):.4f}: every class near 10 %)")
 
     settings = training.TrainSettings(
@@ -207,7 +201,7 @@ def train(**options):
     metrics.write({"type": "init", "loss": initial.loss, "accuracy": initial.accuracy})
     hooks = training.Hooks(progress=_progress_bar, on_record=metrics.write, log=log)
     try:
-        epochs = training.train(model, train_images, train_labels, norm, settings, rng, validation, hooks)
+        epochs = training.train(model, run.images, run.labels, norm, settings, run.rng, validation, hooks)
         test = training.evaluate(model, data.test.images, data.test.labels, norm)
         metrics.write({"type": "test", **test.as_dict()})
     finally:

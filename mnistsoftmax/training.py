@@ -130,6 +130,36 @@ def split_validation(n: int, fraction: float, rng: np.random.Generator) -> tuple
 
 
 @dataclass
+class Run:
+    """What a training run starts from; see prepare_run."""
+
+    model: object
+    images: np.ndarray  # (N, 28, 28) uint8, the training part
+    labels: np.ndarray  # (N,)
+    validation: tuple[np.ndarray, np.ndarray] | None
+    norm: Normalization
+    rng: np.random.Generator  # continues with the per-epoch shuffles
+
+
+def prepare_run(images: np.ndarray, labels: np.ndarray, kind: str, hidden: int, val_split: float, seed: int) -> Run:
+    """Everything random about a run, drawn in a fixed order from one generator seeded by `seed`:
+    the initial weights, then the validation split; the same generator then shuffles each epoch.
+    The PyTorch reference relies on this order to reproduce a run exactly."""
+    from mnistsoftmax.models import build_model
+
+    rng = np.random.default_rng(seed)
+    model = build_model(kind, rng, hidden)
+    train_idx, val_idx = split_validation(len(labels), val_split, rng)
+    if len(train_idx) == 0:
+        raise MnistSoftmaxError(
+            f"a validation split of {val_split} leaves none of the {len(labels)} samples to train on"
+        )
+    validation = (images[val_idx], labels[val_idx]) if len(val_idx) else None
+    train_images = images[train_idx]
+    return Run(model, train_images, labels[train_idx], validation, Normalization.of(train_images), rng)
+
+
+@dataclass
 class Hooks:
     """What the loop reports, and to whom; every hook is optional."""
 

@@ -19,9 +19,8 @@ import numpy as np
 import torch
 
 from mnistsoftmax import datasets
-from mnistsoftmax.models import build_model
 from mnistsoftmax.optim import learning_rate
-from mnistsoftmax.training import Normalization, flat, split_validation
+from mnistsoftmax.training import flat, prepare_run
 
 DEFAULTS = {"model": "mlp", "hidden": 256, "epochs": 10, "batch-size": 128, "lr": 0.05, "momentum": 0.9,
             "weight-decay": 0.0, "schedule": "cosine", "seed": 0, "val-split": 0.1}  # fmt: skip
@@ -42,29 +41,22 @@ class TorchModel(torch.nn.Module):
         return torch.relu(x @ self.W1 + self.b1) @ self.W2 + self.b2
 
 
-def prepare(config: dict, data):
-    """The initial parameters, the training/validation split and the normalisation, drawn exactly as
-    `mnistsoftmax train` draws them; returns (params, train_idx, norm, rng ready for shuffling)."""
-    rng = np.random.default_rng(config["seed"])
-    model = build_model(config["model"], rng, config["hidden"])
-    train_idx, _ = split_validation(len(data.train.labels), config["val-split"], rng)
-    norm = Normalization.of(data.train.images[train_idx])
-    return model.params, train_idx, norm, rng
-
-
 def train_torch(config: dict, data, threads: int = 2, on_epoch=None):
     """Train in PyTorch; returns (model, per-epoch seconds, test accuracy)."""
     torch.set_num_threads(threads)
-    params, train_idx, norm, rng = prepare(config, data)
-    model = TorchModel(params)
+    # The initial weights, split and shuffles drawn exactly as `mnistsoftmax train` draws them.
+    run = prepare_run(data.train.images, data.train.labels, config["model"], config["hidden"],
+                      config["val-split"], config["seed"])  # fmt: skip
+    norm, rng = run.norm, run.rng
+    model = TorchModel(run.model.params)
     weights = [p for n, p in model.named_parameters() if n.startswith("W")]
     biases = [p for n, p in model.named_parameters() if n.startswith("b")]
     optimizer = torch.optim.SGD(
         [{"params": weights, "weight_decay": 2 * config["weight-decay"]}, {"params": biases, "weight_decay": 0.0}],
         lr=config["lr"], momentum=config["momentum"],
     )  # fmt: skip
-    X = torch.from_numpy(norm.apply(flat(data.train.images[train_idx])))
-    y = torch.from_numpy(data.train.labels[train_idx].astype(np.int64))
+    X = torch.from_numpy(norm.apply(flat(run.images)))
+    y = torch.from_numpy(run.labels.astype(np.int64))
     n, bs = len(y), min(config["batch-size"], len(y))
     steps_per_epoch = math.ceil(n / bs)
     total = config["epochs"] * steps_per_epoch
