@@ -120,18 +120,15 @@ def relu_forward(H: np.ndarray, out: np.ndarray | None = None):
     return A, A
 
 
-def relu_backward(dA: np.ndarray, cache, out: np.ndarray | None = None) -> np.ndarray:
+def relu_backward(dA: np.ndarray, cache, out: np.ndarray | None = None, mask: np.ndarray | None = None):
     """dH = dA where the unit was active (A > 0), else 0; (N, H) -> (N, H).
 
-    At H = 0 exactly the subgradient 0 is taken, as every framework does.
+    At H = 0 exactly the subgradient 0 is taken, as every framework does. With buffers, `mask`
+    (bool, like A) receives A > 0 and `out` (which may be dA itself) receives the result.
     """
     A = cache
-    if out is None:
-        return np.where(A > 0, dA, 0).astype(dA.dtype, copy=False)
-    # Multiply by the 0/1 mask without a boolean temporary: sign(A) is 0 or 1 since A >= 0.
-    np.sign(A, out=out)
-    np.multiply(out, dA, out=out)
-    return out
+    mask = np.greater(A, 0, out=mask)
+    return np.multiply(dA, mask, out=out)
 
 
 def l2_penalty(weights: list[np.ndarray], reg: float) -> float:

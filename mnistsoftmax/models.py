@@ -107,7 +107,7 @@ class MLP:
     def workspace(self, capacity: int) -> Workspace:
         s, dtype = self.sizes, self.params["W1"].dtype
         H, C = s["hidden"], s["classes"]
-        return Workspace(capacity, A=((H,), dtype), Z=((C,), dtype), dA=((H,), dtype), dH=((H,), dtype))
+        return Workspace(capacity, A=((H,), dtype), Z=((C,), dtype), dA=((H,), dtype), mask=((H,), np.bool_))
 
     def forward(self, X: np.ndarray, ws: Workspace | None = None):
         """X (N, D) -> logits (N, C), cache."""
@@ -124,7 +124,7 @@ class MLP:
         n, g = len(dZ), grads if grads is not None else {}
         take = (lambda name: ws.take(name, n)) if ws is not None else (lambda name: None)
         dA, g["W2"], g["b2"] = affine_backward(dZ, cache2, dX=take("dA"), dW=g.get("W2"), db=g.get("b2"))  # (N, H)
-        dH = relu_backward(dA, cache_relu, out=take("dH"))  # (N, H)
+        dH = relu_backward(dA, cache_relu, out=dA, mask=take("mask"))  # (N, H), in place of dA
         _, g["W1"], g["b1"] = affine_backward(dH, cache1, dW=g.get("W1"), db=g.get("b1"), need_dX=False)
         return g
 

@@ -15,6 +15,12 @@ import numpy as np
 SCHEDULES = ("constant", "cosine", "step")
 
 
+# Elements per slice of the update: four slices of 64 Ki float32 (p, g, v, scratch) fit in a core's
+# L2 cache, so each parameter crosses main memory once per step instead of once per operation.
+# For W1 of an H = 1024 mlp this took the step from 1.32 ms to 0.71 ms (scripts/bench.py).
+CHUNK = 1 << 16
+
+
 class SGD:
     """SGD over a dict of parameters, updated in place, with no allocation per step."""
 
@@ -30,20 +36,25 @@ class SGD:
         self.weight_decay = weight_decay
         self.decay_names = frozenset(decay_names)
         self.velocity = {name: np.zeros_like(p) for name, p in params.items()}
-        self._scratch = {name: np.empty_like(p) for name, p in params.items()}
+        dtype = next(iter(params.values())).dtype if params else np.float32
+        self._scratch = np.empty(min(CHUNK, max((p.size for p in params.values()), default=0)), dtype)
 
     def step(self, grads: dict[str, np.ndarray], lr: float) -> None:
-        """Update every parameter with learning rate lr. Writes into `grads` (adds the decay term)."""
+        """Update every parameter with learning rate lr. `grads` is only read."""
         for name, p in self.params.items():
-            g, scratch = grads[name], self._scratch[name]
-            if self.weight_decay and name in self.decay_names:
-                g += np.multiply(p, 2.0 * self.weight_decay, out=scratch)
-            if self.momentum:
-                v = self.velocity[name]
-                v *= self.momentum
-                v += g
-                g = v
-            p -= np.multiply(g, lr, out=scratch)
+            decay = 2.0 * self.weight_decay if name in self.decay_names else 0.0
+            p_flat, g_flat, v_flat = p.reshape(-1), grads[name].reshape(-1), self.velocity[name].reshape(-1)
+            for start in range(0, p.size, CHUNK):
+                part = slice(start, start + CHUNK)
+                p_, g_, v_ = p_flat[part], g_flat[part], v_flat[part]
+                scratch = self._scratch[: len(p_)]
+                if decay:
+                    g_ = np.add(g_, np.multiply(p_, decay, out=scratch), out=scratch)  # g + 2 reg W
+                if self.momentum:
+                    v_ *= self.momentum
+                    v_ += g_
+                    g_ = v_
+                p_ -= np.multiply(g_, lr, out=scratch)
 
 
 def learning_rate(schedule: str, base_lr: float, step: int, total_steps: int) -> float:

@@ -75,7 +75,7 @@ def train_torch(config: dict, data, threads: int = 2, on_epoch=None):
             step += 1
         seconds.append(time.perf_counter() - started)
         if on_epoch:
-            on_epoch(epoch + 1, float(loss), seconds[-1])
+            on_epoch(epoch + 1, loss.item(), seconds[-1])
     with torch.no_grad():
         Xt = torch.from_numpy(norm.apply(flat(data.test.images)))
         predicted = model(Xt).argmax(dim=1).numpy()

@@ -24,7 +24,7 @@ def test_gradcheck_catches_a_wrong_backward(monkeypatch):
     """The check can fail: a backward that forgets the ReLU mask is reported."""
     from mnistsoftmax import models
 
-    monkeypatch.setattr(models, "relu_backward", lambda dA, cache, out=None: dA.copy())
+    monkeypatch.setattr(models, "relu_backward", lambda dA, cache, out=None, mask=None: dA.copy())
     assert check_model("mlp", seed=1, hidden=12, batch_size=6)["W1"] > 1e-3
 
 

@@ -1,0 +1,176 @@
+"""Training speed of mnistsoftmax against PyTorch on the CPU, same work, same threads.
+
+    python scripts/bench.py --data-dir data/mnist [--epochs 4] [--threads 2]
+
+Each row trains the same architecture from the same initial weights, with the same minibatch
+order and SGD settings, in float32, on all 60,000 MNIST training images: once with mnistsoftmax,
+once with PyTorch (when installed: `pip install torch==2.13.0`). Every measurement runs in a
+fresh process, so that its peak resident memory is its own.
+
+Columns: training samples/s (median over the epochs after the first), the ratio mnistsoftmax /
+PyTorch, GFLOP/s achieved (multiply-adds of the forward and backward matmuls, counted as 2) and
+its fraction of the machine's float32 matmul peak (measured here with a large numpy matmul),
+test accuracy of both after the same epochs, peak resident memory of each process. A last
+line gives the time from the `mnistsoftmax train` command to its first training batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROWS = [("linear", 0, 128), ("linear", 0, 512), ("mlp", 256, 128), ("mlp", 256, 512), ("mlp", 1024, 128),
+        ("mlp", 1024, 512)]  # fmt: skip
+SETTINGS = {"lr": 0.05, "momentum": 0.9, "weight-decay": 2e-4, "schedule": "cosine", "seed": 0, "val-split": 0.0}
+
+
+def flops_per_sample(kind: str, hidden: int, D: int = 784, C: int = 10) -> int:
+    """Multiply-adds x 2 of one sample's forward and backward matmuls.
+
+    linear: X W (forward) and X^T dZ (dW): 2 * 2DC. mlp: X W1, A W2 forward; A^T dZ, dZ W2^T,
+    X^T dH backward (no dX for the input): 2 * (2DH + 3HC).
+    """
+    return 4 * D * C if kind == "linear" else 2 * (2 * D * hidden + 3 * hidden * C)
+
+
+def matmul_peak(threads: int) -> float:
+    """GFLOP/s of a large float32 numpy matmul (best of 5): the machine's practical peak."""
+    import numpy as np
+
+    n = 4096
+    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    out = np.empty_like(a)
+    np.matmul(a, a, out=out)
+    best = min(_timed(lambda: np.matmul(a, a, out=out)) for _ in range(5))
+    return 2 * n**3 / best / 1e9
+
+
+def _timed(f) -> float:
+    started = time.perf_counter()
+    f()
+    return time.perf_counter() - started
+
+
+def worker(framework: str, kind: str, hidden: int, batch: int, epochs: int, data_dir: str, threads: int) -> dict:
+    """Train one row in this process; return samples/s, test accuracy and peak memory."""
+    from mnistsoftmax import datasets
+
+    data = datasets.load("mnist", data_dir, progressbar=False)
+    config = {**SETTINGS, "model": kind, "hidden": hidden or 1, "batch-size": batch, "epochs": epochs}
+    n = len(data.train.labels)
+    if framework == "numpy":
+        from mnistsoftmax.training import TrainSettings, evaluate, prepare_run, train
+
+        run = prepare_run(data.train.images, data.train.labels, kind, hidden or 1, 0.0, config["seed"])
+        settings = TrainSettings(epochs=epochs, batch_size=batch, lr=config["lr"], momentum=config["momentum"],
+                                 weight_decay=config["weight-decay"], schedule=config["schedule"])  # fmt: skip
+        records = train(run.model, run.images, run.labels, run.norm, settings, run.rng)
+        seconds = [r["seconds"] for r in records]
+        accuracy = evaluate(run.model, data.test.images, data.test.labels, run.norm).accuracy
+    else:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from torch_reference import train_torch
+
+        _, seconds, accuracy = train_torch(config, data, threads)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"samples_per_s": n / statistics.median(seconds[1:] or seconds), "accuracy": accuracy, "peak_mb": peak_mb}
+
+
+def run_worker(framework, kind, hidden, batch, args) -> dict | None:
+    command = [sys.executable, __file__, "--worker", framework, kind, str(hidden), str(batch),
+               "--epochs", str(args.epochs), "--data-dir", args.data_dir, "--threads", str(args.threads)]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True, env=thread_env(args.threads))
+    if proc.returncode != 0:
+        print(f"{framework} {kind} {hidden} {batch} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def thread_env(threads: int) -> dict:
+    env = dict(os.environ)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(threads)
+    return env
+
+
+def time_to_first_batch(data_dir: str) -> float:
+    """Seconds from starting `mnistsoftmax train` (cached data) to its first step record."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run.npz"
+        metrics = Path(tmp) / "run.metrics.jsonl"
+        command = [str(Path(sys.executable).with_name("mnistsoftmax")), "train", "--model", "mlp",
+                   "--data-dir", data_dir, "--epochs", "1", "--log-every", "1", "--out", str(out)]  # fmt: skip
+        started = time.perf_counter()
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            while True:
+                if metrics.exists() and '"type": "step"' in metrics.read_text():
+                    return time.perf_counter() - started
+                if proc.poll() is not None:
+                    raise RuntimeError("train ended before its first step")
+                time.sleep(0.002)
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", default="data/mnist")
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--worker", nargs=4, metavar=("FRAMEWORK", "MODEL", "HIDDEN", "BATCH"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        framework, kind, hidden, batch = args.worker
+        print(json.dumps(worker(framework, kind, int(hidden), int(batch), args.epochs, args.data_dir, args.threads)))
+        return 0
+
+    try:
+        import torch  # noqa: F401
+
+        have_torch = True
+    except ImportError:
+        have_torch = False
+    import numpy as np
+
+    peak = matmul_peak(args.threads)
+    print(f"machine: {os.cpu_count()} cores, numpy {np.__version__}, threads {args.threads}, "
+          f"float32 matmul peak {peak:.0f} GFLOP/s (numpy, 4096x4096)")  # fmt: skip
+    if have_torch:
+        print(f"pytorch {torch.__version__}")
+    print(f"{args.epochs} epochs on 60,000 images; samples/s is the median over epochs 2-{args.epochs}\n")
+    header = (
+        f"{'model':<12} {'batch':>5} {'numpy samples/s':>16} {'torch samples/s':>16} {'ratio':>6} {'GFLOP/s':>8} "
+        f"{'of peak':>7} {'acc numpy':>9} {'acc torch':>9} {'MB numpy':>8} {'MB torch':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for kind, hidden, batch in ROWS:
+        ours = run_worker("numpy", kind, hidden, batch, args)
+        theirs = run_worker("torch", kind, hidden, batch, args) if have_torch else None
+        if ours is None:
+            continue
+        name = kind if kind == "linear" else f"mlp H={hidden}"
+        gflops = ours["samples_per_s"] * flops_per_sample(kind, hidden) / 1e9
+        t = theirs or {"samples_per_s": float("nan"), "accuracy": float("nan"), "peak_mb": float("nan")}
+        print(f"{name:<12} {batch:>5} {ours['samples_per_s']:>16,.0f} {t['samples_per_s']:>16,.0f} "
+              f"{ours['samples_per_s'] / t['samples_per_s']:>5.2f}x {gflops:>8.1f} {gflops / peak:>7.0%} "
+              f"{100 * ours['accuracy']:>8.2f}% {100 * t['accuracy']:>8.2f}% {ours['peak_mb']:>8.0f} "
+              f"{t['peak_mb']:>8.0f}")  # fmt: skip
+    firsts = [time_to_first_batch(args.data_dir) for _ in range(3)]
+    print(f"\nfrom `mnistsoftmax train` to its first training batch (cached MNIST, median of 3): "
+          f"{statistics.median(firsts):.2f} s")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
