@@ -44,6 +44,18 @@ def metrics_path(checkpoint: Path) -> Path:
     return checkpoint.with_name(checkpoint.stem + ".metrics.jsonl")
 
 
+def interrupted_path(checkpoint: Path) -> Path:
+    """Where an interrupted run leaves its resumable checkpoint: beside, never over, the last good one."""
+    return checkpoint.with_name(checkpoint.stem + ".interrupted.npz")
+
+
+def _file_mode() -> int:
+    """rw for whom the umask allows: what open() would give (mkstemp makes files private, 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write(path: Path, write) -> None:
     """Call write(file) on a temporary file in path's folder, fsync it, then rename it over path.
 
@@ -52,6 +64,7 @@ def atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _file_mode())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -62,11 +75,49 @@ def atomic_write(path: Path, write) -> None:
         raise
 
 
-def save(path: Path, model, meta: dict) -> None:
-    """Write model parameters and metadata (JSON-serialisable dict) to `path`."""
+VELOCITY_PREFIX = "velocity."
+
+
+class MetricsFile:
+    """JSON lines written as training goes, into a hidden `.NAME.*.partial` file beside `path`.
+
+    commit() flushes, fsyncs and renames it to its final name; discard() removes it. A run that
+    is killed leaves only the partial file, never a metrics file that looks complete.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".partial")
+        self._tmp = Path(tmp)
+        os.fchmod(fd, _file_mode())
+        self._file = os.fdopen(fd, "w", encoding="utf-8")
+
+    def write(self, record: dict) -> None:
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()  # readable while training runs (tail -f the partial file)
+
+    def commit(self, path: Path | None = None) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self._tmp, path or self.path)
+
+    def discard(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+def save(path: Path, model, meta: dict, velocity: dict[str, np.ndarray] | None = None) -> None:
+    """Write model parameters and metadata (JSON-serialisable dict) to `path`, atomically.
+
+    `velocity` (the optimiser's momentum buffers) makes it a resumable checkpoint.
+    """
     meta = {**meta, "format": FORMAT_VERSION, "kind": model.kind, "sizes": model.sizes, "version": __version__}
     blob = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    arrays = {**model.params, META_KEY: blob}
+    extra = {VELOCITY_PREFIX + name: v for name, v in (velocity or {}).items()}
+    arrays = {**model.params, **extra, META_KEY: blob}
     try:
         atomic_write(Path(path), lambda f: np.savez(f, **arrays))
     except OSError as exc:
@@ -75,6 +126,25 @@ def save(path: Path, model, meta: dict) -> None:
 
 def load(path: Path):
     """Read a checkpoint -> (model, meta). Raises CheckpointError naming the file and the problem."""
+    model, meta, _ = _read(path)
+    return model, meta
+
+
+def load_resumable(path: Path):
+    """Read a checkpoint saved by an interrupted run -> (model, meta, velocity)."""
+    model, meta, velocity = _read(path)
+    if "resume" not in meta or set(velocity) != set(model.params):
+        raise CheckpointError(
+            f"{path} is a finished checkpoint, not one to resume: only a run stopped by Ctrl-C or "
+            f"SIGTERM leaves one (NAME.interrupted.npz)"
+        )
+    for name, v in velocity.items():
+        if v.shape != model.params[name].shape or v.dtype != model.params[name].dtype:
+            raise CheckpointError(f"{path}: the optimiser state of {name} does not match the parameter")
+    return model, meta, velocity
+
+
+def _read(path: Path):
     path = Path(path)
     if not path.exists():
         raise CheckpointError(
@@ -103,9 +173,10 @@ def load(path: Path):
     kind = meta.get("kind")
     if kind not in MODELS:
         raise CheckpointError(f"{path}: unknown model kind {kind!r} (expected one of {', '.join(MODELS)})")
+    velocity = {k.removeprefix(VELOCITY_PREFIX): arrays.pop(k) for k in list(arrays) if k.startswith(VELOCITY_PREFIX)}
     model = MODELS[kind](arrays)
     _check_shapes(path, model)
-    return model, meta
+    return model, meta, velocity
 
 
 def _check_shapes(path: Path, model) -> None:

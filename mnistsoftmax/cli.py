@@ -8,13 +8,16 @@ need them, so that `predict` and `--help` start quickly.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
+import signal
 import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from mnistsoftmax import MnistSoftmaxError, __version__
 
@@ -34,6 +37,11 @@ def translate_errors(command):
             return command(*args, **kwargs)
         except MnistSoftmaxError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # disk full, permission denied, ...: still one line
+            raise click.ClickException(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
+        except KeyboardInterrupt:
+            log("\ninterrupted")
+            sys.exit(130)
 
     return wrapper
 
@@ -164,63 +172,154 @@ def download(dataset, data_dir, mirror):
     show_default=True,
     help="Steps between loss records in the metrics file.",
 )
+@click.option(
+    "--resume",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Continue the run that Ctrl-C or SIGTERM stopped, from its NAME.interrupted.npz.",
+)
 @translate_errors
 def train(**options):
-    """Train a classifier and save a checkpoint (with a .metrics.jsonl file beside it)."""
+    """Train a classifier and save a checkpoint (with a .metrics.jsonl file beside it).
+
+    Ctrl-C (or SIGTERM) stops at the end of the current batch and saves NAME.interrupted.npz
+    beside the checkpoint; `train --resume` on that file finishes the run exactly as if it had
+    never stopped.
+    """
     from mnistsoftmax import checkpoint, datasets, training
 
-    out = options.pop("out") or checkpoint.default_path()
+    ctx = click.get_current_context()
+    resume_from = options.pop("resume")
+    given_out = options.pop("out")
     if options["data_dir"] is not None:  # absolute, so that eval finds it from any folder
         options["data_dir"] = options["data_dir"].resolve()
-    order = [p.name for p in click.get_current_context().command.params]  # as declared, not as typed
-    config = {k: (str(options[k]) if isinstance(options[k], Path) else options[k]) for k in order if k in options}
+    if resume_from is not None:
+        model, meta, velocity = checkpoint.load_resumable(resume_from)
+        _refuse_settings_with_resume(ctx)
+        config = dict(meta["config"])
+        for key in ("data_dir", "mirror"):  # the data may live elsewhere now
+            if ctx.get_parameter_source(key) is ParameterSource.COMMANDLINE:
+                config[key] = str(options[key]) if options[key] is not None else None
+        out = given_out or Path(meta["out"])
+        state = training.TrainState.from_meta(meta["resume"], velocity)
+        records = meta["records"]
+        log(f"resuming {resume_from} at epoch {state.epoch}, step {state.step}")
+    else:
+        order = [p.name for p in ctx.command.params]  # as declared, not as typed
+        config = {k: (str(options[k]) if isinstance(options[k], Path) else options[k]) for k in order if k in options}
+        out, state, records = given_out or checkpoint.default_path(), None, []
     log("config: " + " ".join(f"{k.replace('_', '-')}={v}" for k, v in config.items() if v is not None))
 
-    data = datasets.load(options["dataset"], options["data_dir"], options["mirror"])
+    data = datasets.load(config["dataset"], config["data_dir"], config["mirror"])
     run = training.prepare_run(
-        data.train.images, data.train.labels, options["model"], options["hidden"], options["val_split"], options["seed"]
+        data.train.images, data.train.labels, config["model"], config["hidden"], config["val_split"], config["seed"]
     )
-    model, norm, validation = run.model, run.norm, run.validation
-    probe = validation or (run.images[:10000], run.labels[:10000])
-    initial = training.evaluate(model, *probe, norm)
+    if resume_from is not None:
+        run.model = model  # the split and normalisation are redrawn from the seed; the weights are the saved ones
+    norm, validation = run.norm, run.validation
     n_val = len(validation[1]) if validation else 0
     log(f"{data.name}: {len(run.labels)} training, {n_val} validation, {len(data.test.labels)} test images")
-    log(f"loss before training: {initial.loss:.4f}  (ln 10 = {math.log(10):.4f}: every class near 10 %)")
 
     settings = training.TrainSettings(
-        epochs=options["epochs"],
-        batch_size=options["batch_size"],
-        lr=options["lr"],
-        momentum=options["momentum"],
-        weight_decay=options["weight_decay"],
-        schedule=options["schedule"],
-        log_every=options["log_every"],
+        epochs=config["epochs"],
+        batch_size=config["batch_size"],
+        lr=config["lr"],
+        momentum=config["momentum"],
+        weight_decay=config["weight_decay"],
+        schedule=config["schedule"],
+        log_every=config["log_every"],
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    metrics = training.MetricsFile(checkpoint.metrics_path(out))
-    metrics.write({"type": "init", "loss": initial.loss, "accuracy": initial.accuracy})
+    metrics = checkpoint.MetricsFile(checkpoint.metrics_path(out))
     hooks = training.Hooks(progress=_progress_bar, on_record=metrics.write, log=log)
     try:
-        epochs = training.train(model, run.images, run.labels, norm, settings, run.rng, validation, hooks)
-        test = training.evaluate(model, data.test.images, data.test.labels, norm)
-        metrics.write({"type": "test", **test.as_dict()})
-    finally:
-        metrics.close()
-    meta = {
+        for record in records:
+            hooks.emit(record)
+        if resume_from is None:
+            initial = training.evaluate(run.model, *(validation or (run.images[:10000], run.labels[:10000])), norm)
+            log(f"loss before training: {initial.loss:.4f}  (ln 10 = {math.log(10):.4f}: every class near 10 %)")
+            hooks.emit({"type": "init", "loss": initial.loss, "accuracy": initial.accuracy})
+        with _stop_requests() as stop:
+            hooks.should_stop = lambda: bool(stop)
+            try:
+                epochs = training.train(
+                    run.model, run.images, run.labels, norm, settings, run.rng, validation, hooks, resume=state
+                )
+            except training.Interrupted as exc:
+                saved = checkpoint.interrupted_path(out)
+                meta = {**_run_meta(data, norm, config), "out": str(out), "records": hooks.records,
+                        "resume": exc.state.to_meta()}  # fmt: skip
+                checkpoint.save(saved, run.model, meta, velocity=exc.state.velocity)
+                metrics.commit(checkpoint.metrics_path(saved))
+                log(f"{exc}: saved {saved}")
+                log(f"resume with: mnistsoftmax train --resume {saved}")
+                sys.exit(128 + stop[0])
+        test = training.evaluate(run.model, data.test.images, data.test.labels, norm)
+        hooks.emit({"type": "test", **test.as_dict()})
+        initial_loss = next(r["loss"] for r in hooks.records if r["type"] == "init")
+        meta = {
+            **_run_meta(data, norm, config),
+            "metrics": {
+                "initial_loss": initial_loss,
+                "final_epoch": epochs[-1],
+                "test_loss": test.loss,
+                "test_accuracy": test.accuracy,
+            },
+        }
+        checkpoint.save(out, run.model, meta)
+        metrics.commit()
+    except BaseException:
+        metrics.discard()  # no metrics file for a run that left no checkpoint
+        raise
+    if resume_from is not None and Path(resume_from) == checkpoint.interrupted_path(out):
+        Path(resume_from).unlink(missing_ok=True)  # used up: the finished checkpoint replaces it
+        checkpoint.metrics_path(Path(resume_from)).unlink(missing_ok=True)
+    click.echo(f"test loss {test.loss:.4f}  test accuracy {100 * test.accuracy:.2f}%")
+    click.echo(f"checkpoint: {out}")
+
+
+def _run_meta(data, norm, config) -> dict:
+    return {
         "dataset": data.name,
         "class_names": list(data.class_names),
         "normalization": {"mean": norm.mean, "std": norm.std},
         "config": config,
-        "metrics": {
-            "initial_loss": initial.loss,
-            "final_epoch": epochs[-1],
-            "test_loss": test.loss,
-            "test_accuracy": test.accuracy,
-        },
     }
-    checkpoint.save(out, model, meta)
-    click.echo(f"test loss {test.loss:.4f}  test accuracy {100 * test.accuracy:.2f}%")
-    click.echo(f"checkpoint: {out}")
+
+
+RESUME_KEEPS = {"resume", "out", "data_dir", "mirror"}
+
+
+def _refuse_settings_with_resume(ctx: click.Context) -> None:
+    """--resume continues with the run's own settings: refuse flags or a config file that change them."""
+    changed = [
+        p.opts[0]
+        for p in ctx.command.params
+        if p.name not in RESUME_KEEPS
+        and ctx.get_parameter_source(p.name) in (ParameterSource.COMMANDLINE, ParameterSource.DEFAULT_MAP)
+    ]
+    if changed:
+        raise click.UsageError(
+            f"--resume continues a run with the settings it was started with; drop {', '.join(changed)}"
+        )
+
+
+@contextlib.contextmanager
+def _stop_requests():
+    """While training: the first SIGINT or SIGTERM asks the loop to stop after the current batch
+    (the list yielded receives the signal number); a second one stops at once, saving nothing."""
+    received: list[int] = []
+
+    def handler(signum, frame):
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+        log("\nstopping after this batch to save a checkpoint (again to stop at once, saving nothing)")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _class_label(i: int, class_names) -> str:

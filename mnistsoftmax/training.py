@@ -7,12 +7,10 @@ minibatch is gathered into a reused buffer and normalised there, x = (pixel/255 
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -163,17 +161,51 @@ def prepare_run(images: np.ndarray, labels: np.ndarray, kind: str, hidden: int, 
 class Hooks:
     """What the loop reports, and to whom; every hook is optional."""
 
-    progress: Callable | None = (
-        None  # progress(total=..., desc=...) -> object with update(n), set_postfix_str(s), close()
-    )
-    on_record: Callable[[dict], None] | None = None  # each metrics record (step losses, epochs)
+    # progress(total=..., desc=...) -> an object with update(n), set_postfix_str(s), close()
+    progress: Callable | None = None
+    on_record: Callable[[dict], None] | None = None  # each metrics record as it is made
     log: Callable[[str], None] | None = None  # one line of human-readable progress
-    records: list = field(default_factory=list)
+    should_stop: Callable[[], bool] | None = None  # asked before every batch (Ctrl-C, SIGTERM)
+    records: list = field(default_factory=list)  # every record so far (init, steps, epochs)
 
     def emit(self, record: dict) -> None:
         self.records.append(record)
         if self.on_record:
             self.on_record(record)
+
+
+@dataclass
+class TrainState:
+    """Where a run stands at a batch boundary: enough, with the parameters, to go on bit for bit.
+
+    The generator's state is the one from the start of the current epoch: resuming draws that
+    epoch's permutation again and skips the batches already done.
+    """
+
+    epoch: int  # 1-based, the epoch in progress
+    batch: int  # the next batch of that epoch
+    step: int  # batches done in all
+    rng_state: dict  # np.random.Generator.bit_generator.state at the start of `epoch`
+    loss_sum: float  # of the epoch so far
+    correct: int  # of the epoch so far
+    window: float  # sum of the losses since the last step record
+    velocity: dict[str, np.ndarray]  # the optimiser's momentum buffers
+
+    def to_meta(self) -> dict:
+        """The JSON part (the velocity arrays are stored beside it)."""
+        return {k: getattr(self, k) for k in ("epoch", "batch", "step", "rng_state", "loss_sum", "correct", "window")}
+
+    @classmethod
+    def from_meta(cls, meta: dict, velocity: dict[str, np.ndarray]) -> TrainState:
+        return cls(**meta, velocity=velocity)
+
+
+class Interrupted(MnistSoftmaxError):
+    """Training stopped at a batch boundary on request; `state` says where."""
+
+    def __init__(self, state: TrainState):
+        super().__init__(f"interrupted at epoch {state.epoch}, step {state.step}")
+        self.state = state
 
 
 class _NullBar:
@@ -196,11 +228,14 @@ def train(
     rng: np.random.Generator,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     hooks: Hooks | None = None,
+    resume: TrainState | None = None,
 ) -> list[dict]:
     """Minibatch SGD over (images (N, 28, 28) uint8, labels (N,)); reshuffled every epoch from rng.
 
-    Returns the per-epoch records. Raises DivergenceError when the loss stops being finite
-    (the model's parameters are then not to be trusted).
+    Returns the per-epoch records of this call. Raises DivergenceError when the loss stops being
+    finite (the parameters are then not to be trusted), and Interrupted when hooks.should_stop()
+    says so before a batch. `resume` continues from an Interrupted's state: the parameters must
+    be the ones it had, and the result is bit-identical to a run that was never interrupted.
     """
     hooks = hooks or Hooks()
     pixels = flat(images)
@@ -220,21 +255,32 @@ def train(
     optimizer = SGD(model.params, settings.momentum, settings.weight_decay, model.weight_names)
     labels = labels.astype(np.intp)
 
+    if resume is not None:
+        for name, v in resume.velocity.items():
+            optimizer.velocity[name][...] = v
+        rng.bit_generator.state = resume.rng_state
+        first_epoch, first_batch, step, window = resume.epoch, resume.batch, resume.step, resume.window
+    else:
+        first_epoch, first_batch, step, window = 1, 0, 0, 0.0
+
     epochs = []
-    step, window = 0, 0.0  # window: sum of the losses since the last step record
     # Overflow on the way to divergence is expected: it is caught as a non-finite loss.
     with np.errstate(over="ignore", invalid="ignore"):
-        for epoch in range(1, settings.epochs + 1):
+        for epoch in range(first_epoch, settings.epochs + 1):
             started = time.perf_counter()
+            epoch_rng_state = rng.bit_generator.state
             order = rng.permutation(n)
-            bar = (
-                hooks.progress(total=steps_per_epoch, desc=f"epoch {epoch}/{settings.epochs}")
-                if hooks.progress
-                else _NullBar()
-            )
-            loss_sum, correct = 0.0, 0
+            resuming = resume is not None and epoch == first_epoch
+            start = first_batch if resuming else 0
+            loss_sum, correct = (resume.loss_sum, resume.correct) if resuming else (0.0, 0)
+            desc = f"epoch {epoch}/{settings.epochs}"
+            bar = hooks.progress(total=steps_per_epoch, desc=desc, initial=start) if hooks.progress else _NullBar()
             try:
-                for i in range(steps_per_epoch):
+                for i in range(start, steps_per_epoch):
+                    if hooks.should_stop and hooks.should_stop():
+                        raise Interrupted(
+                            TrainState(epoch, i, step, epoch_rng_state, loss_sum, correct, window, optimizer.velocity)
+                        )
                     idx = order[i * bs : (i + 1) * bs]
                     m = len(idx)
                     x = norm.apply(np.take(pixels, idx, axis=0, out=pixel_buf[:m]), out=x_buf[:m], dtype=dtype)
@@ -286,22 +332,3 @@ def format_epoch(record: dict, epochs: int) -> str:
     if "val_loss" in record:
         line += f"  val loss {record['val_loss']:.4f} acc {100 * record['val_accuracy']:.2f}%"
     return line + f"  {record['seconds']:.1f}s"
-
-
-class MetricsFile:
-    """JSON lines, one record per line, appended and flushed as training goes."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._file = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
-
-    def write(self, record: dict) -> None:
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def settings_dict(settings: TrainSettings) -> dict:
-    return asdict(settings)

@@ -1,5 +1,7 @@
 """The training loop: reproducibility, learning, normalisation, evaluation, divergence."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -110,3 +112,34 @@ def test_split_validation():
     assert not set(train_idx) & set(val_idx)
     again = split_validation(100, 0.2, np.random.default_rng(0))
     assert np.array_equal(again[1], val_idx)
+
+
+@pytest.mark.parametrize("stop_at", [1, 7, 8, 13])  # mid-epoch, last batch, epoch boundary, later
+def test_interrupt_and_resume_is_bit_identical(stop_at):
+    """A run stopped before batch `stop_at` and resumed from its state ends with the same bytes."""
+    from mnistsoftmax.training import Interrupted
+
+    uninterrupted, _, _, _ = run("mlp", seed=3, epochs=3)
+
+    rng = np.random.default_rng(3)
+    images, labels = synthetic_digits(500, np.random.default_rng(100))
+    model = build_model("mlp", rng, hidden=32)
+    norm = Normalization.of(images)
+    settings = TrainSettings(epochs=3, batch_size=64, lr=0.05, momentum=0.9, weight_decay=1e-4,
+                             schedule="cosine", log_every=3)  # fmt: skip
+    calls = iter(range(10**6))
+    hooks = Hooks(should_stop=lambda: next(calls) == stop_at)
+    with pytest.raises(Interrupted) as stopped:
+        train(model, images, labels, norm, settings, rng, hooks=hooks)
+    state = stopped.value.state
+    assert state.step == stop_at
+    # Resume in a fresh generator and a copy of the parameters, as a new process would.
+    resumed = build_model("mlp", np.random.default_rng(0), hidden=32)
+    for name, p in model.params.items():
+        resumed.params[name][...] = p
+    velocity = {k: v.copy() for k, v in state.velocity.items()}
+    later = train(resumed, images, labels, norm, settings, np.random.default_rng(999),
+                  resume=type(state).from_meta(json.loads(json.dumps(state.to_meta())), velocity))  # fmt: skip
+    assert later[-1]["epoch"] == 3
+    for name in uninterrupted.params:
+        assert resumed.params[name].tobytes() == uninterrupted.params[name].tobytes(), name

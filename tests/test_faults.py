@@ -1,0 +1,143 @@
+"""Nothing lost: signals and kills during training (real subprocesses), atomic writes, resuming."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mnistsoftmax import checkpoint
+from mnistsoftmax.cli import main
+from tests.conftest import write_dataset
+
+# Long enough in steps that a signal lands mid-run, short in seconds: ~40 us per step.
+QUICK = ["train", "--dataset", "custom", "--model", "mlp", "--hidden", "32", "--batch-size", "8", "--log-every", "5",
+         "--seed", "4", "--epochs", "1"]  # fmt: skip
+TRAIN = [*QUICK[:-1], "60"]
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    folder = tmp_path / "data"
+    write_dataset(folder, n_train=2000, n_test=100)
+    return folder
+
+
+def cli(*args):
+    return [sys.executable, "-m", "mnistsoftmax", *map(str, args)]
+
+
+def start_and_signal(args, out: Path, sig, env) -> subprocess.CompletedProcess:
+    """Start `mnistsoftmax train`, wait for its first step records, send `sig`, wait for the end."""
+    proc = subprocess.Popen(cli(*args, "--out", out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        partial = list(out.parent.glob(f".{out.stem}.metrics.jsonl.*.partial"))
+        if partial and partial[0].read_text().count('"type": "step"') >= 3:
+            break
+        if proc.poll() is not None:
+            pytest.fail(f"training ended before the signal:\n{proc.stderr.read()}")
+        time.sleep(0.01)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=60)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+def params_of(path):
+    model, _ = checkpoint.load(path)
+    return {k: v.tobytes() for k, v in model.params.items()}
+
+
+@pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_saves_resumable_checkpoint_and_resume_is_bit_identical(tmp_path, data_dir, sig, status):
+    """SIGINT/SIGTERM: exit 128+signal, a resumable checkpoint and how to resume; resuming ends
+    with weights bit-identical to a run that was never interrupted."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    reference = tmp_path / "reference.npz"
+    done = subprocess.run(cli(*TRAIN, "--data-dir", data_dir, "--out", reference), capture_output=True, text=True,
+                          env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+    out = tmp_path / "run" / "model.npz"
+    stopped = start_and_signal([*TRAIN, "--data-dir", data_dir], out, sig, env)
+    assert stopped.returncode == status, stopped.stderr
+    saved = checkpoint.interrupted_path(out)
+    assert f"resume with: mnistsoftmax train --resume {saved}" in stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    assert saved.exists() and not out.exists()  # the partial run never poses as a finished one
+    assert checkpoint.metrics_path(saved).exists() and not checkpoint.metrics_path(out).exists()
+    _, meta, velocity = checkpoint.load_resumable(saved)
+    assert 0 < meta["resume"]["step"] and set(velocity) == {"W1", "b1", "W2", "b2"}
+
+    resumed = subprocess.run(cli("train", "--resume", saved), capture_output=True, text=True, env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert params_of(out) == params_of(reference)
+    assert not saved.exists()  # used up
+    lines = checkpoint.metrics_path(out).read_text().splitlines()
+    steps = [line for line in lines if '"type": "step"' in line]
+    assert len(steps) == len([x for x in checkpoint.metrics_path(reference).read_text().splitlines()
+                              if '"type": "step"' in x])  # fmt: skip
+
+
+def test_sigkill_leaves_the_last_good_checkpoint(tmp_path, data_dir):
+    """A run killed outright leaves the previous checkpoint and metrics untouched, and no new
+    file that looks finished."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    out = tmp_path / "model.npz"
+    first = subprocess.run(cli(*QUICK, "--data-dir", data_dir, "--out", out),
+                           capture_output=True, text=True, env=env)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    before = out.read_bytes(), checkpoint.metrics_path(out).read_bytes()
+    killed = start_and_signal([*TRAIN, "--data-dir", data_dir], out, signal.SIGKILL, env)
+    assert killed.returncode == -signal.SIGKILL
+    assert (out.read_bytes(), checkpoint.metrics_path(out).read_bytes()) == before
+    assert not checkpoint.interrupted_path(out).exists()
+    checkpoint.load(out)
+
+
+def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
+    """A write that fails midway leaves the old file as it was and no temporary file."""
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"old")
+
+    def failing(f):
+        f.write(b"new but not fin")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        checkpoint.atomic_write(path, failing)
+    assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["f.bin"]
+
+
+def test_divergence_keeps_the_last_good_checkpoint(tmp_path, data_dir):
+    """A diverging run writes no checkpoint and no metrics; the previous ones stay as they were."""
+    out = tmp_path / "model.npz"
+    runner = CliRunner()
+    assert runner.invoke(main, [*QUICK, "--data-dir", str(data_dir), "--out", str(out)]).exit_code == 0
+    before = out.read_bytes(), checkpoint.metrics_path(out).read_bytes()
+    result = runner.invoke(main, [*QUICK, "--lr", "1e30", "--data-dir", str(data_dir),
+                                  "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 1 and "lower learning rate" in result.stderr
+    assert (out.read_bytes(), checkpoint.metrics_path(out).read_bytes()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "model.metrics.jsonl", "model.npz"]
+
+
+def test_resume_refuses_changed_settings_and_finished_checkpoints(tmp_path, data_dir):
+    """--resume with other settings is a usage error; a finished checkpoint is not resumable."""
+    out = tmp_path / "model.npz"
+    runner = CliRunner()
+    assert runner.invoke(main, [*QUICK, "--data-dir", str(data_dir), "--out", str(out)]).exit_code == 0
+    result = runner.invoke(main, ["train", "--resume", str(out)])
+    assert result.exit_code == 1 and "not one to resume" in result.stderr
+    fake = checkpoint.interrupted_path(out)
+    model, meta = checkpoint.load(out)
+    velocity = {k: np.zeros_like(v) for k, v in model.params.items()}
+    checkpoint.save(fake, model, {**meta, "resume": {}, "records": [], "out": str(out)}, velocity=velocity)
+    result = runner.invoke(main, ["train", "--resume", str(fake), "--lr", "0.5", "--epochs", "3"])
+    assert result.exit_code == 2 and "drop --epochs, --lr" in result.stderr
