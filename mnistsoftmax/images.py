@@ -57,6 +57,7 @@ def read_grayscale(source: str | Path | bytes, name: str | None = None) -> np.nd
         fp = path
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # Pillow's "Corrupt EXIF data" and the like
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(fp) as im:
                 pixels = im.width * im.height

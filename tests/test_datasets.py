@@ -3,7 +3,11 @@
 import dataclasses
 import gzip
 import http.server
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -163,6 +167,50 @@ def test_refused_connection_then_the_next(registered_tiny, http_server, monkeypa
     assert len(load("mnist", progressbar=False).test.labels) == 200
 
 
+@pytest.mark.parametrize("fault, reason", [("403", "HTTP 403"), ("500", "HTTP 500"), ("slow", "Timeout"),
+                                           ("short", "")])  # fmt: skip
+def test_failing_mirror_then_the_next(registered_tiny, http_server, monkeypatch, fault, reason):
+    """A mirror that answers 403 or 500, times out, or cuts the body short is passed over."""
+    served, info = registered_tiny
+    monkeypatch.setattr(datasets, "DOWNLOAD_TIMEOUT_S", 0.5)
+    url = http_server(served)
+    monkeypatch.setitem(datasets.DATASETS, "mnist", dataclasses.replace(info, mirrors=(url + fault + "/", url)))
+    assert len(load("mnist", progressbar=False).train.labels) == 600
+    assert cache_files() == sorted(f"{n}.gz" for n in FILE_NAMES.values())
+
+
+def test_all_mirrors_failing_lists_them_and_how_to_work_offline(registered_tiny, http_server, monkeypatch):
+    """Every mirror failing: one message naming each URL and its failure, and the offline options."""
+    served, info = registered_tiny
+    monkeypatch.setattr(datasets, "DOWNLOAD_TIMEOUT_S", 0.5)
+    url = http_server(served)
+    mirrors = (url + "403/", url + "500/", f"http://127.0.0.1:{dead_port()}/", url + "short/")
+    monkeypatch.setitem(datasets.DATASETS, "mnist", dataclasses.replace(info, mirrors=mirrors))
+    with pytest.raises(DataError) as err:
+        load("mnist", progressbar=False)
+    message = str(err.value)
+    assert message.startswith("could not download train-images-idx3-ubyte.gz: tried ")
+    assert f"{url}403/train-images-idx3-ubyte.gz (HTTP 403)" in message
+    assert f"{url}500/train-images-idx3-ubyte.gz (HTTP 500)" in message
+    assert "ConnectionError" in message
+    assert "--data-dir" in message and "--mirror" in message and "--dataset custom" in message
+    assert cache_files() == []
+
+
+def test_corrupted_cache_while_offline_is_reported(registered_tiny, http_server, monkeypatch):
+    """A damaged cached file with no mirror reachable: a clear error, and the damage is not used."""
+    served, info = registered_tiny
+    load("mnist", mirror=http_server(served), progressbar=False)
+    cached = datasets.default_cache_dir("mnist") / f"{FILE_NAMES['test_labels']}.gz"
+    cached.write_bytes(b"\x1f\x8b garbage")
+    monkeypatch.setitem(
+        datasets.DATASETS, "mnist", dataclasses.replace(info, mirrors=(f"http://127.0.0.1:{dead_port()}/",))
+    )
+    with pytest.raises(DataError, match="could not download t10k-labels-idx1-ubyte.gz"):
+        load("mnist", progressbar=False)
+    assert not cached.exists()  # the damaged copy is gone, not kept to be taken as good later
+
+
 def test_hash_mismatch_leaves_nothing(registered_tiny, http_server, tmp_path):
     """A mirror serving other bytes: a clear error listing what was tried, and nothing in the cache."""
     bad = tmp_path / "bad"
@@ -229,3 +277,28 @@ def test_concurrent_downloads_both_succeed(registered_tiny, http_server):
         t.join()
     assert not errors and len(results) == 2
     assert cache_files() == sorted(f"{n}.gz" for n in FILE_NAMES.values())
+
+
+def test_two_processes_download_into_one_empty_cache(registered_tiny, http_server, isolated_folders):
+    """Two processes fetching the same data set into the same empty cache at once both succeed,
+    and what the cache holds afterwards is intact."""
+    served, info = registered_tiny
+    url = http_server(served) + "drip/"
+    code = (
+        "import sys\n"
+        "from mnistsoftmax import datasets\n"
+        "from mnistsoftmax.datasets import DataFile, DatasetInfo\n"
+        f"datasets.DATASETS['mnist'] = DatasetInfo('mnist', ({url!r},), {info.files!r}, tuple('0123456789'))\n"
+        "data = datasets.load('mnist', progressbar=False)\n"
+        "print(len(data.train.labels))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env) for _ in range(2)]  # fmt: skip
+    outputs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert [out.strip() for out, _ in outputs] == ["600", "600"]
+    assert cache_files() == sorted(f"{n}.gz" for n in FILE_NAMES.values())
+    for file in info.files.values():
+        cached = datasets.default_cache_dir("mnist") / f"{file.name}.gz"
+        assert datasets.sha256(cached.read_bytes()) == file.gz_sha256
