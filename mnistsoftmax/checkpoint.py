@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from mnistsoftmax import MnistSoftmaxError, __version__
+from mnistsoftmax.fileio import atomic_write, temporary_beside
 from mnistsoftmax.models import MODELS
 
 FORMAT_VERSION = 1
@@ -49,33 +49,7 @@ def interrupted_path(checkpoint: Path) -> Path:
     return checkpoint.with_name(checkpoint.stem + ".interrupted.npz")
 
 
-def _file_mode() -> int:
-    """rw for whom the umask allows: what open() would give (mkstemp makes files private, 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call write(file) on a temporary file in path's folder, fsync it, then rename it over path.
-
-    A crash at any moment leaves either the old file or the new one, never half of one.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, _file_mode())
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-VELOCITY_PREFIX = "velocity."
+VELOCITY_PREFIX = "velocity."  # arrays of the optimiser state in a resumable checkpoint
 
 
 class MetricsFile:
@@ -87,10 +61,7 @@ class MetricsFile:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".partial")
-        self._tmp = Path(tmp)
-        os.fchmod(fd, _file_mode())
+        fd, self._tmp = temporary_beside(self.path, ".partial")
         self._file = os.fdopen(fd, "w", encoding="utf-8")
 
     def write(self, record: dict) -> None:

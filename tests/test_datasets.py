@@ -302,3 +302,15 @@ def test_two_processes_download_into_one_empty_cache(registered_tiny, http_serve
     for file in info.files.values():
         cached = datasets.default_cache_dir("mnist") / f"{file.name}.gz"
         assert datasets.sha256(cached.read_bytes()) == file.gz_sha256
+
+
+def test_recompressed_mirror_is_accepted_by_content(registered_tiny, http_server, tmp_path):
+    """A mirror whose .gz files were recompressed (other bytes, same content) serves genuine data."""
+    served, info = registered_tiny
+    other = tmp_path / "recompressed"
+    other.mkdir()
+    for file in info.files.values():
+        content = gzip.decompress((served / f"{file.name}.gz").read_bytes())
+        (other / f"{file.name}.gz").write_bytes(gzip.compress(content, compresslevel=1, mtime=1))
+        assert datasets.sha256((other / f"{file.name}.gz").read_bytes()) != file.gz_sha256
+    assert len(load("mnist", mirror=http_server(other), progressbar=False).train.labels) == 600

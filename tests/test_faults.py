@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mnistsoftmax import checkpoint
+from mnistsoftmax import checkpoint, fileio
 from mnistsoftmax.cli import main
 from tests.conftest import write_dataset
 
@@ -111,7 +111,7 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
         raise OSError("disk full")
 
     with pytest.raises(OSError):
-        checkpoint.atomic_write(path, failing)
+        fileio.atomic_write(path, failing)
     assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["f.bin"]
 
 

@@ -34,3 +34,14 @@ def test_linear_one_epoch_on_fashion_mnist(fashion_dir, tmp_path):
     assert accuracy >= 80.0
     assert "fashion-mnist: 54000 training, 6000 validation, 10000 test images" in result.stderr
     assert sorted((p.name, p.stat().st_mtime_ns) for p in fashion_dir.iterdir()) == before
+
+
+def test_download_of_the_real_fashion_mnist_from_a_local_mirror(fashion_dir, http_server):
+    """The genuine Fashion-MNIST, served by a local mirror (Debian's recompressed files), is
+    downloaded into the cache and verified against the real registry's hashes."""
+    from mnistsoftmax import datasets
+
+    data = datasets.load("fashion-mnist", mirror=http_server(fashion_dir), progressbar=False)
+    assert len(data.train.labels) == 60000 and len(data.test.labels) == 10000
+    cached = sorted(p.name for p in datasets.default_cache_dir("fashion-mnist").iterdir())
+    assert cached == sorted(f"{f.name}.gz" for f in datasets.DATASETS["fashion-mnist"].files.values())
