@@ -50,9 +50,10 @@ def data_options(command):
     """--dataset, --data-dir and --mirror, shared by every command that reads a data set."""
     command = click.option(
         "--mirror",
+        multiple=True,
         envvar="MNISTSOFTMAX_MIRROR",
         show_envvar=True,
-        help="Base URL of an extra mirror, tried before the official ones.",
+        help="Base URL of an extra mirror, tried before the official ones; repeat for several.",
     )(command)
     command = click.option(
         "--data-dir",
@@ -196,9 +197,11 @@ def train(**options):
         model, meta, velocity = checkpoint.load_resumable(resume_from)
         _refuse_settings_with_resume(ctx)
         config = dict(meta["config"])
-        for key in ("data_dir", "mirror"):  # the data may live elsewhere now
-            if ctx.get_parameter_source(key) is ParameterSource.COMMANDLINE:
-                config[key] = str(options[key]) if options[key] is not None else None
+        # The data may live elsewhere now.
+        if ctx.get_parameter_source("data_dir") is ParameterSource.COMMANDLINE:
+            config["data_dir"] = str(options["data_dir"])
+        if options["mirror"]:
+            config["mirror"] = list(options["mirror"])
         out = given_out or Path(meta["out"])
         state = training.TrainState.from_meta(meta["resume"], velocity)
         records = meta["records"]
@@ -207,7 +210,7 @@ def train(**options):
         order = [p.name for p in ctx.command.params]  # as declared, not as typed
         config = {k: (str(options[k]) if isinstance(options[k], Path) else options[k]) for k in order if k in options}
         out, state, records = given_out or checkpoint.default_path(), None, []
-    log("config: " + " ".join(f"{k.replace('_', '-')}={v}" for k, v in config.items() if v is not None))
+    log("config: " + " ".join(f"{k.replace('_', '-')}={v}" for k, v in config.items() if v not in (None, (), [])))
 
     data = datasets.load(config["dataset"], config["data_dir"], config["mirror"])
     run = training.prepare_run(

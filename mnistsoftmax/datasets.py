@@ -176,10 +176,14 @@ def default_cache_dir(dataset: str) -> Path:
     return platformdirs.user_cache_path("mnistsoftmax") / dataset
 
 
-def mirrors_for(info: DatasetInfo, extra: str | None = None) -> list[str]:
-    """The mirrors to try in order: the user's own first (flag, else $MNISTSOFTMAX_MIRROR)."""
-    extra = extra or os.environ.get(MIRROR_ENV) or None
-    return ([extra] if extra else []) + list(info.mirrors)
+def mirrors_for(info: DatasetInfo, extra: str | list[str] | tuple[str, ...] | None = None) -> list[str]:
+    """The mirrors to try in order: the user's own first (--mirror, else $MNISTSOFTMAX_MIRROR, which
+    may hold several separated by spaces), then the registry's."""
+    if not extra:
+        extra = os.environ.get(MIRROR_ENV, "").split()
+    elif isinstance(extra, str):
+        extra = [extra]
+    return [*extra, *info.mirrors]
 
 
 # --- IDX parsing ---------------------------------------------------------------------------------
@@ -364,7 +368,10 @@ def load_file(info: DatasetInfo, role: str, folder: Path, managed: bool, mirrors
 
 
 def load(
-    dataset: str, data_dir: str | Path | None = None, mirror: str | None = None, progressbar: bool = True
+    dataset: str,
+    data_dir: str | Path | None = None,
+    mirror: str | list[str] | tuple[str, ...] | None = None,
+    progressbar: bool = True,
 ) -> Dataset:
     """Load a data set: from data_dir if given, else from the cache, downloading what is missing."""
     if dataset not in DATASETS:

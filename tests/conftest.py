@@ -3,12 +3,8 @@ and a local HTTP server that plays a mirror."""
 
 from __future__ import annotations
 
-import functools
 import gzip
-import http.server
 import socket
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +12,7 @@ import pytest
 
 from mnistsoftmax import datasets
 from mnistsoftmax.datasets import FILE_NAMES, DataFile, DatasetInfo
+from tests.mirror import start_mirror
 
 
 @pytest.fixture(autouse=True)
@@ -105,54 +102,15 @@ def registered_tiny(tmp_path, monkeypatch):
     return served, info
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves a folder; a first path part names a fault to play instead:
-    /403/..., /500/... answer that status; /slow/... waits 5 s before answering;
-    /short/... announces the whole file but sends half of it and closes the connection;
-    /drip/... sends the file slowly, 16 KB every 20 ms, so that concurrent downloads overlap."""
-
-    def do_GET(self):
-        fault, _, rest = self.path.lstrip("/").partition("/")
-        if fault in ("403", "500"):
-            self.send_error(int(fault))
-        elif fault == "slow":
-            time.sleep(5)
-            self.send_error(503)
-        elif fault == "drip":
-            data = (Path(self.directory) / rest).read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            for start in range(0, len(data), 16384):
-                self.wfile.write(data[start : start + 16384])
-                self.wfile.flush()
-                time.sleep(0.02)
-        elif fault == "short":
-            data = (Path(self.directory) / rest).read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data[: len(data) // 2])
-            self.wfile.flush()
-            self.close_connection = True
-        else:
-            super().do_GET()
-
-    def log_message(self, format, *args):  # keep the test output clean
-        pass
-
-
 @pytest.fixture
 def http_server():
-    """Start an HTTP server on 127.0.0.1 serving a given folder: serve(folder) -> base URL."""
+    """Start HTTP servers on 127.0.0.1 (see tests/mirror.py): serve(folder) -> base URL."""
     servers = []
 
     def serve(folder: Path) -> str:
-        handler = functools.partial(_Handler, directory=str(folder))
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        server, url = start_mirror(folder)
         servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}/"
+        return url
 
     yield serve
     for server in servers:

@@ -198,3 +198,11 @@ def test_python_dash_m():
     """`python -m mnistsoftmax` runs the same command line."""
     proc = subprocess.run([sys.executable, "-m", "mnistsoftmax", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "train" in proc.stdout
+
+
+def test_several_mirrors_in_order(registered_tiny, http_server):
+    """--mirror may be repeated: a failing first mirror is passed over for the next."""
+    served, _ = registered_tiny
+    url = http_server(served)
+    result = invoke("download", "--mirror", url + "403/", "--mirror", url)
+    assert result.exit_code == 0, result.output
