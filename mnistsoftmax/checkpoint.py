@@ -124,10 +124,17 @@ def _read(path: Path):
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder, not a checkpoint file")
     try:
+        with open(path, "rb") as f:
+            is_zip = f.read(4) == b"PK\x03\x04"
+        if not is_zip:  # np.load would take it for a pickle and suggest loading it "unsafely"
+            raise CheckpointError(f"{path} is not a mnistsoftmax checkpoint: not an .npz archive")
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise CheckpointError(f"{path} is not a mnistsoftmax checkpoint (.npz): {exc}") from None
+    except ValueError as exc:
+        reason = "it holds object arrays, which are never loaded" if "allow_pickle" in str(exc) else str(exc)
+        raise CheckpointError(f"{path} is not a mnistsoftmax checkpoint: {reason}") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise CheckpointError(f"{path} is not a readable mnistsoftmax checkpoint: {exc}") from None
     if META_KEY not in arrays:
         raise CheckpointError(f"{path} is an .npz file but not a mnistsoftmax checkpoint: it has no metadata")
     try:

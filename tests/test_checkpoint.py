@@ -37,9 +37,9 @@ def meta_blob(**meta):
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda p: p.write_bytes(b"\x00garbage" * 10) and p, "not a mnistsoftmax checkpoint"),
-        (lambda p: p.write_bytes(pickle.dumps({"W": 1})) and p, "not a mnistsoftmax checkpoint"),
-        (lambda p: save_arrays(p, W=np.array([object()], dtype=object)), "not a mnistsoftmax checkpoint"),
+        (lambda p: p.write_bytes(b"\x00garbage" * 10) and p, "not an .npz archive"),
+        (lambda p: p.write_bytes(pickle.dumps({"W": 1})) and p, "not an .npz archive"),
+        (lambda p: save_arrays(p, W=np.array([object()], dtype=object)), "object arrays, which are never loaded"),
         (lambda p: save_arrays(p, W=np.zeros((784, 10))), "no metadata"),
         (
             lambda p: save_arrays(p, W=np.zeros((784, 10)), b=np.zeros(10), __meta__=np.frombuffer(b"{x", np.uint8)),
