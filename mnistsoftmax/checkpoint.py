@@ -44,6 +44,17 @@ def metrics_path(checkpoint: Path) -> Path:
     return checkpoint.with_name(checkpoint.stem + ".metrics.jsonl")
 
 
+def read_metrics(checkpoint: Path) -> list[dict]:
+    """The records of the metrics file beside a checkpoint; [] when there is none."""
+    path = metrics_path(Path(checkpoint))
+    try:
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot read the metrics file {path}: {exc}") from None
+
+
 def interrupted_path(checkpoint: Path) -> Path:
     """Where an interrupted run leaves its resumable checkpoint: beside, never over, the last good one."""
     return checkpoint.with_name(checkpoint.stem + ".interrupted.npz")

@@ -480,3 +480,36 @@ def predict(images, checkpoint_path, top_k, as_json, save_preprocessed):
                 )
     if any("error" in r for r in results):
         sys.exit(1)
+
+
+@main.command()
+@click.argument("checkpoint_path", metavar="[CHECKPOINT]", required=False,
+                type=click.Path(dir_okay=False, path_type=Path))  # fmt: skip
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("figures"), show_default=True,
+              help="Folder for the PNG figures and index.html.")  # fmt: skip
+@click.option("--digit", type=click.IntRange(0, 9), default=3, show_default=True,
+              help="The class whose softmax and log-softmax are shown.")  # fmt: skip
+@data_options
+@translate_errors
+def plot(checkpoint_path, out, digit, data_dir, mirror):
+    """Draw what the network learned, before and after training (needs the `plot` extra).
+
+    Training curves; logits, softmax and log-softmax of an untrained model of the same
+    architecture and initialisation beside the trained one; the loss of each test image; the
+    confusion matrix and the most confident mistakes; the first-layer weights; and index.html.
+    """
+    from mnistsoftmax import checkpoint, datasets, plots, training
+
+    path = checkpoint_path or checkpoint.default_path()
+    model, meta = checkpoint.load(path)
+    config = meta.get("config")
+    if not config:
+        raise click.ClickException(f"{path} has no training configuration: plot needs a checkpoint saved by train")
+    data = datasets.load(meta["dataset"], data_dir or config.get("data_dir"), mirror or config.get("mirror"))
+    untrained = training.untrained_model(config["model"], config["hidden"], config["seed"])
+    written = plots.write_figures(
+        out, model, untrained, data.test.images, data.test.labels, training.Normalization(**meta["normalization"]),
+        meta.get("class_names") or list(data.class_names), checkpoint.read_metrics(path), digit,
+    )  # fmt: skip
+    for p in written:
+        click.echo(str(p))

@@ -143,10 +143,8 @@ def prepare_run(images: np.ndarray, labels: np.ndarray, kind: str, hidden: int, 
     """Everything random about a run, drawn in a fixed order from one generator seeded by `seed`:
     the initial weights, then the validation split; the same generator then shuffles each epoch.
     The PyTorch reference relies on this order to reproduce a run exactly."""
-    from mnistsoftmax.models import build_model
-
     rng = np.random.default_rng(seed)
-    model = build_model(kind, rng, hidden)
+    model = _initial_model(kind, hidden, rng)
     train_idx, val_idx = split_validation(len(labels), val_split, rng)
     if len(train_idx) == 0:
         raise MnistSoftmaxError(
@@ -155,6 +153,17 @@ def prepare_run(images: np.ndarray, labels: np.ndarray, kind: str, hidden: int, 
     validation = (images[val_idx], labels[val_idx]) if len(val_idx) else None
     train_images = images[train_idx]
     return Run(model, train_images, labels[train_idx], validation, Normalization.of(train_images), rng)
+
+
+def _initial_model(kind: str, hidden: int, rng: np.random.Generator):
+    from mnistsoftmax.models import build_model
+
+    return build_model(kind, rng, hidden)
+
+
+def untrained_model(kind: str, hidden: int, seed: int):
+    """The model a run with this seed started from (its initial weights are the first draw)."""
+    return _initial_model(kind, hidden, np.random.default_rng(seed))
 
 
 @dataclass

@@ -1,0 +1,77 @@
+"""The numbers behind the figures of `mnistsoftmax plot`, as plain NumPy: tested here, only drawn
+by plots.py. Shapes: N test images, C = 10 classes, K images shown."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from mnistsoftmax.functional import log_softmax, per_sample_cross_entropy, softmax
+from mnistsoftmax.training import Normalization, logits
+
+
+def outputs(model, images: np.ndarray, norm: Normalization) -> dict[str, np.ndarray]:
+    """The three views of a model's answer to each image, float64, each (N, C):
+    raw logits, softmax probabilities, and log-softmax (log-probabilities)."""
+    Z = logits(model, images, norm).astype(np.float64)
+    return {"logits": Z, "softmax": softmax(Z), "log_softmax": log_softmax(Z)}
+
+
+def columns_for_digit(values: np.ndarray, labels: np.ndarray, digit: int) -> list[np.ndarray]:
+    """For the images of one true class: the C columns of values (N, C), one array per output,
+    as box plots want them."""
+    rows = values[labels == digit]
+    return [rows[:, c] for c in range(values.shape[1])]
+
+
+def per_sample_loss(model, images: np.ndarray, labels: np.ndarray, norm: Normalization) -> np.ndarray:
+    """Cross entropy of each image under the model, (N,)."""
+    Z = logits(model, images, norm).astype(np.float64)
+    return per_sample_cross_entropy(Z, labels.astype(np.intp))
+
+
+def confusion(predicted: np.ndarray, labels: np.ndarray, num_classes: int = 10) -> np.ndarray:
+    """(C, C) counts: rows the true class, columns the predicted one."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (labels.astype(np.intp), predicted.astype(np.intp)), 1)
+    return matrix
+
+
+def confident_mistakes(probabilities: np.ndarray, labels: np.ndarray, k: int = 16) -> np.ndarray:
+    """Indices of the k misclassified images the model was surest of, surest first, (<= k,)."""
+    predicted = probabilities.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    confidence = probabilities[wrong, predicted[wrong]]
+    return wrong[np.argsort(-confidence, kind="stable")[:k]]
+
+
+def first_layer_images(model, count: int = 64) -> np.ndarray:
+    """The first weight matrix's columns as 28x28 images, (K, 28, 28): for `linear` the ten class
+    templates, for `mlp` the first `count` hidden units. Each image scaled to [-1, 1] by its own
+    largest absolute weight, so that positive and negative evidence read alike."""
+    W = model.params["W"] if model.kind == "linear" else model.params["W1"][:, :count]
+    images = W.T.reshape(-1, 28, 28).astype(np.float64)
+    scale = np.abs(images).max(axis=(1, 2), keepdims=True)
+    return images / np.where(scale > 0, scale, 1.0)
+
+
+def training_curves(records: list[dict]) -> dict[str, np.ndarray]:
+    """The metrics file's records -> arrays for the training-curve figure (empty where absent)."""
+    steps = [r for r in records if r.get("type") == "step"]
+    epochs = [r for r in records if r.get("type") == "epoch"]
+
+    def column(rows, key):
+        return np.array([r.get(key, math.nan) for r in rows], dtype=np.float64)
+
+    return {
+        "step": column(steps, "step"),
+        "step_loss": column(steps, "loss"),
+        "epoch": column(epochs, "epoch"),
+        "epoch_step": column(epochs, "step"),
+        "train_loss": column(epochs, "train_loss"),
+        "val_loss": column(epochs, "val_loss"),
+        "train_accuracy": column(epochs, "train_accuracy"),
+        "val_accuracy": column(epochs, "val_accuracy"),
+        "initial_loss": np.array([r["loss"] for r in records if r.get("type") == "init"], dtype=np.float64),
+    }

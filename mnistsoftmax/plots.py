@@ -1,0 +1,219 @@
+"""Drawing the intuition figures with matplotlib (the optional `plot` extra). The numbers come from
+analysis.py; here they are only laid out. Figures are drawn on matplotlib's Figure objects with
+the Agg canvas (no pyplot, no window) at a fixed size, and written atomically."""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+
+import numpy as np
+
+from mnistsoftmax import MnistSoftmaxError, analysis
+from mnistsoftmax.fileio import atomic_write
+
+DPI = 100
+LN10 = math.log(10)
+# name -> (width, height) in inches; the PNG is DPI times that in pixels.
+SIZES = {
+    "curves": (12, 4.5),
+    "logits": (20, 6),
+    "softmax": (12, 4.5),
+    "log_softmax": (12, 4.5),
+    "loss_per_sample": (12, 4.5),
+    "confusion": (7, 6),
+    "mistakes": (12, 7),
+    "weights": (10, 5),
+}
+CAPTIONS = {
+    "curves": "Training curves: the loss starts at ln 10 ≈ 2.303 (dashed), where every class has 10 %, and falls "
+    "towards 0; the gap between training and validation is what the net memorised.",
+    "logits": "Raw outputs (logits) for test images of each digit: untrained, all ten outputs look alike whatever "
+    "the digit; trained, the output of the true digit stands out in every panel.",
+    "softmax": "Softmax of the outputs for images of one digit: untrained, every class gets about 0.1; trained, "
+    "the true class gets nearly 1 and the others nearly 0.",
+    "log_softmax": "Log-softmax, the same way: untrained, every class sits near -ln 10 ≈ -2.3; trained, the true "
+    "class rises to about 0 and the others fall far below. The loss is minus the true class's value.",
+    "loss_per_sample": "Cross entropy of each image of a test batch: untrained, all near ln 10; trained, most near 0, "
+    "with a few confident mistakes far above.",
+    "confusion": "Confusion matrix of the trained model on the test set: the diagonal is right; off it, which "
+    "classes are taken for which.",
+    "mistakes": "The test images the model got wrong while most confident, with its top probabilities: often "
+    "ambiguous writing or a doubtful label.",
+    "weights": "First-layer weights as 28x28 images (red positive, blue negative): for linear the ten class "
+    "templates, for mlp the first hidden units' feature detectors.",
+}
+
+
+class PlotError(MnistSoftmaxError):
+    """matplotlib is missing, or a figure could not be written."""
+
+
+def _figure(name: str):
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise PlotError("plot needs matplotlib: pip install 'mnistsoftmax[plot]'") from None
+    return Figure(figsize=SIZES[name], dpi=DPI)
+
+
+def _save(fig, folder: Path, name: str) -> Path:
+    path = folder / f"{name}.png"
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=DPI))
+    return path
+
+
+def write_figures(
+    folder: Path,
+    trained,
+    untrained,
+    images: np.ndarray,
+    labels: np.ndarray,
+    norm,
+    class_names: list[str],
+    records: list[dict],
+    digit: int,
+    batch: int = 200,
+) -> list[Path]:
+    """Write every figure and index.html into folder; returns the paths written."""
+    _figure("curves")  # fail early, before any work, when matplotlib is missing
+    folder.mkdir(parents=True, exist_ok=True)
+    before, after = analysis.outputs(untrained, images, norm), analysis.outputs(trained, images, norm)
+    written = []
+    if any(r.get("type") in ("step", "epoch") for r in records):
+        written.append(_curves(folder, analysis.training_curves(records)))
+    written.append(_logits(folder, before["logits"], after["logits"], labels))
+    for kind in ("softmax", "log_softmax"):
+        written.append(_one_digit(folder, kind, before[kind], after[kind], labels, digit, class_names))
+    loss_before = analysis.per_sample_loss(untrained, images[:batch], labels[:batch], norm)
+    loss_after = analysis.per_sample_loss(trained, images[:batch], labels[:batch], norm)
+    written.append(_loss_per_sample(folder, loss_before, loss_after))
+    written.append(_confusion(folder, analysis.confusion(after["softmax"].argmax(axis=1), labels), class_names))
+    mistakes = analysis.confident_mistakes(after["softmax"], labels, k=16)
+    written.append(_mistakes(folder, images, labels, after["softmax"], mistakes, class_names))
+    written.append(_weights(folder, analysis.first_layer_images(trained, count=32), trained.kind, class_names))
+    written.append(_index(folder, written))
+    return written
+
+
+def _curves(folder, c) -> Path:
+    fig = _figure("curves")
+    loss, acc = fig.subplots(1, 2)
+    if len(c["initial_loss"]):
+        loss.plot([0], c["initial_loss"][:1], "k*", ms=10, label="before training")
+    loss.plot(c["step"], c["step_loss"], lw=0.8, alpha=0.6, label="train, per step")
+    loss.plot(c["epoch_step"], c["train_loss"], "o-", label="train, per epoch")
+    if not np.all(np.isnan(c["val_loss"])):
+        loss.plot(c["epoch_step"], c["val_loss"], "s-", label="validation, per epoch")
+    loss.axhline(LN10, ls="--", color="gray", label="ln 10 = 2.303")
+    loss.set(xlabel="step", ylabel="cross entropy", title="Loss", ylim=(0, max(2.5, LN10 * 1.1)))
+    loss.legend()
+    acc.plot(c["epoch"], 100 * c["train_accuracy"], "o-", label="train")
+    if not np.all(np.isnan(c["val_accuracy"])):
+        acc.plot(c["epoch"], 100 * c["val_accuracy"], "s-", label="validation")
+    acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
+    acc.legend()
+    fig.tight_layout()
+    return _save(fig, folder, "curves")
+
+
+def _logits(folder, before, after, labels) -> Path:
+    fig = _figure("logits")
+    axes = fig.subplots(2, 10, sharey="row")
+    for row, (values, state) in enumerate(((before, "untrained"), (after, "trained"))):
+        for d in range(10):
+            ax = axes[row, d]
+            ax.boxplot(analysis.columns_for_digit(values, labels, d), showfliers=False)
+            ax.set_xticks(range(1, 11), [str(i) for i in range(10)], fontsize=7)
+            ax.set_title(f"{state}, images of {d}", fontsize=8)
+    axes[0, 0].set_ylabel("logit")
+    axes[1, 0].set_ylabel("logit")
+    fig.tight_layout()
+    return _save(fig, folder, "logits")
+
+
+def _one_digit(folder, kind, before, after, labels, digit, class_names) -> Path:
+    fig = _figure(kind)
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, values, state in ((axes[0], before, "untrained"), (axes[1], after, "trained")):
+        ax.boxplot(analysis.columns_for_digit(values, labels, digit), showfliers=False)
+        ax.set_xticks(range(1, 11), [str(i) for i in range(10)])
+        ax.set(xlabel="class", title=f"{state}: {kind.replace('_', '-')} for images of {class_names[digit]}")
+        ax.axhline(0.1 if kind == "softmax" else -LN10, ls="--", color="gray")
+    axes[0].set_ylabel("probability" if kind == "softmax" else "log-probability")
+    fig.tight_layout()
+    return _save(fig, folder, kind)
+
+
+def _loss_per_sample(folder, before, after) -> Path:
+    fig = _figure("loss_per_sample")
+    ax = fig.subplots()
+    x = np.arange(len(before))
+    ax.scatter(x, before, s=10, label=f"untrained (mean {before.mean():.3f})")
+    ax.scatter(x, after, s=10, label=f"trained (mean {after.mean():.3f})")
+    ax.axhline(LN10, ls="--", color="gray", label="ln 10")
+    ax.set(xlabel="test image", ylabel="cross entropy", title="Loss of each image of a test batch")
+    ax.legend()
+    fig.tight_layout()
+    return _save(fig, folder, "loss_per_sample")
+
+
+def _confusion(folder, matrix, class_names) -> Path:
+    fig = _figure("confusion")
+    ax = fig.subplots()
+    shown = ax.imshow(np.log1p(matrix), cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        if count:
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
+                    color="white" if count > matrix.max() / 3 else "black")  # fmt: skip
+    ax.set_xticks(range(10), [str(i) for i in range(10)])
+    ax.set_yticks(range(10), [f"{i} {n}" if n != str(i) else str(i) for i, n in enumerate(class_names)])
+    ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix (colour: log of the count)")
+    fig.colorbar(shown, ax=ax)
+    fig.tight_layout()
+    return _save(fig, folder, "confusion")
+
+
+def _mistakes(folder, images, labels, probabilities, indices, class_names) -> Path:
+    fig = _figure("mistakes")
+    axes = fig.subplots(2, 8).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, i in zip(axes, indices, strict=False):
+        top = np.argsort(-probabilities[i])[:3]
+        ax.imshow(images[i], cmap="gray")
+        ranked = "\n".join(f"{class_names[c]}: {probabilities[i, c]:.3f}" for c in top)
+        ax.set_title(f"true {class_names[labels[i]]}\n{ranked}", fontsize=7)
+    fig.suptitle("Most confidently misclassified test images (true class, then the top 3 probabilities)")
+    fig.tight_layout()
+    return _save(fig, folder, "mistakes")
+
+
+def _weights(folder, images, kind, class_names) -> Path:
+    fig = _figure("weights")
+    rows, cols = (2, 5) if kind == "linear" else (4, 8)
+    axes = fig.subplots(rows, cols).ravel()
+    for k, ax in enumerate(axes):
+        ax.axis("off")
+        if k < len(images):
+            ax.imshow(images[k], cmap="RdBu_r", vmin=-1, vmax=1)
+            ax.set_title(class_names[k] if kind == "linear" else f"unit {k}", fontsize=8)
+    fig.suptitle("First-layer weights" + (" (class templates)" if kind == "linear" else " (hidden units)"))
+    fig.tight_layout()
+    return _save(fig, folder, "weights")
+
+
+def _index(folder: Path, written: list[Path]) -> Path:
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>mnistsoftmax figures</title>",
+        "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}img{max-width:100%}"
+        "figure{margin:2em 0}</style></head><body><h1>What the network learned</h1>",
+    ]
+    for path in written:
+        caption = html.escape(CAPTIONS[path.stem])
+        parts.append(f"<figure><img src='{path.name}' alt='{path.stem}'><figcaption>{caption}</figcaption></figure>")
+    parts.append("</body></html>\n")
+    index = folder / "index.html"
+    atomic_write(index, lambda f: f.write("\n".join(parts).encode("utf-8")))
+    return index

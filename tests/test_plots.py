@@ -1,0 +1,137 @@
+"""plot: the numbers behind each figure, and the figures themselves as PNG files."""
+
+import builtins
+import json
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from mnistsoftmax import analysis, checkpoint, plots
+from mnistsoftmax.cli import main
+from mnistsoftmax.training import Normalization, TrainSettings, train, untrained_model
+from tests.conftest import synthetic_digits
+
+
+@pytest.fixture(scope="module")
+def models():
+    """A small mlp trained on synthetic digits, the same architecture untrained, and test data."""
+    images, labels = synthetic_digits(1500, np.random.default_rng(11))
+    test_images, test_labels = synthetic_digits(400, np.random.default_rng(12))
+    norm = Normalization.of(images)
+    trained = untrained_model("mlp", 32, seed=5)
+    settings = TrainSettings(epochs=3, batch_size=32, lr=0.05, momentum=0.9, schedule="cosine", log_every=10)
+    train(trained, images, labels, norm, settings, np.random.default_rng(0))
+    return trained, untrained_model("mlp", 32, seed=5), test_images, test_labels, norm
+
+
+def test_untrained_model_is_the_initialisation():
+    """untrained_model redraws exactly the weights a run with that seed started from."""
+    a, b = untrained_model("mlp", 16, seed=3), untrained_model("mlp", 16, seed=3)
+    assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
+    assert not np.array_equal(a.params["W1"], untrained_model("mlp", 16, seed=4).params["W1"])
+
+
+def test_softmax_before_and_after_training(models):
+    """Untrained: every class's median softmax is 0.1 +- 0.05 and log-softmax near -ln 10.
+    Trained: for images of each digit the true class's median probability is above 0.9."""
+    trained, untrained, images, labels, norm = models
+    before, after = analysis.outputs(untrained, images, norm), analysis.outputs(trained, images, norm)
+    for d in range(10):
+        medians = [np.median(col) for col in analysis.columns_for_digit(before["softmax"], labels, d)]
+        assert all(abs(m - 0.1) <= 0.05 for m in medians), (d, medians)
+        log_medians = [np.median(col) for col in analysis.columns_for_digit(before["log_softmax"], labels, d)]
+        assert all(abs(m + math.log(10)) < 0.5 for m in log_medians)
+        assert np.median(analysis.columns_for_digit(after["softmax"], labels, d)[d]) > 0.9
+        assert np.median(analysis.columns_for_digit(after["log_softmax"], labels, d)[d]) > math.log(0.9)
+    np.testing.assert_allclose(np.exp(after["log_softmax"]), after["softmax"], atol=1e-12)
+
+
+def test_per_sample_loss_before_and_after(models):
+    """Each image's loss is ln 10 +- 0.3 untrained and mostly near 0 trained."""
+    trained, untrained, images, labels, norm = models
+    before = analysis.per_sample_loss(untrained, images, labels, norm)
+    after = analysis.per_sample_loss(trained, images, labels, norm)
+    assert before.shape == (400,) and np.all(np.abs(before - math.log(10)) < 0.3)
+    assert np.median(after) < 0.05
+
+
+def test_confusion_and_mistakes():
+    """Confusion rows are true classes; mistakes come surest first and only wrong ones."""
+    labels = np.array([0, 1, 2, 2])
+    probabilities = np.array([[0.9, 0.1, 0], [0.2, 0.7, 0.1], [0.05, 0.9, 0.05], [0.6, 0, 0.4]])
+    matrix = analysis.confusion(probabilities.argmax(axis=1), labels, num_classes=3)
+    np.testing.assert_array_equal(matrix, [[1, 0, 0], [0, 1, 0], [1, 1, 0]])
+    np.testing.assert_array_equal(analysis.confident_mistakes(probabilities, labels, k=5), [2, 3])
+
+
+def test_first_layer_images(models):
+    """First-layer weights come out as 28x28 images scaled to [-1, 1], one per unit or class."""
+    trained = models[0]
+    images = analysis.first_layer_images(trained, count=8)
+    assert images.shape == (8, 28, 28)
+    np.testing.assert_allclose(np.abs(images).max(axis=(1, 2)), 1.0)
+    np.testing.assert_allclose(
+        images[3] * np.abs(trained.params["W1"][:, 3]).max(), trained.params["W1"][:, 3].reshape(28, 28)
+    )
+    assert analysis.first_layer_images(untrained_model("linear", 0, seed=0)).shape == (10, 28, 28)
+
+
+def test_training_curves_from_records():
+    """Records of the metrics file become aligned arrays; a missing validation value is NaN."""
+    records = [{"type": "init", "loss": 2.3}, {"type": "step", "step": 5, "loss": 1.0},
+               {"type": "epoch", "epoch": 1, "step": 10, "train_loss": 0.8, "train_accuracy": 0.7}]  # fmt: skip
+    c = analysis.training_curves(records)
+    assert c["step"].tolist() == [5] and c["initial_loss"].tolist() == [2.3]
+    assert c["train_loss"].tolist() == [0.8] and math.isnan(c["val_loss"][0])
+
+
+def test_every_figure_is_a_png_of_its_size(models, tmp_path):
+    """Each figure is a valid, non-empty PNG of the stated pixel size; index.html shows them all."""
+    trained, untrained, images, labels, norm = models
+    records = [{"type": "init", "loss": 2.3}, {"type": "step", "step": 10, "loss": 1.0},
+               {"type": "epoch", "epoch": 1, "step": 47, "train_loss": 0.5, "train_accuracy": 0.8, "val_loss": 0.6,
+                "val_accuracy": 0.75}]  # fmt: skip
+    written = plots.write_figures(tmp_path, trained, untrained, images, labels, norm, list("0123456789"), records, 3)
+    pngs = [p for p in written if p.suffix == ".png"]
+    assert [p.stem for p in pngs] == list(plots.SIZES)
+    for path in pngs:
+        with Image.open(path) as im:
+            im.verify()
+        with Image.open(path) as im:
+            w, h = plots.SIZES[path.stem]
+            assert im.format == "PNG" and im.size == (w * plots.DPI, h * plots.DPI)
+            assert np.asarray(im.convert("L")).std() > 5  # something is drawn
+    index = (tmp_path / "index.html").read_text()
+    assert all(f"src='{p.name}'" in index for p in pngs) and index.count("<figcaption>") == len(pngs)
+
+
+def test_plot_command(tmp_path, tiny_data):
+    """plot draws from the last checkpoint, its metrics and its data, and lists what it wrote."""
+    runner = CliRunner()
+    assert runner.invoke(main, ["train", "--dataset", "custom", "--data-dir", str(tiny_data), "--epochs", "2",
+                                "--model", "linear"]).exit_code == 0  # fmt: skip
+    result = runner.invoke(main, ["plot", "--out", str(tmp_path / "figs"), "--digit", "7"])
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == len(plots.SIZES) + 1
+    assert json.loads(checkpoint.metrics_path(checkpoint.default_path()).read_text().splitlines()[0])["type"] == "init"
+
+
+def test_plot_without_matplotlib_says_how_to_install(tmp_path, tiny_data, monkeypatch):
+    """Without matplotlib: exit 1 and the pip command for the plot extra."""
+    runner = CliRunner()
+    assert runner.invoke(main, ["train", "--dataset", "custom", "--data-dir", str(tiny_data), "--epochs", "1",
+                                "--model", "linear"]).exit_code == 0  # fmt: skip
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    result = runner.invoke(main, ["plot", "--out", str(tmp_path / "figs")])
+    assert result.exit_code == 1 and "pip install 'mnistsoftmax[plot]'" in result.stderr
+    assert not (tmp_path / "figs").exists()
