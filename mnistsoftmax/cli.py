@@ -38,7 +38,8 @@ def translate_errors(command):
         except MnistSoftmaxError as exc:
             raise click.ClickException(str(exc)) from None
         except OSError as exc:  # disk full, permission denied, ...: still one line
-            raise click.ClickException(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(f"{where}{exc.strerror or exc}") from None
         except KeyboardInterrupt:
             log("\ninterrupted")
             sys.exit(130)
@@ -47,7 +48,7 @@ def translate_errors(command):
 
 
 def data_options(command):
-    """--dataset, --data-dir and --mirror, shared by every command that reads a data set."""
+    """--data-dir and --mirror, shared by every command that reads a data set."""
     command = click.option(
         "--mirror",
         multiple=True,
@@ -186,106 +187,40 @@ def train(**options):
     beside the checkpoint; `train --resume` on that file finishes the run exactly as if it had
     never stopped.
     """
-    from mnistsoftmax import checkpoint, datasets, training
+    from mnistsoftmax import checkpoint, runs, training
 
     ctx = click.get_current_context()
-    resume_from = options.pop("resume")
-    given_out = options.pop("out")
+    resume_from, out = options.pop("resume"), options.pop("out")
     if options["data_dir"] is not None:  # absolute, so that eval finds it from any folder
         options["data_dir"] = options["data_dir"].resolve()
+    resume = None
     if resume_from is not None:
-        model, meta, velocity = checkpoint.load_resumable(resume_from)
         _refuse_settings_with_resume(ctx)
-        config = dict(meta["config"])
+        resume = runs.load_resumable(resume_from)
+        config = resume.config
         # The data may live elsewhere now.
         if ctx.get_parameter_source("data_dir") is ParameterSource.COMMANDLINE:
             config["data_dir"] = str(options["data_dir"])
         if options["mirror"]:
             config["mirror"] = list(options["mirror"])
-        out = given_out or Path(meta["out"])
-        state = training.TrainState.from_meta(meta["resume"], velocity)
-        records = meta["records"]
-        log(f"resuming {resume_from} at epoch {state.epoch}, step {state.step}")
+        out = out or resume.out
+        log(f"resuming {resume_from} at epoch {resume.state.epoch}, step {resume.state.step}")
     else:
         order = [p.name for p in ctx.command.params]  # as declared, not as typed
         config = {k: (str(options[k]) if isinstance(options[k], Path) else options[k]) for k in order if k in options}
-        out, state, records = given_out or checkpoint.default_path(), None, []
+        out = out or checkpoint.default_path()
     log("config: " + " ".join(f"{k.replace('_', '-')}={v}" for k, v in config.items() if v not in (None, (), [])))
 
-    data = datasets.load(config["dataset"], config["data_dir"], config["mirror"])
-    run = training.prepare_run(
-        data.train.images, data.train.labels, config["model"], config["hidden"], config["val_split"], config["seed"]
-    )
-    if resume_from is not None:
-        run.model = model  # the split and normalisation are redrawn from the seed; the weights are the saved ones
-    norm, validation = run.norm, run.validation
-    n_val = len(validation[1]) if validation else 0
-    log(f"{data.name}: {len(run.labels)} training, {n_val} validation, {len(data.test.labels)} test images")
-
-    settings = training.TrainSettings(
-        epochs=config["epochs"],
-        batch_size=config["batch_size"],
-        lr=config["lr"],
-        momentum=config["momentum"],
-        weight_decay=config["weight_decay"],
-        schedule=config["schedule"],
-        log_every=config["log_every"],
-    )
-    metrics = checkpoint.MetricsFile(checkpoint.metrics_path(out))
-    hooks = training.Hooks(progress=_progress_bar, on_record=metrics.write, log=log)
-    try:
-        for record in records:
-            hooks.emit(record)
-        if resume_from is None:
-            initial = training.evaluate(run.model, *(validation or (run.images[:10000], run.labels[:10000])), norm)
-            log(f"loss before training: {initial.loss:.4f}  (ln 10 = {math.log(10):.4f}: every class near 10 %)")
-            hooks.emit({"type": "init", "loss": initial.loss, "accuracy": initial.accuracy})
-        with _stop_requests() as stop:
-            hooks.should_stop = lambda: bool(stop)
-            try:
-                epochs = training.train(
-                    run.model, run.images, run.labels, norm, settings, run.rng, validation, hooks, resume=state
-                )
-            except training.Interrupted as exc:
-                saved = checkpoint.interrupted_path(out)
-                meta = {**_run_meta(data, norm, config), "out": str(out), "records": hooks.records,
-                        "resume": exc.state.to_meta()}  # fmt: skip
-                checkpoint.save(saved, run.model, meta, velocity=exc.state.velocity)
-                metrics.commit(checkpoint.metrics_path(saved))
-                log(f"{exc}: saved {saved}")
-                log(f"resume with: mnistsoftmax train --resume {saved}")
-                sys.exit(128 + stop[0])
-        test = training.evaluate(run.model, data.test.images, data.test.labels, norm)
-        hooks.emit({"type": "test", **test.as_dict()})
-        initial_loss = next(r["loss"] for r in hooks.records if r["type"] == "init")
-        meta = {
-            **_run_meta(data, norm, config),
-            "metrics": {
-                "initial_loss": initial_loss,
-                "final_epoch": epochs[-1],
-                "test_loss": test.loss,
-                "test_accuracy": test.accuracy,
-            },
-        }
-        checkpoint.save(out, run.model, meta)
-        metrics.commit()
-    except BaseException:
-        metrics.discard()  # no metrics file for a run that left no checkpoint
-        raise
-    if resume_from is not None and Path(resume_from) == checkpoint.interrupted_path(out):
-        Path(resume_from).unlink(missing_ok=True)  # used up: the finished checkpoint replaces it
-        checkpoint.metrics_path(Path(resume_from)).unlink(missing_ok=True)
-    click.echo(f"test loss {test.loss:.4f}  test accuracy {100 * test.accuracy:.2f}%")
-    click.echo(f"checkpoint: {out}")
-
-
-def _run_meta(data, norm, config) -> dict:
-    return {
-        "dataset": data.name,
-        "class_names": list(data.class_names),
-        "normalization": {"mean": norm.mean, "std": norm.std},
-        "config": config,
-    }
+    with _stop_requests() as stop:
+        hooks = training.Hooks(progress=_progress_bar, log=log, should_stop=lambda: bool(stop))
+        try:
+            outcome = runs.execute(config, out, hooks, resume)
+        except runs.Stopped as exc:
+            log(str(exc))
+            log(f"resume with: mnistsoftmax train --resume {exc.saved}")
+            sys.exit(128 + stop[0])
+    click.echo(f"test loss {outcome.test.loss:.4f}  test accuracy {100 * outcome.test.accuracy:.2f}%")
+    click.echo(f"checkpoint: {outcome.out}")
 
 
 RESUME_KEEPS = {"resume", "out", "data_dir", "mirror"}
@@ -307,8 +242,9 @@ def _refuse_settings_with_resume(ctx: click.Context) -> None:
 
 @contextlib.contextmanager
 def _stop_requests():
-    """While training: the first SIGINT or SIGTERM asks the loop to stop after the current batch
-    (the list yielded receives the signal number); a second one stops at once, saving nothing."""
+    """The first SIGINT or SIGTERM asks the training loop to stop after the current batch (the
+    list yielded receives the signal number); a second one stops at once, saving nothing
+    (KeyboardInterrupt: exit 130)."""
     received: list[int] = []
 
     def handler(signum, frame):

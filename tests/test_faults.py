@@ -141,3 +141,15 @@ def test_resume_refuses_changed_settings_and_finished_checkpoints(tmp_path, data
     checkpoint.save(fake, model, {**meta, "resume": {}, "records": [], "out": str(out)}, velocity=velocity)
     result = runner.invoke(main, ["train", "--resume", str(fake), "--lr", "0.5", "--epochs", "3"])
     assert result.exit_code == 2 and "drop --epochs, --lr" in result.stderr
+
+
+def test_resume_with_a_damaged_state_is_refused(tmp_path, data_dir):
+    """A resumable checkpoint whose saved state is incomplete gets one clear line, no traceback."""
+    out = tmp_path / "model.npz"
+    assert CliRunner().invoke(main, [*QUICK, "--data-dir", str(data_dir), "--out", str(out)]).exit_code == 0
+    model, meta = checkpoint.load(out)
+    fake = checkpoint.interrupted_path(out)
+    velocity = {k: np.zeros_like(v) for k, v in model.params.items()}
+    checkpoint.save(fake, model, {**meta, "resume": {"epoch": 1}, "records": [], "out": str(out)}, velocity=velocity)
+    result = CliRunner().invoke(main, ["train", "--resume", str(fake)])
+    assert result.exit_code == 1 and "saved training state is incomplete" in result.stderr

@@ -1,0 +1,121 @@
+"""A training run, from its configuration to the files it leaves behind.
+
+    finished     NAME.npz and NAME.metrics.jsonl (the metrics renamed into place at the end)
+    stopped      NAME.interrupted.npz and NAME.interrupted.metrics.jsonl, resumable bit for bit;
+                 a finished NAME.npz from before is left as it was
+    failed       nothing new (diverged, killed, an error): the partial metrics file is removed
+                 or, after a kill, left under its hidden temporary name
+
+`config` is the dict of `train`'s options (parameter names as keys). No printing: progress and
+log lines go through the Hooks the caller passes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mnistsoftmax import MnistSoftmaxError, checkpoint, datasets, training
+
+
+@dataclass
+class Resumable:
+    """What an interrupted checkpoint holds: the run's settings and where it stood."""
+
+    path: Path
+    config: dict
+    out: Path  # where the finished checkpoint goes
+    model: object
+    state: training.TrainState
+    records: list[dict]
+
+
+def load_resumable(path: Path) -> Resumable:
+    model, meta, velocity = checkpoint.load_resumable(path)
+    try:
+        state = training.TrainState.from_meta(meta["resume"], velocity)
+        np.random.default_rng().bit_generator.state = state.rng_state  # a generator state it can take
+        return Resumable(Path(path), dict(meta["config"]), Path(meta["out"]), model, state, list(meta["records"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise checkpoint.CheckpointError(f"{path}: the saved training state is incomplete ({exc})") from None
+
+
+class Stopped(MnistSoftmaxError):
+    """The run stopped on request and saved a resumable checkpoint at `saved`."""
+
+    def __init__(self, interrupted: training.Interrupted, saved: Path):
+        super().__init__(f"{interrupted}: saved {saved}")
+        self.saved = saved
+
+
+@dataclass
+class Outcome:
+    out: Path
+    test: training.Evaluation
+
+
+def settings_of(config: dict) -> training.TrainSettings:
+    keys = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule", "log_every")
+    return training.TrainSettings(**{k: config[k] for k in keys})
+
+
+def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | None = None) -> Outcome:
+    """Load the data, train (or go on training), evaluate on the test set and save."""
+    log = hooks.log or (lambda line: None)
+    data = datasets.load(config["dataset"], config["data_dir"], config["mirror"])
+    run = training.prepare_run(
+        data.train.images, data.train.labels, config["model"], config["hidden"], config["val_split"], config["seed"]
+    )
+    if resume is not None:
+        run.model = resume.model  # the split and normalisation are redrawn from the seed; the weights are saved
+    n_val = len(run.validation[1]) if run.validation else 0
+    log(f"{data.name}: {len(run.labels)} training, {n_val} validation, {len(data.test.labels)} test images")
+    meta = {
+        "dataset": data.name,
+        "class_names": list(data.class_names),
+        "normalization": {"mean": run.norm.mean, "std": run.norm.std},
+        "config": config,
+    }
+
+    metrics = checkpoint.MetricsFile(checkpoint.metrics_path(out))
+    hooks.on_record = metrics.write
+    try:
+        for record in resume.records if resume else []:
+            hooks.emit(record)
+        if resume is None:
+            probe = run.validation or (run.images[:10000], run.labels[:10000])
+            initial = training.evaluate(run.model, *probe, run.norm)
+            log(f"loss before training: {initial.loss:.4f}  (ln 10 = {math.log(10):.4f}: every class near 10 %)")
+            hooks.emit({"type": "init", "loss": initial.loss, "accuracy": initial.accuracy})
+        try:
+            epochs = training.train(
+                run.model, run.images, run.labels, run.norm, settings_of(config), run.rng, run.validation, hooks,
+                resume=resume.state if resume else None,
+            )  # fmt: skip
+        except training.Interrupted as exc:
+            saved = checkpoint.interrupted_path(out)
+            stopped = {**meta, "out": str(out), "records": hooks.records, "resume": exc.state.to_meta()}
+            checkpoint.save(saved, run.model, stopped, velocity=exc.state.velocity)
+            metrics.commit(checkpoint.metrics_path(saved))
+            raise Stopped(exc, saved) from None
+        test = training.evaluate(run.model, data.test.images, data.test.labels, run.norm)
+        hooks.emit({"type": "test", **test.as_dict()})
+        initial_loss = next(r["loss"] for r in hooks.records if r["type"] == "init")
+        meta["metrics"] = {
+            "initial_loss": initial_loss,
+            "final_epoch": epochs[-1],
+            "test_loss": test.loss,
+            "test_accuracy": test.accuracy,
+        }
+        checkpoint.save(out, run.model, meta)
+        metrics.commit()
+    except BaseException:
+        metrics.discard()  # after commit() this does nothing
+        raise
+    if resume is not None and resume.path == checkpoint.interrupted_path(out):
+        resume.path.unlink(missing_ok=True)  # used up: the finished checkpoint replaces it
+        checkpoint.metrics_path(resume.path).unlink(missing_ok=True)
+    return Outcome(out, test)
