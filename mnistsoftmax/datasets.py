@@ -353,7 +353,7 @@ def load_file(info: DatasetInfo, role: str, folder: Path, managed: bool, mirrors
                     f"{path} is not the genuine {info.name} file: {problem}. If it is another data set in "
                     f"MNIST's format, use --dataset custom; if it is a damaged copy, delete it to download it again"
                 )
-            path.unlink()  # our own cache copy went bad: fetch it again below
+            path.unlink(missing_ok=True)  # our own cache copy went bad: fetch it again below
             path = None
     if path is None:
         if not mirrors:
