@@ -360,6 +360,8 @@ def load_file(info: DatasetInfo, role: str, folder: Path, managed: bool, mirrors
             raise DataError(f"{folder} has no {file.name} (or {file.name}.gz) and there is nothing to download it from")
         path = download(mirrors, file, folder, progressbar)
         data = read_idx_bytes(path)
+        # Checked again: if another process finished the same download first, pooch returned its
+        # file without fetching, so without our downloader's check.
         if info.verified and sha256(data) != file.sha256:
             raise DataError(f"{path}: downloaded file has unexpected content (SHA-256 {sha256(data)})")
     elif not info.verified:

@@ -23,24 +23,26 @@ class FaultyHandler(http.server.SimpleHTTPRequestHandler):
             time.sleep(5)
             self.send_error(503)
         elif fault == "drip":
-            data = (Path(self.directory) / rest).read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
+            data = self._announce(rest)
             for start in range(0, len(data), 16384):
                 self.wfile.write(data[start : start + 16384])
                 self.wfile.flush()
                 time.sleep(0.02)
         elif fault == "short":
-            data = (Path(self.directory) / rest).read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
+            data = self._announce(rest)
             self.wfile.write(data[: len(data) // 2])
             self.wfile.flush()
             self.close_connection = True
         else:
             super().do_GET()
+
+    def _announce(self, name: str) -> bytes:
+        """Send the headers of a 200 answer with the whole file's length; return the file."""
+        data = (Path(self.directory) / name).read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        return data
 
     def log_message(self, format, *args):  # keep the test output clean
         pass
