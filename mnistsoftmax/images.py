@@ -23,6 +23,7 @@ import numpy as np
 from mnistsoftmax import MnistSoftmaxError
 
 MAX_PIXELS = 50_000_000  # refuse larger images (decompression bombs); a 12 MP photo is 12,000,000
+WORKING_SIDE = 2048  # larger images are shrunk to this first: the digit ends up 20 px tall anyway
 FIELD = 28
 BOX = 20
 INK_THRESHOLD = 0.25  # of the ink range: what counts as ink for the bounding box and blank test
@@ -67,6 +68,8 @@ def read_grayscale(source: str | Path | bytes, name: str | None = None) -> np.nd
                         f"{MAX_PIXELS:,} (refused as a possible decompression bomb)"
                     )
                 im.seek(0)
+                if im.format == "JPEG":
+                    im.draft(im.mode, (WORKING_SIDE, WORKING_SIDE))  # decode at a reduced scale: fast, small
                 im = ImageOps.exif_transpose(im)
                 return _to_gray(im)
     except ImageError:
@@ -85,6 +88,8 @@ def read_grayscale(source: str | Path | bytes, name: str | None = None) -> np.nd
 
 def _to_gray(im) -> np.ndarray:
     """A Pillow image in any mode -> grey levels in [0, 1] (H, W), transparency as paper."""
+    from PIL import Image
+
     if im.mode in ("I;16", "I;16L", "I;16B", "I;16N"):
         return np.asarray(im, dtype=np.float64) / 65535.0
     if im.mode in ("I", "F"):
@@ -92,9 +97,12 @@ def _to_gray(im) -> np.ndarray:
         lo, hi = float(a.min()), float(a.max())
         return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
     has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info)
+    im = im.convert("RGBA" if has_alpha else "L")
+    # Shrink a large photo while it is still 8-bit: its float copies would take gigabytes.
+    im.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BOX)
     if not has_alpha:
-        return np.asarray(im.convert("L"), dtype=np.float64) / 255.0
-    rgba = np.asarray(im.convert("RGBA"), dtype=np.float64) / 255.0
+        return np.asarray(im, dtype=np.float64) / 255.0
+    rgba = np.asarray(im, dtype=np.float64) / 255.0
     gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114])  # ITU-R 601 luma, as Pillow's "L"
     alpha = rgba[..., 3]
     opaque = alpha > 0.5
@@ -130,6 +138,8 @@ def to_mnist(gray: np.ndarray, name: str = "image") -> np.ndarray:
     # Centre of mass of the ink to pixel (14, 14), by a whole-pixel shift. MNIST's own digits have
     # their centre of mass there (mean over the test set: row 14.00, column 14.01), not at 13.5.
     mass = small.sum()
+    if not mass > 0:  # a mark so faint that nothing is left of it at 20 px
+        raise ImageError(f"{name}: no ink found: the marks vanish at MNIST's size")
     cy = (small.sum(axis=1) @ np.arange(small.shape[0])) / mass
     cx = (small.sum(axis=0) @ np.arange(small.shape[1])) / mass
     top_left_y = int(round(FIELD / 2 - cy))

@@ -260,3 +260,12 @@ def test_predict_keeps_heavy_modules_off_its_import_path(tmp_path, ckpt):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "[]"
+
+
+def test_large_photo_is_shrunk_first_and_reads_the_same(tmp_path):
+    """A 6000x4500 image (27 MP) preprocesses like the same drawing at a tenth of the size."""
+    small = seven((600, 450))
+    big = small.resize((6000, 4500), Image.Resampling.NEAREST)
+    a = preprocess(save(small, tmp_path / "small.png")).astype(int)
+    b = preprocess(save(big, tmp_path / "big.jpg", quality=90)).astype(int)
+    assert np.abs(a - b).mean() < 4
