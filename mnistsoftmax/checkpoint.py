@@ -165,6 +165,10 @@ def _read(path: Path):
     velocity = {k.removeprefix(VELOCITY_PREFIX): arrays.pop(k) for k in list(arrays) if k.startswith(VELOCITY_PREFIX)}
     model = MODELS[kind](arrays)
     _check_shapes(path, model)
+    norm = meta.get("normalization")
+    if not (isinstance(norm, dict) and all(isinstance(norm.get(k), int | float) for k in ("mean", "std"))
+            and norm["std"] > 0):  # fmt: skip
+        raise CheckpointError(f"{path}: the checkpoint has no valid input normalisation (mean, std > 0)")
     return model, meta, velocity
 
 

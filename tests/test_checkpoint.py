@@ -56,6 +56,13 @@ def meta_blob(**meta):
         (lambda p: save_arrays(p, W=np.zeros((784, 9)), b=np.zeros(10), __meta__=meta_blob()), "does not match"),
         (lambda p: save_arrays(p, W=np.zeros((10, 10)), b=np.zeros(10), __meta__=meta_blob()), "784 inputs"),
         (lambda p: save_arrays(p, W=np.zeros((784, 10)), __meta__=meta_blob()), "holds W, b"),
+        (lambda p: save_arrays(p, W=np.zeros((784, 10)), b=np.zeros(10), __meta__=meta_blob()), "normalisation"),
+        (
+            lambda p: save_arrays(
+                p, W=np.zeros((784, 10)), b=np.zeros(10), __meta__=meta_blob(normalization={"mean": 0.1, "std": 0})
+            ),
+            "normalisation",
+        ),
     ],
     ids=[
         "random-bytes",
