@@ -75,6 +75,8 @@ def meta_blob(**meta):
         "shapes",
         "inputs",
         "missing-array",
+        "no-normalisation",
+        "zero-std",
     ],
 )
 def test_invalid_files_are_refused(tmp_path, make, message):
