@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -314,3 +315,27 @@ def test_recompressed_mirror_is_accepted_by_content(registered_tiny, http_server
         (other / f"{file.name}.gz").write_bytes(gzip.compress(content, compresslevel=1, mtime=1))
         assert datasets.sha256((other / f"{file.name}.gz").read_bytes()) != file.gz_sha256
     assert len(load("mnist", mirror=http_server(other), progressbar=False).train.labels) == 600
+
+
+def test_download_killed_midway_leaves_nothing_taken_as_good(registered_tiny, http_server, isolated_folders):
+    """A process killed in the middle of a download leaves no file under a finished name; the next
+    load downloads and verifies afresh."""
+    served, info = registered_tiny
+    url = http_server(served) + "drip/"
+    code = (
+        "from mnistsoftmax import datasets\n"
+        "from mnistsoftmax.datasets import DataFile, DatasetInfo\n"
+        f"datasets.DATASETS['mnist'] = DatasetInfo('mnist', ({url!r},), {info.files!r}, tuple('0123456789'))\n"
+        "datasets.load('mnist', progressbar=False)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env)
+    folder = datasets.default_cache_dir("mnist")
+    deadline = time.monotonic() + 30
+    while not (folder.exists() and any(folder.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the first temporary file appears: the download is under way
+    proc.kill()
+    proc.wait()
+    finished = {f"{f.name}.gz" for f in info.files.values()}
+    assert not finished & {p.name for p in folder.iterdir()}
+    assert len(load("mnist", mirror=http_server(served), progressbar=False).train.labels) == 600
