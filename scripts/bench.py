@@ -113,14 +113,15 @@ def time_to_first_batch(data_dir: str) -> float:
     """Seconds from starting `mnistsoftmax train` (cached data) to its first step record."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run.npz"
-        metrics = Path(tmp) / "run.metrics.jsonl"
         command = [str(Path(sys.executable).with_name("mnistsoftmax")), "train", "--model", "mlp",
                    "--data-dir", data_dir, "--epochs", "1", "--log-every", "1", "--out", str(out)]  # fmt: skip
         started = time.perf_counter()
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             while True:
-                if metrics.exists() and '"type": "step"' in metrics.read_text():
+                # Records go to the hidden partial metrics file while the run goes on.
+                partial = list(Path(tmp).glob(".run.metrics.jsonl.*.partial"))
+                if partial and '"type": "step"' in partial[0].read_text():
                     return time.perf_counter() - started
                 if proc.poll() is not None:
                     raise RuntimeError("train ended before its first step")
