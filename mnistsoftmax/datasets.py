@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import zlib
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ DATA_DIR_ENV = "MNISTSOFTMAX_DATA_DIR"
 MIRROR_ENV = "MNISTSOFTMAX_MIRROR"
 IMAGE_SIDE = 28
 NUM_CLASSES = 10
+MAX_IDX_BYTES = 4 << 30  # 4 GiB: 5 million 28x28 images, six times EMNIST
 DOWNLOAD_TIMEOUT_S = float(os.environ.get("MNISTSOFTMAX_DOWNLOAD_TIMEOUT", 60))  # seconds without data
 
 
@@ -224,10 +226,27 @@ def parse_idx(data: bytes, source: str, ndim: int) -> np.ndarray:
 
 
 def read_idx_bytes(path: Path) -> bytes:
-    """The content of an IDX file, decompressed when its name ends in .gz."""
+    """The content of an IDX file, decompressed when its name ends in .gz.
+
+    A .gz is decompressed only as far as its IDX header announces, plus one byte to reveal
+    trailing data, and never beyond MAX_IDX_BYTES: a small file that inflates to gigabytes (a
+    gzip bomb) costs nothing. parse_idx then judges the result.
+    """
     try:
-        raw = path.read_bytes()
-        return gzip.decompress(raw) if path.suffix == ".gz" else raw
+        if path.suffix != ".gz":
+            if path.stat().st_size > MAX_IDX_BYTES:
+                raise DataError(f"{path}: {path.stat().st_size:,} bytes, more than the {MAX_IDX_BYTES:,} read at most")
+            return path.read_bytes()
+        with gzip.open(path, "rb") as f:
+            head = f.read(4)
+            ndim = head[3] if len(head) == 4 and head[:3] == b"\x00\x00\x08" else 0
+            head += f.read(4 * ndim)
+            dims = [int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+            announced = len(head) + math.prod(dims) if len(head) == 4 + 4 * ndim else 0
+            if announced > MAX_IDX_BYTES:
+                raise DataError(f"{path}: the header announces {announced:,} bytes, more than the "
+                                f"{MAX_IDX_BYTES:,} read at most")  # fmt: skip
+            return head + f.read(max(announced - len(head), 0) + 1)
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise DataError(f"{path}: damaged gzip file ({exc})") from None
     except OSError as exc:

@@ -339,3 +339,21 @@ def test_download_killed_midway_leaves_nothing_taken_as_good(registered_tiny, ht
     finished = {f"{f.name}.gz" for f in info.files.values()}
     assert not finished & {p.name for p in folder.iterdir()}
     assert len(load("mnist", mirror=http_server(served), progressbar=False).train.labels) == 600
+
+
+def test_gzip_bomb_is_not_inflated(tmp_path):
+    """A small .gz that would inflate to 200 MB is read only as far as its header announces."""
+    bomb = tmp_path / "labels.gz"
+    with gzip.open(bomb, "wb") as f:
+        f.write(idx_bytes(np.zeros(100, np.uint8)))
+        for _ in range(200):
+            f.write(bytes(1 << 20))
+    assert bomb.stat().st_size < 1 << 20
+    data = datasets.read_idx_bytes(bomb)
+    assert len(data) == 8 + 100 + 1  # the announced size and one byte more
+    with pytest.raises(DataError, match="has trailing bytes"):
+        parse_idx(data, str(bomb), ndim=1)
+    huge = tmp_path / "images.gz"
+    huge.write_bytes(gzip.compress(bytes([0, 0, 8, 3]) + (10**7).to_bytes(4, "big") + bytes([0, 0, 0, 28]) * 2))
+    with pytest.raises(DataError, match="announces 7,840,000,016 bytes, more than"):
+        datasets.read_idx_bytes(huge)
