@@ -299,7 +299,7 @@ def evaluate(checkpoint_path, dataset, data_dir, mirror, as_json):
         # The folder it was trained from is the natural copy of its test set.
         if data_dir is None and dataset == trained.get("dataset"):
             data_dir = trained.get("data_dir")
-    data = datasets.load(dataset, data_dir, mirror)
+    data = datasets.load(dataset, data_dir, mirror, splits=("test",))
     norm = training.Normalization(**meta["normalization"])
     result = training.evaluate(model, data.test.images, data.test.labels, norm)
     if as_json:
@@ -441,7 +441,9 @@ def plot(checkpoint_path, out, digit, data_dir, mirror):
     config = meta.get("config")
     if not config:
         raise click.ClickException(f"{path} has no training configuration: plot needs a checkpoint saved by train")
-    data = datasets.load(meta["dataset"], data_dir or config.get("data_dir"), mirror or config.get("mirror"))
+    data = datasets.load(
+        meta["dataset"], data_dir or config.get("data_dir"), mirror or config.get("mirror"), splits=("test",)
+    )
     untrained = training.untrained_model(config["model"], config["hidden"], config["seed"])
     written = plots.write_figures(
         out, model, untrained, data.test.images, data.test.labels, training.Normalization(**meta["normalization"]),

@@ -357,3 +357,12 @@ def test_gzip_bomb_is_not_inflated(tmp_path):
     huge.write_bytes(gzip.compress(bytes([0, 0, 8, 3]) + (10**7).to_bytes(4, "big") + bytes([0, 0, 0, 28]) * 2))
     with pytest.raises(DataError, match="announces 7,840,000,016 bytes, more than"):
         datasets.read_idx_bytes(huge)
+
+
+def test_loading_only_the_test_set_reads_only_its_files(tmp_path):
+    """splits=("test",) needs neither training file: eval and plot read what they use."""
+    write_dataset(tmp_path, n_train=30, n_test=12)
+    (tmp_path / FILE_NAMES["train_images"]).unlink()
+    (tmp_path / FILE_NAMES["train_labels"]).unlink()
+    data = load("custom", tmp_path, splits=("test",))
+    assert data.train is None and data.test.images.shape == (12, 28, 28)
