@@ -206,3 +206,14 @@ def test_several_mirrors_in_order(registered_tiny, http_server):
     url = http_server(served)
     result = invoke("download", "--mirror", url + "403/", "--mirror", url)
     assert result.exit_code == 0, result.output
+
+
+def test_choices_match_the_library():
+    """The CLI lists its choices without importing the library (start-up); they must stay in step."""
+    from mnistsoftmax import datasets, models, optim
+    from mnistsoftmax.cli import train
+
+    choices = {p.name: set(p.type.choices) for p in train.params if hasattr(p.type, "choices")}
+    assert choices["schedule"] == set(optim.SCHEDULES)
+    assert choices["model"] == set(models.MODELS)
+    assert choices["dataset"] == set(datasets.DATASETS)
