@@ -225,6 +225,12 @@ def parse_idx(data: bytes, source: str, ndim: int) -> np.ndarray:
     return array
 
 
+def idx_bytes(array: np.ndarray) -> bytes:
+    """The inverse of parse_idx: a uint8 array as the bytes of an IDX file."""
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
 def read_idx_bytes(path: Path) -> bytes:
     """The content of an IDX file, decompressed when its name ends in .gz.
 

@@ -100,8 +100,9 @@ def logits(model, images: np.ndarray, norm: Normalization, batch_size: int = EVA
     pixels = flat(images)
     dtype = next(iter(model.params.values())).dtype
     out = np.empty((len(pixels), model.sizes["classes"]), dtype=dtype)
-    ws = model.workspace(min(batch_size, max(len(pixels), 1)))
-    xbuf = np.empty((min(batch_size, max(len(pixels), 1)), pixels.shape[1]), dtype=dtype)
+    capacity = min(batch_size, max(len(pixels), 1))
+    ws = model.workspace(capacity)
+    xbuf = np.empty((capacity, pixels.shape[1]), dtype=dtype)
     for start in range(0, len(pixels), batch_size):
         chunk = pixels[start : start + batch_size]
         x = norm.apply(chunk, out=xbuf[: len(chunk)], dtype=dtype)

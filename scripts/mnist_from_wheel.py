@@ -14,12 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistsoftmax.datasets import DATASETS, FILE_NAMES, sha256
-
-
-def idx_bytes(array: np.ndarray) -> bytes:
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+from mnistsoftmax.datasets import DATASETS, FILE_NAMES, idx_bytes, sha256
 
 
 def main() -> int:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mnistsoftmax import datasets
-from mnistsoftmax.datasets import FILE_NAMES, DataFile, DatasetInfo
+from mnistsoftmax.datasets import FILE_NAMES, DataFile, DatasetInfo, idx_bytes
 from tests.mirror import start_mirror
 
 
@@ -37,12 +37,6 @@ def isolated_folders(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("MNISTSOFTMAX_RUNS_DIR", str(root / "runs"))
     monkeypatch.delenv("MNISTSOFTMAX_MIRROR", raising=False)
     return root
-
-
-def idx_bytes(array: np.ndarray) -> bytes:
-    """An IDX file of unsigned bytes holding `array`."""
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
 
 
 def synthetic_digits(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

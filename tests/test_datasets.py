@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from mnistsoftmax import datasets
-from mnistsoftmax.datasets import FILE_NAMES, DataError, load, parse_idx
-from tests.conftest import idx_bytes, write_dataset
+from mnistsoftmax.datasets import FILE_NAMES, DataError, idx_bytes, load, parse_idx
+from tests.conftest import write_dataset
 
 # --- the IDX reader ----------------------------------------------------------------------------
 
