@@ -68,3 +68,10 @@ def load_defaults(path: str | Path, command: click.Command, ctx: click.Context, 
         except click.BadParameter as exc:
             raise ConfigError(f"{path}: {key} = {value!r}: {exc.message}") from None
     return defaults
+
+
+def resolve(command: click.Command, path: str | Path | None = None) -> dict:
+    """A command's option defaults under a file's values: what the command would run with when
+    given only --config (for scripts that redo a run elsewhere, e.g. in PyTorch)."""
+    values = {p.name: p.default for p in command.params if isinstance(p, click.Option) and p.name != "config"}
+    return {**values, **load_defaults(path, command, click.Context(command))} if path else values

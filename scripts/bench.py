@@ -29,7 +29,7 @@ from pathlib import Path
 
 ROWS = [("linear", 0, 128), ("linear", 0, 512), ("mlp", 256, 128), ("mlp", 256, 512), ("mlp", 1024, 128),
         ("mlp", 1024, 512)]  # fmt: skip
-SETTINGS = {"lr": 0.05, "momentum": 0.9, "weight-decay": 2e-4, "schedule": "cosine", "seed": 0, "val-split": 0.0}
+SETTINGS = {"lr": 0.05, "momentum": 0.9, "weight_decay": 2e-4, "schedule": "cosine", "seed": 0, "val_split": 0.0}
 
 
 def flops_per_sample(kind: str, hidden: int, D: int = 784, C: int = 10) -> int:
@@ -62,17 +62,19 @@ def _timed(f) -> float:
 def worker(framework: str, kind: str, hidden: int, batch: int, epochs: int, data_dir: str, threads: int) -> dict:
     """Train one row in this process; return samples/s, test accuracy and peak memory."""
     from mnistsoftmax import datasets
+    from mnistsoftmax.cli import train as train_command
+    from mnistsoftmax.config import resolve
 
     data = datasets.load("mnist", data_dir, progressbar=False)
-    config = {**SETTINGS, "model": kind, "hidden": hidden or 1, "batch-size": batch, "epochs": epochs}
+    config = {**resolve(train_command), **SETTINGS, "model": kind, "hidden": hidden or 1, "batch_size": batch,
+              "epochs": epochs}  # fmt: skip
     n = len(data.train.labels)
     if framework == "numpy":
-        from mnistsoftmax.training import TrainSettings, evaluate, prepare_run, train
+        from mnistsoftmax.runs import settings_of
+        from mnistsoftmax.training import evaluate, prepare_run, train
 
-        run = prepare_run(data.train.images, data.train.labels, kind, hidden or 1, 0.0, config["seed"])
-        settings = TrainSettings(epochs=epochs, batch_size=batch, lr=config["lr"], momentum=config["momentum"],
-                                 weight_decay=config["weight-decay"], schedule=config["schedule"])  # fmt: skip
-        records = train(run.model, run.images, run.labels, run.norm, settings, run.rng)
+        run = prepare_run(data.train.images, data.train.labels, kind, config["hidden"], 0.0, config["seed"])
+        records = train(run.model, run.images, run.labels, run.norm, settings_of(config), run.rng)
         seconds = [r["seconds"] for r in records]
         accuracy = evaluate(run.model, data.test.images, data.test.labels, run.norm).accuracy
     else:

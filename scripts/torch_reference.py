@@ -13,17 +13,15 @@ from __future__ import annotations
 import argparse
 import math
 import time
-import tomllib
 
 import numpy as np
 import torch
 
 from mnistsoftmax import datasets
+from mnistsoftmax.cli import train
+from mnistsoftmax.config import resolve
 from mnistsoftmax.optim import learning_rate
 from mnistsoftmax.training import flat, prepare_run
-
-DEFAULTS = {"model": "mlp", "hidden": 256, "epochs": 10, "batch-size": 128, "lr": 0.05, "momentum": 0.9,
-            "weight-decay": 0.0, "schedule": "cosine", "seed": 0, "val-split": 0.1}  # fmt: skip
 
 
 class TorchModel(torch.nn.Module):
@@ -46,18 +44,18 @@ def train_torch(config: dict, data, threads: int = 2, on_epoch=None):
     torch.set_num_threads(threads)
     # The initial weights, split and shuffles drawn exactly as `mnistsoftmax train` draws them.
     run = prepare_run(data.train.images, data.train.labels, config["model"], config["hidden"],
-                      config["val-split"], config["seed"])  # fmt: skip
+                      config["val_split"], config["seed"])  # fmt: skip
     norm, rng = run.norm, run.rng
     model = TorchModel(run.model.params)
     weights = [p for n, p in model.named_parameters() if n.startswith("W")]
     biases = [p for n, p in model.named_parameters() if n.startswith("b")]
     optimizer = torch.optim.SGD(
-        [{"params": weights, "weight_decay": 2 * config["weight-decay"]}, {"params": biases, "weight_decay": 0.0}],
+        [{"params": weights, "weight_decay": 2 * config["weight_decay"]}, {"params": biases, "weight_decay": 0.0}],
         lr=config["lr"], momentum=config["momentum"],
     )  # fmt: skip
     X = torch.from_numpy(norm.apply(flat(run.images)))
     y = torch.from_numpy(run.labels.astype(np.int64))
-    n, bs = len(y), min(config["batch-size"], len(y))
+    n, bs = len(y), min(config["batch_size"], len(y))
     steps_per_epoch = math.ceil(n / bs)
     total = config["epochs"] * steps_per_epoch
     step, seconds = 0, []
@@ -90,8 +88,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    with open(args.config, "rb") as f:
-        config = {**DEFAULTS, **tomllib.load(f)}
+    config = resolve(train, args.config)  # train's defaults under the file, checked as train checks them
     if args.seed is not None:
         config["seed"] = args.seed
     data = datasets.load(args.dataset, args.data_dir)

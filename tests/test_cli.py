@@ -217,3 +217,14 @@ def test_choices_match_the_library():
     assert choices["schedule"] == set(optim.SCHEDULES)
     assert choices["model"] == set(models.MODELS)
     assert choices["dataset"] == set(datasets.DATASETS)
+
+
+def test_resolve_gives_what_train_would_run_with(tmp_path):
+    """config.resolve: train's defaults, overridden by a config file's (checked) values."""
+    from mnistsoftmax.cli import train
+    from mnistsoftmax.config import resolve
+
+    defaults = resolve(train)
+    assert defaults["hidden"] == 256 and defaults["lr"] == 0.05 and "config" not in defaults
+    resolved = resolve(train, "configs/mlp.toml")
+    assert resolved["hidden"] == 512 and resolved["weight_decay"] == 2e-4 and resolved["log_every"] == 50
