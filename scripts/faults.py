@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from mnistsoftmax import checkpoint, datasets  # noqa: E402
 from tests.conftest import write_dataset  # noqa: E402
 from tests.mirror import start_mirror  # noqa: E402
+from tests.test_faults import start_and_signal  # noqa: E402
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 TRAIN = ["train", "--dataset", "custom", "--model", "mlp", "--hidden", "32", "--batch-size", "8", "--log-every", "5",
@@ -70,19 +71,6 @@ def weights(path) -> dict:
     return {k: v.tobytes() for k, v in model.params.items()}
 
 
-def signal_when_training(args, out: Path, sig, environ, min_steps=3) -> subprocess.CompletedProcess:
-    proc = subprocess.Popen([sys.executable, "-m", "mnistsoftmax", *map(str, args), "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ)  # fmt: skip
-    while proc.poll() is None:
-        partial = list(out.parent.glob(f".{out.stem}.metrics.jsonl.*.partial"))
-        if partial and partial[0].read_text().count('"type": "step"') >= min_steps:
-            break
-        time.sleep(0.005)
-    proc.send_signal(sig)
-    out_, err = proc.communicate()
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out_, err)
-
-
 # --- training ------------------------------------------------------------------------------------
 
 
@@ -96,7 +84,7 @@ def training_faults(tmp: Path) -> None:
 
     for sig, name in ((signal.SIGINT, "Ctrl-C (SIGINT) during training"), (signal.SIGTERM, "SIGTERM during training")):
         out = tmp / name.split()[0].strip("(") / "model.npz"
-        stopped = signal_when_training(args, out, sig, e)
+        stopped = start_and_signal(args, out, sig, e)
         saved = checkpoint.interrupted_path(out)
         resumed = cli(["train", "--resume", saved], e)
         same = resumed.returncode == 0 and weights(out) == weights(reference)
