@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mnistsoftmax.blas import column_sums, gemm
+
 
 def softmax(Z: np.ndarray) -> np.ndarray:
     """Row-wise softmax of logits Z (N, C) -> probabilities (N, C), each row summing to 1.
@@ -94,20 +96,29 @@ def softmax_jacobian(s: np.ndarray) -> np.ndarray:
 
 def affine_forward(X: np.ndarray, W: np.ndarray, b: np.ndarray, out: np.ndarray | None = None):
     """Z = X @ W + b: X (N, D), W (D, M), b (M,) -> Z (N, M), cache (X, W)."""
-    Z = np.matmul(X, W, out=out)
-    Z += b
+    Z = out if out is not None else np.empty((len(X), W.shape[1]), np.result_type(X, W))
+    Z[...] = b  # the gemm adds X @ W to it (beta = 1): one pass less than adding b afterwards
+    gemm(X, W, Z, beta=1.0)
     return Z, (X, W)
 
 
-def affine_backward(dZ: np.ndarray, cache, dX=None, dW=None, db=None, need_dX: bool = True):
+def affine_backward(dZ: np.ndarray, cache, dX=None, dW=None, db=None, need_dX: bool = True, beta: float = 0.0):
     """Gradients of Z = X @ W + b, dZ (N, M) -> dX (N, D), dW (D, M), db (M,).
 
     dX is skipped (None) when need_dX is False: the first layer's input is data, not a parameter.
+    With beta, the parameter gradients are added to beta times what dW and db hold: the SGD
+    velocity update v <- momentum * v + g done in the same pass that computes g (optim.SGD).
     """
     X, W = cache
-    dW = np.matmul(X.T, dZ, out=dW)
-    db = np.sum(dZ, axis=0, out=db)
-    dX = np.matmul(dZ, W.T, out=dX) if need_dX else None
+    if beta and (dW is None or db is None):
+        raise ValueError("beta needs the dW and db to accumulate into")
+    dtype = np.result_type(X, dZ)
+    dW = gemm(X.T, dZ, dW if dW is not None else np.empty((X.shape[1], dZ.shape[1]), dtype), beta=beta)  # (D, M)
+    db = column_sums(dZ, db if db is not None else np.empty(dZ.shape[1], dtype), beta=beta)  # (M,)
+    if need_dX:
+        dX = gemm(dZ, W.T, dX if dX is not None else np.empty((len(dZ), W.shape[0]), np.result_type(dZ, W)))  # (N, D)
+    else:
+        dX = None
     return dX, dW, db
 
 

@@ -5,7 +5,8 @@ one they hold:
     params            dict name -> array, the trainable parameters
     weight_names      the parameters L2 weight decay applies to (weights, never biases)
     forward(X, ws)    X (N, D) -> logits Z (N, C), cache
-    backward(dZ, cache, grads, ws) -> grads, dict name -> array shaped like params
+    backward(dZ, cache, grads, ws, beta) -> grads, dict name -> array shaped like params
+                      (with beta: grads <- beta * grads + gradient, the SGD momentum step)
     workspace(n)      buffers for batches of up to n samples, reused by forward/backward
 
 With a workspace the returned logits and gradients live in reused buffers and are overwritten by
@@ -72,11 +73,11 @@ class LinearSoftmax:
         out = ws.take("Z", len(X)) if ws is not None else None
         return affine_forward(X, self.params["W"], self.params["b"], out=out)
 
-    def backward(self, dZ: np.ndarray, cache, grads=None, ws: Workspace | None = None):
+    def backward(self, dZ: np.ndarray, cache, grads=None, ws: Workspace | None = None, beta: float = 0.0):
         """dZ (N, C) -> {"W": (D, C), "b": (C,)}."""
-        grads = grads if grads is not None else {}
-        _, grads["W"], grads["b"] = affine_backward(dZ, cache, dW=grads.get("W"), db=grads.get("b"), need_dX=False)
-        return grads
+        g = grads if grads is not None else {}
+        _, g["W"], g["b"] = affine_backward(dZ, cache, dW=g.get("W"), db=g.get("b"), need_dX=False, beta=beta)
+        return g
 
 
 class MLP:
@@ -118,14 +119,14 @@ class MLP:
         Z, cache2 = affine_forward(A, p["W2"], p["b2"], out=take("Z"))  # (N, C)
         return Z, (cache1, cache_relu, cache2)
 
-    def backward(self, dZ: np.ndarray, cache, grads=None, ws: Workspace | None = None):
+    def backward(self, dZ: np.ndarray, cache, grads=None, ws: Workspace | None = None, beta: float = 0.0):
         """dZ (N, C) -> {"W1": (D, H), "b1": (H,), "W2": (H, C), "b2": (C,)}; reverse order of forward."""
         cache1, cache_relu, cache2 = cache
         n, g = len(dZ), grads if grads is not None else {}
         take = (lambda name: ws.take(name, n)) if ws is not None else (lambda name: None)
-        dA, g["W2"], g["b2"] = affine_backward(dZ, cache2, dX=take("dA"), dW=g.get("W2"), db=g.get("b2"))  # (N, H)
+        dA, g["W2"], g["b2"] = affine_backward(dZ, cache2, take("dA"), g.get("W2"), g.get("b2"), beta=beta)  # (N, H)
         dH = relu_backward(dA, cache_relu, out=dA, mask=take("mask"))  # (N, H), in place of dA
-        _, g["W1"], g["b1"] = affine_backward(dH, cache1, dW=g.get("W1"), db=g.get("b1"), need_dX=False)
+        _, g["W1"], g["b1"] = affine_backward(dH, cache1, None, g.get("W1"), g.get("b1"), need_dX=False, beta=beta)
         return g
 
 

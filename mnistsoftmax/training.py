@@ -261,7 +261,6 @@ def train(
     x_buf = np.empty((bs, D), dtype=dtype)
     y_buf = np.empty(bs, dtype=np.intp)
     rows = np.arange(bs)
-    grads = {name: np.empty_like(p) for name, p in model.params.items()}
     optimizer = SGD(model.params, settings.momentum, settings.weight_decay, model.weight_names)
     labels = labels.astype(np.intp)
 
@@ -303,8 +302,9 @@ def train(
                             f"the loss became {loss} at epoch {epoch}, step {step + 1}: training diverged; "
                             f"try a lower learning rate than --lr {settings.lr}"
                         )
-                    model.backward(Z, cache, grads, ws)
-                    optimizer.step(grads, learning_rate(settings.schedule, settings.lr, step, total_steps))
+                    # The gradient lands in the velocity: v <- momentum * v + g (see optim.SGD).
+                    model.backward(Z, cache, optimizer.velocity, ws, beta=optimizer.momentum)
+                    optimizer.update(learning_rate(settings.schedule, settings.lr, step, total_steps))
                     step += 1
                     loss_sum += loss * m
                     window += loss

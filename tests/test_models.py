@@ -59,6 +59,24 @@ def test_workspace_path_equals_allocating_path(kind):
 
 
 @pytest.mark.parametrize("kind", ["linear", "mlp"])
+def test_backward_with_beta_accumulates_into_the_buffers(kind):
+    """backward(..., beta) leaves beta * old + gradient: the momentum step the training loop relies on."""
+    rng = np.random.default_rng(6)
+    model = build_model(kind, rng, hidden=16)
+    X = rng.standard_normal((12, 784)).astype(np.float32)
+    dZ = rng.standard_normal((12, 10)).astype(np.float32)
+    Z, cache = model.forward(X)
+    gradient = {k: v.copy() for k, v in model.backward(dZ, cache).items()}
+    old = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in model.params.items()}
+    velocity = {k: v.copy() for k, v in old.items()}
+    model.backward(dZ, cache, velocity, model.workspace(12), beta=0.9)
+    for name in old:
+        np.testing.assert_allclose(velocity[name], 0.9 * old[name] + gradient[name], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="beta needs"):
+        model.backward(dZ, cache, beta=0.9)
+
+
+@pytest.mark.parametrize("kind", ["linear", "mlp"])
 def test_overfits_a_tiny_batch(kind):
     """Plain gradient descent drives the loss of 20 random samples from ~2.3 to near 0."""
     rng = np.random.default_rng(5)

@@ -43,3 +43,24 @@ def test_schedules():
     )
     with pytest.raises(ValueError, match="unknown learning-rate schedule"):
         learning_rate("linear", 0.1, 0, 10)
+
+
+def test_update_after_a_backward_that_filled_the_velocity():
+    """update(lr) is step() without the velocity step: decay into v, then W <- W - lr v."""
+    W, b = np.array([1.0, -2.0]), np.array([0.5])
+    opt = SGD({"W": W, "b": b}, momentum=0.9, weight_decay=0.1, decay_names=("W",))
+    opt.velocity["W"][...] = [0.2, 0.4]  # as the backward leaves it: 0.9 * 0 + g
+    opt.velocity["b"][...] = [1.0]
+    opt.update(lr=0.5)  # the first step of test_two_sgd_steps_by_hand
+    np.testing.assert_allclose(W, [0.8, -2.0])
+    np.testing.assert_allclose(b, [0.0])
+    np.testing.assert_allclose(opt.velocity["W"], [0.4, 0.0])
+
+
+def test_without_momentum_an_old_velocity_is_forgotten():
+    """Momentum 0: v is the new gradient even if the old v held inf (0 * inf would be NaN)."""
+    W = np.array([1.0, 1.0])
+    opt = SGD({"W": W})
+    opt.velocity["W"][...] = [np.inf, -np.inf]
+    opt.step({"W": np.array([1.0, -1.0])}, lr=0.1)
+    np.testing.assert_allclose(W, [0.9, 1.1])

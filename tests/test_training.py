@@ -43,6 +43,21 @@ def test_same_seed_gives_bit_identical_weights(kind):
     assert any(a.params[k].tobytes() != c.params[k].tobytes() for k in a.params)
 
 
+@pytest.mark.parametrize("kind", ["linear", "mlp"])
+def test_numpy_fallback_trains_the_same_model(kind, monkeypatch):
+    """Without the BLAS library (another numpy build) training runs the numpy path to the same weights."""
+    from mnistsoftmax import blas
+
+    if blas.LIBRARY is None:
+        pytest.skip("numpy's BLAS is not reachable here: every run is the fallback")
+    fast, fast_records, _, _ = run(kind, seed=3)
+    monkeypatch.setattr(blas, "LIBRARY", None)
+    slow, slow_records, _, _ = run(kind, seed=3)
+    for name in fast.params:
+        np.testing.assert_allclose(slow.params[name], fast.params[name], rtol=1e-3, atol=1e-5)
+    assert slow_records[-1]["train_loss"] == pytest.approx(fast_records[-1]["train_loss"], rel=1e-4)
+
+
 def test_training_learns_and_reports():
     """On learnable data the loss falls from ~2.3 and accuracy rises; records come per epoch and step."""
     model, records, hooks, (images, labels, norm) = run(epochs=3)
