@@ -95,14 +95,24 @@ def _matrix_layout(a: np.ndarray):
     return None
 
 
-def _native(dtype, *arrays: np.ndarray) -> bool:
-    """Whether the library can take these arrays: present, one float dtype, aligned, non-empty."""
-    return (
-        LIBRARY is not None
-        and dtype in LIBRARY.gemm
-        and all(a.dtype == dtype and a.flags.aligned and a.size for a in arrays)
-        and not any(np.may_share_memory(arrays[-1], a) for a in arrays[:-1])
-    )
+def _native(*arrays: np.ndarray):
+    """The library's routines for these arrays (output last), or None: the library is there, they
+    share one float dtype, are aligned and non-empty, and the output overlaps no input.
+
+    Plain loops, not all() over generators: this runs several times per training step."""
+    if LIBRARY is None:
+        return None
+    out = arrays[-1]
+    dtype = out.dtype
+    if dtype not in LIBRARY.gemm:
+        return None
+    for a in arrays:
+        if a.dtype != dtype or not a.size or not a.flags.aligned:
+            return None
+    for a in arrays[:-1]:
+        if np.may_share_memory(out, a):
+            return None
+    return LIBRARY
 
 
 def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, alpha: float = 1.0, beta: float = 0.0) -> np.ndarray:
@@ -114,11 +124,12 @@ def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, alpha: float = 1.0, beta
     (M, K), (K2, N) = a.shape, b.shape
     if K != K2 or out.shape != (M, N):
         raise ValueError(f"gemm shapes do not fit: {a.shape} @ {b.shape} -> {out.shape}")
-    layouts = [_matrix_layout(x) for x in (a, b, out)]
-    if _native(out.dtype, a, b, out) and None not in layouts and layouts[2][0] == _NO_TRANS:
-        (ta, lda), (tb, ldb), (_, ldc) = layouts
+    lib = _native(a, b, out)
+    layout_a, layout_b, layout_out = (_matrix_layout(a), _matrix_layout(b), _matrix_layout(out)) if lib else (None,) * 3
+    if layout_a and layout_b and layout_out and layout_out[0] == _NO_TRANS:
+        (ta, lda), (tb, ldb), (_, ldc) = layout_a, layout_b, layout_out
         ptr_a, ptr_b, ptr_c = a.ctypes.data, b.ctypes.data, out.ctypes.data
-        LIBRARY.gemm[out.dtype](_ROW_MAJOR, ta, tb, M, N, K, alpha, ptr_a, lda, ptr_b, ldb, beta, ptr_c, ldc)
+        lib.gemm[out.dtype](_ROW_MAJOR, ta, tb, M, N, K, alpha, ptr_a, lda, ptr_b, ldb, beta, ptr_c, ldc)
         return out
     product = np.matmul(a, b)
     if alpha != 1.0:
@@ -142,8 +153,9 @@ def column_sums(a: np.ndarray, out: np.ndarray, beta: float = 0.0) -> np.ndarray
     n, m = a.shape
     if out.shape != (m,):
         raise ValueError(f"column sums of {a.shape} do not fit into {out.shape}")
-    layout = _matrix_layout(a)
-    if _native(out.dtype, a, out) and layout is not None and out.flags.c_contiguous:
+    lib = _native(a, out)
+    layout = _matrix_layout(a) if lib else None
+    if layout is not None and out.flags.c_contiguous:
         ones = _ones.get(out.dtype)
         if ones is None or len(ones) < n:  # grows to the largest batch once, then reused
             ones = _ones[out.dtype] = np.ones(n, out.dtype)
@@ -152,7 +164,7 @@ def column_sums(a: np.ndarray, out: np.ndarray, beta: float = 0.0) -> np.ndarray
         # a.T @ ones in row-major terms: transpose a stored matrix, or not if a is itself a transposed view
         flag = _TRANS if trans == _NO_TRANS else _NO_TRANS
         ptr_a, ptr_ones, ptr_out = a.ctypes.data, ones.ctypes.data, out.ctypes.data
-        LIBRARY.gemv[out.dtype](_ROW_MAJOR, flag, rows, cols, 1.0, ptr_a, lda, ptr_ones, 1, beta, ptr_out, 1)
+        lib.gemv[out.dtype](_ROW_MAJOR, flag, rows, cols, 1.0, ptr_a, lda, ptr_ones, 1, beta, ptr_out, 1)
         return out
     if beta == 0.0:
         return np.sum(a, axis=0, out=out)
@@ -165,8 +177,9 @@ def axpy(alpha: float, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """y <- y + alpha * x, in place, one pass; x and y of the same shape. Returns y."""
     if x.shape != y.shape:
         raise ValueError(f"axpy shapes differ: {x.shape} and {y.shape}")
-    if _native(y.dtype, x, y) and x.flags.c_contiguous and y.flags.c_contiguous:
-        LIBRARY.axpy[y.dtype](y.size, alpha, x.ctypes.data, 1, y.ctypes.data, 1)
+    lib = _native(x, y)
+    if lib and x.flags.c_contiguous and y.flags.c_contiguous:
+        lib.axpy[y.dtype](y.size, alpha, x.ctypes.data, 1, y.ctypes.data, 1)
         return y
     y += alpha * x
     return y

@@ -1,17 +1,21 @@
 """Training speed of mnistsoftmax against PyTorch on the CPU, same work, same threads.
 
-    python scripts/bench.py --data-dir data/mnist [--epochs 4] [--threads 2]
+    python scripts/bench.py --data-dir data/mnist [--epochs 4] [--threads 2] [--repeats 3]
 
 Each row trains the same architecture from the same initial weights, with the same minibatch
 order and SGD settings, in float32, on all 60,000 MNIST training images: once with mnistsoftmax,
 once with PyTorch (when installed: `pip install torch==2.13.0`). Every measurement runs in a
-fresh process, so that its peak resident memory is its own.
+fresh process, so that its peak resident memory is its own. On a shared machine the speed of a
+process drifts by several per cent from minute to minute, so each row runs `--repeats` times,
+mnistsoftmax and PyTorch alternating, and reports medians; the ratio is the median of the ratios
+of adjacent pairs, with their lowest and highest beside it.
 
-Columns: training samples/s (median over the epochs after the first), the ratio mnistsoftmax /
-PyTorch, GFLOP/s achieved (multiply-adds of the forward and backward matmuls, counted as 2) and
-its fraction of the machine's float32 matmul peak (measured here with a large numpy matmul),
-test accuracy of both after the same epochs, peak resident memory of each process. A last
-line gives the time from the `mnistsoftmax train` command to its first training batch.
+Columns: training samples/s (median over the epochs after the first, then over the repeats), the
+ratio mnistsoftmax / PyTorch and its range over the repeats, GFLOP/s achieved (multiply-adds of
+the forward and backward matmuls, counted as 2) and its fraction of the machine's float32 matmul
+peak (measured here with a large numpy matmul), test accuracy of both after the same epochs,
+peak resident memory of each process. A last line gives the time from the `mnistsoftmax train`
+command to its first training batch.
 """
 
 from __future__ import annotations
@@ -104,6 +108,11 @@ def run_worker(framework, kind, hidden, batch, args) -> dict | None:
     return json.loads(proc.stdout.splitlines()[-1])
 
 
+def median_row(results: list[dict]) -> dict:
+    """Median of each measurement over the repeats of one row."""
+    return {key: statistics.median(r[key] for r in results) for key in results[0]}
+
+
 def thread_env(threads: int) -> dict:
     env = dict(os.environ)
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -138,6 +147,7 @@ def main() -> int:
     parser.add_argument("--data-dir", default="data/mnist")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each row, numpy and torch alternating")
     parser.add_argument("--worker", nargs=4, metavar=("FRAMEWORK", "MODEL", "HIDDEN", "BATCH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -156,26 +166,36 @@ def main() -> int:
     peak = matmul_peak(args.threads)
     print(f"machine: {os.cpu_count()} cores, numpy {np.__version__}, threads {args.threads}, "
           f"float32 matmul peak {peak:.0f} GFLOP/s (numpy, 4096x4096)")  # fmt: skip
+    from mnistsoftmax import blas
+
+    print(f"numpy's BLAS called directly: {Path(blas.LIBRARY.path).name}" if blas.LIBRARY else
+          "numpy's BLAS not found: the numpy fallback runs (slower)")  # fmt: skip
     if have_torch:
         print(f"pytorch {torch.__version__}")
-    print(f"{args.epochs} epochs on 60,000 images; samples/s is the median over epochs 2-{args.epochs}\n")
+    print(f"{args.epochs} epochs on 60,000 images; samples/s is the median over epochs 2-{args.epochs}, "
+          f"then over {args.repeats} repeats\n")  # fmt: skip
     header = (
-        f"{'model':<12} {'batch':>5} {'numpy samples/s':>16} {'torch samples/s':>16} {'ratio':>6} {'GFLOP/s':>8} "
-        f"{'of peak':>7} {'acc numpy':>9} {'acc torch':>9} {'MB numpy':>8} {'MB torch':>8}"
+        f"{'model':<12} {'batch':>5} {'numpy samples/s':>16} {'torch samples/s':>16} {'ratio':>6} {'range':>10} "
+        f"{'GFLOP/s':>8} {'of peak':>7} {'acc numpy':>9} {'acc torch':>9} {'MB numpy':>8} {'MB torch':>8}"
     )
     print(header)
     print("-" * len(header))
+    nan = {"samples_per_s": float("nan"), "accuracy": float("nan"), "peak_mb": float("nan")}
     for kind, hidden, batch in ROWS:
-        ours = run_worker("numpy", kind, hidden, batch, args)
-        theirs = run_worker("torch", kind, hidden, batch, args) if have_torch else None
-        if ours is None:
+        ours, theirs = [], []
+        for _ in range(args.repeats):
+            ours.append(run_worker("numpy", kind, hidden, batch, args))
+            theirs.append(run_worker("torch", kind, hidden, batch, args) if have_torch else nan)
+        if None in ours or None in theirs:
             continue
+        ratios = [a["samples_per_s"] / b["samples_per_s"] for a, b in zip(ours, theirs, strict=True)]
+        o, t = median_row(ours), median_row(theirs)
         name = kind if kind == "linear" else f"mlp H={hidden}"
-        gflops = ours["samples_per_s"] * flops_per_sample(kind, hidden) / 1e9
-        t = theirs or {"samples_per_s": float("nan"), "accuracy": float("nan"), "peak_mb": float("nan")}
-        print(f"{name:<12} {batch:>5} {ours['samples_per_s']:>16,.0f} {t['samples_per_s']:>16,.0f} "
-              f"{ours['samples_per_s'] / t['samples_per_s']:>5.2f}x {gflops:>8.1f} {gflops / peak:>7.0%} "
-              f"{100 * ours['accuracy']:>8.2f}% {100 * t['accuracy']:>8.2f}% {ours['peak_mb']:>8.0f} "
+        gflops = o["samples_per_s"] * flops_per_sample(kind, hidden) / 1e9
+        spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
+        print(f"{name:<12} {batch:>5} {o['samples_per_s']:>16,.0f} {t['samples_per_s']:>16,.0f} "
+              f"{statistics.median(ratios):>5.2f}x {spread:>10} {gflops:>8.1f} {gflops / peak:>7.0%} "
+              f"{100 * o['accuracy']:>8.2f}% {100 * t['accuracy']:>8.2f}% {o['peak_mb']:>8.0f} "
               f"{t['peak_mb']:>8.0f}")  # fmt: skip
     firsts = [time_to_first_batch(args.data_dir) for _ in range(3)]
     print(f"\nfrom `mnistsoftmax train` to its first training batch (cached MNIST, median of 3): "
