@@ -105,9 +105,20 @@ def test_inplace_fused_loss_and_gradient_match_the_plain_ones():
     y = rng.integers(0, 10, 16)
     expected_loss, expected_grad = F.cross_entropy(Z, y), F.cross_entropy_backward(Z, y)
     buf = Z.copy()
-    loss = F.inplace_softmax_cross_entropy(buf, y, np.arange(16))
+    loss, correct = F.inplace_softmax_cross_entropy(buf, y, np.arange(16))
     assert loss == pytest.approx(expected_loss, rel=1e-12)
     np.testing.assert_allclose(buf, expected_grad, atol=1e-15)
+    assert correct == np.count_nonzero(Z.argmax(axis=1) == y) > 0
+
+
+def test_inplace_fused_loss_of_huge_logits_and_ties():
+    """Logits in the thousands do not overflow; a tie for the largest logit counts the first as predicted."""
+    Z = np.array([[1000.0, 2000.0, 3000.0], [5.0, 5.0, 1.0]])
+    loss, correct = F.inplace_softmax_cross_entropy(Z, np.array([2, 1]), np.arange(2))
+    # row 0: log-sum-exp is 3000 + log(1 + e^-1000 + e^-2000) = 3000: loss 0. row 1: log(2 + e^-4).
+    assert loss == pytest.approx(np.log(2 + np.exp(-4.0)) / 2, rel=1e-12)
+    assert correct == 1  # row 0 right; row 1 predicts class 0, the first of the tie
+    np.testing.assert_allclose(Z[0], [0.0, 0.0, 0.0], atol=1e-300)
 
 
 def test_relu_forward_backward():
