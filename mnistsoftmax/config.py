@@ -58,16 +58,26 @@ def load_defaults(path: str | Path, command: click.Command, ctx: click.Context, 
         param = options.get(key)
         if param is None:
             raise ConfigError(f"{path}: unknown key {key!r}; the keys are the option names: {', '.join(options)}")
-        accepted = _accepted_types(param)
-        # bool is a subclass of int in Python, but `epochs = true` is a mistake, not 1.
-        if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
-            expected = " or ".join(t.__name__ for t in accepted)
-            raise ConfigError(f"{path}: {key} = {value!r} should be {expected}, not {type(value).__name__}")
-        try:
-            defaults[param.name] = param.type.convert(value, param, ctx)
-        except click.BadParameter as exc:
-            raise ConfigError(f"{path}: {key} = {value!r}: {exc.message}") from None
+        # A repeatable option (--mirror) takes one value or a list of them; click wants the list.
+        values = value if param.multiple and isinstance(value, list) else [value]
+        converted = [_convert(path, key, v, param, ctx) for v in values]
+        defaults[param.name] = converted if param.multiple else converted[0]
     return defaults
+
+
+def _convert(path: Path, key: str, value, param: click.Option, ctx: click.Context):
+    """One TOML value checked against the option's type and converted as click would."""
+    accepted = _accepted_types(param)
+    # bool is a subclass of int in Python, but `epochs = true` is a mistake, not 1.
+    if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
+        expected = " or ".join(t.__name__ for t in accepted)
+        if param.multiple:
+            expected += f" (or a list of {expected})"
+        raise ConfigError(f"{path}: {key} = {value!r} should be {expected}, not {type(value).__name__}")
+    try:
+        return param.type.convert(value, param, ctx)
+    except click.BadParameter as exc:
+        raise ConfigError(f"{path}: {key} = {value!r}: {exc.message}") from None
 
 
 def resolve(command: click.Command, path: str | Path | None = None) -> dict:

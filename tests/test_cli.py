@@ -101,6 +101,35 @@ def test_bad_config_file(tmp_path, content, message):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ('mirror = "http://127.0.0.1:1/a/"\n', ["http://127.0.0.1:1/a/"]),
+        (
+            'mirror = ["http://127.0.0.1:1/a/", "http://127.0.0.1:1/b/"]\n',
+            ["http://127.0.0.1:1/a/", "http://127.0.0.1:1/b/"],
+        ),
+    ],
+)
+def test_config_file_gives_one_mirror_or_several(tiny_data, tmp_path, line, expected):
+    """The repeatable --mirror takes a string or a list in TOML, and the run records them all."""
+    config = tmp_path / "c.toml"
+    config.write_text('model = "linear"\nepochs = 1\n' + line)
+    out = tmp_path / "m.npz"
+    result = invoke("train", "--config", config, "--dataset", "custom", "--data-dir", tiny_data, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert checkpoint.load(out)[1]["config"]["mirror"] == expected
+
+
+def test_config_file_mirror_of_the_wrong_type(tmp_path):
+    """A mirror list with a number in it is a usage error naming the key."""
+    config = tmp_path / "c.toml"
+    config.write_text('mirror = ["http://127.0.0.1:1/a/", 3]\n')
+    result = invoke("train", "--config", config)
+    assert result.exit_code == 2
+    assert "mirror = 3 should be str (or a list of str), not int" in result.stderr
+
+
 def test_shipped_configs_are_valid(tmp_path):
     """configs/*.toml load without error (the option names and types are right)."""
     import click
