@@ -202,10 +202,12 @@ class TrainState:
     correct: int  # of the epoch so far
     window: float  # sum of the losses since the last step record
     velocity: dict[str, np.ndarray]  # the optimiser's momentum buffers
+    seconds: float = 0.0  # spent on the epoch so far (absent from checkpoints of version 0.1.0)
 
     def to_meta(self) -> dict:
         """The JSON part (the velocity arrays are stored beside it)."""
-        return {k: getattr(self, k) for k in ("epoch", "batch", "step", "rng_state", "loss_sum", "correct", "window")}
+        keys = ("epoch", "batch", "step", "rng_state", "loss_sum", "correct", "window", "seconds")
+        return {k: getattr(self, k) for k in keys}
 
     @classmethod
     def from_meta(cls, meta: dict, velocity: dict[str, np.ndarray]) -> TrainState:
@@ -278,10 +280,11 @@ def train(
     # Overflow on the way to divergence is expected: it is caught as a non-finite loss.
     with np.errstate(over="ignore", invalid="ignore"):
         for epoch in range(first_epoch, settings.epochs + 1):
-            started = time.perf_counter()
+            resuming = resume is not None and epoch == first_epoch
+            # A resumed epoch's record counts the seconds spent on it before the interruption too.
+            started = time.perf_counter() - (resume.seconds if resuming else 0.0)
             epoch_rng_state = rng.bit_generator.state
             order = rng.permutation(n)
-            resuming = resume is not None and epoch == first_epoch
             start = first_batch if resuming else 0
             loss_sum, correct = (resume.loss_sum, resume.correct) if resuming else (0.0, 0)
             desc = f"epoch {epoch}/{settings.epochs}"
@@ -290,8 +293,9 @@ def train(
                 for i in range(start, steps_per_epoch):
                     if hooks.should_stop and hooks.should_stop():
                         raise Interrupted(
-                            TrainState(epoch, i, step, epoch_rng_state, loss_sum, correct, window, optimizer.velocity)
-                        )
+                            TrainState(epoch, i, step, epoch_rng_state, loss_sum, correct, window, optimizer.velocity,
+                                       seconds=time.perf_counter() - started)
+                        )  # fmt: skip
                     idx = order[i * bs : (i + 1) * bs]
                     m = len(idx)
                     x = norm.apply(np.take(pixels, idx, axis=0, out=pixel_buf[:m]), out=x_buf[:m], dtype=dtype)

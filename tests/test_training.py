@@ -158,3 +158,28 @@ def test_interrupt_and_resume_is_bit_identical(stop_at):
     assert later[-1]["epoch"] == 3
     for name in uninterrupted.params:
         assert resumed.params[name].tobytes() == uninterrupted.params[name].tobytes(), name
+
+
+def test_resumed_epoch_counts_the_seconds_before_the_interruption():
+    """The record of the epoch that was interrupted adds the time spent on it before the stop;
+    a state saved without that time (mnistsoftmax 0.1.0) still resumes."""
+    from mnistsoftmax.training import Interrupted
+
+    rng = np.random.default_rng(3)
+    images, labels = synthetic_digits(500, np.random.default_rng(100))
+    model = build_model("linear", rng)
+    norm = Normalization.of(images)
+    settings = TrainSettings(epochs=2, batch_size=64, lr=0.05, momentum=0.9, weight_decay=0.0,
+                             schedule="cosine", log_every=3)  # fmt: skip
+    calls = iter(range(10**6))
+    with pytest.raises(Interrupted) as stopped:
+        train(model, images, labels, norm, settings, rng, hooks=Hooks(should_stop=lambda: next(calls) == 3))
+    meta = json.loads(json.dumps(stopped.value.state.to_meta()))
+    assert meta["seconds"] > 0
+    meta["seconds"] = 1000.0  # as if the first three batches had taken that long
+    state = type(stopped.value.state).from_meta(meta, stopped.value.state.velocity)
+    first, second = train(model, images, labels, norm, settings, np.random.default_rng(0), resume=state)
+    assert first["epoch"] == 1 and 1000.0 < first["seconds"] < 1010.0
+    assert second["seconds"] < 10.0
+    old = {k: v for k, v in meta.items() if k != "seconds"}
+    assert type(stopped.value.state).from_meta(old, state.velocity).seconds == 0.0
