@@ -261,6 +261,21 @@ def _stop_requests():
             signal.signal(sig, old)
 
 
+def _trained_data_dir(config: dict, dataset: str) -> str | None:
+    """The folder a checkpoint was trained from, when it still exists. Once moved or deleted, a
+    known data set comes from the cache instead (its content is checked by hash either way); a
+    custom one has no other copy, so the user is told to say where it went."""
+    folder = config.get("data_dir")
+    if folder is None or Path(folder).is_dir():
+        return folder
+    if dataset == "custom":
+        raise click.ClickException(
+            f"the folder this checkpoint was trained from, {folder}, is gone: pass --data-dir with the data's new place"
+        )
+    log(f"the folder this checkpoint was trained from, {folder}, is gone: using the {dataset} cache instead")
+    return None
+
+
 def _class_label(i: int, class_names) -> str:
     """'3' for a digit, '3 Dress' where the class has a name of its own."""
     return str(i) if class_names[i] == str(i) else f"{i} {class_names[i]}"
@@ -298,7 +313,7 @@ def evaluate(checkpoint_path, dataset, data_dir, mirror, as_json):
         dataset = meta.get("dataset", "mnist")
         # The folder it was trained from is the natural copy of its test set.
         if data_dir is None and dataset == trained.get("dataset"):
-            data_dir = trained.get("data_dir")
+            data_dir = _trained_data_dir(trained, dataset)
     data = datasets.load(dataset, data_dir, mirror, splits=("test",))
     norm = training.Normalization(**meta["normalization"])
     result = training.evaluate(model, data.test.images, data.test.labels, norm)
@@ -441,9 +456,8 @@ def plot(checkpoint_path, out, digit, data_dir, mirror):
     config = meta.get("config")
     if not config:
         raise click.ClickException(f"{path} has no training configuration: plot needs a checkpoint saved by train")
-    data = datasets.load(
-        meta["dataset"], data_dir or config.get("data_dir"), mirror or config.get("mirror"), splits=("test",)
-    )
+    data_dir = data_dir or _trained_data_dir(config, meta["dataset"])
+    data = datasets.load(meta["dataset"], data_dir, mirror or config.get("mirror"), splits=("test",))
     untrained = training.untrained_model(config["model"], config["hidden"], config["seed"])
     written = plots.write_figures(
         out, model, untrained, data.test.images, data.test.labels, training.Normalization(**meta["normalization"]),

@@ -4,6 +4,7 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -257,3 +258,35 @@ def test_resolve_gives_what_train_would_run_with(tmp_path):
     assert defaults["hidden"] == 256 and defaults["lr"] == 0.05 and "config" not in defaults
     resolved = resolve(train, "configs/mlp.toml")
     assert resolved["hidden"] == 512 and resolved["weight_decay"] == 2e-4 and resolved["log_every"] == 50
+
+
+def test_eval_when_the_custom_training_folder_is_gone(tiny_data, tmp_path):
+    """A custom data set has no other copy: eval says where the data was and to pass --data-dir."""
+    moved = tmp_path / "moved"
+    assert train_tiny(tiny_data, "--model", "linear").exit_code == 0
+    tiny_data.rename(moved)
+    result = invoke("eval")
+    assert result.exit_code == 1
+    assert f"{tiny_data}, is gone: pass --data-dir" in result.stderr
+    assert invoke("eval", "--data-dir", moved).exit_code == 0
+
+
+def test_eval_and_plot_when_a_known_data_set_has_moved(registered_tiny, tmp_path):
+    """MNIST trained from a folder since deleted: eval and plot read the test set from the cache instead."""
+    import os
+    import shutil
+
+    served, _ = registered_tiny
+    folder = tmp_path / "my-mnist"
+    shutil.copytree(served, folder)
+    result = invoke("train", "--data-dir", folder, "--model", "linear", "--epochs", 1)
+    assert result.exit_code == 0, result.output
+    shutil.copytree(served, Path(os.environ["MNISTSOFTMAX_DATA_DIR"]) / "mnist")  # the cache holds a copy
+    shutil.rmtree(folder)
+    result = invoke("eval", "--json")
+    assert result.exit_code == 0, result.output
+    assert f"{folder}, is gone: using the mnist cache instead" in result.stderr
+    assert json.loads(result.stdout)["samples"] == 200
+    result = invoke("plot", "--out", tmp_path / "figures")
+    assert result.exit_code == 0, result.output
+    assert "is gone: using the mnist cache instead" in result.stderr and (tmp_path / "figures/index.html").exists()
