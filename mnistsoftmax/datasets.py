@@ -16,6 +16,8 @@ import gzip
 import hashlib
 import math
 import os
+import re
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -307,11 +309,34 @@ class _GenuineOnly:
             raise ValueError(f"SHA-256 hash mismatch: the content's is {content_hash}, expected {self.file.sha256}")
 
 
-def download(url_bases: list[str], file: DataFile, folder: Path, progressbar: bool) -> Path:
+# pooch's temporary download files: tempfile's names, "tmp" and eight characters.
+_POOCH_TEMPORARY = re.compile(r"tmp[a-z0-9_]{8}")
+# A live download writes at least once per DOWNLOAD_TIMEOUT_S or gives up: a temporary file left
+# alone for much longer belongs to a download that was killed.
+STALE_AFTER_S = max(300.0, 2 * DOWNLOAD_TIMEOUT_S)
+
+
+def remove_stale_downloads(folder: Path) -> list[Path]:
+    """Delete the temporary files of killed downloads from one of the tool's own cache folders
+    (never a folder the user named: a file of theirs might match the name); returns them."""
+    removed = []
+    now = time.time()
+    for path in folder.iterdir() if folder.is_dir() else ():
+        try:
+            if _POOCH_TEMPORARY.fullmatch(path.name) and path.is_file() and now - path.stat().st_mtime > STALE_AFTER_S:
+                path.unlink()
+                removed.append(path)
+        except OSError:  # gone already, or not ours to delete: leave it
+            continue
+    return removed
+
+
+def download(url_bases: list[str], file: DataFile, folder: Path, progressbar: bool, managed: bool = False) -> Path:
     """Download `<name>.gz` into folder from the first mirror that serves the genuine file.
 
     pooch writes into a temporary file, which is checked and only then renamed into place, so an
-    interrupted or wrong download never leaves a file that looks finished.
+    interrupted or wrong download never leaves a file that looks finished. In the tool's own cache
+    (`managed`), temporary files that killed downloads left behind are removed first.
     """
     import pooch
     import requests
@@ -326,6 +351,8 @@ def download(url_bases: list[str], file: DataFile, folder: Path, progressbar: bo
         raise DataError(
             f"cannot write to the data folder {folder}: set {DATA_DIR_ENV} (or --data-dir) to a writable folder"
         )
+    if managed:
+        remove_stale_downloads(folder)
     fname = f"{file.name}.gz"
     failures = []
     for base in url_bases:
@@ -383,7 +410,7 @@ def load_file(info: DatasetInfo, role: str, folder: Path, managed: bool, mirrors
     if path is None:
         if not mirrors:
             raise DataError(f"{folder} has no {file.name} (or {file.name}.gz) and there is nothing to download it from")
-        path = download(mirrors, file, folder, progressbar)
+        path = download(mirrors, file, folder, progressbar, managed)
         data = read_idx_bytes(path)
         # Checked again: if another process finished the same download first, pooch returned its
         # file without fetching, so without our downloader's check.

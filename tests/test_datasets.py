@@ -149,6 +149,30 @@ def test_download_happy_path(registered_tiny, http_server):
     assert cache_files() == sorted(f"{n}.gz" for n in FILE_NAMES.values())
 
 
+def test_killed_downloads_leftovers_are_removed_from_the_cache_only(registered_tiny, http_server, tmp_path):
+    """Temporary files of downloads killed long ago go from the cache when it downloads again; a
+    recent one (a download that may be running) stays, and so does anything in a user's folder."""
+    served, _ = registered_tiny
+    cache = datasets.default_cache_dir("mnist")
+    cache.mkdir(parents=True)
+    user = tmp_path / "mine"
+    user.mkdir()
+    long_ago = time.time() - datasets.STALE_AFTER_S - 60
+    for folder in (cache, user):
+        for name in ("tmpk3x_9qzv", "tmpfresh123", "tmpnotes.txt"):
+            (folder / name).write_bytes(b"partial")
+        os.utime(folder / "tmpk3x_9qzv", (long_ago, long_ago))
+        os.utime(folder / "tmpnotes.txt", (long_ago, long_ago))  # not a name tempfile makes
+    load("mnist", mirror=http_server(served), progressbar=False)
+    load("mnist", user, mirror=http_server(served), progressbar=False)
+    assert sorted(p.name for p in cache.iterdir() if p.name.startswith("tmp")) == ["tmpfresh123", "tmpnotes.txt"]
+    assert sorted(p.name for p in user.iterdir() if p.name.startswith("tmp")) == [
+        "tmpfresh123",
+        "tmpk3x_9qzv",
+        "tmpnotes.txt",
+    ]
+
+
 def test_first_mirror_failing_then_the_next(registered_tiny, http_server, tmp_path, monkeypatch):
     """A mirror answering 404 is skipped; the next one serves the files."""
     served, info = registered_tiny
