@@ -40,15 +40,22 @@ def test_untrained_loss_is_ln10(kind):
     assert abs(cross_entropy(Z.astype(np.float64), y) - math.log(10)) < 0.1
 
 
+def allocating_pass(kind: str, seed: int, n: int, hidden: int):
+    """A model, a batch X (n, 784) with an output gradient dZ (n, 10), and the allocating path's
+    logits, cache and parameter gradients for them."""
+    rng = np.random.default_rng(seed)
+    model = build_model(kind, rng, hidden=hidden)
+    X = rng.standard_normal((n, 784)).astype(np.float32)
+    dZ = rng.standard_normal((n, 10)).astype(np.float32)
+    Z, cache = model.forward(X)
+    grads = {k: v.copy() for k, v in model.backward(dZ, cache).items()}
+    return model, X, dZ, Z, cache, grads
+
+
 @pytest.mark.parametrize("kind", ["linear", "mlp"])
 def test_workspace_path_equals_allocating_path(kind):
     """Forward/backward through reused buffers give the same numbers as the allocating path."""
-    rng = np.random.default_rng(4)
-    model = build_model(kind, rng, hidden=32)
-    X = rng.standard_normal((20, 784)).astype(np.float32)
-    dZ = rng.standard_normal((20, 10)).astype(np.float32)
-    Z, cache = model.forward(X)
-    expected = {k: v.copy() for k, v in model.backward(dZ, cache).items()}
+    model, X, dZ, Z, _, expected = allocating_pass(kind, seed=4, n=20, hidden=32)
     ws = model.workspace(32)
     grads = {k: np.full_like(v, np.nan) for k, v in model.params.items()}
     Z_ws, cache_ws = model.forward(X, ws)
@@ -61,12 +68,8 @@ def test_workspace_path_equals_allocating_path(kind):
 @pytest.mark.parametrize("kind", ["linear", "mlp"])
 def test_backward_with_beta_accumulates_into_the_buffers(kind):
     """backward(..., beta) leaves beta * old + gradient: the momentum step the training loop relies on."""
-    rng = np.random.default_rng(6)
-    model = build_model(kind, rng, hidden=16)
-    X = rng.standard_normal((12, 784)).astype(np.float32)
-    dZ = rng.standard_normal((12, 10)).astype(np.float32)
-    Z, cache = model.forward(X)
-    gradient = {k: v.copy() for k, v in model.backward(dZ, cache).items()}
+    model, _, dZ, _, cache, gradient = allocating_pass(kind, seed=6, n=12, hidden=16)
+    rng = np.random.default_rng(7)
     old = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in model.params.items()}
     velocity = {k: v.copy() for k, v in old.items()}
     model.backward(dZ, cache, velocity, model.workspace(12), beta=0.9)
