@@ -1,6 +1,6 @@
 """numpy's own BLAS, for the three things numpy's operators cannot say in one pass over memory.
 
-    gemm          C <- alpha * A @ B + beta * C     np.matmul always overwrites C
+    gemm          C <- A @ B + beta * C             np.matmul always overwrites C
     column_sums   y <- sum of A's rows + beta * y   np.sum always overwrites y
     axpy          y <- y + alpha * x                numpy needs a temporary and two passes
 
@@ -115,8 +115,8 @@ def _native(*arrays: np.ndarray):
     return LIBRARY
 
 
-def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, alpha: float = 1.0, beta: float = 0.0) -> np.ndarray:
-    """out <- alpha * a @ b + beta * out, in place; a (M, K), b (K, N), out (M, N). Returns out.
+def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, beta: float = 0.0) -> np.ndarray:
+    """out <- a @ b + beta * out, in place; a (M, K), b (K, N), out (M, N). Returns out.
 
     a and b may be transposed views (X.T costs nothing). With beta = 0 the old content of out is
     ignored, NaN included, as BLAS specifies.
@@ -129,11 +129,9 @@ def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, alpha: float = 1.0, beta
     if layout_a and layout_b and layout_out and layout_out[0] == _NO_TRANS:
         (ta, lda), (tb, ldb), (_, ldc) = layout_a, layout_b, layout_out
         ptr_a, ptr_b, ptr_c = a.ctypes.data, b.ctypes.data, out.ctypes.data
-        lib.gemm[out.dtype](_ROW_MAJOR, ta, tb, M, N, K, alpha, ptr_a, lda, ptr_b, ldb, beta, ptr_c, ldc)
+        lib.gemm[out.dtype](_ROW_MAJOR, ta, tb, M, N, K, 1.0, ptr_a, lda, ptr_b, ldb, beta, ptr_c, ldc)
         return out
     product = np.matmul(a, b)
-    if alpha != 1.0:
-        product *= alpha
     if beta == 0.0:
         np.copyto(out, product, casting="same_kind")
     else:

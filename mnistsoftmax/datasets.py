@@ -316,19 +316,16 @@ _POOCH_TEMPORARY = re.compile(r"tmp[a-z0-9_]{8}")
 STALE_AFTER_S = max(300.0, 2 * DOWNLOAD_TIMEOUT_S)
 
 
-def remove_stale_downloads(folder: Path) -> list[Path]:
+def remove_stale_downloads(folder: Path) -> None:
     """Delete the temporary files of killed downloads from one of the tool's own cache folders
-    (never a folder the user named: a file of theirs might match the name); returns them."""
-    removed = []
+    (never a folder the user named: a file of theirs might match the name)."""
     now = time.time()
     for path in folder.iterdir() if folder.is_dir() else ():
         try:
             if _POOCH_TEMPORARY.fullmatch(path.name) and path.is_file() and now - path.stat().st_mtime > STALE_AFTER_S:
                 path.unlink()
-                removed.append(path)
         except OSError:  # gone already, or not ours to delete: leave it
             continue
-    return removed
 
 
 def download(url_bases: list[str], file: DataFile, folder: Path, progressbar: bool, managed: bool = False) -> Path:
