@@ -97,14 +97,15 @@ def _matrix_layout(a: np.ndarray):
 
 def _native(*arrays: np.ndarray):
     """The library's routines for these arrays (output last), or None: the library is there, they
-    share one float dtype, are aligned and non-empty, and the output overlaps no input.
+    share one native-order float dtype, are aligned and non-empty, and the output is writeable and
+    overlaps no input. (numpy's own path then raises the right error or copes.)
 
     Plain loops, not all() over generators: this runs several times per training step."""
     if LIBRARY is None:
         return None
     out = arrays[-1]
     dtype = out.dtype
-    if dtype not in LIBRARY.gemm:
+    if dtype not in LIBRARY.gemm or not out.flags.writeable:
         return None
     for a in arrays:
         if a.dtype != dtype or not a.size or not a.flags.aligned:

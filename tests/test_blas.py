@@ -80,6 +80,21 @@ def test_gemm_into_an_operand_is_still_right(backend):
     np.testing.assert_allclose(blas.gemm(a, b, a, beta=0.5), expected, rtol=1e-12)
 
 
+def test_read_only_and_byte_swapped_arrays_take_the_numpy_path(backend):
+    """Memory numpy would refuse to write is not written behind its back; big-endian data is read right."""
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    b = np.ones((3, 2), dtype=np.float32)
+    frozen = np.zeros((2, 2), dtype=np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        blas.gemm(a, b, frozen)
+    assert not frozen.any()
+    swapped = a.astype(">f4")
+    np.testing.assert_array_equal(blas.gemm(swapped, b, np.empty((2, 2), np.float32)), a @ b)
+    y = np.zeros(3, dtype=">f8")
+    np.testing.assert_array_equal(blas.axpy(2.0, np.ones(3, ">f8"), y), [2, 2, 2])
+
+
 def test_gemm_shape_mismatch_is_an_error():
     """Shapes that do not fit are refused before anything is written."""
     out = np.zeros((3, 2))
