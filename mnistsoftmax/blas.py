@@ -58,15 +58,22 @@ class _Library:
 
 
 def _loaded_by_numpy() -> list[str]:
-    """Paths of the BLAS libraries numpy has loaded into this process (best first)."""
+    """Paths of the BLAS libraries loaded into this process, numpy's own first."""
+    here = Path(np.__file__).resolve().parent  # resolved: the maps name files by their real paths
+    wheel_folders = (here.parent / "numpy.libs", here / ".dylibs")  # where numpy's wheels keep their OpenBLAS
     maps = Path("/proc/self/maps")
     if maps.exists():
-        fields = (line.split(maxsplit=5) for line in maps.read_text().splitlines())
-        paths = (f[5] for f in fields if len(f) == 6)  # address, perms, offset, device, inode, path
-        return list(dict.fromkeys(p for p in paths if "blas" in Path(p).name.lower()))
-    here = Path(np.__file__).parent
-    folders = (here.parent / "numpy.libs", here / ".dylibs")  # where the wheels keep their OpenBLAS
-    return [str(p) for folder in folders for p in sorted(folder.glob("*openblas*"))]
+        return blas_paths(maps.read_text(), wheel_folders)
+    return [str(p) for folder in wheel_folders for p in sorted(folder.glob("*openblas*"))]
+
+
+def blas_paths(maps: str, preferred: tuple[Path, ...]) -> list[str]:
+    """The BLAS libraries among a /proc/PID/maps listing, those in `preferred` folders first: a
+    process may hold a second OpenBLAS (scipy's), and its thread pool would compete with numpy's."""
+    fields = (line.split(maxsplit=5) for line in maps.splitlines())
+    paths = dict.fromkeys(f[5] for f in fields if len(f) == 6)  # address, perms, offset, device, inode, path
+    found = [p for p in paths if "blas" in Path(p).name.lower()]
+    return sorted(found, key=lambda p: Path(p).parent not in preferred)
 
 
 def _find_library() -> _Library | None:

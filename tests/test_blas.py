@@ -1,5 +1,7 @@
 """numpy's own BLAS through ctypes: the same numbers as numpy, on every layout, on both paths."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -24,6 +26,21 @@ def test_numpy_wheel_blas_is_found():
         pytest.skip("numpy was not built with the wheels' OpenBLAS")
     assert blas.LIBRARY is not None
     assert "openblas" in blas.LIBRARY.path
+
+
+def test_numpy_own_blas_comes_before_another_one_in_the_process():
+    """With scipy's OpenBLAS mapped too, numpy's copy (in numpy.libs) is the one tried first."""
+    maps = (
+        "7f00-7f10 r-xp 00000000 08:01 11 /site/scipy.libs/libscipy_openblas-aa.so\n"
+        "7f10-7f20 r--p 00000000 08:01 11 /site/scipy.libs/libscipy_openblas-aa.so\n"
+        "7f20-7f30 r-xp 00000000 08:01 12 /site/numpy.libs/libscipy_openblas64_-bb.so\n"
+        "7f30-7f40 r-xp 00000000 08:01 13 /usr/lib/libc.so.6\n"
+        "7f40-7f50 rw-p 00000000 00:00 0 \n"
+    )
+    assert blas.blas_paths(maps, (Path("/site/numpy.libs"),)) == [
+        "/site/numpy.libs/libscipy_openblas64_-bb.so",
+        "/site/scipy.libs/libscipy_openblas-aa.so",
+    ]
 
 
 def _operand(rng, shape, transposed, dtype):
