@@ -46,14 +46,47 @@ def confident_mistakes(probabilities: np.ndarray, labels: np.ndarray, k: int = 1
     return wrong[np.argsort(-confidence, kind="stable")[:k]]
 
 
-def first_layer_images(model, count: int = 64) -> np.ndarray:
-    """The first weight matrix's columns as 28x28 images, (K, 28, 28): for `linear` the ten class
-    templates, for `mlp` the first `count` hidden units. Each image scaled to [-1, 1] by its own
-    largest absolute weight, so that positive and negative evidence read alike."""
-    W = model.params["W"] if model.kind == "linear" else model.params["W1"][:, :count]
-    images = W.T.reshape(-1, 28, 28).astype(np.float64)
+def _as_images(columns: np.ndarray) -> np.ndarray:
+    """Columns (D=784, K) -> (K, 28, 28) float64 images, each scaled to [-1, 1] by its own largest
+    absolute value, so that positive and negative evidence read alike."""
+    images = columns.T.reshape(-1, 28, 28).astype(np.float64)
     scale = np.abs(images).max(axis=(1, 2), keepdims=True)
     return images / np.where(scale > 0, scale, 1.0)
+
+
+def first_layer_images(model, count: int = 64) -> np.ndarray:
+    """The first weight matrix's columns as 28x28 images scaled to [-1, 1], (K, 28, 28): for
+    `linear` the ten class templates, for `mlp` the first `count` hidden units."""
+    W = model.params["W"] if model.kind == "linear" else model.params["W1"][:, :count]
+    return _as_images(W)
+
+
+def top_units(scores: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the `count` largest scores (H,), largest first; equal scores by unit index.
+
+    The one selection of hidden units to show: `plot` ranks by outgoing_strength, the page by
+    one input's push towards its predicted class."""
+    return np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")[:count]
+
+
+def outgoing_strength(model) -> np.ndarray:
+    """How loudly each hidden unit of an mlp speaks to the outputs: ||W2[j]||, (H,).
+
+    Units the output layer has learned to listen to are the ones training shaped; at H = 512
+    most units keep weights that look like their random start, so showing units 0-31 shows noise.
+    """
+    return np.linalg.norm(model.params["W2"].astype(np.float64), axis=1)
+
+
+def hidden_unit_images(trained, untrained, count: int = 16) -> dict[str, np.ndarray]:
+    """The `count` hidden units of an mlp with the strongest outgoing weights, ranked:
+    units (K,) their indices, strongest first; weights (K, 28, 28) their first-layer weights;
+    added (K, 28, 28) what training added to them, W1 - W1 at initialisation. Images scaled to
+    [-1, 1] each."""
+    units = top_units(outgoing_strength(trained), count)
+    W1 = trained.params["W1"].astype(np.float64)
+    added = W1[:, units] - untrained.params["W1"].astype(np.float64)[:, units]
+    return {"units": units, "weights": _as_images(W1[:, units]), "added": _as_images(added)}
 
 
 def training_curves(records: list[dict]) -> dict[str, np.ndarray]:

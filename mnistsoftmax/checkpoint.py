@@ -67,27 +67,47 @@ class MetricsFile:
     """JSON lines written as training goes, into a hidden `.NAME.*.partial` file beside `path`.
 
     commit() flushes, fsyncs and renames it to its final name; discard() removes it. A run that
-    is killed leaves only the partial file, never a metrics file that looks complete.
+    is killed leaves only the partial file, never a metrics file that looks complete. A write that
+    fails (a full disk, a file-size limit) raises CheckpointError naming the final path and
+    removes the partial file: nothing of a failed run stays behind.
     """
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        fd, self._tmp = temporary_beside(self.path, ".partial")
+        try:
+            fd, self._tmp = temporary_beside(self.path, ".partial")
+        except OSError as exc:
+            raise self._error(exc) from None
         self._file = os.fdopen(fd, "w", encoding="utf-8")
 
+    def _error(self, exc: OSError) -> CheckpointError:
+        return CheckpointError(f"cannot write the metrics file {self.path}: {exc.strerror or exc}")
+
     def write(self, record: dict) -> None:
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()  # readable while training runs (tail -f the partial file)
+        try:
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()  # readable while training runs (tail -f the partial file)
+        except OSError as exc:
+            self.discard()
+            raise self._error(exc) from None
 
     def commit(self, path: Path | None = None) -> None:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        os.replace(self._tmp, path or self.path)
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.replace(self._tmp, path or self.path)
+        except OSError as exc:
+            self.discard()
+            raise self._error(exc) from None
 
     def discard(self) -> None:
+        """Remove the partial file; safe to call more than once, and after commit (then it does nothing)."""
         if not self._file.closed:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError:  # the close flushes what the full disk refused: that data goes with the file
+                pass
         self._tmp.unlink(missing_ok=True)
 
 

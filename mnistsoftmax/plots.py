@@ -24,7 +24,7 @@ SIZES = {
     "loss_per_sample": (12, 4.5),
     "confusion": (7, 6),
     "mistakes": (12, 7),
-    "weights": (10, 5),
+    "weights": (12, 7),
 }
 CAPTIONS = {
     "curves": "Training curves: the loss starts at ln 10 ≈ 2.303 (dashed), where every class has 10 %, and falls "
@@ -41,8 +41,9 @@ CAPTIONS = {
     "classes are taken for which.",
     "mistakes": "The test images the model got wrong while most confident, with its top probabilities: often "
     "ambiguous writing or a doubtful label.",
-    "weights": "First-layer weights as 28x28 images (red positive, blue negative): for linear the ten class "
-    "templates, for mlp the first hidden units' feature detectors.",
+    "weights": "First-layer weights as 28x28 images (red positive, blue negative). For linear, the ten class "
+    "templates. For mlp, the 16 hidden units with the strongest outgoing weights (rank 1 the strongest), each "
+    "shown as it ended and as what training added to its random start (W1 - W1 at initialisation).",
 }
 
 
@@ -92,7 +93,10 @@ def write_figures(
     written.append(_confusion(folder, analysis.confusion(after["softmax"].argmax(axis=1), labels), class_names))
     mistakes = analysis.confident_mistakes(after["softmax"], labels, k=16)
     written.append(_mistakes(folder, images, labels, after["softmax"], mistakes, class_names))
-    written.append(_weights(folder, analysis.first_layer_images(trained, count=32), trained.kind, class_names))
+    if trained.kind == "linear":
+        written.append(_templates(folder, analysis.first_layer_images(trained), class_names))
+    else:
+        written.append(_hidden_units(folder, analysis.hidden_unit_images(trained, untrained, count=16)))
     written.append(_index(folder, written))
     return written
 
@@ -107,12 +111,17 @@ def _curves(folder, c) -> Path:
     if not np.all(np.isnan(c["val_loss"])):
         loss.plot(c["epoch_step"], c["val_loss"], "s-", label="validation, per epoch")
     loss.axhline(LN10, ls="--", color="gray", label="ln 10 = 2.303")
-    loss.set(xlabel="step", ylabel="cross entropy", title="Loss", ylim=(0, max(2.5, LN10 * 1.1)))
+    # Logarithmic in steps (linear below 1, so that step 0 is drawn): the first fall from ln 10,
+    # within a few dozen steps, gets as much room as the thousands of steps after it.
+    loss.set_xscale("symlog", linthresh=1, linscale=0.3)
+    loss.set_xlim(left=-0.4)  # room for the star at step 0
+    loss.set(xlabel="step (logarithmic)", ylabel="cross entropy", title="Loss", ylim=(0, max(2.5, LN10 * 1.1)))
     loss.legend()
     acc.plot(c["epoch"], 100 * c["train_accuracy"], "o-", label="train")
     if not np.all(np.isnan(c["val_accuracy"])):
         acc.plot(c["epoch"], 100 * c["val_accuracy"], "s-", label="validation")
     acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
+    acc.xaxis.get_major_locator().set_params(integer=True)
     acc.legend()
     fig.tight_layout()
     return _save(fig, folder, "curves")
@@ -190,16 +199,30 @@ def _mistakes(folder, images, labels, probabilities, indices, class_names) -> Pa
     return _save(fig, folder, "mistakes")
 
 
-def _weights(folder, images, kind, class_names) -> Path:
+def _templates(folder, images, class_names) -> Path:
     fig = _figure("weights")
-    rows, cols = (2, 5) if kind == "linear" else (4, 8)
-    axes = fig.subplots(rows, cols).ravel()
-    for k, ax in enumerate(axes):
+    for k, ax in enumerate(fig.subplots(2, 5).ravel()):
         ax.axis("off")
-        if k < len(images):
-            ax.imshow(images[k], cmap="RdBu_r", vmin=-1, vmax=1)
-            ax.set_title(class_names[k] if kind == "linear" else f"unit {k}", fontsize=8)
-    fig.suptitle("First-layer weights" + (" (class templates)" if kind == "linear" else " (hidden units)"))
+        ax.imshow(images[k], cmap="RdBu_r", vmin=-1, vmax=1)
+        ax.set_title(class_names[k], fontsize=9)
+    fig.suptitle("First-layer weights: one template per class (red: ink there raises the class's logit)")
+    fig.tight_layout()
+    return _save(fig, folder, "weights")
+
+
+def _hidden_units(folder, shown) -> Path:
+    fig = _figure("weights")
+    axes = fig.subplots(4, 8)
+    for k, unit in enumerate(shown["units"]):
+        row, col = divmod(2 * k, 8)
+        for ax, image, what in ((axes[row, col], shown["weights"][k], f"#{k + 1}: unit {unit}"),
+                                (axes[row, col + 1], shown["added"][k], "added by training")):  # fmt: skip
+            ax.imshow(image, cmap="RdBu_r", vmin=-1, vmax=1)
+            ax.set_title(what, fontsize=8)
+    for ax in axes.ravel():
+        ax.axis("off")
+    fig.suptitle("Hidden units with the strongest outgoing weights ||W2[j]||, ranked: the weights, "
+                 "and what training added to them (W1 - W1 at initialisation)")  # fmt: skip
     fig.tight_layout()
     return _save(fig, folder, "weights")
 

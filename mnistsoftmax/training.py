@@ -67,7 +67,7 @@ class TrainSettings:
     momentum: float = 0.0
     weight_decay: float = 0.0
     schedule: str = "constant"
-    log_every: int = 50  # steps between loss records in the metrics file
+    log_every: int = 50  # steps between loss records in the metrics file (each of the first ones is recorded)
 
 
 @dataclass
@@ -314,8 +314,15 @@ def train(
                     step += 1
                     loss_sum += loss * m
                     window += loss
-                    if step % settings.log_every == 0:
-                        hooks.emit({"type": "step", "step": step, "epoch": epoch, "loss": window / settings.log_every})
+                    if step < settings.log_every:
+                        # The first fall from ln 10 happens within a few dozen steps: record each of
+                        # them, or the curve jumps from the loss before training to the first window.
+                        hooks.emit({"type": "step", "step": step, "epoch": epoch, "loss": loss, "steps": 1})
+                    elif step % settings.log_every == 0:
+                        hooks.emit(
+                            {"type": "step", "step": step, "epoch": epoch, "loss": window / settings.log_every,
+                             "steps": settings.log_every}
+                        )  # fmt: skip
                         bar.set_postfix_str(f"loss {window / settings.log_every:.4f}")
                         window = 0.0
                     bar.update(1)

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from mnistsoftmax import checkpoint, datasets  # noqa: E402
 from tests.conftest import write_dataset  # noqa: E402
 from tests.mirror import start_mirror  # noqa: E402
-from tests.test_faults import start_and_signal  # noqa: E402
+from tests.test_faults import file_size_limit, start_and_signal  # noqa: E402
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 TRAIN = ["train", "--dataset", "custom", "--model", "mlp", "--hidden", "32", "--batch-size", "8", "--log-every", "5",
@@ -118,6 +118,15 @@ def training_faults(tmp: Path) -> None:
     diverged = cli([*TRAIN, "--data-dir", data, "--epochs", "1", "--lr", "1e30", "--out", out], e)
     row("divergence (--lr 1e30)", f"exit {diverged.returncode}: {last_line(diverged)}; last good checkpoint kept",
         out.read_bytes() != before)  # fmt: skip
+
+    # A nearly full disk, as a file-size limit on the child (no root, no tmpfs needed).
+    for limit, moment in ((0, "before the first metrics record"), (16_000, "at the checkpoint")):
+        before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
+        full = cli([*TRAIN, "--model", "linear", "--data-dir", data, "--epochs", "1", "--out", out], e,
+                   preexec_fn=file_size_limit(limit))  # fmt: skip
+        after = {p.name: p.read_bytes() for p in out.parent.iterdir()}
+        row(f"disk full {moment}", f"exit {full.returncode}: {last_line(full)}; folder unchanged: "
+            f"{'yes' if after == before else 'NO'}", after != before)  # fmt: skip
 
     codes = [cli(["train", *bad], e).returncode for bad in (["--epochs", "0"], ["--batch-size", "0"], ["--lr", "0"],
              ["--momentum", "1"], ["--val-split", "1"], ["--hidden", "-3"])]  # fmt: skip

@@ -54,6 +54,19 @@ def test_train_then_eval_with_defaults(tiny_data):
     assert "confusion matrix" in result.stdout and "per-class accuracy" in result.stdout
 
 
+def test_metrics_record_each_early_step(tiny_data):
+    """The first fall of the loss from ln 10 is in the metrics file step by step: a record for each
+    of the first --log-every steps (the loss of that one step), then one per --log-every steps."""
+    result = train_tiny(tiny_data, "--batch-size", 8, "--epochs", 1)  # 540 images: 68 steps
+    assert result.exit_code == 0, result.output
+    steps = [r for r in read_records(checkpoint.metrics_path(checkpoint.default_path())) if r["type"] == "step"]
+    assert [r["step"] for r in steps] == [*range(1, 51)]
+    assert [r["steps"] for r in steps] == [1] * 49 + [50]
+    assert abs(steps[0]["loss"] - math.log(10)) < 0.2 and steps[48]["loss"] < 0.5 * steps[0]["loss"]
+    # the record at step 50 is the mean of steps 1-50, so it sits between the first and the last
+    assert steps[48]["loss"] < steps[49]["loss"] < steps[0]["loss"]
+
+
 def test_checkpoint_stores_resolved_config(tiny_data, tmp_path):
     """The checkpoint's metadata holds the configuration, data set, normalisation and metrics."""
     out = tmp_path / "run" / "m.npz"

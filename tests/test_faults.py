@@ -1,6 +1,7 @@
 """Nothing lost: signals and kills during training (real subprocesses), atomic writes, resuming."""
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -47,6 +48,18 @@ def start_and_signal(args, out: Path, sig, env) -> subprocess.CompletedProcess:
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=60)
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+def file_size_limit(nbytes: int):
+    """A preexec_fn for subprocess: files the child writes may not grow beyond nbytes, as on a
+    nearly full disk (no root needed). SIGXFSZ ignored, so a write fails with EFBIG instead of
+    killing the process."""
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, nbytes))
+
+    return limit
 
 
 def params_of(path):
@@ -153,3 +166,25 @@ def test_resume_with_a_damaged_state_is_refused(tmp_path, data_dir):
     checkpoint.save(fake, model, {**meta, "resume": {"epoch": 1}, "records": [], "out": str(out)}, velocity=velocity)
     result = CliRunner().invoke(main, ["train", "--resume", str(fake)])
     assert result.exit_code == 1 and "saved training state is incomplete" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "limit, what", [(0, "the metrics file"), (16_000, "checkpoint")], ids=["metrics", "checkpoint"]
+)
+def test_a_run_that_cannot_write_leaves_nothing_new_and_names_the_file(tmp_path, data_dir, limit, what):
+    """A full disk (here a file-size limit) before the metrics' first record or at the checkpoint:
+    one line naming the file that could not be written, and the output folder exactly as it was
+    (no partial or temporary file, the previous checkpoint and metrics untouched)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    out = tmp_path / "runs" / "model.npz"
+    args = [*QUICK, "--model", "linear", "--data-dir", data_dir, "--out", out]
+    assert subprocess.run(cli(*args), capture_output=True, env=env).returncode == 0
+    before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
+
+    failed = subprocess.run(cli(*args), capture_output=True, text=True, env=env, preexec_fn=file_size_limit(limit))
+    assert failed.returncode == 1, failed.stderr
+    error = failed.stderr.strip().splitlines()[-1]
+    target = checkpoint.metrics_path(out) if what == "the metrics file" else out
+    assert error == f"Error: cannot write {what} {target}: File too large"
+    assert "Traceback" not in failed.stderr
+    assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before

@@ -79,6 +79,26 @@ def test_first_layer_images(models):
     assert analysis.first_layer_images(untrained_model("linear", 0, seed=0)).shape == (10, 28, 28)
 
 
+def test_top_units_ranks_a_hand_built_model():
+    """Units come strongest first by ||W2[j]||, ties in index order; the images are the chosen
+    units' weights and exactly what training added to each."""
+    from mnistsoftmax.models import MLP
+
+    W2 = np.zeros((5, 10))
+    W2[0, 0], W2[1, :2], W2[2, 3], W2[3, 0], W2[4, 9] = 1.0, [3.0, 4.0], 7.0, 2.0, 1.0  # norms 1, 5, 7, 2, 1
+    W1 = np.arange(784 * 5, dtype=np.float64).reshape(784, 5) % 13 - 6
+    trained = MLP({"W1": W1, "b1": np.zeros(5), "W2": W2, "b2": np.zeros(10)})
+    untrained = MLP({"W1": W1 / 2, "b1": np.zeros(5), "W2": W2, "b2": np.zeros(10)})
+    np.testing.assert_allclose(analysis.outgoing_strength(trained), [1, 5, 7, 2, 1])
+    assert analysis.top_units(analysis.outgoing_strength(trained), 5).tolist() == [2, 1, 3, 0, 4]
+    assert analysis.top_units(np.array([0.5, -1.0, 0.5, 3.0]), 2).tolist() == [3, 0]
+    shown = analysis.hidden_unit_images(trained, untrained, count=3)
+    assert shown["units"].tolist() == [2, 1, 3]
+    assert shown["weights"].shape == shown["added"].shape == (3, 28, 28)
+    expected = (W1[:, 1] / 2).reshape(28, 28)  # W1 - W1/2 for unit 1, scaled by its largest |value|
+    np.testing.assert_allclose(shown["added"][1], expected / np.abs(expected).max())
+
+
 def test_training_curves_from_records():
     """Records of the metrics file become aligned arrays; a missing validation value is NaN."""
     records = [{"type": "init", "loss": 2.3}, {"type": "step", "step": 5, "loss": 1.0},
@@ -91,7 +111,8 @@ def test_training_curves_from_records():
 def test_every_figure_is_a_png_of_its_size(models, tmp_path):
     """Each figure is a valid, non-empty PNG of the stated pixel size; index.html shows them all."""
     trained, untrained, images, labels, norm = models
-    records = [{"type": "init", "loss": 2.3}, {"type": "step", "step": 10, "loss": 1.0},
+    records = [{"type": "init", "loss": 2.3}, {"type": "step", "step": 1, "loss": 2.2},
+               {"type": "step", "step": 10, "loss": 1.0},
                {"type": "epoch", "epoch": 1, "step": 47, "train_loss": 0.5, "train_accuracy": 0.8, "val_loss": 0.6,
                 "val_accuracy": 0.75}]  # fmt: skip
     written = plots.write_figures(tmp_path, trained, untrained, images, labels, norm, list("0123456789"), records, 3)
