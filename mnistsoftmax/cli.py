@@ -397,8 +397,19 @@ def gradcheck(model, hidden, batch_size, weight_decay, seed, tolerance):
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder to write each image as the model saw it (28x28 PNG).",
 )
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Show the math for each image: logits, e^(z - max z), softmax, log-softmax, and the untrained model.",
+)
+@click.option(
+    "--label",
+    type=click.IntRange(0, 9),
+    default=None,
+    help="With --explain: the true class, for the loss -log p(label) and the gradient softmax - onehot.",
+)
 @translate_errors
-def predict(images, checkpoint_path, top_k, as_json, save_preprocessed):
+def predict(images, checkpoint_path, top_k, as_json, save_preprocessed, explain, label):
     """Classify your own images (PNG, JPEG, BMP, GIF, TIFF, WebP; - reads standard input).
 
     Each image is brought into MNIST's form first: grayscale, light ink on dark, cropped to the
@@ -407,7 +418,13 @@ def predict(images, checkpoint_path, top_k, as_json, save_preprocessed):
     from mnistsoftmax import checkpoint
     from mnistsoftmax.predict import predict_files
 
+    if label is not None and not explain:
+        raise click.UsageError("--label goes with --explain")
     model, meta = checkpoint.load(checkpoint_path or checkpoint.default_path())
+    if explain:
+        stdin = sys.stdin.buffer.read() if "-" in images else None
+        _explain(model, meta, images, label, stdin, as_json)
+        return
     if save_preprocessed is not None:
         try:
             save_preprocessed.mkdir(parents=True, exist_ok=True)
@@ -429,6 +446,38 @@ def predict(images, checkpoint_path, top_k, as_json, save_preprocessed):
                     f"{r['file']}: {_class_label(r['digit'], names)} ({100 * r['probability']:.1f}%)  "
                     f"top {len(r['top_k'])}: {ranked}"
                 )
+    if any("error" in r for r in results):
+        sys.exit(1)
+
+
+def _explain(model, meta, images, label, stdin, as_json) -> None:
+    from mnistsoftmax.explain import format_table
+    from mnistsoftmax.predict import explain_files
+
+    results = explain_files(model, meta, images, label, stdin=stdin)
+    for r in results:
+        if "error" in r:
+            log(f"Error: {r['error']}")
+    if as_json:
+        click.echo(json.dumps(results))
+    else:
+        names = meta.get("class_names") or [str(i) for i in range(10)]
+        for r in (r for r in results if "error" not in r):
+            p = r["probabilities"][r["digit"]]
+            click.echo(f"{r['file']}: {_class_label(r['digit'], names)} ({100 * p:.1f}%)")
+            click.echo(format_table(r, names))
+            if "hidden" in r:
+                h = r["hidden"]
+                pushes = ", ".join(f"{u['unit']} ({u['push']:+.2f})" for u in h["units"][:5])
+                click.echo(f"hidden units: {h['active']} of {h['total']} fire; pushing {r['digit']} most: {pushes}")
+            if "untrained" in r:
+                u = r["untrained"]
+                line = (f"untrained (the run's initial weights): probabilities "
+                        f"{100 * min(u['probabilities']):.1f}-{100 * max(u['probabilities']):.1f}%")  # fmt: skip
+                if "loss" in u:
+                    line += f", loss -log p({label}) = {u['loss']:.4f} (ln 10 = 2.3026)"
+                click.echo(line)
+            click.echo("")
     if any("error" in r for r in results):
         sys.exit(1)
 
@@ -465,3 +514,60 @@ def plot(checkpoint_path, out, digit, data_dir, mirror):
     )  # fmt: skip
     for p in written:
         click.echo(str(p))
+
+
+@main.command()
+@click.argument("checkpoint_path", metavar="[CHECKPOINT]", required=False,
+                type=click.Path(dir_okay=False, path_type=Path))  # fmt: skip
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but 127.0.0.1 exposes a page without authentication.")  # fmt: skip
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="Port to listen on; 0 picks a free one.")  # fmt: skip
+@click.option("--open/--no-open", "open_browser", default=False, show_default=True,
+              help="Open the page in the default web browser.")  # fmt: skip
+@translate_errors
+def serve(checkpoint_path, host, port, open_browser):
+    """A local page to draw a digit and watch softmax, log-likelihood and cross entropy at work
+    (needs the `serve` extra).
+
+    The page offers the given checkpoint and the finished ones in the runs folder. Prints
+    `serving on URL` once it accepts connections; Ctrl-C stops it.
+    """
+    from mnistsoftmax.web import MISSING_EXTRA
+
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise click.ClickException(MISSING_EXTRA) from None
+    from mnistsoftmax import checkpoint
+    from mnistsoftmax.web import server
+    from mnistsoftmax.web.app import create_app
+    from mnistsoftmax.web.catalog import Catalog
+
+    if checkpoint_path is not None:
+        checkpoint.load(checkpoint_path)  # a bad file is a one-line error now, not an empty page later
+    catalog = Catalog(checkpoint.default_path().parent, checkpoint_path)
+    if not catalog.entries():
+        raise click.ClickException(
+            f"no checkpoint in {catalog.runs_dir}: train one with `mnistsoftmax train`, or pass the path of one"
+        )
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        log(f"warning: listening on {host}: anyone who can reach it can use the page (there is no authentication)")
+    sock = server.bind(host, port)
+    port = sock.getsockname()[1]
+    url = server.url_of(host, port)
+
+    def ready():
+        click.echo(f"serving on {url}")
+        if open_browser:
+            import threading
+            import webbrowser
+
+            threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
+
+    try:
+        server.run(create_app(catalog, host, port), sock, ready)
+    except KeyboardInterrupt:  # uvicorn hands Ctrl-C back once it has shut down cleanly
+        pass
+    log("stopped")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -111,8 +112,24 @@ def _to_gray(im) -> np.ndarray:
     return alpha * gray + (1 - alpha) * paper
 
 
-def to_mnist(gray: np.ndarray, name: str = "image") -> np.ndarray:
-    """Grey levels (H, W) in [0, 1] -> a 28x28 uint8 digit in MNIST's form (light ink on black)."""
+@dataclass(frozen=True)
+class Stages:
+    """Each step of bringing an image into MNIST's form, as `predict` takes them.
+
+    ink     (H, W) float64 in [0, 1]: light ink on black, the paper's level removed
+    crop    (top, left, bottom, right) of the ink's bounding box in `ink`, bottom/right exclusive
+    box     (h, w) float64 in [0, 1], the longer side 20 px: the crop scaled, anti-aliased
+    digit   (28, 28) uint8: the box placed with its centre of mass at pixel (14, 14)
+    """
+
+    ink: np.ndarray
+    crop: tuple[int, int, int, int]
+    box: np.ndarray
+    digit: np.ndarray
+
+
+def mnist_stages(gray: np.ndarray, name: str = "image") -> Stages:
+    """Grey levels (H, W) in [0, 1] -> every stage of the way to a 28x28 uint8 digit in MNIST's form."""
     from PIL import Image
 
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
@@ -126,13 +143,14 @@ def to_mnist(gray: np.ndarray, name: str = "image") -> np.ndarray:
     ink = np.clip(ink / top, 0.0, 1.0)
     rows = np.flatnonzero((ink > INK_THRESHOLD).any(axis=1))
     cols = np.flatnonzero((ink > INK_THRESHOLD).any(axis=0))
-    ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    crop = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
+    cropped = ink[crop[0] : crop[2], crop[1] : crop[3]]
 
-    h, w = ink.shape
+    h, w = cropped.shape
     scale = BOX / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     # Lanczos over a float image: anti-aliased down-scaling, as MNIST's normalisation did.
-    small = np.asarray(Image.fromarray(ink.astype(np.float32), mode="F").resize(size, Image.Resampling.LANCZOS))
+    small = np.asarray(Image.fromarray(cropped.astype(np.float32), mode="F").resize(size, Image.Resampling.LANCZOS))
     small = np.clip(small, 0.0, 1.0)
 
     # Centre of mass of the ink to pixel (14, 14), by a whole-pixel shift. MNIST's own digits have
@@ -146,7 +164,12 @@ def to_mnist(gray: np.ndarray, name: str = "image") -> np.ndarray:
     top_left_x = int(round(FIELD / 2 - cx))
     field = np.zeros((FIELD, FIELD))
     _paste(field, small, top_left_y, top_left_x)
-    return np.round(field * 255).astype(np.uint8)
+    return Stages(ink, crop, small.astype(np.float64), np.round(field * 255).astype(np.uint8))
+
+
+def to_mnist(gray: np.ndarray, name: str = "image") -> np.ndarray:
+    """Grey levels (H, W) in [0, 1] -> a 28x28 uint8 digit in MNIST's form (light ink on black)."""
+    return mnist_stages(gray, name).digit
 
 
 def _paste(field: np.ndarray, patch: np.ndarray, y: int, x: int) -> None:
@@ -160,3 +183,22 @@ def preprocess(source: str | Path | bytes, name: str | None = None) -> np.ndarra
     """An image file (or its bytes) -> 28x28 uint8 in MNIST's form."""
     name = name or str(source)
     return to_mnist(read_grayscale(source, name), name)
+
+
+MAX_INK_SIDE = 1024  # the largest array of ink values a caller may hand in (the page's pad is 280)
+
+
+def gray_from_ink(pixels, name: str = "pixels") -> np.ndarray:
+    """Rows of ink values 0-255 (0 = paper), as nested lists or an array, (H, W) -> grey levels in
+    [0, 1] as read_grayscale gives them (light ink on dark paper, MNIST's polarity)."""
+    try:
+        a = np.asarray(pixels, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ImageError(f"{name}: expected rows of numbers 0-255 of equal length") from None
+    if a.ndim != 2 or a.size == 0:
+        raise ImageError(f"{name}: expected a non-empty 2-D array of rows, got shape {a.shape}")
+    if max(a.shape) > MAX_INK_SIDE:
+        raise ImageError(f"{name}: {a.shape[1]}x{a.shape[0]} is larger than {MAX_INK_SIDE}x{MAX_INK_SIDE}")
+    if not np.isfinite(a).all() or a.min() < 0 or a.max() > 255:
+        raise ImageError(f"{name}: ink values must lie between 0 and 255")
+    return a / 255.0

@@ -50,3 +50,22 @@ def _save_png(digit: np.ndarray, path: Path) -> None:
     from PIL import Image
 
     Image.fromarray(digit, mode="L").save(path)
+
+
+def explain_files(model, meta: dict, sources, label: int | None = None, stdin: bytes | None = None) -> list[dict]:
+    """One result per source: {file, **explain.explain(...)} (JSON-ready, with `untrained` when the
+    checkpoint's run can be redrawn) or {file, error}."""
+    from mnistsoftmax.explain import explain, initial_model, jsonable
+
+    norm = Normalization(**meta["normalization"])
+    untrained = initial_model(meta)
+    results = []
+    for source in sources:
+        name = "<stdin>" if source == "-" else str(source)
+        try:
+            digit = preprocess(stdin if source == "-" else source, name)
+        except ImageError as exc:
+            results.append({"file": name, "error": str(exc)})
+            continue
+        results.append({"file": name, **jsonable(explain(model, norm, digit, label, untrained))})
+    return results

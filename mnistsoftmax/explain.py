@@ -1,0 +1,137 @@
+"""Every number between one 28x28 input and its loss, as the seed article teaches them: what the
+page of `serve` shows and `predict --explain` prints, from one function.
+
+    z                  logits, (C,)                      the model's own forward pass
+    z - max z          the shift that keeps exp() from overflowing (softmax is unchanged by it)
+    e^(z - max z)      and their sum
+    softmax            e^(z - max z) / sum               probabilities, summing to 1
+    log-softmax        (z - max z) - ln(sum)             log-probabilities, by log-sum-exp
+    with a label y:    loss = -log-softmax[y]            negative log-likelihood = cross entropy
+                                                         against the one-hot target
+                       gradient = softmax - onehot(y)    dLoss/dz, for every class
+
+C = 10 classes, H hidden units of an mlp.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mnistsoftmax.analysis import top_units
+from mnistsoftmax.functional import onehot
+from mnistsoftmax.training import Normalization, logits
+
+
+def softmax_steps(z: np.ndarray, label: int | None = None) -> dict:
+    """The chain from logits z (C,) to probabilities, log-probabilities and, with a label, the
+    loss and its gradient, every intermediate kept, float64."""
+    z = np.asarray(z, dtype=np.float64)
+    shifted = z - z.max()
+    exp = np.exp(shifted)
+    total = float(exp.sum())
+    steps = {
+        "logits": z,
+        "max_logit": float(z.max()),
+        "shifted": shifted,
+        "exp_shifted": exp,
+        "exp_sum": total,
+        "probabilities": exp / total,
+        "log_softmax": shifted - np.log(total),
+        "digit": int(z.argmax()),
+    }
+    if label is not None:
+        steps["label"] = int(label)
+        steps["loss"] = float(-steps["log_softmax"][label])
+        steps["gradient"] = steps["probabilities"] - onehot(np.array([label]), len(z))[0]
+    return steps
+
+
+def hidden_units(model, x: np.ndarray, digit: int, count: int = 8) -> dict:
+    """For an mlp and one normalised input x (1, D): how many of the H ReLU units fire, and the
+    `count` units that push class `digit` most, by activation * outgoing weight, with their
+    first-layer weights (each (28, 28), scaled to [-1, 1])."""
+    _, (_, activations, _) = model.forward(x)  # the ReLU's output, A (1, H): see models.MLP.forward
+    a = activations[0].astype(np.float64)
+    push = a * model.params["W2"][:, digit].astype(np.float64)  # (H,) each unit's share of z[digit] - b2
+    units = top_units(push, count)
+    W1 = model.params["W1"][:, units].astype(np.float64)  # (D, K)
+    scale = np.abs(W1).max(axis=0)
+    weights = (W1 / np.where(scale > 0, scale, 1.0)).T.reshape(-1, 28, 28)
+    return {
+        "active": int(np.count_nonzero(a > 0)),
+        "total": int(len(a)),
+        "units": [
+            {
+                "unit": int(j),
+                "activation": float(a[j]),
+                "weight": float(model.params["W2"][j, digit]),
+                "push": float(push[j]),
+                "weights": w,
+            }
+            for j, w in zip(units, weights, strict=True)
+        ],  # fmt: skip
+    }
+
+
+def explain(model, norm: Normalization, digit: np.ndarray, label: int | None = None, untrained=None) -> dict:
+    """One 28x28 uint8 input through a model -> softmax_steps of its logits, plus, for an mlp,
+    `hidden` (see hidden_units), plus, given the run's initial model, `untrained`: the same steps
+    through it. The logits come from training.logits, exactly as `predict` computes them."""
+    pixels = np.asarray(digit, dtype=np.uint8).reshape(1, -1)
+    result = softmax_steps(logits(model, pixels, norm)[0], label)
+    if model.kind == "mlp":
+        dtype = model.params["W1"].dtype
+        result["hidden"] = hidden_units(model, norm.apply(pixels, dtype=dtype), result["digit"])
+    if untrained is not None:
+        result["untrained"] = softmax_steps(logits(untrained, pixels, norm)[0], label)
+    return result
+
+
+def jsonable(value):
+    """explain()'s result with arrays as (nested) lists of floats, for JSON."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def format_table(steps: dict, class_names: list[str]) -> str:
+    """The worked table z -> e^(z - max z) -> softmax -> log-softmax (-> gradient) for a terminal."""
+    has_label = "label" in steps
+    head = f"{'class':<14}{'z':>9}{'z - max':>10}{'e^(z-max)':>12}{'softmax':>10}{'log-softmax':>13}"
+    lines = [head + (f"{'softmax-onehot':>16}" if has_label else "")]
+    for c in range(len(steps["logits"])):
+        name = str(c) if class_names[c] == str(c) else f"{c} {class_names[c]}"
+        mark = "<" if c == steps["digit"] else " "
+        line = (
+            f"{name[:12]:<12}{mark} {steps['logits'][c]:9.4f}{steps['shifted'][c]:10.4f}"
+            f"{steps['exp_shifted'][c]:12.4g}{steps['probabilities'][c]:10.4g}{steps['log_softmax'][c]:13.4f}"
+        )
+        if has_label:
+            line += f"{steps['gradient'][c]:16.4g}"
+        lines.append(line)
+    lines.append(f"sum of e^(z - max z) = {steps['exp_sum']:.6f}  (max z = {steps['max_logit']:.4f}); "
+                 f"softmax = e^(z - max z) / sum; log-softmax = (z - max z) - ln(sum)")  # fmt: skip
+    if has_label:
+        y = steps["label"]
+        lines.append(
+            f"label {y}: loss = -log p({y}) = {steps['loss']:.4g}  (cross entropy against the one-hot target; "
+            f"ln 10 = 2.3026 is the loss of a uniform guess)"
+        )
+    return "\n".join(lines)
+
+
+def initial_model(meta: dict):
+    """The model a checkpoint's run started from, redrawn from its seed (as `plot` does); None for
+    a checkpoint without a training configuration."""
+    from mnistsoftmax.training import untrained_model
+
+    config = meta.get("config") or {}
+    if not all(k in config for k in ("model", "hidden", "seed")):
+        return None
+    return untrained_model(config["model"], config["hidden"], config["seed"])

@@ -1,0 +1,51 @@
+"""uvicorn on a socket bound here, so that `--port 0` knows its port before the app is built (the
+app refuses requests addressed to any other host:port), and the URL is announced only once the
+server accepts connections."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+from mnistsoftmax import MnistSoftmaxError
+
+
+class ServeError(MnistSoftmaxError):
+    """The server could not start."""
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (port 0: a free one)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ServeError(f"cannot listen on {host}:{port}: unknown host ({exc.strerror})") from None
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def url_of(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def run(app, sock: socket.socket, on_ready: Callable[[], None]) -> None:
+    """Serve `app` on `sock` until Ctrl-C or SIGTERM; on_ready() once connections are accepted."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None):
+            await super().startup(sockets=sockets)
+            if not self.should_exit:
+                on_ready()
+
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=3)
+    Server(config).run(sockets=[sock])

@@ -1,0 +1,69 @@
+// Drawing arrays the server computed on canvases; nothing here computes the model's numbers.
+
+// rows: 2-D array of grey levels 0-255 (light ink on black), drawn pixel for pixel.
+export function grayImage(canvas, rows) {
+  const h = rows.length, w = rows[0].length;
+  canvas.width = w;
+  canvas.height = h;
+  const ctx = canvas.getContext("2d");
+  const image = ctx.createImageData(w, h);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const i = 4 * (y * w + x), v = rows[y][x];
+      image.data[i] = image.data[i + 1] = image.data[i + 2] = v;
+      image.data[i + 3] = 255;
+    }
+  }
+  ctx.putImageData(image, 0, 0);
+}
+
+// rows: 2-D array of weights in [-1, 1]: red positive, blue negative, white zero.
+export function weightImage(canvas, rows) {
+  const h = rows.length, w = rows[0].length;
+  canvas.width = w;
+  canvas.height = h;
+  const ctx = canvas.getContext("2d");
+  const image = ctx.createImageData(w, h);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const i = 4 * (y * w + x), v = Math.max(-1, Math.min(1, rows[y][x]));
+      const fade = Math.round(255 * (1 - Math.abs(v)));
+      image.data[i] = v > 0 ? 255 : fade;
+      image.data[i + 1] = fade;
+      image.data[i + 2] = v < 0 ? 255 : fade;
+      image.data[i + 3] = 255;
+    }
+  }
+  ctx.putImageData(image, 0, 0);
+}
+
+export function element(tag, attributes = {}, text) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attributes)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+// Ten horizontal bars of probabilities (fractions); testids gives each number's data-testid.
+export function probabilityBars(container, probabilities, classNames, { testids = false, highlight = -1 } = {}) {
+  container.replaceChildren();
+  probabilities.forEach((p, c) => {
+    const percent = 100 * p;
+    const name = element("span", { class: c === highlight ? "top" : "" }, classNames[c]);
+    const bar = element("div", { class: "bar" });
+    bar.append(element("div", { style: `width: ${percent.toFixed(2)}%` }));
+    const num = element("span", { class: "num" });
+    // The text is the percentage shown; data-value keeps the probability itself, unrounded.
+    const attributes = testids ? { "data-testid": `prob-${c}`, "data-value": String(p) } : {};
+    const value = element("span", attributes, percent.toFixed(2));
+    num.append(value, "%");
+    container.append(name, bar, num);
+  });
+}
+
+// A loss for reading: 4 decimals from 1 up, else 4 significant digits (exponent below 1e-4).
+export function number(v) {
+  const a = Math.abs(v);
+  if (a >= 1 || v === 0) return v.toFixed(4);
+  return a >= 1e-4 ? v.toPrecision(4) : v.toExponential(3);
+}

@@ -1,0 +1,106 @@
+// The page: wires the pad and the upload to the API and hands each answer to the views.
+import { listCheckpoints, predict } from "./api.js";
+import { number, probabilityBars } from "./draw.js";
+import { showCompare } from "./compare.js";
+import { showMath } from "./mathview.js";
+import { Pad } from "./pad.js";
+import { showStages } from "./stages.js";
+import { showUnits } from "./units.js";
+
+const $ = (id) => document.getElementById(id);
+let checkpoints = [];
+let source = null; // what to classify: () => Promise<Blob | null>
+let inFlight = false, again = false;
+
+function classNames() {
+  const entry = checkpoints.find((c) => c.name === $("checkpoint").value);
+  return entry ? entry.class_names : [...Array(10).keys()].map(String);
+}
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = !message;
+}
+
+function show(result) {
+  const names = classNames();
+  $("prediction").textContent = names[result.digit];
+  probabilityBars($("probabilities"), result.probabilities, names, { testids: true, highlight: result.digit });
+  $("loss").textContent = result.loss === undefined ? "–" : number(result.loss);
+  showStages(result);
+  showMath($("math-table"), result, names);
+  showCompare(result, names);
+  showUnits(result, names);
+}
+
+function reset() {
+  $("prediction").textContent = "–";
+  $("loss").textContent = "–";
+  probabilityBars($("probabilities"), Array(10).fill(0), classNames(), { testids: true });
+}
+
+// One request at a time; a change made meanwhile is sent when the answer comes (latest wins).
+// body[data-busy] and body[data-answers] let automation wait for the page to settle.
+async function update() {
+  document.body.dataset.busy = "true";
+  if (inFlight) { again = true; return; }
+  inFlight = true;
+  try {
+    const image = source ? await source() : null;
+    if (!image) { reset(); showError(""); return; }
+    const result = await predict(image, { checkpoint: $("checkpoint").value, label: $("label").value });
+    showError("");
+    show(result);
+    document.body.dataset.answers = String(Number(document.body.dataset.answers || 0) + 1);
+  } catch (err) {
+    showError(err.message);
+  } finally {
+    inFlight = false;
+    if (again) { again = false; update(); } else document.body.dataset.busy = "false";
+  }
+}
+
+function useFile(file) {
+  source = () => Promise.resolve(file);
+  pad.showFile(file);
+  update();
+}
+
+const pad = new Pad($("pad"), {
+  onChange: () => { source = () => pad.image(); update(); },
+  onFile: useFile,
+});
+$("clear").addEventListener("click", () => { $("upload").value = ""; pad.clear(); });
+$("upload").addEventListener("change", (e) => { if (e.target.files[0]) useFile(e.target.files[0]); });
+$("label").addEventListener("change", update);
+$("checkpoint").addEventListener("change", () => { describeCheckpoint(); fillLabels(); update(); });
+
+function describeCheckpoint() {
+  const c = checkpoints.find((c) => c.name === $("checkpoint").value);
+  if (!c) return;
+  const acc = c.accuracy === null || c.accuracy === undefined ? "" : `, test accuracy ${(100 * c.accuracy).toFixed(2)} %`;
+  const arch = c.model === "mlp" ? `mlp, ${c.hidden} hidden units` : "linear softmax";
+  $("checkpoint-info").textContent = `${arch}, ${c.dataset}${acc}`;
+}
+
+function fillLabels() {
+  const picker = $("label"), chosen = picker.value;
+  picker.replaceChildren(new Option("none", ""));
+  classNames().forEach((name, c) => picker.append(new Option(name, String(c))));
+  picker.value = chosen;
+}
+
+async function start() {
+  try {
+    checkpoints = await listCheckpoints();
+  } catch (err) {
+    showError(`cannot list the checkpoints: ${err.message}`);
+    return;
+  }
+  for (const c of checkpoints) $("checkpoint").append(new Option(c.name, c.name));
+  describeCheckpoint();
+  fillLabels();
+  reset();
+  document.body.dataset.ready = "true";
+}
+start();

@@ -1,0 +1,35 @@
+// View 3: the worked table z -> e^(z - max z) -> softmax -> log-softmax (-> gradient) for this digit.
+import { element } from "./draw.js";
+
+const fmt = (v, digits = 4) => {
+  if (v === 0) return "0";
+  const a = Math.abs(v);
+  return a >= 1e-3 && a < 1e5 ? v.toFixed(digits) : v.toExponential(2);
+};
+
+export function showMath(table, r, classNames) {
+  const hasLabel = r.label !== undefined;
+  const head = ["class", "z", "z − max z", "e^(z − max z)", "σ(z)", "log σ(z)"];
+  if (hasLabel) head.push("σ(z) − onehot");
+  const thead = element("thead");
+  const tr = element("tr");
+  head.forEach((h) => tr.append(element("th", {}, h)));
+  thead.append(tr);
+  const tbody = element("tbody");
+  r.logits.forEach((z, c) => {
+    const classes = [c === r.digit ? "predicted" : "", c === r.label ? "label" : ""].join(" ").trim();
+    const row = element("tr", classes ? { class: classes } : {});
+    const cells = [classNames[c], fmt(z), fmt(r.shifted[c]), fmt(r.exp_shifted[c], 6), fmt(r.probabilities[c], 6),
+      fmt(r.log_softmax[c])];
+    if (hasLabel) cells.push(fmt(r.gradient[c], 6));
+    cells.forEach((v) => row.append(element("td", {}, v)));
+    tbody.append(row);
+  });
+  const tfoot = element("tfoot");
+  const sum = element("tr");
+  sum.append(element("td", {}, "Σ"), element("td", {}, `max z = ${fmt(r.max_logit)}`), element("td"),
+    element("td", {}, fmt(r.exp_sum, 6)), element("td", {}, "1"), element("td", {}, `ln Σ = ${fmt(Math.log(r.exp_sum))}`));
+  if (hasLabel) sum.append(element("td", {}, `loss ${fmt(r.loss)}`));
+  tfoot.append(sum);
+  table.replaceChildren(thead, tbody, tfoot);
+}

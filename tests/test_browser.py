@@ -1,0 +1,174 @@
+"""The page of `serve` in a real browser: Debian's chromium driven by Playwright (never a browser
+download). Digits drawn with mouse strokes on the pad, a label chosen, a file uploaded.
+
+Needs chromium (apt), playwright (pip) and the genuine MNIST in data/mnist (`make data`), for a
+model that reads handwriting. Skipped without them, except where MNISTSOFTMAX_REQUIRE_BROWSER=1
+(set by .ci/run) makes their absence a failure.
+"""
+
+import json
+import math
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image, ImageDraw
+
+from mnistsoftmax.cli import main
+from tests.test_predict_real import MNIST_DIR
+from tests.test_serve import start_server
+
+CHROMIUM = os.environ.get("MNISTSOFTMAX_CHROMIUM", "/usr/bin/chromium")
+# Without the background-networking flags chromium keeps trying to reach Google's hosts.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+def require(condition: bool, why: str) -> None:
+    if not condition:
+        if os.environ.get("MNISTSOFTMAX_REQUIRE_BROWSER"):
+            pytest.fail(why)
+        pytest.skip(why)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    require(Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is not None, f"no chromium at {CHROMIUM} (apt)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require(False, "playwright is not installed (pip install playwright)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """`mnistsoftmax serve` on a free port with an mlp trained here for 3 epochs on MNIST."""
+    have = (MNIST_DIR / "t10k-labels-idx1-ubyte").exists() or (MNIST_DIR / "t10k-labels-idx1-ubyte.gz").exists()
+    if not have and os.environ.get("MNISTSOFTMAX_REQUIRE_REAL_DATA"):
+        pytest.fail(f"no MNIST in {MNIST_DIR}: run `make data`")
+    require(have, f"no MNIST in {MNIST_DIR} (make data)")
+    runs = tmp_path_factory.mktemp("browser-runs")
+    model = runs / "latest.npz"
+    result = CliRunner().invoke(main, ["train", "--data-dir", str(MNIST_DIR), "--hidden", "128", "--epochs", "3",
+                                       "--out", str(model)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    proc, url = start_server(model, env={"MNISTSOFTMAX_RUNS_DIR": str(runs)})
+    yield url, model
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=20)
+
+
+@pytest.fixture
+def page(browser, served):
+    url, _ = served
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.wait_for_selector("body[data-ready=true]")
+    yield page
+    context.close()
+    assert errors == [], errors
+
+
+def settle(page, answers_before: int) -> None:
+    """Wait until the page has shown an answer after the last change and sends nothing more."""
+    page.wait_for_function(
+        f"Number(document.body.dataset.answers || 0) > {answers_before} && document.body.dataset.busy === 'false'"
+    )
+
+
+def answers(page) -> int:
+    return int(page.evaluate("Number(document.body.dataset.answers || 0)"))
+
+
+def draw(page, strokes) -> None:
+    """Mouse strokes on the pad, in pad pixels (280 x 280)."""
+    box = page.get_by_test_id("pad").bounding_box()
+    before = answers(page)
+    for stroke in strokes:
+        page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x, box["y"] + y, steps=6)
+        page.mouse.up()
+    settle(page, before)
+
+
+def ellipse(cx, cy, rx, ry, n=24):
+    return [(cx + rx * math.sin(2 * math.pi * k / n), cy - ry * math.cos(2 * math.pi * k / n)) for k in range(n + 1)]
+
+
+DIGITS = {
+    "1": [[(145, 50), (140, 150), (135, 235)]],
+    "7": [[(80, 60), (200, 60), (150, 150), (120, 235)]],
+    "0": [ellipse(140, 140, 60, 95)],
+}
+
+
+def shown_probabilities(page) -> tuple[list[float], list[float]]:
+    """The ten probabilities as shown (percent text) and as held (data-value, fractions)."""
+    cells = [page.get_by_test_id(f"prob-{c}") for c in range(10)]
+    return [float(c.text_content()) for c in cells], [float(c.get_attribute("data-value")) for c in cells]
+
+
+@pytest.mark.parametrize("digit", list(DIGITS))
+def test_a_drawn_digit_is_recognised(page, digit):
+    """A digit drawn with the mouse: the page shows it as the prediction, the ten probabilities
+    sum to 100 % within rounding, and the preprocessed 28x28 input is drawn."""
+    draw(page, DIGITS[digit])
+    assert page.get_by_test_id("prediction").text_content() == digit
+    shown, held = shown_probabilities(page)
+    assert abs(sum(shown) - 100) <= 10 * 0.005 + 1e-9
+    assert max(range(10), key=lambda c: held[c]) == int(digit)
+    assert page.get_by_test_id("preprocessed").evaluate("c => c.width") == 28
+
+
+def test_the_label_shows_minus_log_of_its_probability(page):
+    """Choosing a true label shows -ln p(label); the loss of another class is larger; clear empties."""
+    draw(page, DIGITS["7"])
+    for label in ("7", "1"):
+        before = answers(page)
+        page.get_by_test_id("label").select_option(label)
+        settle(page, before)
+        _, held = shown_probabilities(page)
+        shown_loss = float(page.get_by_test_id("loss").text_content())
+        assert shown_loss == pytest.approx(-math.log(held[int(label)]), rel=1e-3)
+        if label == "7":
+            loss_of_the_prediction = shown_loss
+    assert shown_loss > loss_of_the_prediction
+    page.get_by_test_id("clear").click()
+    page.wait_for_function("document.querySelector('[data-testid=prediction]').textContent === '–'")
+
+
+def test_an_uploaded_file_gives_the_same_digit_as_predict(page, served, tmp_path):
+    """A file chosen in the upload gets the digit `mnistsoftmax predict` gives it, with the same
+    probability."""
+    _, model = served
+    image = tmp_path / "two.png"
+    im = Image.new("RGB", (300, 240), "white")
+    ImageDraw.Draw(im).line([(110, 70), (150, 45), (190, 70), (185, 110), (110, 190), (200, 190)], fill="navy",
+                            width=16, joint="curve")  # fmt: skip
+    im.save(image)
+    cli = CliRunner().invoke(main, ["predict", str(image), "--json", "--checkpoint", str(model)])
+    assert cli.exit_code == 0, cli.output
+    expected = json.loads(cli.stdout)[0]
+    before = answers(page)
+    page.get_by_test_id("upload").set_input_files(str(image))
+    settle(page, before)
+    assert page.get_by_test_id("prediction").text_content() == str(expected["digit"])
+    _, held = shown_probabilities(page)
+    assert held[expected["digit"]] == pytest.approx(expected["probability"], abs=1e-6)
+
+
+def test_the_checkpoint_picker_lists_the_runs(page):
+    options = page.get_by_test_id("checkpoint").locator("option").all_text_contents()
+    assert options == ["latest"]
