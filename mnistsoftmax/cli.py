@@ -148,6 +148,27 @@ def download(dataset, data_dir, mirror):
     help="Learning-rate schedule over all steps.",
 )
 @click.option(
+    "--dropout",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Probability of dropping each hidden unit in training (mlp; inverted dropout).",
+)
+@click.option("--rotate", type=click.FloatRange(0, 180), default=0.0, show_default=True,
+              help="Distortion: rotate each training image by up to this many degrees, either way.")  # fmt: skip
+@click.option("--scale", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              help="Distortion: zoom by a factor in [1 - scale, 1 + scale].")  # fmt: skip
+@click.option("--shear", type=click.FloatRange(0, 90, max_open=True), default=0.0, show_default=True,
+              help="Distortion: shear by up to this many degrees.")  # fmt: skip
+@click.option("--shift", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Distortion: move by up to this many pixels along each axis.")  # fmt: skip
+@click.option("--elastic-alpha", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Distortion: elastic displacement strength in pixels (Simard et al.: 34); 0 is off.")  # fmt: skip
+@click.option("--elastic-sigma", type=click.FloatRange(min=0, min_open=True), default=4.0, show_default=True,
+              help="Distortion: smoothness of the elastic field, a Gaussian's width in pixels.")  # fmt: skip
+@click.option("--hflip/--no-hflip", default=False, show_default=True,
+              help="Distortion: mirror half the images (for clothes; never for digits).")  # fmt: skip
+@click.option(
     "--seed", type=int, default=0, show_default=True, help="Seed of initialisation, validation split and shuffling."
 )
 @click.option(
@@ -353,6 +374,13 @@ def evaluate(checkpoint_path, dataset, data_dir, mirror, as_json):
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random batch and weights.")
 @click.option(
+    "--dropout",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.5,
+    show_default=True,
+    help="Dropout probability of the mlp's hidden layer, checked through one fixed mask (0: none).",
+)
+@click.option(
     "--tolerance",
     type=click.FloatRange(min=0, min_open=True),
     default=1e-6,
@@ -360,14 +388,15 @@ def evaluate(checkpoint_path, dataset, data_dir, mirror, as_json):
     help="Largest acceptable relative error.",
 )
 @translate_errors
-def gradcheck(model, hidden, batch_size, weight_decay, seed, tolerance):
+def gradcheck(model, hidden, batch_size, weight_decay, seed, dropout, tolerance):
     """Check the hand-written backward pass against float64 central finite differences."""
     from mnistsoftmax.gradcheck import check_model
 
     kinds = ["linear", "mlp"] if model == "all" else [model]
     worst = 0.0
     for kind in kinds:
-        errors = check_model(kind, seed=seed, hidden=hidden, batch_size=batch_size, reg=weight_decay)
+        p = dropout if kind == "mlp" else 0.0  # linear has no hidden layer to drop
+        errors = check_model(kind, seed=seed, hidden=hidden, batch_size=batch_size, reg=weight_decay, dropout=p)
         for name, err in errors.items():
             worst = max(worst, err)
             verdict = "ok" if err < tolerance else "FAIL"
@@ -505,12 +534,19 @@ def plot(checkpoint_path, out, digit, data_dir, mirror):
     config = meta.get("config")
     if not config:
         raise click.ClickException(f"{path} has no training configuration: plot needs a checkpoint saved by train")
+    from mnistsoftmax.augment import Distortion
+
+    distortion = Distortion.from_config(config)
     data_dir = data_dir or _trained_data_dir(config, meta["dataset"])
-    data = datasets.load(meta["dataset"], data_dir, mirror or config.get("mirror"), splits=("test",))
+    # The training split only for a run with distortions: its figure shows training digits.
+    splits = ("train", "test") if distortion.active else ("test",)
+    data = datasets.load(meta["dataset"], data_dir, mirror or config.get("mirror"), splits=splits)
     untrained = training.untrained_model(config["model"], config["hidden"], config["seed"])
     written = plots.write_figures(
         out, model, untrained, data.test.images, data.test.labels, training.Normalization(**meta["normalization"]),
         meta.get("class_names") or list(data.class_names), checkpoint.read_metrics(path), digit,
+        distortion=distortion if distortion.active else None,
+        train_images=data.train.images if distortion.active else None,
     )  # fmt: skip
     for p in written:
         click.echo(str(p))

@@ -50,7 +50,8 @@ def hidden_units(model, x: np.ndarray, digit: int, count: int = 8) -> dict:
     """For an mlp and one normalised input x (1, D): how many of the H ReLU units fire, and the
     `count` units that push class `digit` most, by activation * outgoing weight, with their
     first-layer weights (each (28, 28), scaled to [-1, 1])."""
-    _, (_, activations, _) = model.forward(x)  # the ReLU's output, A (1, H): see models.MLP.forward
+    _, cache = model.forward(x)
+    activations = cache[1]  # the ReLU's output, A (1, H): see models.MLP.forward
     a = activations[0].astype(np.float64)
     push = a * model.params["W2"][:, digit].astype(np.float64)  # (H,) each unit's share of z[digit] - b2
     units = top_units(push, count)

@@ -142,6 +142,29 @@ def relu_backward(dA: np.ndarray, cache, out: np.ndarray | None = None, mask: np
     return np.multiply(dA, mask, out=out)
 
 
+def dropout_forward(A: np.ndarray, mask: np.ndarray, out: np.ndarray | None = None):
+    """Inverted dropout with a given mask: A * mask, (N, H) -> (N, H), cache the mask.
+
+    mask holds 0 for a dropped unit and 1 / (1 - p) for a kept one (dropout_mask draws it), so the
+    expected activation is unchanged and evaluation needs no dropout and no rescaling.
+    """
+    return np.multiply(A, mask, out=out), mask
+
+
+def dropout_backward(dout: np.ndarray, cache, out: np.ndarray | None = None) -> np.ndarray:
+    """d(A * mask)/dA = mask: the gradient flows through kept units, scaled alike; (N, H) -> (N, H)."""
+    return np.multiply(dout, cache, out=out)
+
+
+def dropout_mask(rng: np.random.Generator, p: float, out: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
+    """Draw an inverted-dropout mask into out (N, H): each unit kept with probability 1 - p, as
+    1 / (1 - p), else 0. One uniform draw per entry, in out's dtype; `keep` (bool, like out) is
+    scratch."""
+    rng.random(out=out, dtype=out.dtype.type)
+    keep = np.greater_equal(out, p, out=keep)
+    return np.multiply(keep, out.dtype.type(1.0 / (1.0 - p)), out=out)
+
+
 def l2_penalty(weights: list[np.ndarray], reg: float) -> float:
     """reg * sum of squared weights: the L2 term added to the loss (biases are not included)."""
     return float(reg * sum(np.vdot(W, W) for W in weights))

@@ -40,8 +40,13 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
     return float(np.linalg.norm(analytic - numeric) / denominator) if denominator else 0.0
 
 
-def check_model(kind: str, seed: int = 0, hidden: int = 16, batch_size: int = 8, reg: float = 1e-3) -> dict[str, float]:
-    """Largest relative error of every parameter's gradient of a float64 model on a random batch."""
+def check_model(
+    kind: str, seed: int = 0, hidden: int = 16, batch_size: int = 8, reg: float = 1e-3, dropout: float = 0.0
+) -> dict[str, float]:
+    """Largest relative error of every parameter's gradient of a float64 model on a random batch;
+    with dropout p, through a fixed mask drawn once (the loss is then a fixed function again)."""
+    from mnistsoftmax.functional import dropout_mask
+
     rng = np.random.default_rng(seed)
     model = build_model(kind, rng, hidden, dtype=np.float64)
     # Weights larger than the initial ones, so that every term (and the L2 penalty) matters.
@@ -49,8 +54,9 @@ def check_model(kind: str, seed: int = 0, hidden: int = 16, batch_size: int = 8,
         p += 0.05 * rng.standard_normal(p.shape)
     X = rng.standard_normal((batch_size, model.sizes["inputs"]))
     y = rng.integers(0, model.sizes["classes"], size=batch_size)
-    _, grads = loss_and_grads(model, X, y, reg)
+    mask = dropout_mask(rng, dropout, np.empty((batch_size, hidden))) if dropout else None
+    _, grads = loss_and_grads(model, X, y, reg, mask)
     return {
-        name: relative_error(grads[name], numerical_gradient(lambda: loss_and_grads(model, X, y, reg)[0], p))
+        name: relative_error(grads[name], numerical_gradient(lambda: loss_and_grads(model, X, y, reg, mask)[0], p))
         for name, p in model.params.items()
     }

@@ -4,7 +4,8 @@ Both expose the same interface, so the training loop, checkpoints and the CLI ne
 one they hold:
     params            dict name -> array, the trainable parameters
     weight_names      the parameters L2 weight decay applies to (weights, never biases)
-    forward(X, ws)    X (N, D) -> logits Z (N, C), cache
+    forward(X, ws, dropout)  X (N, D) -> logits Z (N, C), cache; `dropout`, a mask for the
+                      hidden layer (functional.dropout_mask), only in training and only for mlp
     backward(dZ, cache, grads, ws, beta) -> grads, dict name -> array shaped like params
                       (with beta: grads <- beta * grads + gradient, the SGD momentum step)
     workspace(n)      buffers for batches of up to n samples, reused by forward/backward
@@ -23,6 +24,8 @@ from mnistsoftmax.functional import (
     affine_forward,
     cross_entropy,
     cross_entropy_backward,
+    dropout_backward,
+    dropout_forward,
     l2_penalty,
     l2_penalty_backward,
     relu_backward,
@@ -68,8 +71,10 @@ class LinearSoftmax:
         C, dtype = self.sizes["classes"], self.params["W"].dtype
         return Workspace(capacity, Z=((C,), dtype))
 
-    def forward(self, X: np.ndarray, ws: Workspace | None = None):
+    def forward(self, X: np.ndarray, ws: Workspace | None = None, dropout: np.ndarray | None = None):
         """X (N, D) -> logits (N, C), cache."""
+        if dropout is not None:
+            raise MnistSoftmaxError("dropout applies to the hidden layer: it needs the mlp model")
         out = ws.take("Z", len(X)) if ws is not None else None
         return affine_forward(X, self.params["W"], self.params["b"], out=out)
 
@@ -110,21 +115,27 @@ class MLP:
         H, C = s["hidden"], s["classes"]
         return Workspace(capacity, A=((H,), dtype), Z=((C,), dtype), dA=((H,), dtype), mask=((H,), np.bool_))
 
-    def forward(self, X: np.ndarray, ws: Workspace | None = None):
-        """X (N, D) -> logits (N, C), cache."""
+    def forward(self, X: np.ndarray, ws: Workspace | None = None, dropout: np.ndarray | None = None):
+        """X (N, D) -> logits (N, C), cache; with a dropout mask (N, H), the hidden layer dropped."""
         n, p = len(X), self.params
         take = (lambda name: ws.take(name, n)) if ws is not None else (lambda name: None)
         H, cache1 = affine_forward(X, p["W1"], p["b1"], out=take("A"))  # (N, H)
         A, cache_relu = relu_forward(H, out=H)  # (N, H), in place: H is not needed again
+        cache_drop = None
+        if dropout is not None:
+            # In place too; relu_backward's mask, A > 0, then also leaves out the dropped units.
+            A, cache_drop = dropout_forward(A, dropout, out=A)  # (N, H)
         Z, cache2 = affine_forward(A, p["W2"], p["b2"], out=take("Z"))  # (N, C)
-        return Z, (cache1, cache_relu, cache2)
+        return Z, (cache1, cache_relu, cache_drop, cache2)
 
     def backward(self, dZ: np.ndarray, cache, grads=None, ws: Workspace | None = None, beta: float = 0.0):
         """dZ (N, C) -> {"W1": (D, H), "b1": (H,), "W2": (H, C), "b2": (C,)}; reverse order of forward."""
-        cache1, cache_relu, cache2 = cache
+        cache1, cache_relu, cache_drop, cache2 = cache
         n, g = len(dZ), grads if grads is not None else {}
         take = (lambda name: ws.take(name, n)) if ws is not None else (lambda name: None)
         dA, g["W2"], g["b2"] = affine_backward(dZ, cache2, take("dA"), g.get("W2"), g.get("b2"), beta=beta)  # (N, H)
+        if cache_drop is not None:
+            dA = dropout_backward(dA, cache_drop, out=dA)  # (N, H), in place
         dH = relu_backward(dA, cache_relu, out=dA, mask=take("mask"))  # (N, H), in place of dA
         _, g["W1"], g["b1"] = affine_backward(dH, cache1, None, g.get("W1"), g.get("b1"), need_dX=False, beta=beta)
         return g
@@ -142,13 +153,14 @@ def build_model(kind: str, rng: np.random.Generator, hidden: int = 256, dtype=np
     raise MnistSoftmaxError(f"unknown model kind {kind!r}: expected one of {', '.join(MODELS)}")
 
 
-def loss_and_grads(model, X: np.ndarray, y: np.ndarray, reg: float = 0.0):
+def loss_and_grads(model, X: np.ndarray, y: np.ndarray, reg: float = 0.0, dropout: np.ndarray | None = None):
     """The full objective and its gradient: mean cross entropy + reg * sum(W**2) over weights.
 
-    X (N, D), y (N,) -> (loss, grads). The plain, allocating path: used by gradcheck and tests;
-    the training loop runs the same functions with buffers.
+    X (N, D), y (N,) -> (loss, grads); `dropout`, a fixed mask (N, H) for an mlp's hidden layer.
+    The plain, allocating path: used by gradcheck and tests; the training loop runs the same
+    functions with buffers.
     """
-    Z, cache = model.forward(X)
+    Z, cache = model.forward(X, dropout=dropout)
     weights = [model.params[name] for name in model.weight_names]
     loss = cross_entropy(Z, y) + l2_penalty(weights, reg)
     grads = model.backward(cross_entropy_backward(Z, y), cache)

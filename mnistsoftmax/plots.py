@@ -25,6 +25,7 @@ SIZES = {
     "confusion": (7, 6),
     "mistakes": (12, 7),
     "weights": (12, 7),
+    "distortions": (10, 8),
 }
 CAPTIONS = {
     "curves": "Training curves: the loss starts at ln 10 ≈ 2.303 (dashed), where every class has 10 %, and falls "
@@ -41,6 +42,8 @@ CAPTIONS = {
     "classes are taken for which.",
     "mistakes": "The test images the model got wrong while most confident, with its top probabilities: often "
     "ambiguous writing or a doubtful label.",
+    "distortions": "Training digits (left column) beside distorted copies of them, drawn as the run drew its "
+    "batches: the network never saw the same image twice.",
     "weights": "First-layer weights as 28x28 images (red positive, blue negative). For linear, the ten class "
     "templates. For mlp, the 16 hidden units with the strongest outgoing weights (rank 1 the strongest), each "
     "shown as it ended and as what training added to its random start (W1 - W1 at initialisation).",
@@ -76,8 +79,11 @@ def write_figures(
     records: list[dict],
     digit: int,
     batch: int = 200,
+    distortion=None,
+    train_images: np.ndarray | None = None,
 ) -> list[Path]:
-    """Write every figure and index.html into folder; returns the paths written."""
+    """Write every figure and index.html into folder; returns the paths written. With the run's
+    distortion settings and some training images (N, 28, 28), also the distorted copies."""
     _figure("curves")  # fail early, before any work, when matplotlib is missing
     folder.mkdir(parents=True, exist_ok=True)
     before, after = analysis.outputs(untrained, images, norm), analysis.outputs(trained, images, norm)
@@ -97,8 +103,32 @@ def write_figures(
         written.append(_templates(folder, analysis.first_layer_images(trained), class_names))
     else:
         written.append(_hidden_units(folder, analysis.hidden_unit_images(trained, untrained, count=16)))
+    if distortion is not None and train_images is not None:
+        written.append(_distortions(folder, train_images[:8], distortion))
     written.append(_index(folder, written))
     return written
+
+
+def _distortions(folder, images, distortion) -> Path:
+    from mnistsoftmax.augment import distort
+
+    fig = _figure("distortions")
+    copies = 7
+    axes = fig.subplots(len(images), copies + 1)
+    rng = np.random.default_rng(0)
+    for r, image in enumerate(images):
+        distorted = distort(np.repeat(image[None], copies, axis=0), distortion, rng)
+        for c, shown in enumerate([image, *distorted]):
+            ax = axes[r, c]
+            ax.imshow(shown, cmap="gray", vmin=0, vmax=255)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].set_title("training digit", fontsize=9)
+    for c in range(1, copies + 1):
+        axes[0, c].set_title(f"distorted {c}", fontsize=9)
+    fig.suptitle("What the network was shown: " + distortion.describe())
+    fig.tight_layout()
+    return _save(fig, folder, "distortions")
 
 
 def _curves(folder, c) -> Path:

@@ -58,8 +58,17 @@ class Outcome:
 
 
 def settings_of(config: dict) -> training.TrainSettings:
+    """train's options -> the loop's settings (configurations from before distortions and dropout
+    existed have neither)."""
+    from mnistsoftmax.augment import Distortion
+
     keys = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule", "log_every")
-    return training.TrainSettings(**{k: config[k] for k in keys})
+    distortion = Distortion.from_config(config)
+    return training.TrainSettings(
+        **{k: config[k] for k in keys},
+        distortion=distortion if distortion.active else None,
+        dropout=config.get("dropout") or 0.0,
+    )
 
 
 def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | None = None) -> Outcome:

@@ -115,9 +115,12 @@ def test_every_figure_is_a_png_of_its_size(models, tmp_path):
                {"type": "step", "step": 10, "loss": 1.0},
                {"type": "epoch", "epoch": 1, "step": 47, "train_loss": 0.5, "train_accuracy": 0.8, "val_loss": 0.6,
                 "val_accuracy": 0.75}]  # fmt: skip
-    written = plots.write_figures(tmp_path, trained, untrained, images, labels, norm, list("0123456789"), records, 3)
+    from mnistsoftmax.augment import Distortion
+
+    written = plots.write_figures(tmp_path, trained, untrained, images, labels, norm, list("0123456789"), records, 3,
+                                  distortion=Distortion(rotate=15, elastic_alpha=34), train_images=images)  # fmt: skip
     pngs = [p for p in written if p.suffix == ".png"]
-    assert [p.stem for p in pngs] == list(plots.SIZES)
+    assert [p.stem for p in pngs] == list(plots.SIZES)  # distortions.png only for a run with distortions
     for path in pngs:
         with Image.open(path) as im:
             im.verify()
@@ -136,7 +139,7 @@ def test_plot_command(tmp_path, tiny_data):
                                 "--model", "linear"]).exit_code == 0  # fmt: skip
     result = runner.invoke(main, ["plot", "--out", str(tmp_path / "figs"), "--digit", "7"])
     assert result.exit_code == 0, result.output
-    assert len(result.stdout.splitlines()) == len(plots.SIZES) + 1
+    assert len(result.stdout.splitlines()) == len(plots.SIZES)  # all but distortions.png, and index.html
     assert json.loads(checkpoint.metrics_path(checkpoint.default_path()).read_text().splitlines()[0])["type"] == "init"
 
 
