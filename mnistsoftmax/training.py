@@ -379,7 +379,7 @@ class _Augmented:
     (in augment.py's order), then its dropout mask.
 
     Prepared in the main thread: a worker thread preparing the next batch during this one's matrix
-    products was measured slower (mlp H=800, batch 128: 2.1-3.3 s an epoch against 1.9-2.6 s),
+    products was measured slower (mlp H=800, batch 128: 1.85-3.26 s an epoch against 1.88-2.68 s),
     since OpenBLAS already keeps both cores busy and the two compete.
     """
 

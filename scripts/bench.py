@@ -148,6 +148,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="runs of each row, numpy and torch alternating")
+    parser.add_argument("--no-augment", action="store_true", help="leave out the distortion rows (bench_augment.py)")
     parser.add_argument("--worker", nargs=4, metavar=("FRAMEWORK", "MODEL", "HIDDEN", "BATCH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -200,6 +201,10 @@ def main() -> int:
     firsts = [time_to_first_batch(args.data_dir) for _ in range(3)]
     print(f"\nfrom `mnistsoftmax train` to its first training batch (cached MNIST, median of 3): "
           f"{statistics.median(firsts):.2f} s")  # fmt: skip
+    if not args.no_augment:  # the rows of distortions: a plain epoch against an augmented one, the whole run
+        print()
+        subprocess.run([sys.executable, str(Path(__file__).with_name("bench_augment.py")), "--data-dir", args.data_dir,
+                        "--repeats", str(args.repeats), "--whole-run"], check=True)  # fmt: skip
     return 0
 
 
