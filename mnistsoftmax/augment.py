@@ -162,23 +162,23 @@ def bilinear(padded: np.ndarray, rows: np.ndarray, cols: np.ndarray, out: np.nda
     cols -= low  # the fraction along the columns
     np.copyto(step, low, casting="unsafe")
     index += step
-    np.take(flat, index, out=out)  # v00
-    np.add(index, 1, out=step)
-    np.take(flat, step, out=low)  # v01
-    low -= out
-    low *= cols
-    out += low  # top row: (1 - fc) v00 + fc v01
+    _between_neighbours(flat, index, cols, out, step, low)  # the upper row of the four pixels
     index += width
-    np.take(flat, index, out=high)  # v10
-    np.add(index, 1, out=step)
-    np.take(flat, step, out=low)  # v11
-    low -= high
-    low *= cols
-    high += low  # bottom row
+    _between_neighbours(flat, index, cols, high, step, low)  # the lower row
     high -= out
     high *= rows
-    out += high
+    out += high  # and between the two rows
     return out
+
+
+def _between_neighbours(flat, index, fraction, out, step, scratch) -> None:
+    """out <- (1 - fraction) flat[index] + fraction flat[index + 1], in place; step, scratch: buffers."""
+    np.take(flat, index, out=out)
+    np.add(index, 1, out=step)
+    np.take(flat, step, out=scratch)
+    scratch -= out
+    scratch *= fraction
+    out += scratch
 
 
 class Distorter:

@@ -450,17 +450,18 @@ def predict(images, checkpoint_path, top_k, as_json, save_preprocessed, explain,
     if label is not None and not explain:
         raise click.UsageError("--label goes with --explain")
     model, meta = checkpoint.load(checkpoint_path or checkpoint.default_path())
-    if explain:
-        stdin = sys.stdin.buffer.read() if "-" in images else None
-        _explain(model, meta, images, label, stdin, as_json)
-        return
     if save_preprocessed is not None:
         try:
             save_preprocessed.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise click.ClickException(f"cannot create {save_preprocessed}: {exc.strerror or exc}") from None
     stdin = sys.stdin.buffer.read() if "-" in images else None
-    results = predict_files(model, meta, images, top_k, stdin=stdin, save_dir=save_preprocessed)
+    if explain:
+        from mnistsoftmax.predict import explain_files
+
+        results = explain_files(model, meta, images, label, stdin=stdin, save_dir=save_preprocessed)
+    else:
+        results = predict_files(model, meta, images, top_k, stdin=stdin, save_dir=save_preprocessed)
     for r in results:
         if "error" in r:
             log(f"Error: {r['error']}")
@@ -470,45 +471,35 @@ def predict(images, checkpoint_path, top_k, as_json, save_preprocessed, explain,
         names = meta.get("class_names") or [str(i) for i in range(10)]
         for r in results:
             if "error" not in r:
-                ranked = ", ".join(f"{_class_label(d, names)} {100 * p:.1f}%" for d, p in r["top_k"])
-                click.echo(
-                    f"{r['file']}: {_class_label(r['digit'], names)} ({100 * r['probability']:.1f}%)  "
-                    f"top {len(r['top_k'])}: {ranked}"
-                )
+                click.echo(_explained(r, names, label) if explain else _predicted(r, names))
     if any("error" in r for r in results):
         sys.exit(1)
 
 
-def _explain(model, meta, images, label, stdin, as_json) -> None:
+def _predicted(r: dict, names) -> str:
+    ranked = ", ".join(f"{_class_label(d, names)} {100 * p:.1f}%" for d, p in r["top_k"])
+    return (f"{r['file']}: {_class_label(r['digit'], names)} ({100 * r['probability']:.1f}%)  "
+            f"top {len(r['top_k'])}: {ranked}")  # fmt: skip
+
+
+def _explained(r: dict, names, label) -> str:
+    """The worked table of one image, its hidden units and the untrained model, as text."""
     from mnistsoftmax.explain import format_table
-    from mnistsoftmax.predict import explain_files
 
-    results = explain_files(model, meta, images, label, stdin=stdin)
-    for r in results:
-        if "error" in r:
-            log(f"Error: {r['error']}")
-    if as_json:
-        click.echo(json.dumps(results))
-    else:
-        names = meta.get("class_names") or [str(i) for i in range(10)]
-        for r in (r for r in results if "error" not in r):
-            p = r["probabilities"][r["digit"]]
-            click.echo(f"{r['file']}: {_class_label(r['digit'], names)} ({100 * p:.1f}%)")
-            click.echo(format_table(r, names))
-            if "hidden" in r:
-                h = r["hidden"]
-                pushes = ", ".join(f"{u['unit']} ({u['push']:+.2f})" for u in h["units"][:5])
-                click.echo(f"hidden units: {h['active']} of {h['total']} fire; pushing {r['digit']} most: {pushes}")
-            if "untrained" in r:
-                u = r["untrained"]
-                line = (f"untrained (the run's initial weights): probabilities "
-                        f"{100 * min(u['probabilities']):.1f}-{100 * max(u['probabilities']):.1f}%")  # fmt: skip
-                if "loss" in u:
-                    line += f", loss -log p({label}) = {u['loss']:.4f} (ln 10 = 2.3026)"
-                click.echo(line)
-            click.echo("")
-    if any("error" in r for r in results):
-        sys.exit(1)
+    p = r["probabilities"][r["digit"]]
+    lines = [f"{r['file']}: {_class_label(r['digit'], names)} ({100 * p:.1f}%)", format_table(r, names)]
+    if "hidden" in r:
+        h = r["hidden"]
+        pushes = ", ".join(f"{u['unit']} ({u['push']:+.2f})" for u in h["units"][:5])
+        lines.append(f"hidden units: {h['active']} of {h['total']} fire; pushing {r['digit']} most: {pushes}")
+    if "untrained" in r:
+        u = r["untrained"]
+        line = (f"untrained (the run's initial weights): probabilities "
+                f"{100 * min(u['probabilities']):.1f}-{100 * max(u['probabilities']):.1f}%")  # fmt: skip
+        if "loss" in u:
+            line += f", loss -log p({label}) = {u['loss']:.4f} (ln 10 = 2.3026)"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
 
 
 @main.command()

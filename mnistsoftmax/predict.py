@@ -15,23 +15,32 @@ from mnistsoftmax.images import ImageError, preprocess
 from mnistsoftmax.training import Normalization, logits
 
 
-def predict_files(
-    model, meta: dict, sources, top_k: int = 3, stdin: bytes | None = None, save_dir: Path | None = None
-) -> list[dict]:
-    """One result per source: {file, digit, probability, top_k: [[class, p], ...]} or {file, error}.
-
-    "-" stands for `stdin` (bytes). Failing images do not stop the others.
-    """
-    results, inputs = [], []
+def preprocessed(sources, stdin: bytes | None = None):
+    """For each source (a path, or "-" for the bytes `stdin`): (its name, its file name, the 28x28
+    digit or the ImageError that stopped it). Failing images do not stop the others."""
     for source in sources:
         name = "<stdin>" if source == "-" else str(source)
         try:
-            digit = preprocess(stdin if source == "-" else source, name)
+            yield (
+                name,
+                "stdin" if source == "-" else Path(source).name,
+                preprocess(stdin if source == "-" else source, name),
+            )
         except ImageError as exc:
-            results.append({"file": name, "error": str(exc)})
+            yield name, None, exc
+
+
+def predict_files(
+    model, meta: dict, sources, top_k: int = 3, stdin: bytes | None = None, save_dir: Path | None = None
+) -> list[dict]:
+    """One result per source: {file, digit, probability, top_k: [[class, p], ...]} or {file, error}."""
+    results, inputs = [], []
+    for name, file_name, digit in preprocessed(sources, stdin):
+        if isinstance(digit, ImageError):
+            results.append({"file": name, "error": str(digit)})
             continue
         if save_dir is not None:
-            _save_png(digit, save_dir / f"{'stdin' if source == '-' else Path(source).name}.28x28.png")
+            _save_png(digit, save_dir / f"{file_name}.28x28.png")
         results.append({"file": name})
         inputs.append(digit)
     if inputs:
@@ -52,7 +61,9 @@ def _save_png(digit: np.ndarray, path: Path) -> None:
     Image.fromarray(digit, mode="L").save(path)
 
 
-def explain_files(model, meta: dict, sources, label: int | None = None, stdin: bytes | None = None) -> list[dict]:
+def explain_files(
+    model, meta: dict, sources, label: int | None = None, stdin: bytes | None = None, save_dir: Path | None = None
+) -> list[dict]:
     """One result per source: {file, **explain.explain(...)} (JSON-ready, with `untrained` when the
     checkpoint's run can be redrawn) or {file, error}."""
     from mnistsoftmax.explain import explain, initial_model, jsonable
@@ -60,12 +71,11 @@ def explain_files(model, meta: dict, sources, label: int | None = None, stdin: b
     norm = Normalization(**meta["normalization"])
     untrained = initial_model(meta)
     results = []
-    for source in sources:
-        name = "<stdin>" if source == "-" else str(source)
-        try:
-            digit = preprocess(stdin if source == "-" else source, name)
-        except ImageError as exc:
-            results.append({"file": name, "error": str(exc)})
+    for name, file_name, digit in preprocessed(sources, stdin):
+        if isinstance(digit, ImageError):
+            results.append({"file": name, "error": str(digit)})
             continue
+        if save_dir is not None:
+            _save_png(digit, save_dir / f"{file_name}.28x28.png")
         results.append({"file": name, **jsonable(explain(model, norm, digit, label, untrained))})
     return results

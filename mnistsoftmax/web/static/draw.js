@@ -1,7 +1,7 @@
 // Drawing arrays the server computed on canvases; nothing here computes the model's numbers.
 
-// rows: 2-D array of grey levels 0-255 (light ink on black), drawn pixel for pixel.
-export function grayImage(canvas, rows) {
+// Draws a 2-D array pixel for pixel; colour(value) gives [r, g, b].
+function paint(canvas, rows, colour) {
   const h = rows.length, w = rows[0].length;
   canvas.width = w;
   canvas.height = h;
@@ -9,32 +9,25 @@ export function grayImage(canvas, rows) {
   const image = ctx.createImageData(w, h);
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
-      const i = 4 * (y * w + x), v = rows[y][x];
-      image.data[i] = image.data[i + 1] = image.data[i + 2] = v;
-      image.data[i + 3] = 255;
+      const i = 4 * (y * w + x);
+      image.data.set([...colour(rows[y][x]), 255], i);
     }
   }
   ctx.putImageData(image, 0, 0);
 }
 
-// rows: 2-D array of weights in [-1, 1]: red positive, blue negative, white zero.
+// rows: grey levels 0-255 (light ink on black).
+export function grayImage(canvas, rows) {
+  paint(canvas, rows, (v) => [v, v, v]);
+}
+
+// rows: weights in [-1, 1]: red positive, blue negative, white zero.
 export function weightImage(canvas, rows) {
-  const h = rows.length, w = rows[0].length;
-  canvas.width = w;
-  canvas.height = h;
-  const ctx = canvas.getContext("2d");
-  const image = ctx.createImageData(w, h);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const i = 4 * (y * w + x), v = Math.max(-1, Math.min(1, rows[y][x]));
-      const fade = Math.round(255 * (1 - Math.abs(v)));
-      image.data[i] = v > 0 ? 255 : fade;
-      image.data[i + 1] = fade;
-      image.data[i + 2] = v < 0 ? 255 : fade;
-      image.data[i + 3] = 255;
-    }
-  }
-  ctx.putImageData(image, 0, 0);
+  paint(canvas, rows, (value) => {
+    const v = Math.max(-1, Math.min(1, value));
+    const fade = Math.round(255 * (1 - Math.abs(v)));
+    return [v > 0 ? 255 : fade, fade, v < 0 ? 255 : fade];
+  });
 }
 
 export function element(tag, attributes = {}, text) {
