@@ -303,3 +303,30 @@ def test_eval_and_plot_when_a_known_data_set_has_moved(registered_tiny, tmp_path
     result = invoke("plot", "--out", tmp_path / "figures")
     assert result.exit_code == 0, result.output
     assert "is gone: using the mnist cache instead" in result.stderr and (tmp_path / "figures/index.html").exists()
+
+
+def test_a_log_of_train_has_no_progress_bar_debris(tiny_data, tmp_path):
+    """With stderr redirected to a file, no progress bar is drawn: the log holds whole lines, no
+    carriage returns, and still one line per epoch."""
+    import os
+
+    log = tmp_path / "train.log"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    with open(log, "wb") as err:
+        done = subprocess.run([sys.executable, "-m", "mnistsoftmax", "train", "--dataset", "custom", "--data-dir",
+                               str(tiny_data), "--epochs", "2", "--out", str(tmp_path / "m.npz")], stderr=err,
+                              stdout=subprocess.PIPE, env=env)  # fmt: skip
+    assert done.returncode == 0
+    text = log.read_bytes()
+    assert b"\r" not in text and b"batch/s" not in text
+    assert text.count(b"\nepoch ") == 2
+
+
+def test_shell_completion_through_click():
+    """The README's completion: click's bash completion offers the commands and the options."""
+    env = {"_MNISTSOFTMAX_COMPLETE": "bash_complete", "COMP_WORDS": "mnistsoftmax tr", "COMP_CWORD": "1"}
+    result = CliRunner().invoke(main, [], env=env, prog_name="mnistsoftmax", complete_var="_MNISTSOFTMAX_COMPLETE")
+    assert "plain,train" in result.output.splitlines()
+    env.update(COMP_WORDS="mnistsoftmax train --elastic", COMP_CWORD="2")
+    result = CliRunner().invoke(main, [], env=env, prog_name="mnistsoftmax", complete_var="_MNISTSOFTMAX_COMPLETE")
+    assert {"plain,--elastic-alpha", "plain,--elastic-sigma"} <= set(result.output.splitlines())
