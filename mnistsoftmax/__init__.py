@@ -1,7 +1,25 @@
-"""mnistsoftmax: MNIST digit classifiers with a hand-written NumPy forward and backward pass."""
+"""mnistsoftmax: MNIST digit classifiers with a hand-written NumPy forward and backward pass.
+
+The Python API (see mnistsoftmax.api): load(path=None) and train(**options) give a Classifier
+with predict, predict_proba, logits and evaluate; datasets.load(name, data_dir=None) the data.
+They are imported on first use, so that the command line starts as quickly as before.
+"""
 
 __version__ = "0.1.0"
+__all__ = ["Classifier", "MnistSoftmaxError", "datasets", "load", "train"]
 
 
 class MnistSoftmaxError(Exception):
     """Base of every error the library raises on bad input; the CLI turns it into one line."""
+
+
+def __getattr__(name: str):
+    if name in ("Classifier", "load", "train"):
+        from mnistsoftmax import api
+
+        return getattr(api, name)
+    if name == "datasets":
+        import importlib
+
+        return importlib.import_module("mnistsoftmax.datasets")
+    raise AttributeError(f"module 'mnistsoftmax' has no attribute {name!r}")
