@@ -601,3 +601,24 @@ def serve(checkpoint_path, host, port, open_browser):
     except KeyboardInterrupt:  # uvicorn hands Ctrl-C back once it has shut down cleanly
         pass
     log("stopped")
+
+
+@main.command()
+@click.argument("checkpoint_path", metavar="[CHECKPOINT]", required=False,
+                type=click.Path(dir_okay=False, path_type=Path))  # fmt: skip
+@click.option("--format", "fmt", type=click.Choice(["onnx", "safetensors"]), required=True,
+              help="onnx: a graph from uint8 pixels to probabilities and logits; safetensors: the parameters.")  # fmt: skip
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The file to write.")  # fmt: skip
+@translate_errors
+def export(checkpoint_path, fmt, output):
+    """Write a checkpoint as ONNX (needs the `export` extra) or safetensors, with its normalisation
+    and metadata, for other runtimes."""
+    from mnistsoftmax import checkpoint
+    from mnistsoftmax.export import to_onnx, to_safetensors
+    from mnistsoftmax.fileio import atomic_write
+
+    model, meta = checkpoint.load(checkpoint_path or checkpoint.default_path())
+    data = to_onnx(model, meta) if fmt == "onnx" else to_safetensors(model, meta)
+    atomic_write(output, lambda f: f.write(data))
+    click.echo(str(output))

@@ -1,0 +1,107 @@
+"""A checkpoint in formats other tools read: an ONNX graph (onnx, the `export` extra) and
+safetensors (written here: the format is a JSON header and the raw arrays).
+
+The ONNX graph takes uint8 pixels, (N, 28, 28) or (N, 784), applies the checkpoint's
+normalisation, and gives the logits and the probabilities:
+
+    pixels uint8 (N, ...) -> Cast float32 -> Reshape (N, 784) -> (x / 255 - mean) / std
+    linear: logits = x W + b            mlp: logits = relu(x W1 + b1) W2 + b2
+    probabilities = Softmax(logits, axis 1)
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+
+from mnistsoftmax import MnistSoftmaxError
+
+OPSET = 13  # Softmax over one axis, as every runtime of the last years has it
+
+
+class ExportError(MnistSoftmaxError):
+    """onnx is missing, or the model cannot be written in that format."""
+
+
+def to_onnx(model, meta: dict) -> bytes:
+    """The checkpoint as a serialised ONNX model (bytes); see the module docstring."""
+    try:
+        from onnx import TensorProto, checker, helper, numpy_helper
+    except ImportError:
+        raise ExportError("export --format onnx needs onnx: pip install 'mnistsoftmax[export]'") from None
+
+    norm = meta["normalization"]
+    p = {k: v.astype(np.float32) for k, v in model.params.items()}
+    C = model.sizes["classes"]
+    inits = [
+        numpy_helper.from_array(np.array([-1, model.sizes["inputs"]], np.int64), "flat_shape"),
+        numpy_helper.from_array(np.array(1.0 / (255.0 * norm["std"]), np.float32), "scale"),
+        numpy_helper.from_array(np.array(-norm["mean"] / norm["std"], np.float32), "shift"),
+        *(numpy_helper.from_array(v, k) for k, v in p.items()),
+    ]
+    nodes = [
+        helper.make_node("Cast", ["pixels"], ["pixels_float"], to=TensorProto.FLOAT),
+        helper.make_node("Reshape", ["pixels_float", "flat_shape"], ["flat"]),
+        helper.make_node("Mul", ["flat", "scale"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "shift"], ["x"]),  # (pixel / 255 - mean) / std
+    ]
+    if model.kind == "linear":
+        nodes += [helper.make_node("MatMul", ["x", "W"], ["xW"]), helper.make_node("Add", ["xW", "b"], ["logits"])]
+    else:
+        nodes += [
+            helper.make_node("MatMul", ["x", "W1"], ["xW1"]),
+            helper.make_node("Add", ["xW1", "b1"], ["h"]),
+            helper.make_node("Relu", ["h"], ["a"]),
+            helper.make_node("MatMul", ["a", "W2"], ["aW2"]),
+            helper.make_node("Add", ["aW2", "b2"], ["logits"]),
+        ]
+    nodes.append(helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1))
+    graph = helper.make_graph(
+        nodes,
+        f"mnistsoftmax_{model.kind}",
+        [helper.make_tensor_value_info("pixels", TensorProto.UINT8, None)],  # (N, 28, 28) or (N, 784)
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", C]),
+         helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", C])],  # fmt: skip
+        inits,
+    )
+    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="mnistsoftmax")
+    onnx_model.ir_version = 8  # read by onnxruntime releases from 1.14 on
+    for key, value in _metadata(meta).items():
+        entry = onnx_model.metadata_props.add()
+        entry.key, entry.value = key, value
+    # The checker wants every input's rank, but pixels take two ranks, (N, 28, 28) and (N, 784),
+    # which runtimes accept from an input of unknown shape: check a copy declared (N, 784).
+    declared = onnx_model.__class__()
+    declared.CopyFrom(onnx_model)
+    declared.graph.input[0].CopyFrom(helper.make_tensor_value_info("pixels", TensorProto.UINT8, ["N", 784]))
+    checker.check_model(declared, full_check=True)
+    return onnx_model.SerializeToString()
+
+
+def _metadata(meta: dict) -> dict[str, str]:
+    """The checkpoint's JSON metadata as string pairs (what both formats can hold)."""
+    keys = ("kind", "sizes", "dataset", "class_names", "normalization", "config", "metrics", "version")
+    return {k: json.dumps(meta[k]) for k in keys if k in meta}
+
+
+SAFETENSORS_DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64"}
+
+
+def to_safetensors(model, meta: dict) -> bytes:
+    """The parameters as safetensors: an 8-byte little-endian header length, a JSON header (each
+    tensor's dtype, shape and byte range; `__metadata__` the checkpoint's metadata as strings),
+    then the arrays' bytes, little-endian, row-major."""
+    header: dict = {"__metadata__": _metadata(meta)}
+    chunks, offset = [], 0
+    for name in sorted(model.params):
+        a = np.ascontiguousarray(model.params[name])
+        data = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
+        header[name] = {"dtype": SAFETENSORS_DTYPES[a.dtype], "shape": list(a.shape),
+                        "data_offsets": [offset, offset + len(data)]}  # fmt: skip
+        chunks.append(data)
+        offset += len(data)
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)  # the format pads the header to a multiple of 8 bytes
+    return struct.pack("<Q", len(text)) + text + b"".join(chunks)
