@@ -607,7 +607,7 @@ def serve(checkpoint_path, host, port, open_browser):
 @click.argument("checkpoint_path", metavar="[CHECKPOINT]", required=False,
                 type=click.Path(dir_okay=False, path_type=Path))  # fmt: skip
 @click.option("--format", "fmt", type=click.Choice(["onnx", "safetensors"]), required=True,
-              help="onnx: a graph from uint8 pixels to probabilities and logits; safetensors: the parameters.")  # fmt: skip
+              help="onnx: uint8 pixels to probabilities and logits; safetensors: the parameters.")  # fmt: skip
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The file to write.")  # fmt: skip
 @translate_errors

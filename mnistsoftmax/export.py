@@ -62,8 +62,10 @@ def to_onnx(model, meta: dict) -> bytes:
         nodes,
         f"mnistsoftmax_{model.kind}",
         [helper.make_tensor_value_info("pixels", TensorProto.UINT8, None)],  # (N, 28, 28) or (N, 784)
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", C]),
-         helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", C])],  # fmt: skip
+        [
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", C]),
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", C]),
+        ],  # fmt: skip
         inits,
     )
     onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="mnistsoftmax")

@@ -20,8 +20,9 @@ def trained(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(f"export-{request.param}")
     write_dataset(root / "data")
     out = root / "model.npz"
-    result = CliRunner().invoke(main, ["train", "--dataset", "custom", "--data-dir", str(root / "data"), "--model",
-                                       request.param, "--hidden", "24", "--epochs", "2", "--out", str(out)])  # fmt: skip
+    args = ["train", "--dataset", "custom", "--data-dir", str(root / "data"), "--model", request.param,
+            "--hidden", "24", "--epochs", "2", "--out", str(out)]  # fmt: skip
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     return out, root
 
