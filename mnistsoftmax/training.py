@@ -277,7 +277,7 @@ def train(
 
     # Everything the hot loop touches is allocated here, once.
     ws = model.workspace(bs)
-    pixel_buf = np.empty((bs, D), dtype=np.uint8)
+    pixel_buf = np.empty((bs, D), dtype=pixels.dtype)  # uint8 pixels; floats from the scikit-learn estimator
     x_buf = np.empty((bs, D), dtype=dtype)
     y_buf = np.empty(bs, dtype=np.intp)
     rows = np.arange(bs)
@@ -286,6 +286,9 @@ def train(
     if settings.dropout and model.kind != "mlp":
         raise MnistSoftmaxError(f"--dropout {settings.dropout} applies to the hidden layer: it needs --model mlp")
     augmented = _Augmented(settings, bs, D, model, pixels, labels, norm) if settings.per_batch_randomness else None
+    # Features that are already the model's inputs (the scikit-learn estimator: float32, scaled by
+    # the user, an identity normalisation) are gathered straight into the input buffer.
+    already_inputs = pixels.dtype == dtype and norm.mean == 0.0 and norm.std * 255.0 == 1.0
 
     if resume is not None:
         for name, v in resume.velocity.items():
@@ -320,6 +323,12 @@ def train(
                     if augmented:
                         x, y, mask = augmented.batch(order, epoch_key, i)
                         m = len(y)
+                    elif already_inputs:
+                        idx = order[i * bs : (i + 1) * bs]
+                        m = len(idx)
+                        x = np.take(pixels, idx, axis=0, out=x_buf[:m])
+                        y = np.take(labels, idx, out=y_buf[:m])
+                        mask = None
                     else:
                         idx = order[i * bs : (i + 1) * bs]
                         m = len(idx)
@@ -388,7 +397,7 @@ class _Augmented:
         self.dtype = next(iter(model.params.values())).dtype
         d = settings.distortion
         self.distorter = Distorter(d, bs) if d is not None and d.active else None
-        self.buf = {"pixels": np.empty((bs, D), np.uint8), "x": np.empty((bs, D), self.dtype),
+        self.buf = {"pixels": np.empty((bs, D), pixels.dtype), "x": np.empty((bs, D), self.dtype),
                     "y": np.empty(bs, np.intp)}  # fmt: skip
         if self.distorter:
             self.buf["distorted"] = np.empty((bs, D), np.float32)

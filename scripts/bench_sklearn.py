@@ -1,0 +1,71 @@
+"""SoftmaxClassifier against scikit-learn's MLPClassifier: the same net (784 -> 256 ReLU -> 10),
+SGD with the same batch size, learning rate, momentum (classical, not Nesterov's) and number of
+epochs, no L2, constant rate, float32 inputs in [0, 1], MNIST; both fitted in this process, one
+after the other, `--repeats` times.
+
+    pip install scikit-learn && python scripts/bench_sklearn.py --data-dir data/mnist
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default="data/mnist")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    from mnistsoftmax import datasets
+    from mnistsoftmax.sklearn import SoftmaxClassifier
+
+    data = datasets.load("mnist", args.data_dir)
+    X = (data.train.images.reshape(60000, -1) / np.float32(255)).astype(np.float32)
+    Xt = (data.test.images.reshape(10000, -1) / np.float32(255)).astype(np.float32)
+    y, yt = data.train.labels, data.test.labels
+    common = {"batch_size": 128, "momentum": 0.9}
+    ours = SoftmaxClassifier(model="mlp", hidden=256, epochs=args.epochs, lr=0.05, weight_decay=0.0,
+                             schedule="constant", random_state=0, **common)  # fmt: skip
+    theirs = MLPClassifier(hidden_layer_sizes=(256,), solver="sgd", learning_rate_init=0.05, learning_rate="constant",
+                           nesterovs_momentum=False, alpha=0.0, max_iter=args.epochs, tol=0.0,
+                           n_iter_no_change=args.epochs + 1, shuffle=True, random_state=0, **common)  # fmt: skip
+    rows = {"mnistsoftmax SoftmaxClassifier": [], "sklearn MLPClassifier": []}
+    accuracy = {}
+    for _ in range(args.repeats):
+        for name, clf in (("mnistsoftmax SoftmaxClassifier", ours), ("sklearn MLPClassifier", theirs)):
+            t0 = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                clf.fit(X, y)
+            rows[name].append(time.perf_counter() - t0)
+            accuracy[name] = clf.score(Xt, yt)
+    print(f"MNIST, 60,000 training images, {args.epochs} epochs, batch 128, lr 0.05, momentum 0.9, "
+          f"784-256-10, float32, {args.repeats} fits each")  # fmt: skip
+    print(f"{'estimator':<32} {'fit s':>7} {'samples/s':>11} {'test acc':>9}")
+    print("-" * 62)
+    for name, seconds in rows.items():
+        s = statistics.median(seconds)
+        print(f"{name:<32} {s:7.1f} {60000 * args.epochs / s:11,.0f} {100 * accuracy[name]:8.2f}%")
+    speedup = statistics.median(rows["sklearn MLPClassifier"]) / statistics.median(
+        rows["mnistsoftmax SoftmaxClassifier"]
+    )
+    print(f"speed-up {speedup:.2f}x (goal >= 2.5x at equal or better accuracy)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
