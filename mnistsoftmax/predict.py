@@ -15,19 +15,20 @@ from mnistsoftmax.images import ImageError, preprocess
 from mnistsoftmax.training import Normalization, logits
 
 
-def preprocessed(sources, stdin: bytes | None = None):
-    """For each source (a path, or "-" for the bytes `stdin`): (its name, its file name, the 28x28
-    digit or the ImageError that stopped it). Failing images do not stop the others."""
+def preprocessed(sources, stdin: bytes | None = None, save_dir: Path | None = None):
+    """For each source (a path, or "-" for the bytes `stdin`): (its name, the 28x28 digit or the
+    ImageError that stopped it), each digit written to save_dir as NAME.28x28.png when given.
+    Failing images do not stop the others."""
     for source in sources:
         name = "<stdin>" if source == "-" else str(source)
         try:
-            yield (
-                name,
-                "stdin" if source == "-" else Path(source).name,
-                preprocess(stdin if source == "-" else source, name),
-            )
+            digit = preprocess(stdin if source == "-" else source, name)
         except ImageError as exc:
-            yield name, None, exc
+            yield name, exc
+            continue
+        if save_dir is not None:
+            _save_png(digit, save_dir / f"{'stdin' if source == '-' else Path(source).name}.28x28.png")
+        yield name, digit
 
 
 def predict_files(
@@ -35,14 +36,12 @@ def predict_files(
 ) -> list[dict]:
     """One result per source: {file, digit, probability, top_k: [[class, p], ...]} or {file, error}."""
     results, inputs = [], []
-    for name, file_name, digit in preprocessed(sources, stdin):
+    for name, digit in preprocessed(sources, stdin, save_dir):
         if isinstance(digit, ImageError):
             results.append({"file": name, "error": str(digit)})
-            continue
-        if save_dir is not None:
-            _save_png(digit, save_dir / f"{file_name}.28x28.png")
-        results.append({"file": name})
-        inputs.append(digit)
+        else:
+            results.append({"file": name})
+            inputs.append(digit)
     if inputs:
         norm = Normalization(**meta["normalization"])
         probabilities = softmax(logits(model, np.stack(inputs), norm).astype(np.float64))
@@ -70,12 +69,9 @@ def explain_files(
 
     norm = Normalization(**meta["normalization"])
     untrained = initial_model(meta)
-    results = []
-    for name, file_name, digit in preprocessed(sources, stdin):
-        if isinstance(digit, ImageError):
-            results.append({"file": name, "error": str(digit)})
-            continue
-        if save_dir is not None:
-            _save_png(digit, save_dir / f"{file_name}.28x28.png")
-        results.append({"file": name, **jsonable(explain(model, norm, digit, label, untrained))})
-    return results
+    return [
+        {"file": name, "error": str(digit)}
+        if isinstance(digit, ImageError)
+        else {"file": name, **jsonable(explain(model, norm, digit, label, untrained))}
+        for name, digit in preprocessed(sources, stdin, save_dir)
+    ]

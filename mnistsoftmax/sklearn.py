@@ -30,10 +30,7 @@ except ImportError:  # pragma: no cover - said in one line, as the other extras 
 from mnistsoftmax.augment import Distortion
 from mnistsoftmax.functional import softmax
 from mnistsoftmax.models import MLP, LinearSoftmax
-from mnistsoftmax.training import Normalization, TrainSettings, train
-
-# The inputs arrive as they are (scale them in a Pipeline): x = (x / 255 - 0) / (1 / 255) = x.
-IDENTITY = Normalization(0.0, 1.0 / 255.0)
+from mnistsoftmax.training import TrainSettings, train
 
 
 class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
@@ -102,7 +99,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             self.model_ = MLP.initialize(self._rng, int(self.hidden), num_inputs=D, num_classes=C)
 
     def _train(self, X, y, epochs: int, schedule: str | None = None) -> None:
-        train(self.model_, X, self._encoder.transform(y), IDENTITY, self._settings(epochs, schedule), self._rng)
+        # norm None: the features are the inputs as they come (scale them in a Pipeline)
+        train(self.model_, X, self._encoder.transform(y), None, self._settings(epochs, schedule), self._rng)
 
     def fit(self, X, y):
         """Train from scratch for `epochs` passes over (X (N, D), y (N,))."""

@@ -253,7 +253,7 @@ def train(
     model,
     images: np.ndarray,
     labels: np.ndarray,
-    norm: Normalization,
+    norm: Normalization | None,
     settings: TrainSettings,
     rng: np.random.Generator,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
@@ -261,6 +261,7 @@ def train(
     resume: TrainState | None = None,
 ) -> list[dict]:
     """Minibatch SGD over (images (N, 28, 28) uint8, labels (N,)); reshuffled every epoch from rng.
+    With `norm` None, `images` are features (N, D) that already are the model's inputs.
 
     Returns the per-epoch records of this call. Raises DivergenceError when the loss stops being
     finite (the parameters are then not to be trusted), and Interrupted when hooks.should_stop()
@@ -269,26 +270,18 @@ def train(
     """
     hooks = hooks or Hooks()
     pixels = flat(images)
-    n, D = pixels.shape
+    n = len(pixels)
     bs = min(settings.batch_size, n)
     steps_per_epoch = math.ceil(n / bs)
     total_steps = settings.epochs * steps_per_epoch
-    dtype = next(iter(model.params.values())).dtype
 
     # Everything the hot loop touches is allocated here, once.
     ws = model.workspace(bs)
-    pixel_buf = np.empty((bs, D), dtype=pixels.dtype)  # uint8 pixels; floats from the scikit-learn estimator
-    x_buf = np.empty((bs, D), dtype=dtype)
-    y_buf = np.empty(bs, dtype=np.intp)
     rows = np.arange(bs)
     optimizer = SGD(model.params, settings.momentum, settings.weight_decay, model.weight_names)
-    labels = labels.astype(np.intp)
     if settings.dropout and model.kind != "mlp":
         raise MnistSoftmaxError(f"--dropout {settings.dropout} applies to the hidden layer: it needs --model mlp")
-    augmented = _Augmented(settings, bs, D, model, pixels, labels, norm) if settings.per_batch_randomness else None
-    # Features that are already the model's inputs (the scikit-learn estimator: float32, scaled by
-    # the user, an identity normalisation) are gathered straight into the input buffer.
-    already_inputs = pixels.dtype == dtype and norm.mean == 0.0 and norm.std * 255.0 == 1.0
+    batches = _Batches(settings, bs, model, pixels, labels.astype(np.intp), norm)
 
     if resume is not None:
         for name, v in resume.velocity.items():
@@ -308,7 +301,7 @@ def train(
             epoch_rng_state = rng.bit_generator.state
             order = rng.permutation(n)
             # Only runs with distortions or dropout draw the key: the others stay bit for bit as before.
-            epoch_key = int(rng.integers(2**63)) if augmented else None
+            epoch_key = int(rng.integers(2**63)) if settings.per_batch_randomness else None
             start = first_batch if resuming else 0
             loss_sum, correct = (resume.loss_sum, resume.correct) if resuming else (0.0, 0)
             desc = f"epoch {epoch}/{settings.epochs}"
@@ -320,21 +313,8 @@ def train(
                             TrainState(epoch, i, step, epoch_rng_state, loss_sum, correct, window, optimizer.velocity,
                                        seconds=time.perf_counter() - started)
                         )  # fmt: skip
-                    if augmented:
-                        x, y, mask = augmented.batch(order, epoch_key, i)
-                        m = len(y)
-                    elif already_inputs:
-                        idx = order[i * bs : (i + 1) * bs]
-                        m = len(idx)
-                        x = np.take(pixels, idx, axis=0, out=x_buf[:m])
-                        y = np.take(labels, idx, out=y_buf[:m])
-                        mask = None
-                    else:
-                        idx = order[i * bs : (i + 1) * bs]
-                        m = len(idx)
-                        x = norm.apply(np.take(pixels, idx, axis=0, out=pixel_buf[:m]), out=x_buf[:m], dtype=dtype)
-                        y = np.take(labels, idx, out=y_buf[:m])
-                        mask = None
+                    x, y, mask = batches.batch(order, epoch_key, i)
+                    m = len(y)
                     Z, cache = model.forward(x, ws, dropout=mask)
                     loss, right = inplace_softmax_cross_entropy(Z, y, rows[:m])  # Z now holds dLoss/dZ
                     correct += right
@@ -382,41 +362,49 @@ def train(
     return epochs
 
 
-class _Augmented:
-    """Training batches with distortions and a dropout mask, prepared into buffers reused from
-    batch to batch. Batch i of an epoch draws from batch_generator(epoch_key, i): its distortions
-    (in augment.py's order), then its dropout mask.
+class _Batches:
+    """The loop's minibatches, gathered into buffers allocated once: pixels (N, D) are gathered by
+    index, distorted if the run distorts, normalised into the model's dtype, and given a dropout
+    mask if the run drops out. With `norm` None the features already are the model's inputs (the
+    scikit-learn estimator's, scaled by the user) and are gathered straight into the input buffer.
 
-    Prepared in the main thread: a worker thread preparing the next batch during this one's matrix
-    products was measured slower (mlp H=800, batch 128: 1.85-3.26 s an epoch against 1.88-2.68 s),
-    since OpenBLAS already keeps both cores busy and the two compete.
+    Batch i of an epoch draws from batch_generator(epoch_key, i): its distortions (in augment.py's
+    order), then its dropout mask. All of it runs in the main thread: a worker thread preparing
+    the next batch during this one's matrix products was measured slower (mlp H=800, batch 128:
+    1.85-3.26 s an epoch against 1.88-2.68 s), since OpenBLAS already keeps both cores busy.
     """
 
-    def __init__(self, settings: TrainSettings, bs: int, D: int, model, pixels, labels, norm: Normalization):
-        self.settings, self.bs, self.pixels, self.labels, self.norm = settings, bs, pixels, labels, norm
-        self.dtype = next(iter(model.params.values())).dtype
+    def __init__(self, settings: TrainSettings, bs: int, model, pixels, labels, norm: Normalization | None):
+        self.bs, self.pixels, self.labels, self.norm, self.p = bs, pixels, labels, norm, settings.dropout
+        D, self.dtype = pixels.shape[1], next(iter(model.params.values())).dtype
         d = settings.distortion
         self.distorter = Distorter(d, bs) if d is not None and d.active else None
-        self.buf = {"pixels": np.empty((bs, D), pixels.dtype), "x": np.empty((bs, D), self.dtype),
-                    "y": np.empty(bs, np.intp)}  # fmt: skip
-        if self.distorter:
-            self.buf["distorted"] = np.empty((bs, D), np.float32)
-        if settings.dropout:
+        self.x = np.empty((bs, D), self.dtype)
+        self.y = np.empty(bs, np.intp)
+        self.gathered = np.empty((bs, D), pixels.dtype) if norm is not None or self.distorter else None
+        self.distorted = np.empty((bs, D), np.float32) if self.distorter else None
+        if self.p:
             H = model.sizes["hidden"]
-            self.buf["mask"], self.buf["keep"] = np.empty((bs, H), self.dtype), np.empty((bs, H), np.bool_)
+            self.mask, self.keep = np.empty((bs, H), self.dtype), np.empty((bs, H), np.bool_)
 
-    def batch(self, order: np.ndarray, epoch_key: int, i: int):
+    def batch(self, order: np.ndarray, epoch_key: int | None, i: int):
         """Batch i's (x (m, D), y (m,), dropout mask (m, H) or None)."""
-        buf = self.buf
         idx = order[i * self.bs : (i + 1) * self.bs]
         m = len(idx)
-        rng = batch_generator(epoch_key, i)
-        pixels = np.take(self.pixels, idx, axis=0, out=buf["pixels"][:m])
-        if self.distorter:
-            pixels = self.distorter(pixels, rng, buf["distorted"])
-        x = self.norm.apply(pixels, out=buf["x"][:m], dtype=self.dtype)
-        y = np.take(self.labels, idx, out=buf["y"][:m])
-        mask = dropout_mask(rng, self.settings.dropout, buf["mask"][:m], buf["keep"][:m]) if "mask" in buf else None
+        rng = batch_generator(epoch_key, i) if epoch_key is not None else None
+        if self.gathered is None:
+            x = np.take(self.pixels, idx, axis=0, out=self.x[:m])
+        else:
+            pixels = np.take(self.pixels, idx, axis=0, out=self.gathered[:m])
+            if self.distorter:
+                pixels = self.distorter(pixels, rng, self.distorted)
+            if self.norm is None:
+                x = self.x[:m]
+                np.copyto(x, pixels)
+            else:
+                x = self.norm.apply(pixels, out=self.x[:m], dtype=self.dtype)
+        y = np.take(self.labels, idx, out=self.y[:m])
+        mask = dropout_mask(rng, self.p, self.mask[:m], self.keep[:m]) if self.p else None
         return x, y, mask
 
 
