@@ -63,6 +63,27 @@ def interrupted_path(checkpoint: Path) -> Path:
 VELOCITY_PREFIX = "velocity."  # arrays of the optimiser state in a resumable checkpoint
 
 
+PARTIAL_SUFFIX = ".partial"
+
+
+def partial_metrics_glob(checkpoint: Path) -> str:
+    """The pattern of the hidden files a run writing toward `checkpoint` keeps its metrics in."""
+    return f".{metrics_path(checkpoint).name}.*{PARTIAL_SUFFIX}"
+
+
+def hold_lock(fd: int) -> None:
+    """Take an exclusive advisory lock on an open file, held until it is closed (POSIX only)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: live.py falls back on the file's age
+        return
+    try:
+        # Blocking: a reader holds its shared lock only for the instant of its test.
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:  # a file system without locks (some network mounts): the same fallback
+        pass
+
+
 class MetricsFile:
     """JSON lines written as training goes, into a hidden `.NAME.*.partial` file beside `path`.
 
@@ -70,14 +91,18 @@ class MetricsFile:
     is killed leaves only the partial file, never a metrics file that looks complete. A write that
     fails (a full disk, a file-size limit) raises CheckpointError naming the final path and
     removes the partial file: nothing of a failed run stays behind.
+
+    While it is open the writer holds an exclusive flock() on it: live.py tells a run in progress
+    from the leftover of a killed one by that lock, and follows the file as records arrive.
     """
 
     def __init__(self, path: Path):
         self.path = Path(path)
         try:
-            fd, self._tmp = temporary_beside(self.path, ".partial")
+            fd, self._tmp = temporary_beside(self.path, PARTIAL_SUFFIX)
         except OSError as exc:
             raise self._error(exc) from None
+        hold_lock(fd)
         self._file = os.fdopen(fd, "w", encoding="utf-8")
 
     def _error(self, exc: OSError) -> CheckpointError:
@@ -144,6 +169,19 @@ def load_resumable(path: Path):
         if v.shape != model.params[name].shape or v.dtype != model.params[name].dtype:
             raise CheckpointError(f"{path}: the optimiser state of {name} does not match the parameter")
     return model, meta, velocity
+
+
+def read_meta(path: Path) -> dict:
+    """Only the metadata of a checkpoint (the arrays stay on disk), for listings; the model is not
+    checked, so load() it before using it."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            meta = json.loads(npz[META_KEY].tobytes().decode("utf-8"))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+        raise CheckpointError(f"{path} is not a readable mnistsoftmax checkpoint: {exc}") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: the checkpoint's metadata is not a JSON object")
+    return meta
 
 
 def _read(path: Path):

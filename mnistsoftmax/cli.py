@@ -199,6 +199,13 @@ def download(dataset, data_dir, mirror):
     help="Steps between loss records in the metrics file.",
 )
 @click.option(
+    "--probe-every",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Steps between probes of a fixed set of test images (box plots of logits and softmax as "
+    "training goes); default: about 20 an epoch; 0: none.",
+)
+@click.option(
     "--resume",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Continue the run that Ctrl-C or SIGTERM stopped, from its NAME.interrupted.npz.",
@@ -596,8 +603,9 @@ def serve(checkpoint_path, host, port, open_browser):
 
             threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
 
+    app = create_app(catalog, host, port)
     try:
-        server.run(create_app(catalog, host, port), sock, ready)
+        server.run(app, sock, ready, on_shutdown=app.state.trainer.shutdown)
     except KeyboardInterrupt:  # uvicorn hands Ctrl-C back once it has shut down cleanly
         pass
     log("stopped")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistsoftmax import MnistSoftmaxError, checkpoint, datasets, training
+from mnistsoftmax import MnistSoftmaxError, checkpoint, datasets, probes, training
 
 
 @dataclass
@@ -68,11 +68,21 @@ def settings_of(config: dict) -> training.TrainSettings:
         **{k: config[k] for k in keys},
         distortion=distortion if distortion.active else None,
         dropout=config.get("dropout") or 0.0,
+        # None (the option's default) is about 20 probes an epoch; configurations from before
+        # probes existed have none.
+        probe_every=config.get("probe_every", 0),
     )
+
+
+def check_config(config: dict) -> None:
+    """What no single option's type can say: combinations train refuses before any work."""
+    if config.get("dropout") and config.get("model") != "mlp":
+        raise MnistSoftmaxError(f"--dropout {config['dropout']} applies to the hidden layer: it needs --model mlp")
 
 
 def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | None = None) -> Outcome:
     """Load the data, train (or go on training), evaluate on the test set and save."""
+    check_config(config)
     log = hooks.log or (lambda line: None)
     data = datasets.load(config["dataset"], config["data_dir"], config["mirror"])
     run = training.prepare_run(
@@ -89,20 +99,30 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
         "config": config,
     }
 
+    settings = settings_of(config)
+    probe = None
+    if settings.probe_every != 0:
+        chosen = probes.choose(data.test.labels, config["seed"])
+        probe = probes.Probe(run.model, data.test.images[chosen], data.test.labels[chosen], run.norm)
+
     metrics = checkpoint.MetricsFile(checkpoint.metrics_path(out))
     hooks.on_record = metrics.write
     try:
         for record in resume.records if resume else []:
             hooks.emit(record)
         if resume is None:
-            probe = run.validation or (run.images[:10000], run.labels[:10000])
-            initial = training.evaluate(run.model, *probe, run.norm)
+            held_out = run.validation or (run.images[:10000], run.labels[:10000])
+            initial = training.evaluate(run.model, *held_out, run.norm)
             log(f"loss before training: {initial.loss:.4f}  (ln 10 = {math.log(10):.4f}: every class near 10 %)")
-            hooks.emit({"type": "init", "loss": initial.loss, "accuracy": initial.accuracy})
+            batch = min(config["batch_size"], len(run.labels))
+            # What a reader of the file while the run goes on needs to draw it: its settings and length.
+            hooks.emit({"type": "init", "loss": initial.loss, "accuracy": initial.accuracy, "dataset": data.name,
+                        "class_names": list(data.class_names), "config": config,
+                        "steps_per_epoch": math.ceil(len(run.labels) / batch)})  # fmt: skip
         try:
             epochs = training.train(
-                run.model, run.images, run.labels, run.norm, settings_of(config), run.rng, run.validation, hooks,
-                resume=resume.state if resume else None,
+                run.model, run.images, run.labels, run.norm, settings, run.rng, run.validation, hooks,
+                resume=resume.state if resume else None, probe=probe,
             )  # fmt: skip
         except training.Interrupted as exc:
             saved = checkpoint.interrupted_path(out)

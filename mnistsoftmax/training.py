@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mnistsoftmax import MnistSoftmaxError
+from mnistsoftmax import MnistSoftmaxError, probes
 from mnistsoftmax.augment import Distorter, Distortion
 from mnistsoftmax.functional import dropout_mask, inplace_softmax_cross_entropy, log_softmax
 from mnistsoftmax.optim import SGD, learning_rate
@@ -71,6 +71,7 @@ class TrainSettings:
     log_every: int = 50  # steps between loss records in the metrics file (each of the first ones is recorded)
     distortion: Distortion | None = None  # random distortions of each training batch (augment.py)
     dropout: float = 0.0  # probability of dropping each hidden unit in training (mlp only)
+    probe_every: int | None = 0  # steps between probes (probes.py); None: about 20 per epoch; 0: none
 
     @property
     def per_batch_randomness(self) -> bool:
@@ -259,6 +260,7 @@ def train(
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     hooks: Hooks | None = None,
     resume: TrainState | None = None,
+    probe: probes.Probe | None = None,
 ) -> list[dict]:
     """Minibatch SGD over (images (N, 28, 28) uint8, labels (N,)); reshuffled every epoch from rng.
     With `norm` None, `images` are features (N, D) that already are the model's inputs.
@@ -267,6 +269,11 @@ def train(
     finite (the parameters are then not to be trusted), and Interrupted when hooks.should_stop()
     says so before a batch. `resume` continues from an Interrupted's state: the parameters must
     be the ones it had, and the result is bit-identical to a run that was never interrupted.
+
+    With a `probe` (probes.Probe) and settings.probe_every not 0, a probe record is emitted before
+    the first step, after every probe_every-th step and after the last one, and a weights record
+    before the first step and after each epoch. Probes only read the parameters: the weights are
+    the same with them or without.
     """
     hooks = hooks or Hooks()
     pixels = flat(images)
@@ -282,6 +289,11 @@ def train(
     if settings.dropout and model.kind != "mlp":
         raise MnistSoftmaxError(f"--dropout {settings.dropout} applies to the hidden layer: it needs --model mlp")
     batches = _Batches(settings, bs, model, pixels, labels.astype(np.intp), norm)
+    probe_every = settings.probe_every
+    if probe_every is None:
+        probe_every = probes.default_every(steps_per_epoch)
+    if probe is None or not probe_every:
+        probe_every = 0
 
     if resume is not None:
         for name, v in resume.velocity.items():
@@ -290,6 +302,8 @@ def train(
         first_epoch, first_batch, step, window = resume.epoch, resume.batch, resume.step, resume.window
     else:
         first_epoch, first_batch, step, window = 1, 0, 0, 0.0
+        if probe_every:
+            _look(hooks, probe, model, step, 1, weights=True)
 
     epochs = []
     # Overflow on the way to divergence is expected: it is caught as a non-finite loss.
@@ -340,6 +354,8 @@ def train(
                         )  # fmt: skip
                         bar.set_postfix_str(f"loss {window / settings.log_every:.4f}")
                         window = 0.0
+                    if probe_every and (step % probe_every == 0 or step == total_steps):
+                        _look(hooks, probe, model, step, epoch)
                     bar.update(1)
             finally:
                 bar.close()
@@ -356,10 +372,18 @@ def train(
                 record.update(val_loss=val.loss, val_accuracy=val.accuracy)
             record["seconds"] = time.perf_counter() - started
             hooks.emit(record)
+            if probe_every:
+                hooks.emit(probes.weights_record(model, step, epoch))
             if hooks.log:
                 hooks.log(format_epoch(record, settings.epochs))
             epochs.append(record)
     return epochs
+
+
+def _look(hooks: Hooks, probe, model, step: int, epoch: int, weights: bool = False) -> None:
+    hooks.emit(probe.record(model, step, epoch))
+    if weights:
+        hooks.emit(probes.weights_record(model, step, epoch))
 
 
 class _Batches:

@@ -18,15 +18,18 @@ from pathlib import Path
 
 import numpy as np
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse
+from starlette.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from mnistsoftmax import images
+from mnistsoftmax import MnistSoftmaxError, images
 from mnistsoftmax.explain import explain, jsonable
 from mnistsoftmax.web.catalog import Catalog
+from mnistsoftmax.web.trainer import Busy, Trainer, describe_options
+from mnistsoftmax.web.watch import RunList, events
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 8 * 1024 * 1024  # an 8 MB photo is plenty for one digit; the pad's PNG is a few kB
@@ -34,7 +37,10 @@ PREVIEW_SIDE = 140  # the largest side of the ink image sent back to draw the cr
 
 
 class HostGuard:
-    """ASGI middleware: 403 unless the Host header is one of `allowed` (host:port strings)."""
+    """ASGI middleware: 403 unless the Host header is one of `allowed` (host:port strings), and
+    403 for a request that changes something (not GET or HEAD) sent by a page of another origin:
+    browsers name the page's origin in the Origin header, and a web page elsewhere could
+    otherwise start training runs here through a plain form."""
 
     def __init__(self, app, allowed: set[str]):
         self.app = app
@@ -42,16 +48,17 @@ class HostGuard:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
-            host = dict(scope["headers"]).get(b"host", b"").decode("latin-1").lower()
+            headers = dict(scope["headers"])
+            host = headers.get(b"host", b"").decode("latin-1").lower()
+            origin = headers.get(b"origin", b"").decode("latin-1").lower()
+            message = None
             if host not in self.allowed:
-                response = JSONResponse(
-                    {
-                        "error": f"host {host or '(none)'!r} is not this server's address; open it as "
-                        f"http://{sorted(self.allowed)[0]}/"
-                    },  # fmt: skip
-                    status_code=403,
-                )
-                await response(scope, receive, send)
+                message = (f"host {host or '(none)'!r} is not this server's address; open it as "
+                           f"http://{sorted(self.allowed)[0]}/")  # fmt: skip
+            elif origin and scope["method"] not in ("GET", "HEAD") and origin.split("://", 1)[-1] not in self.allowed:
+                message = f"requests from the page {origin!r} are refused: use this server's own page"
+            if message is not None:
+                await JSONResponse({"error": message}, status_code=403)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -103,11 +110,68 @@ def preview(ink: np.ndarray) -> list[list[int]]:
     return np.asarray(small).tolist()
 
 
-def create_app(catalog: Catalog, host: str = "127.0.0.1", port: int = 8765) -> Starlette:
-    """The app for a catalog of checkpoints, accepting requests addressed to host:port."""
+async def read_json(request: Request):
+    """The request's JSON body; 415 unless it says it is JSON (a plain cross-site form cannot)."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise error(415, "send the options as JSON, with Content-Type: application/json")
+    body = await read_body(request)
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise error(400, f"the body is not valid JSON: {exc}") from None
+
+
+def create_app(
+    catalog: Catalog, host: str = "127.0.0.1", port: int = 8765, trainer: Trainer | None = None
+) -> Starlette:
+    """The app for a catalog of checkpoints, accepting requests addressed to host:port; training
+    runs go to the catalog's runs folder, through `trainer`."""
+    trainer = trainer or Trainer(catalog.runs_dir)
+    run_list = RunList(trainer)
 
     async def index(request: Request):
         return FileResponse(STATIC / "index.html")
+
+    async def train_page(request: Request):
+        return FileResponse(STATIC / "train.html")
+
+    async def train_options(request: Request):
+        return JSONResponse(describe_options())
+
+    async def list_runs(request: Request):
+        return JSONResponse(await run_in_threadpool(run_list.runs))
+
+    async def start_run(request: Request):
+        document = await read_json(request)
+        try:
+            if isinstance(document, dict) and set(document) == {"resume"}:
+                job = await run_in_threadpool(trainer.resume, document["resume"])
+            else:
+                job = await run_in_threadpool(trainer.start, document)
+        except Busy as exc:
+            raise error(409, str(exc)) from None
+        except MnistSoftmaxError as exc:
+            raise error(400, str(exc)) from None
+        return JSONResponse({"id": job.name}, status_code=201)
+
+    async def run_events(request: Request):
+        name = request.path_params["id"]
+        if await run_in_threadpool(run_list.find, name) is None:
+            raise error(404, f"no run {name!r}: the runs are in /api/runs")
+        last = request.headers.get("last-event-id", "")
+        skip = int(last) + 1 if last.isdigit() else 0
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return StreamingResponse(events(run_list, name, skip), media_type="text/event-stream", headers=headers)
+
+    async def stop_run(request: Request):
+        name = request.path_params["id"]
+        if await run_in_threadpool(run_list.find, name) is None:
+            raise error(404, f"no run {name!r}: the runs are in /api/runs")
+        try:
+            trainer.stop(name)
+        except Busy as exc:
+            raise error(409, str(exc)) from None
+        return JSONResponse({"id": name, "status": "stopping"}, status_code=202)
 
     async def checkpoints(request: Request):
         return JSONResponse([entry.summary() for entry in catalog.entries()])
@@ -183,8 +247,15 @@ def create_app(catalog: Catalog, host: str = "127.0.0.1", port: int = 8765) -> S
         Route("/", index),
         Route("/api/checkpoints", checkpoints),
         Route("/api/predict", predict, methods=["POST"]),
+        Route("/train", train_page),
+        Route("/api/train/options", train_options),
+        Route("/api/runs", list_runs, methods=["GET"]),
+        Route("/api/runs", start_run, methods=["POST"]),
+        Route("/api/runs/{id}/events", run_events),
+        Route("/api/runs/{id}/stop", stop_run, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: server_error})
     app.add_middleware(HostGuard, allowed=allowed_hosts(host, port))
+    app.state.trainer = trainer
     return app

@@ -37,8 +37,9 @@ def url_of(host: str, port: int) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-def run(app, sock: socket.socket, on_ready: Callable[[], None]) -> None:
-    """Serve `app` on `sock` until Ctrl-C or SIGTERM; on_ready() once connections are accepted."""
+def run(app, sock: socket.socket, on_ready: Callable[[], None], on_shutdown: Callable[[], None] | None = None) -> None:
+    """Serve `app` on `sock` until Ctrl-C or SIGTERM; on_ready() once connections are accepted,
+    on_shutdown() (in a thread) as soon as shutting down begins, before open streams are closed."""
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -46,6 +47,13 @@ def run(app, sock: socket.socket, on_ready: Callable[[], None]) -> None:
             await super().startup(sockets=sockets)
             if not self.should_exit:
                 on_ready()
+
+        async def shutdown(self, sockets=None):
+            if on_shutdown is not None:
+                import asyncio
+
+                await asyncio.get_running_loop().run_in_executor(None, on_shutdown)
+            await super().shutdown(sockets=sockets)
 
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=3)
     Server(config).run(sockets=[sock])

@@ -1,0 +1,125 @@
+"""Probes: a fixed handful of test images of each class, looked at while a run trains, so that the
+middle of the story (not only its two ends) can be drawn: the box plots of the logits and of the
+softmax per true class moving from "every class near 10 %" to "one class near 100 %", and the
+first-layer weights taking shape.
+
+Shapes: P probe images (K of each of the C classes present), C = 10 outputs, D = 784 inputs.
+
+Records, as written to the metrics file (values rounded: they are drawn, not computed with):
+
+    {"type": "probe", "step": s, "epoch": e, "loss": mean cross entropy, "accuracy": a,
+     "images": P, "classes": [the true classes present],
+     "logits":  {"min": [[C outputs] per class], "q1": ..., "median": ..., "q3": ..., "max": ...},
+     "softmax": {... the same five-number summaries of the probabilities}}
+    {"type": "weights", "step": s, "epoch": e, "units": [K unit indices], "side": 28,
+     "images": base64 of uint8 (K, 28, 28), 128 = 0, each image scaled by its largest |w|}
+"""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+
+from mnistsoftmax.functional import log_softmax
+
+PER_CLASS = 32  # "a few dozen" of each class: 320 images, about 2.5 training steps of forward work
+PROBES_PER_EPOCH = 20
+STATS = ("min", "q1", "median", "q3", "max")  # the five-number summary a box plot draws
+QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
+PROBE_STREAM = 0x70726F6265  # "probe": the probe set's own generator, apart from the run's
+WEIGHT_IMAGES = 16  # hidden units shown (a linear model shows its C class templates)
+
+
+def default_every(steps_per_epoch: int) -> int:
+    """Steps between probes giving about PROBES_PER_EPOCH per epoch."""
+    return max(1, round(steps_per_epoch / PROBES_PER_EPOCH))
+
+
+def choose(labels: np.ndarray, seed: int, per_class: int = PER_CLASS) -> np.ndarray:
+    """Indices (C_present * K,) of K images of each class present in labels (N,), grouped by class
+    in ascending order. K is per_class, or fewer when a class has fewer images (all classes get
+    the same K). Drawn from a generator of the seed's own, so the run's draws stay as they were."""
+    rng = np.random.default_rng([PROBE_STREAM, seed])
+    classes = np.unique(labels)
+    members = [np.flatnonzero(labels == c) for c in classes]
+    k = min(per_class, *(len(m) for m in members))
+    return np.concatenate([np.sort(rng.choice(m, size=k, replace=False)) for m in members])
+
+
+def _quantile_weights(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """np.quantile's default (linear) interpolation between sorted positions, for k values."""
+    position = np.asarray(QUANTILES) * (k - 1)
+    low = np.floor(position).astype(np.intp)
+    high = np.minimum(low + 1, k - 1)
+    return low, high, position - low
+
+
+class Probe:
+    """The probe set of a run: its inputs normalised once, a workspace of its size allocated once.
+    record() is a forward pass and some sorting; it leaves the model untouched."""
+
+    def __init__(self, model, images: np.ndarray, labels: np.ndarray, norm):
+        dtype = next(iter(model.params.values())).dtype
+        self.x = norm.apply(images.reshape(len(images), -1), dtype=dtype)  # (P, D)
+        self.y = labels.astype(np.intp)  # (P,), grouped by class
+        self.classes = [int(c) for c in np.unique(self.y)]
+        self.k = len(self.y) // len(self.classes)
+        self.ws = model.workspace(len(self.y))
+        self.rows = np.arange(len(self.y))
+        self.low, self.high, self.frac = _quantile_weights(self.k)
+
+    def _summaries(self, values: np.ndarray, decimals: int) -> dict:
+        """values (P, C) -> {stat: (C_present, C) nested lists}: per true class, per output."""
+        grouped = np.sort(values.reshape(len(self.classes), self.k, -1), axis=1)  # (C_present, K, C)
+        f = self.frac[None, :, None]
+        q = grouped[:, self.low, :] * (1 - f) + grouped[:, self.high, :] * f  # (C_present, 5, C)
+        q = np.round(q, decimals)
+        return {name: q[:, i, :].tolist() for i, name in enumerate(STATS)}
+
+    def record(self, model, step: int, epoch: int) -> dict:
+        Z, _ = model.forward(self.x, self.ws)  # (P, C)
+        logp = log_softmax(Z.astype(np.float64))
+        return {
+            "type": "probe",
+            "step": step,
+            "epoch": epoch,
+            "loss": float(-logp[self.rows, self.y].mean()),
+            "accuracy": float((logp.argmax(axis=1) == self.y).mean()),
+            "images": len(self.y),
+            "classes": self.classes,
+            "logits": self._summaries(Z.astype(np.float64), 3),
+            "softmax": self._summaries(np.exp(logp), 4),
+        }
+
+
+def weights_record(model, step: int, epoch: int, count: int = WEIGHT_IMAGES) -> dict:
+    """The first-layer weights as images: the class templates of a linear model, or the `count`
+    hidden units the output layer listens to most (analysis.top_units, as `plot` shows them)."""
+    from mnistsoftmax.analysis import outgoing_strength, top_units
+
+    if model.kind == "linear":
+        W = model.params["W"]
+        units = np.arange(W.shape[1])
+    else:
+        units = top_units(outgoing_strength(model), count)
+        W = model.params["W1"][:, units]
+    images = W.T.astype(np.float64)  # (K, D)
+    scale = np.abs(images).max(axis=1, keepdims=True)
+    scaled = 128 + 127 * images / np.where(scale > 0, scale, 1.0)
+    pixels = np.round(scaled).astype(np.uint8)
+    return {
+        "type": "weights",
+        "step": step,
+        "epoch": epoch,
+        "units": [int(u) for u in units],
+        "side": 28,
+        "images": base64.b64encode(pixels.tobytes()).decode("ascii"),
+    }
+
+
+def decode_weight_images(record: dict) -> np.ndarray:
+    """A weights record's images -> (K, 28, 28) float64 in [-1, 1]."""
+    pixels = np.frombuffer(base64.b64decode(record["images"]), dtype=np.uint8)
+    side = record["side"]
+    return (pixels.reshape(-1, side, side).astype(np.float64) - 128) / 127
