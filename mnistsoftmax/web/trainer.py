@@ -60,7 +60,9 @@ def describe_options() -> list[dict]:
         kind = ("bool" if p.is_flag else "choice" if isinstance(t, click.Choice)
                 else "int" if isinstance(t, click.IntRange) or t is click.INT
                 else "float" if isinstance(t, click.FloatRange) or t is click.FLOAT else "text")  # fmt: skip
-        entry = {"key": key, "kind": kind, "default": None if p.multiple else p.default, "help": p.help}
+        # click marks "no default" with a sentinel object of its own: None here
+        default = p.default if isinstance(p.default, str | int | float | bool) and not p.multiple else None
+        entry = {"key": key, "kind": kind, "default": default, "help": p.help}
         if kind == "choice":
             entry["choices"] = list(t.choices)
         if isinstance(t, click.IntRange | click.FloatRange):

@@ -1,0 +1,80 @@
+// SVG charts of a run's records: the loss per step, and box plots per true class.
+const SVG = "http://www.w3.org/2000/svg";
+const LN10 = Math.log(10);
+
+function svg(tag, attributes = {}, text) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attributes)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+// The loss from the step records: one circle per point, each with data-step; the validation
+// loss of each epoch as squares; the ln 10 line, where an untrained net starts.
+export function lossChart(root, { steps, epochs, totalSteps }) {
+  const W = 640, H = 260, left = 44, right = 12, top = 12, bottom = 30;
+  root.replaceChildren();
+  const maxStep = Math.max(totalSteps || 0, ...steps.map((s) => s.step), 1);
+  const maxLoss = Math.max(2.6, ...steps.slice(0, 5).map((s) => s.loss));
+  const x = (step) => left + ((W - left - right) * step) / maxStep;
+  const y = (loss) => top + (H - top - bottom) * (1 - Math.min(loss, maxLoss) / maxLoss);
+  for (let v = 0; v <= maxLoss; v += 0.5) {
+    root.append(svg("line", { x1: left, x2: W - right, y1: y(v), y2: y(v), class: "grid" }));
+    root.append(svg("text", { x: left - 6, y: y(v) + 4, class: "tick", "text-anchor": "end" }, v.toFixed(1)));
+  }
+  root.append(svg("line", { x1: left, x2: W - right, y1: y(LN10), y2: y(LN10), class: "ln10" }));
+  root.append(svg("text", { x: W - right - 4, y: y(LN10) - 4, class: "tick", "text-anchor": "end" },
+    "ln 10 = 2.303: every class at 10 %"));
+  let labelled = -Infinity;
+  for (const e of epochs) {
+    root.append(svg("line", { x1: x(e.step), x2: x(e.step), y1: top, y2: H - bottom, class: "epoch" }));
+    if (x(e.step) - labelled < 56) continue; // labels that would overlap are left out
+    labelled = x(e.step);
+    root.append(svg("text", { x: x(e.step) - 3, y: H - bottom - 4, class: "tick", "text-anchor": "end" },
+      `epoch ${e.epoch}`));
+  }
+  root.append(svg("text", { x: (W + left) / 2, y: H - 6, class: "tick", "text-anchor": "middle" }, "step"));
+  root.append(svg("text", { x: left, y: H - bottom + 14, class: "tick", "text-anchor": "middle" }, "0"));
+  root.append(svg("text", { x: W - right, y: H - bottom + 14, class: "tick", "text-anchor": "end" }, String(maxStep)));
+  if (steps.length) {
+    const points = steps.map((s) => `${x(s.step).toFixed(1)},${y(s.loss).toFixed(1)}`).join(" ");
+    root.append(svg("polyline", { points, class: "loss" }));
+  }
+  for (const s of steps) {
+    const dot = svg("circle", { cx: x(s.step), cy: y(s.loss), r: 1.8, class: "loss-point", "data-step": s.step });
+    dot.append(svg("title", {}, `step ${s.step}: loss ${s.loss.toFixed(4)}`));
+    root.append(dot);
+  }
+  for (const e of epochs.filter((e) => e.val_loss !== undefined)) {
+    root.append(svg("rect", { x: x(e.step) - 3, y: y(e.val_loss) - 3, width: 6, height: 6, class: "val-point" }));
+  }
+}
+
+// One panel per true class, one box per output: quartiles, median, whiskers min-max; the true
+// class's box highlighted. summaries: {min, q1, median, q3, max}, each [true class][output].
+export function boxPlots(root, summaries, classes, classNames, { low, high, format }) {
+  root.replaceChildren();
+  const W = 150, H = 110, left = 26, top = 14, bottom = 16;
+  const width = (W - left - 4) / classNames.length;
+  const y = (v) => top + (H - top - bottom) * (1 - (v - low) / (high - low));
+  classes.forEach((trueClass, row) => {
+    const panel = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "box-panel", "data-class": trueClass });
+    panel.append(svg("text", { x: W / 2, y: 10, class: "tick", "text-anchor": "middle" },
+      `true ${classNames[trueClass]}`));
+    for (const v of [low, high]) {
+      panel.append(svg("text", { x: left - 3, y: y(v) + 3, class: "tick", "text-anchor": "end" }, format(v)));
+    }
+    panel.append(svg("line", { x1: left, x2: W - 2, y1: y(low), y2: y(low), class: "grid" }));
+    classNames.forEach((name, out) => {
+      const cx = left + width * (out + 0.5);
+      const [mn, q1, med, q3, mx] = ["min", "q1", "median", "q3", "max"].map((k) => summaries[k][row][out]);
+      const kind = out === trueClass ? "box true" : "box";
+      panel.append(svg("line", { x1: cx, x2: cx, y1: y(mx), y2: y(mn), class: "whisker" }));
+      panel.append(svg("rect", { x: cx - width * 0.35, y: y(q3), width: width * 0.7,
+        height: Math.max(0.5, y(q1) - y(q3)), class: kind }));
+      panel.append(svg("line", { x1: cx - width * 0.35, x2: cx + width * 0.35, y1: y(med), y2: y(med), class: "median" }));
+      panel.append(svg("text", { x: cx, y: H - 4, class: "tick", "text-anchor": "middle" }, String(out)));
+    });
+    root.append(panel);
+  });
+}

@@ -1,0 +1,294 @@
+// The training view: a form of train's options, the runs of the runs folder, and one run watched
+// live through its Server-Sent Events (one metrics record each). Hooks for automation:
+// body[data-ready], body[data-run-status] of the watched run, data-testid on fields and buttons.
+import { boxPlots, lossChart } from "./charts.js";
+import { element, weightImage } from "./draw.js";
+
+const $ = (id) => document.getElementById(id);
+const FORM_KEYS = ["model", "hidden", "epochs", "batch-size", "lr", "momentum", "weight-decay", "schedule", "seed",
+  "val-split", "dataset", "data-dir"];
+const REDRAW_MS = 250; // at most four redraws a second, however fast the records come
+
+let runs = [];
+let watched = null; // {id, source: EventSource, records state}
+let pending = false;
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = !message;
+}
+
+async function call(method, url, body) {
+  const options = { method, headers: {} };
+  if (body !== undefined) {
+    options.headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
+  const response = await fetch(url, options);
+  const answer = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+  if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
+  return answer;
+}
+
+// ---- the form, from train's own options (names, defaults, choices)
+async function buildForm() {
+  const described = await call("GET", "/api/train/options");
+  const form = $("options");
+  for (const key of FORM_KEYS) {
+    const option = described.find((o) => o.key === key);
+    if (!option) continue;
+    let field;
+    if (option.kind === "choice") {
+      field = element("select");
+      for (const c of option.choices) field.append(new Option(c, c));
+      if (option.default !== null) field.value = option.default;
+    } else {
+      const attributes = { type: option.kind === "text" ? "text" : "number" };
+      if (option.kind === "float") attributes.step = "any";
+      if (option.kind === "int") attributes.step = "1";
+      field = element("input", attributes);
+      field.placeholder = option.default === null ? (key === "data-dir" ? "the cache" : "") : String(option.default);
+    }
+    field.dataset.testid = `opt-${key}`;
+    field.name = key;
+    field.title = option.help || "";
+    form.append(element("label", {}, key), field);
+  }
+}
+
+function formOptions() {
+  const options = {};
+  for (const field of $("options").elements) {
+    const value = field.value.trim();
+    if (value === "") continue;
+    options[field.name] = field.type === "number" && !Number.isNaN(Number(value)) ? Number(value) : value;
+  }
+  return options;
+}
+
+// ---- the runs list
+async function refreshRuns() {
+  try {
+    runs = await call("GET", "/api/runs");
+  } catch (err) {
+    showError(`cannot list the runs: ${err.message}`);
+    return;
+  }
+  const body = $("runs").tBodies[0];
+  body.replaceChildren();
+  for (const run of runs) {
+    const o = run.options || {};
+    const row = element("tr", { "data-run": run.id, class: watched && watched.id === run.id ? "watched" : "" });
+    const model = o.model === "mlp" ? `mlp ${o.hidden}` : o.model || "";
+    const accuracy = run.accuracy === null || run.accuracy === undefined ? "" : `${(100 * run.accuracy).toFixed(2)} %`;
+    for (const text of [run.id, run.status, model, o.epochs ?? "", accuracy]) row.append(element("td", {}, String(text)));
+    if (run.error) row.title = run.error;
+    row.addEventListener("click", () => watch(run.id));
+    body.append(row);
+  }
+  updateButtons();
+}
+
+function watchedRun() {
+  return watched ? runs.find((r) => r.id === watched.id) : undefined;
+}
+
+function updateButtons() {
+  const run = watchedRun();
+  const busy = runs.some((r) => r.from_page && r.status === "running");
+  $("train-start").disabled = busy;
+  $("train-stop").disabled = !(run && run.from_page && run.status === "running");
+  $("train-resume").disabled = busy || !(run && run.status === "stopped");
+  document.body.dataset.runStatus = run ? run.status : "";
+}
+
+// ---- one run, watched
+function freshState(id) {
+  return { id, steps: [], epochs: [], probes: [], weights: null, init: null, test: null, ending: null, source: null };
+}
+
+function watch(id) {
+  if (watched && watched.source) watched.source.close();
+  watched = freshState(id);
+  $("watched").textContent = `· ${id}`;
+  $("run-accuracy").textContent = "–";
+  delete $("run-accuracy").dataset.value;
+  $("probe-slider").dataset.follow = "true";
+  const source = new EventSource(`/api/runs/${encodeURIComponent(id)}/events`);
+  watched.source = source;
+  const state = watched;
+  source.onmessage = (event) => {
+    if (watched !== state) return;
+    take(state, JSON.parse(event.data));
+    schedule();
+  };
+  source.onerror = () => {
+    // The server ended the stream after the last record, or went away: no automatic replay.
+    if (state.ending || state.test) source.close();
+  };
+  refreshRuns();
+  schedule();
+}
+
+function take(state, record) {
+  switch (record.type) {
+    case "init": state.init = record; break;
+    case "step": state.steps.push(record); break;
+    case "epoch": state.epochs.push(record); break;
+    case "probe": state.probes.push(record); break;
+    case "weights": state.weights = record; break;
+    case "test": state.test = record; state.source.close(); refreshRuns(); break;
+    case "stopped": case "error": state.ending = record; state.source.close(); refreshRuns(); break;
+  }
+}
+
+function schedule() {
+  if (pending) return;
+  pending = true;
+  setTimeout(() => requestAnimationFrame(() => { pending = false; render(); }), REDRAW_MS);
+}
+
+function classNames() {
+  return (watched && watched.init && watched.init.class_names) || [...Array(10).keys()].map(String);
+}
+
+function render() {
+  if (!watched) return;
+  const s = watched;
+  const config = (s.init && s.init.config) || {};
+  const totalSteps = s.init ? s.init.steps_per_epoch * config.epochs : 0;
+  lossChart($("loss-chart"), { steps: s.steps, epochs: s.epochs, totalSteps });
+  renderEpochs(s);
+  renderProbe(s);
+  renderWeights(s);
+  if (s.test) {
+    $("run-accuracy").textContent = `${(100 * s.test.accuracy).toFixed(2)} %`;
+    $("run-accuracy").dataset.value = String(s.test.accuracy);
+  }
+  let state = "";
+  if (s.ending && s.ending.type === "stopped") state = "stopped: resume continues it bit for bit";
+  else if (s.ending) state = `failed: ${s.ending.error}`;
+  else if (!s.test && s.init) {
+    const last = s.steps.length ? s.steps[s.steps.length - 1] : null;
+    state = last ? `step ${last.step} of ${totalSteps}, loss ${last.loss.toFixed(4)}` : "starting";
+  } else if (!s.init) state = "waiting for the run's first records (loading its data)";
+  $("run-state").textContent = state;
+  if (s.ending && s.ending.type === "error") showError(s.ending.error);
+}
+
+function renderEpochs(s) {
+  const body = $("epochs").tBodies[0];
+  body.replaceChildren();
+  const pct = (v) => (v === undefined ? "" : `${(100 * v).toFixed(2)} %`);
+  for (const e of s.epochs) {
+    const cells = [e.epoch, pct(e.train_accuracy), pct(e.val_accuracy),
+      e.val_loss === undefined ? "" : e.val_loss.toFixed(4), e.seconds.toFixed(1)];
+    const row = element("tr");
+    for (const c of cells) row.append(element("td", {}, String(c)));
+    body.append(row);
+  }
+}
+
+function renderProbe(s) {
+  const slider = $("probe-slider");
+  if (!s.probes.length) {
+    $("softmax-boxes").replaceChildren();
+    $("logit-boxes").replaceChildren();
+    $("probe-caption").textContent = "";
+    slider.disabled = true;
+    return;
+  }
+  slider.disabled = false;
+  slider.max = String(s.probes.length - 1);
+  if (slider.dataset.follow === "true") slider.value = slider.max;
+  const p = s.probes[Number(slider.value)];
+  $("probe-live").textContent = slider.dataset.follow === "true" ? "live" : "";
+  $("probe-caption").textContent =
+    `· step ${p.step} (epoch ${p.epoch}): loss ${p.loss.toFixed(4)}, accuracy ${(100 * p.accuracy).toFixed(1)} % ` +
+    `on ${p.images} probe images`;
+  const names = classNames();
+  boxPlots($("softmax-boxes"), p.softmax, p.classes, names, { low: 0, high: 1, format: (v) => v.toFixed(1) });
+  // The logits' range over all probes so far, so that the boxes move in a fixed frame.
+  let low = 0, high = 0;
+  for (const q of s.probes) {
+    low = Math.min(low, ...q.logits.min.flat());
+    high = Math.max(high, ...q.logits.max.flat());
+  }
+  boxPlots($("logit-boxes"), p.logits, p.classes, names,
+    { low: Math.floor(low), high: Math.ceil(high) || 1, format: (v) => v.toFixed(0) });
+}
+
+function renderWeights(s) {
+  const w = s.weights;
+  const root = $("weights");
+  if (!w) { root.replaceChildren(); return; }
+  $("weights-caption").textContent = w.epoch === 1 && w.step === 0 ? "· at the start" : `· after epoch ${w.epoch}`;
+  const bytes = Uint8Array.from(atob(w.images), (c) => c.charCodeAt(0));
+  const side = w.side, size = side * side;
+  root.replaceChildren();
+  const linear = config().model === "linear";
+  w.units.forEach((unit, k) => {
+    const rows = [];
+    for (let r = 0; r < side; r++) {
+      rows.push(Array.from(bytes.subarray(k * size + r * side, k * size + (r + 1) * side), (b) => (b - 128) / 127));
+    }
+    const canvas = element("canvas");
+    weightImage(canvas, rows);
+    const figure = element("div", { class: "unit" });
+    figure.append(canvas, element("div", {}, linear ? `class ${classNames()[unit]}` : `unit ${unit}`));
+    root.append(figure);
+  });
+}
+
+function config() {
+  return (watched && watched.init && watched.init.config) || {};
+}
+
+// ---- buttons
+$("train-start").addEventListener("click", async () => {
+  showError("");
+  try {
+    const { id } = await call("POST", "/api/runs", formOptions());
+    await refreshRuns();
+    watch(id);
+  } catch (err) {
+    showError(err.message);
+  }
+});
+$("train-stop").addEventListener("click", async () => {
+  try {
+    await call("POST", `/api/runs/${encodeURIComponent(watched.id)}/stop`);
+    $("train-stop").disabled = true;
+  } catch (err) {
+    showError(err.message);
+  }
+});
+$("train-resume").addEventListener("click", async () => {
+  showError("");
+  try {
+    const { id } = await call("POST", "/api/runs", { resume: watched.id });
+    await refreshRuns();
+    watch(id);
+  } catch (err) {
+    showError(err.message);
+  }
+});
+$("probe-slider").addEventListener("input", (e) => {
+  e.target.dataset.follow = String(e.target.value === e.target.max);
+  render();
+});
+
+async function start() {
+  try {
+    await buildForm();
+  } catch (err) {
+    showError(`cannot read train's options: ${err.message}`);
+    return;
+  }
+  await refreshRuns();
+  const first = runs.find((r) => r.status === "running") || runs[0];
+  if (first) watch(first.id);
+  setInterval(refreshRuns, 2000);
+  document.body.dataset.ready = "true";
+}
+start();
