@@ -189,8 +189,9 @@ def test_a_killed_runs_partial_file_is_not_in_progress(tmp_path):
     write_dataset(data, n_train=20000, n_test=500)
     runs = tmp_path / "runs"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mnistsoftmax", "train", "--dataset", "custom", "--data-dir", str(data), "--epochs", "50",
-         "--out", str(runs / "doomed.npz")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env(),
+        [sys.executable, "-m", "mnistsoftmax", "train", "--dataset", "custom", "--data-dir", str(data),
+         "--epochs", "50", "--out", str(runs / "doomed.npz")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env(),
     )  # fmt: skip
     deadline = time.monotonic() + 60
     while not live.in_progress(runs) and time.monotonic() < deadline:
