@@ -1,0 +1,265 @@
+"""Training from the server: POST /api/runs, GET /api/runs, the events stream (SSE), stop and
+resume, over a real `mnistsoftmax serve` process and real runs of `train` in its worker."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from starlette.testclient import TestClient
+
+from mnistsoftmax import checkpoint, live
+from mnistsoftmax.cli import main
+from mnistsoftmax.web.app import create_app
+from mnistsoftmax.web.catalog import Catalog
+from tests.conftest import write_dataset
+from tests.test_serve import BASE, start_server
+
+SLOW_RUN = {"epochs": 12, "hidden": 256}  # a few seconds here: long enough to stop in the middle
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Two custom data sets: tiny (a run in a second) and larger (a run of some seconds)."""
+    root = tmp_path_factory.mktemp("runs-api")
+    write_dataset(root / "tiny")
+    write_dataset(root / "larger", n_train=10000, n_test=500)
+    return root
+
+
+@pytest.fixture
+def server(tmp_path, data):
+    """`mnistsoftmax serve` on a free port, its runs folder holding one finished run."""
+    runs = tmp_path / "runs"
+    args = ["train", "--dataset", "custom", "--data-dir", str(data / "tiny"), "--epochs", "1", "--hidden", "8",
+            "--out", str(runs / "latest.npz")]  # fmt: skip
+    assert CliRunner().invoke(main, args).exit_code == 0
+    proc, url = start_server(env={"MNISTSOFTMAX_RUNS_DIR": str(runs)})
+    yield url, runs, proc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+
+
+def request(url, method="GET", body=None, headers=None):
+    """(status, JSON answer)."""
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", **(headers or {})} if body is not None else headers or {}
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def events(url, run_id, until=None, last_id=None):
+    """The run's events as (id, record), read as they come; stops after the record until(record)
+    is true for, or at the end of the stream."""
+    headers = {"Last-Event-ID": str(last_id)} if last_id is not None else {}
+    req = urllib.request.Request(f"{url}api/runs/{run_id}/events", headers=headers)
+    got = []
+    with urllib.request.urlopen(req, timeout=120) as stream:
+        assert stream.headers["Content-Type"].startswith("text/event-stream")
+        event_id = None
+        for raw in stream:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("id: "):
+                event_id = int(line[4:])
+            elif line.startswith("data: "):
+                got.append((event_id, json.loads(line[6:])))
+                if until and until(got[-1][1]):
+                    break
+    return got
+
+
+def options(data, folder="tiny", **more):
+    return {"dataset": "custom", "data-dir": str(data / folder), "epochs": 2, "hidden": 32, "seed": 3, **more}
+
+
+def cli_run(tmp_path, data, opts: dict):
+    """The same options through `mnistsoftmax train`: its checkpoint's parameters."""
+    out = tmp_path / "cli" / "model.npz"
+    flags = [x for k, v in opts.items() for x in (f"--{k}", str(v))]
+    result = CliRunner().invoke(main, ["train", *flags, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return checkpoint.load(out)[0].params
+
+
+def same_bytes(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(a[k].tobytes() == b[k].tobytes() for k in a)
+
+
+def test_a_run_from_the_api_is_the_command_lines_run(server, data, tmp_path):
+    """Started by POST /api/runs: the events are the metrics file's records in order, numbered
+    from 0, from init and the first probe (step 0) to the test record; the checkpoint is the one
+    `mnistsoftmax train` writes with the same options, bit for bit; the list shows it finished."""
+    url, runs, _ = server
+    status, answer = request(url + "api/runs", "POST", options(data))
+    assert status == 201, answer
+    run_id = answer["id"]
+    got = events(url, run_id)
+    ids, records = [i for i, _ in got], [r for _, r in got]
+    assert ids == list(range(len(ids)))
+    assert records[0]["type"] == "init" and records[1]["type"] == "probe" and records[1]["step"] == 0
+    assert records[-1]["type"] == "test"
+    assert records == checkpoint.read_metrics(runs / f"{run_id}.npz")
+    assert same_bytes(checkpoint.load(runs / f"{run_id}.npz")[0].params, cli_run(tmp_path, data, options(data)))
+
+    listed = {r["id"]: r for r in request(url + "api/runs")[1]}
+    assert listed[run_id]["status"] == "finished" and listed[run_id]["from_page"]
+    assert listed[run_id]["accuracy"] == records[-1]["accuracy"]
+    assert listed[run_id]["options"]["hidden"] == 32 and listed[run_id]["options"]["data-dir"] == str(data / "tiny")
+    assert listed["latest"]["status"] == "finished" and not listed["latest"]["from_page"]
+    # A reconnecting stream (EventSource sends Last-Event-ID) gets only what it has not seen.
+    assert events(url, run_id, last_id=ids[-3]) == got[-2:]
+
+
+def test_stop_resume_and_one_run_at_a_time(server, data, tmp_path):
+    """A second start while a run goes gets 409 with the reason; stop takes the Ctrl-C path
+    (the stream ends with "stopped", NAME.interrupted.npz appears); resume finishes it bit for
+    bit as the uninterrupted command-line run; the second stream replays the first's records."""
+    url, runs, _ = server
+    opts = options(data, "larger", **SLOW_RUN)
+    status, answer = request(url + "api/runs", "POST", opts)
+    assert status == 201, answer
+    run_id = answer["id"]
+    status, busy = request(url + "api/runs", "POST", options(data))
+    assert status == 409 and run_id in busy["error"] and "one run at a time" in busy["error"]
+    status, busy = request(url + "api/runs", "POST", {"resume": "latest"})
+    assert status in (400, 409)
+
+    first = events(url, run_id, until=lambda r: r["type"] == "epoch")
+    assert request(url + f"api/runs/{run_id}/stop", "POST", {})[0] == 202
+    rest = events(url, run_id, last_id=first[-1][0])
+    assert rest[-1][1] == {"type": "stopped", "resume": run_id}
+    saved = checkpoint.load_resumable(checkpoint.interrupted_path(runs / f"{run_id}.npz"))[1]
+    assert 71 <= saved["resume"]["step"] < 12 * 71  # 9,000 training images in batches of 128: 71 steps an epoch
+    assert {r["id"]: r["status"] for r in request(url + "api/runs")[1]}[run_id] == "stopped"
+
+    status, answer = request(url + "api/runs", "POST", {"resume": run_id})
+    assert status == 201 and answer["id"] == run_id
+    resumed = [r for _, r in events(url, run_id)]
+    assert resumed[-1]["type"] == "test"
+    done = [r for _, r in first + rest[:-1]]
+    assert resumed[: len(done)] == done  # the records before the stop come first, as they were
+    assert not checkpoint.interrupted_path(runs / f"{run_id}.npz").exists()
+    assert same_bytes(checkpoint.load(runs / f"{run_id}.npz")[0].params, cli_run(tmp_path, data, opts))
+
+
+def test_a_command_line_run_in_the_folder_is_listed_and_followed(server, data):
+    """`mnistsoftmax train` started in a terminal, writing into the server's runs folder: listed
+    as running with its options, followed live to its test record; the server cannot stop it."""
+    url, runs, _ = server
+    out = runs / "terminal.npz"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mnistsoftmax", "train", "--dataset", "custom", "--data-dir", str(data / "larger"),
+         "--epochs", "6", "--hidden", "128", "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while "terminal" not in live.in_progress(runs) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        listed = {r["id"]: r for r in request(url + "api/runs")[1]}
+        assert listed["terminal"]["status"] == "running" and not listed["terminal"]["from_page"]
+        assert listed["terminal"]["options"]["hidden"] == 128
+        status, answer = request(url + "api/runs/terminal/stop", "POST", {})
+        assert status == 409 and "where it was started" in answer["error"]
+        got = [r for _, r in events(url, "terminal")]
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+    assert got[-1]["type"] == "test" and got == checkpoint.read_metrics(out)
+
+
+def test_stopping_the_server_mid_run_saves_the_interrupted_checkpoint(server, data):
+    url, runs, proc = server
+    status, answer = request(url + "api/runs", "POST", options(data, "larger", **SLOW_RUN))
+    assert status == 201
+    run_id = answer["id"]
+    events(url, run_id, until=lambda r: r["type"] == "epoch")
+    proc.send_signal(signal.SIGINT)  # Ctrl-C at the server's terminal
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "Traceback" not in stderr
+    saved = checkpoint.interrupted_path(runs / f"{run_id}.npz")
+    model, meta, velocity = checkpoint.load_resumable(saved)
+    assert meta["resume"]["step"] > 0 and live.runs_in(runs)[run_id].status == "stopped"
+
+
+@pytest.fixture
+def client(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    return TestClient(create_app(Catalog(runs), "127.0.0.1", 8765), base_url=BASE), runs
+
+
+def cli_error(*flags) -> str:
+    result = CliRunner().invoke(main, ["train", *flags])
+    assert result.exit_code == 2
+    return result.stderr.strip().splitlines()[-1].removeprefix("Error: ")
+
+
+@pytest.mark.parametrize(
+    "body, flags",
+    [
+        ({"epochs": 0}, ["--epochs", "0"]),
+        ({"lr": "fast"}, ["--lr", "fast"]),
+        ({"model": "cnn"}, ["--model", "cnn"]),
+        ({"momentum": 1}, ["--momentum", "1"]),
+        ({"hidden": 2.5}, ["--hidden", "2.5"]),
+    ],
+)
+def test_bad_options_get_400_with_the_command_lines_message(client, body, flags):
+    c, runs = client
+    r = c.post("/api/runs", json=body)
+    assert r.status_code == 400 and r.json() == {"error": cli_error(*flags)}
+    assert list(runs.iterdir()) == []  # nothing started, nothing written
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"epochs": 2, "colour": "red"}, "unknown key 'colour'"),
+        ({"out": "/etc/passwd.npz"}, "'out': it is chosen by the server"),
+        ({"resume": "x", "epochs": 1}, "'resume': it is chosen by the server"),
+        ({"hflip": "yes"}, "hflip = 'yes' should be true or false"),
+        ({"model": "linear", "dropout": 0.5}, "needs --model mlp"),
+        ({"resume": "nothing-here"}, "no run 'nothing-here' cannot be resumed"),
+        ({"resume": 5}, "resume must be the id of a stopped run"),
+        ([1, 2], "must be a JSON object"),
+    ],
+)
+def test_other_bad_starts_are_400(client, body, message):
+    c, _ = client
+    r = c.post("/api/runs", json=body)
+    assert r.status_code == 400 and message in r.json()["error"], r.json()
+
+
+def test_requests_the_run_routes_refuse(client):
+    c, _ = client
+    assert c.post("/api/runs", content=b'{"epochs": 1}', headers={"Content-Type": "text/plain"}).status_code == 415
+    assert c.post("/api/runs", content=b"{", headers={"Content-Type": "application/json"}).status_code == 400
+    foreign = c.post("/api/runs", json={"epochs": 1}, headers={"Origin": "http://evil.example"})
+    assert foreign.status_code == 403 and "refused" in foreign.json()["error"]
+    assert c.post("/api/runs", json={"epochs": 0}, headers={"Origin": BASE}).status_code == 400  # its own page
+    assert c.get("/api/runs/nope/events").status_code == 404
+    assert c.post("/api/runs/nope/stop").status_code == 404
+    assert c.delete("/api/runs").status_code == 405
+    assert c.get("/api/runs").json() == []
+
+
+def test_train_options_describe_the_form(client):
+    c, _ = client
+    described = {o["key"]: o for o in c.get("/api/train/options").json()}
+    assert described["model"] == {"key": "model", "kind": "choice", "default": "mlp", "choices": ["linear", "mlp"],
+                                  "help": described["model"]["help"]}  # fmt: skip
+    assert described["epochs"]["kind"] == "int" and described["epochs"]["default"] == 10
+    assert described["lr"]["kind"] == "float" and described["hflip"]["kind"] == "bool"
+    assert described["data-dir"]["default"] is None and "out" not in described and "resume" not in described
+    assert np.isclose(described["momentum"]["max"], 1)
