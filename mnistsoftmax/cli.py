@@ -567,8 +567,10 @@ def serve(checkpoint_path, host, port, open_browser):
     """A local page to draw a digit and watch softmax, log-likelihood and cross entropy at work
     (needs the `serve` extra).
 
-    The page offers the given checkpoint and the finished ones in the runs folder. Prints
-    `serving on URL` once it accepts connections; Ctrl-C stops it.
+    The page offers the given checkpoint and the finished ones in the runs folder; its training
+    view (/train) starts runs of `train` there and shows any run in the folder as it learns.
+    Prints `serving on URL` once it accepts connections; Ctrl-C stops it (a run going on saves
+    its interrupted checkpoint first).
     """
     from mnistsoftmax.web import MISSING_EXTRA
 
@@ -586,9 +588,7 @@ def serve(checkpoint_path, host, port, open_browser):
         checkpoint.load(checkpoint_path)  # a bad file is a one-line error now, not an empty page later
     catalog = Catalog(checkpoint.default_path().parent, checkpoint_path)
     if not catalog.entries():
-        raise click.ClickException(
-            f"no checkpoint in {catalog.runs_dir}: train one with `mnistsoftmax train`, or pass the path of one"
-        )
+        log(f"no checkpoint in {catalog.runs_dir} yet: train one on the page's training view (/train)")
     if host not in ("127.0.0.1", "localhost", "::1"):
         log(f"warning: listening on {host}: anyone who can reach it can use the page (there is no authentication)")
     sock = server.bind(host, port)

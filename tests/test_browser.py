@@ -34,6 +34,13 @@ def require(condition: bool, why: str) -> None:
         pytest.skip(why)
 
 
+def require_mnist() -> None:
+    have = (MNIST_DIR / "t10k-labels-idx1-ubyte").exists() or (MNIST_DIR / "t10k-labels-idx1-ubyte.gz").exists()
+    if not have and os.environ.get("MNISTSOFTMAX_REQUIRE_REAL_DATA"):
+        pytest.fail(f"no MNIST in {MNIST_DIR}: run `make data`")
+    require(have, f"no MNIST in {MNIST_DIR} (make data)")
+
+
 @pytest.fixture(scope="module")
 def browser():
     require(Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is not None, f"no chromium at {CHROMIUM} (apt)")
@@ -50,10 +57,7 @@ def browser():
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """`mnistsoftmax serve` on a free port with an mlp trained here for 3 epochs on MNIST."""
-    have = (MNIST_DIR / "t10k-labels-idx1-ubyte").exists() or (MNIST_DIR / "t10k-labels-idx1-ubyte.gz").exists()
-    if not have and os.environ.get("MNISTSOFTMAX_REQUIRE_REAL_DATA"):
-        pytest.fail(f"no MNIST in {MNIST_DIR}: run `make data`")
-    require(have, f"no MNIST in {MNIST_DIR} (make data)")
+    require_mnist()
     runs = tmp_path_factory.mktemp("browser-runs")
     model = runs / "latest.npz"
     result = CliRunner().invoke(main, ["train", "--data-dir", str(MNIST_DIR), "--hidden", "128", "--epochs", "3",
@@ -172,3 +176,56 @@ def test_an_uploaded_file_gives_the_same_digit_as_predict(page, served, tmp_path
 def test_the_checkpoint_picker_lists_the_runs(page):
     options = page.get_by_test_id("checkpoint").locator("option").all_text_contents()
     assert options == ["latest"]
+
+
+@pytest.fixture
+def training_page(browser, tmp_path):
+    """The training view of a server whose runs folder starts empty (MNIST for data: a test
+    accuracy that is not simply 100 %)."""
+    require_mnist()
+    data = MNIST_DIR
+    runs = tmp_path / "runs"
+    proc, url = start_server(env={"MNISTSOFTMAX_RUNS_DIR": str(runs)})
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url + "train")
+    page.wait_for_selector("body[data-ready=true]", state="attached")
+    yield page, data, runs
+    context.close()
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert errors == [], errors
+
+
+def test_a_run_started_from_the_form_is_watched_to_its_accuracy(training_page):
+    """Options typed in the form, start: the loss chart gains points while the run goes (one
+    element with data-step per point), the probes' box plots and the weights appear, and the
+    test accuracy shown at the end is `eval`'s on the checkpoint the run wrote."""
+    page, data, runs = training_page
+    page.get_by_test_id("opt-data-dir").fill(str(data))
+    page.get_by_test_id("opt-epochs").fill("2")
+    page.get_by_test_id("opt-hidden").fill("64")
+    page.get_by_test_id("opt-seed").fill("4")
+    page.get_by_test_id("train-start").click()
+    points = page.get_by_test_id("loss-chart").locator("[data-step]")
+    page.wait_for_function("document.querySelectorAll('[data-testid=loss-chart] [data-step]').length > 0")
+    early = points.count()
+    still_running = page.get_by_test_id("run-accuracy").text_content() == "–"
+    page.wait_for_function("document.querySelector('[data-testid=run-accuracy]').dataset.value !== undefined",
+                           timeout=120_000)  # fmt: skip
+    assert still_running and points.count() > early
+    steps = [int(s) for s in points.evaluate_all("ps => ps.map(p => p.dataset.step)")]
+    assert steps == sorted(steps) and steps[0] == 1
+    assert page.locator("#softmax-boxes .box-panel").count() == 10
+    assert page.locator("#weights canvas").count() == 16
+
+    (checkpoint_file,) = [p for p in runs.glob("*.npz")]
+    result = CliRunner().invoke(main, ["eval", str(checkpoint_file), "--json"])
+    assert result.exit_code == 0, result.output
+    accuracy = json.loads(result.stdout)["accuracy"]
+    shown = page.get_by_test_id("run-accuracy")
+    assert float(shown.get_attribute("data-value")) == accuracy
+    assert shown.text_content() == f"{100 * accuracy:.2f} %" and 0.9 < accuracy < 1
+    page.wait_for_function("document.body.dataset.runStatus === 'finished'")

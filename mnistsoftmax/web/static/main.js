@@ -97,6 +97,7 @@ async function start() {
     showError(`cannot list the checkpoints: ${err.message}`);
     return;
   }
+  if (!checkpoints.length) showError("No checkpoint yet: train one on the training view (watch it learn), then come back.");
   for (const c of checkpoints) $("checkpoint").append(new Option(c.name, c.name));
   describeCheckpoint();
   fillLabels();
