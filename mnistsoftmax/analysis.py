@@ -108,3 +108,21 @@ def training_curves(records: list[dict]) -> dict[str, np.ndarray]:
         "val_accuracy": column(epochs, "val_accuracy"),
         "initial_loss": np.array([r["loss"] for r in records if r.get("type") == "init"], dtype=np.float64),
     }
+
+
+def probe_moments(records: list[dict], count: int = 5) -> list[dict]:
+    """Up to `count` probe records of a run to show its learning at a glance: the first (before
+    any step), the last, and between them the ones nearest to steps spaced evenly on a log scale,
+    since most of the change happens early."""
+    probes = sorted((r for r in records if r.get("type") == "probe"), key=lambda r: r["step"])
+    if len(probes) <= count:
+        return probes
+    steps = np.array([max(r["step"], 1) for r in probes], dtype=np.float64)
+    targets = np.geomspace(steps[1], steps[-1], count - 1)
+    chosen = {0, len(probes) - 1}
+    for t in targets:
+        nearest = np.argsort(np.abs(np.log(steps) - np.log(t)), kind="stable")
+        chosen.add(int(next(i for i in nearest if int(i) not in chosen or len(chosen) >= count)))
+        if len(chosen) >= count:
+            break
+    return [probes[i] for i in sorted(chosen)]

@@ -18,6 +18,7 @@ LN10 = math.log(10)
 # name -> (width, height) in inches; the PNG is DPI times that in pixels.
 SIZES = {
     "curves": (12, 4.5),
+    "probes": (20, 11),  # the height for 5 moments; fewer, less
     "logits": (20, 6),
     "softmax": (12, 4.5),
     "log_softmax": (12, 4.5),
@@ -44,6 +45,9 @@ CAPTIONS = {
     "ambiguous writing or a doubtful label.",
     "distortions": "Training digits (left column) beside distorted copies of them, drawn as the run drew its "
     "batches: the network never saw the same image twice.",
+    "probes": "The softmax of the probe images (a fixed set of test images of each class) at moments of "
+    "training, one row each, one panel per true class, one box per output: at step 0 every box sits near 0.1; "
+    "as the loss falls, the true class's box rises to 1 and the others sink to 0.",
     "weights": "First-layer weights as 28x28 images (red positive, blue negative). For linear, the ten class "
     "templates. For mlp, the 16 hidden units with the strongest outgoing weights (rank 1 the strongest), each "
     "shown as it ended and as what training added to its random start (W1 - W1 at initialisation).",
@@ -90,6 +94,9 @@ def write_figures(
     written = []
     if any(r.get("type") in ("step", "epoch") for r in records):
         written.append(_curves(folder, analysis.training_curves(records)))
+    moments = analysis.probe_moments(records)
+    if len(moments) >= 2:
+        written.append(_probes(folder, moments, class_names))
     written.append(_logits(folder, before["logits"], after["logits"], labels))
     for kind in ("softmax", "log_softmax"):
         written.append(_one_digit(folder, kind, before[kind], after[kind], labels, digit, class_names))
@@ -129,6 +136,36 @@ def _distortions(folder, images, distortion) -> Path:
     fig.suptitle("What the network was shown: " + distortion.describe())
     fig.tight_layout()
     return _save(fig, folder, "distortions")
+
+
+def _probes(folder, moments: list[dict], class_names) -> Path:
+    fig = _figure("probes")
+    fig.set_figheight(1.0 + 2.0 * len(moments))
+    classes = moments[0]["classes"]
+    axes = np.atleast_2d(fig.subplots(len(moments), len(classes), sharey=True))
+    for row, record in enumerate(moments):
+        s = record["softmax"]
+        for col, true_class in enumerate(classes):
+            stats = [{"med": s["median"][col][o], "q1": s["q1"][col][o], "q3": s["q3"][col][o],
+                      "whislo": s["min"][col][o], "whishi": s["max"][col][o], "fliers": []}
+                     for o in range(len(s["median"][col]))]  # fmt: skip
+            ax = axes[row, col]
+            boxes = ax.bxp(stats, showfliers=False, patch_artist=True, widths=0.6)
+            for o, box in enumerate(boxes["boxes"]):
+                box.set_facecolor("tab:blue" if o == true_class else "0.8")
+            for median in boxes["medians"]:
+                median.set_color("black")
+            ax.set_ylim(-0.03, 1.03)
+            ax.set_xticks(range(1, len(stats) + 1), [str(o) for o in range(len(stats))], fontsize=7)
+            ax.tick_params(axis="y", labelsize=7)
+            if row == 0:
+                ax.set_title(f"true {class_names[true_class]}", fontsize=9)
+        axes[row, 0].set_ylabel(f"step {record['step']}\nloss {record['loss']:.3f}\n"
+                                f"acc {100 * record['accuracy']:.0f} %", fontsize=8)  # fmt: skip
+    fig.suptitle("Softmax per true class on the probe images as training goes (quartile boxes, whiskers min-max; "
+                 "the true class in blue)")  # fmt: skip
+    fig.tight_layout()
+    return _save(fig, folder, "probes")
 
 
 def _curves(folder, c) -> Path:

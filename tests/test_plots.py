@@ -108,6 +108,14 @@ def test_training_curves_from_records():
     assert c["train_loss"].tolist() == [0.8] and math.isnan(c["val_loss"][0])
 
 
+def test_probe_moments_are_first_last_and_log_spaced_between():
+    records = [{"type": "probe", "step": s} for s in (0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144)]
+    records.insert(3, {"type": "step", "step": 3})
+    assert [r["step"] for r in analysis.probe_moments(records, count=5)] == [0, 1, 5, 34, 144]
+    assert [r["step"] for r in analysis.probe_moments(records[:4], count=5)] == [0, 1, 2]
+    assert analysis.probe_moments([{"type": "init"}]) == []
+
+
 def test_every_figure_is_a_png_of_its_size(models, tmp_path):
     """Each figure is a valid, non-empty PNG of the stated pixel size; index.html shows them all."""
     trained, untrained, images, labels, norm = models
@@ -116,6 +124,11 @@ def test_every_figure_is_a_png_of_its_size(models, tmp_path):
                {"type": "epoch", "epoch": 1, "step": 47, "train_loss": 0.5, "train_accuracy": 0.8, "val_loss": 0.6,
                 "val_accuracy": 0.75}]  # fmt: skip
     from mnistsoftmax.augment import Distortion
+    from mnistsoftmax.probes import Probe, choose
+
+    chosen = choose(labels, seed=0, per_class=5)
+    for step, model in ((0, untrained), (4, trained), (9, trained), (20, trained), (33, trained), (47, trained)):
+        records.append(Probe(model, images[chosen], labels[chosen], norm).record(model, step, 1))
 
     written = plots.write_figures(tmp_path, trained, untrained, images, labels, norm, list("0123456789"), records, 3,
                                   distortion=Distortion(rotate=15, elastic_alpha=34), train_images=images)  # fmt: skip
