@@ -7,7 +7,9 @@ import { element, weightImage } from "./draw.js";
 const $ = (id) => document.getElementById(id);
 const FORM_KEYS = ["model", "hidden", "epochs", "batch-size", "lr", "momentum", "weight-decay", "schedule", "seed",
   "val-split", "dataset", "data-dir"];
-const REDRAW_MS = 250; // at most four redraws a second, however fast the records come
+// At most one redraw a second, of the views whose records changed: the page shares the machine's
+// cores with the training it shows (measured in scripts/bench_watch.py).
+const REDRAW_MS = 1000;
 
 let runs = [];
 let watched = null; // {id, source: EventSource, records state}
@@ -104,7 +106,8 @@ function updateButtons() {
 
 // ---- one run, watched
 function freshState(id) {
-  return { id, steps: [], epochs: [], probes: [], weights: null, init: null, test: null, ending: null, source: null };
+  return { id, steps: [], epochs: [], probes: [], weights: null, init: null, test: null, ending: null, source: null,
+    dirty: new Set(["loss", "probe", "weights"]) };
 }
 
 function watch(id) {
@@ -130,22 +133,32 @@ function watch(id) {
   schedule();
 }
 
+const VIEW_OF = { init: "loss", step: "loss", epoch: "loss", test: "loss", probe: "probe", weights: "weights" };
+
 function take(state, record) {
+  if (VIEW_OF[record.type]) state.dirty.add(VIEW_OF[record.type]);
   switch (record.type) {
     case "init": state.init = record; break;
     case "step": state.steps.push(record); break;
     case "epoch": state.epochs.push(record); break;
-    case "probe": state.probes.push(record); break;
+    case "probe":
+      state.probes.push(record);
+      state.logitLow = Math.min(state.logitLow ?? 0, ...record.logits.min.flat());
+      state.logitHigh = Math.max(state.logitHigh ?? 0, ...record.logits.max.flat());
+      break;
     case "weights": state.weights = record; break;
     case "test": state.test = record; state.source.close(); refreshRuns(); break;
     case "stopped": case "error": state.ending = record; state.source.close(); refreshRuns(); break;
   }
 }
 
+let lastDrawn = 0;
+
 function schedule() {
   if (pending) return;
   pending = true;
-  setTimeout(() => requestAnimationFrame(() => { pending = false; render(); }), REDRAW_MS);
+  const wait = Math.max(0, lastDrawn + REDRAW_MS - performance.now());
+  setTimeout(() => requestAnimationFrame(() => { pending = false; lastDrawn = performance.now(); render(); }), wait);
 }
 
 function classNames() {
@@ -157,10 +170,13 @@ function render() {
   const s = watched;
   const config = (s.init && s.init.config) || {};
   const totalSteps = s.init ? s.init.steps_per_epoch * config.epochs : 0;
-  lossChart($("loss-chart"), { steps: s.steps, epochs: s.epochs, totalSteps });
-  renderEpochs(s);
-  renderProbe(s);
-  renderWeights(s);
+  if (s.dirty.has("loss")) {
+    lossChart($("loss-chart"), { steps: s.steps, epochs: s.epochs, totalSteps });
+    renderEpochs(s);
+  }
+  if (s.dirty.has("probe")) renderProbe(s);
+  if (s.dirty.has("weights")) renderWeights(s);
+  s.dirty.clear();
   if (s.test) {
     $("run-accuracy").textContent = `${(100 * s.test.accuracy).toFixed(2)} %`;
     $("run-accuracy").dataset.value = String(s.test.accuracy);
@@ -209,13 +225,8 @@ function renderProbe(s) {
   const names = classNames();
   boxPlots($("softmax-boxes"), p.softmax, p.classes, names, { low: 0, high: 1, format: (v) => v.toFixed(1) });
   // The logits' range over all probes so far, so that the boxes move in a fixed frame.
-  let low = 0, high = 0;
-  for (const q of s.probes) {
-    low = Math.min(low, ...q.logits.min.flat());
-    high = Math.max(high, ...q.logits.max.flat());
-  }
   boxPlots($("logit-boxes"), p.logits, p.classes, names,
-    { low: Math.floor(low), high: Math.ceil(high) || 1, format: (v) => v.toFixed(0) });
+    { low: Math.floor(s.logitLow), high: Math.ceil(s.logitHigh) || 1, format: (v) => v.toFixed(0) });
 }
 
 function renderWeights(s) {
@@ -275,7 +286,7 @@ $("train-resume").addEventListener("click", async () => {
 });
 $("probe-slider").addEventListener("input", (e) => {
   e.target.dataset.follow = String(e.target.value === e.target.max);
-  render();
+  if (watched) renderProbe(watched);
 });
 
 async function start() {
@@ -288,7 +299,7 @@ async function start() {
   await refreshRuns();
   const first = runs.find((r) => r.status === "running") || runs[0];
   if (first) watch(first.id);
-  setInterval(refreshRuns, 2000);
+  setInterval(refreshRuns, 5000); // runs started elsewhere appear within seconds; the watched one reports its own end
   document.body.dataset.ready = "true";
 }
 start();

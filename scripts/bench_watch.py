@@ -1,0 +1,203 @@
+"""Training watched live: the speed of a run started from the command line, from the page
+(`serve`'s worker, with the training view open in Chromium following it, or a plain SSE client
+with --no-browser), and from the command line with probes switched off.
+
+    python scripts/bench_watch.py [--data-dir data/mnist] [--config configs/mlp.toml] [--epochs 3] [--repeats 3]
+
+Each row is the median over its repeats (the rows alternate, so that drifts of the machine's speed
+hit all of them alike) of the training seconds per epoch, as the epoch records give them
+(the loop, the validation pass and the probes), and of the whole run from start to checkpoint.
+Goals: the page within 10 % of the command line; probes on costing under 5 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+CHROMIUM = os.environ.get("MNISTSOFTMAX_CHROMIUM", "/usr/bin/chromium")
+
+
+def epoch_seconds(metrics: Path) -> list[float]:
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    return [r["seconds"] for r in records if r["type"] == "epoch"]
+
+
+def cli_run(runs: Path, flags: list[str], name: str) -> tuple[list[float], float]:
+    out = runs / f"{name}.npz"
+    t0 = time.perf_counter()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-m", "mnistsoftmax", "train", *flags, "--out", str(out)], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)  # fmt: skip
+    wall = time.perf_counter() - t0
+    return epoch_seconds(out.with_name(f"{name}.metrics.jsonl")), wall
+
+
+class Server:
+    def __init__(self, runs: Path):
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "MNISTSOFTMAX_RUNS_DIR": str(runs)}
+        self.proc = subprocess.Popen([sys.executable, "-m", "mnistsoftmax", "serve", "--port", "0", "--no-open"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+        line = self.proc.stdout.readline()
+        if not line.startswith("serving on"):
+            sys.exit(f"serve did not start: {line!r} {self.proc.stderr.read()}")
+        self.url = line.split()[-1]
+        self.runs = runs
+
+    def close(self):
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.communicate(timeout=60)
+
+
+def page_run(server: Server, options: dict, browser) -> tuple[list[float], float]:
+    """A run started through POST /api/runs and followed to its end, by the training view in
+    Chromium (browser) or by reading the event stream here."""
+    t0 = time.perf_counter()
+    if browser is not None:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(server.url + "train")
+        page.wait_for_selector("body[data-ready=true]", state="attached")
+        # The page's own fetch, so that it watches the run it started, as after a click on start.
+        run_id = page.evaluate("""async (options) => {
+            const r = await fetch('/api/runs', {method: 'POST', headers: {'Content-Type': 'application/json'},
+                                                 body: JSON.stringify(options)});
+            return (await r.json()).id; }""", options)  # fmt: skip
+        t0 = time.perf_counter()
+        page.reload()  # shows the run going on, from its first record
+        page.wait_for_function("document.querySelector('[data-testid=run-accuracy]').dataset.value !== undefined",
+                               timeout=600_000)  # fmt: skip
+        wall = time.perf_counter() - t0
+        page.close()
+    else:
+        request = urllib.request.Request(server.url + "api/runs", data=json.dumps(options).encode(),
+                                         headers={"Content-Type": "application/json"}, method="POST")  # fmt: skip
+        with urllib.request.urlopen(request) as r:
+            run_id = json.loads(r.read())["id"]
+        with urllib.request.urlopen(f"{server.url}api/runs/{run_id}/events", timeout=600) as stream:
+            for line in stream:
+                if line.startswith(b"data: ") and json.loads(line[6:])["type"] in ("test", "error", "stopped"):
+                    break
+        wall = time.perf_counter() - t0
+    metrics = server.runs / f"{run_id}.metrics.jsonl"
+    deadline = time.monotonic() + 30
+    while not metrics.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return epoch_seconds(metrics), wall
+
+
+def probe_share(data_dir: str, config: dict, repeats: int) -> dict:
+    """Probes on against off, one epoch each, alternating, in this process (no start-up or data
+    loading in the figures): the loop's seconds, and the seconds spent inside the probes."""
+    from mnistsoftmax import datasets, probes, runs, training
+
+    data = datasets.load(config.get("dataset", "mnist"), data_dir)
+    spent = [0.0]
+    look = training._look
+
+    def timed_look(*args, **kwargs):
+        t0 = time.perf_counter()
+        look(*args, **kwargs)
+        spent[0] += time.perf_counter() - t0
+
+    training._look = timed_look
+    on, off, inside = [], [], []
+    for r in range(2 * repeats):
+        for every in (None, 0) if r % 2 else (0, None):
+            run = training.prepare_run(data.train.images, data.train.labels, config["model"], config["hidden"],
+                                       config["val_split"], config["seed"])  # fmt: skip
+            chosen = probes.choose(data.test.labels, config["seed"])
+            probe = probes.Probe(run.model, data.test.images[chosen], data.test.labels[chosen], run.norm)
+            settings = runs.settings_of({**config, "epochs": 1, "probe_every": every})
+            hooks = training.Hooks(on_record=json.dumps)  # each record serialised, as the metrics file does
+            spent[0] = 0.0
+            t0 = time.perf_counter()
+            training.train(run.model, run.images, run.labels, run.norm, settings, run.rng, run.validation, hooks,
+                           probe=probe)  # fmt: skip
+            (on if every is None else off).append(time.perf_counter() - t0)
+            if every is None:
+                inside.append(spent[0])
+    training._look = look
+    ratios = [a / b for a, b in zip(on, off, strict=True)]
+    return {"on": statistics.median(on), "off": statistics.median(off), "ratio": statistics.median(ratios),
+            "inside": statistics.median(i / t for i, t in zip(inside, on, strict=True))}  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", default="data/mnist")
+    parser.add_argument("--config", default="configs/mlp.toml")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-browser", action="store_true", help="follow the page's runs with an SSE client")
+    args = parser.parse_args()
+    from mnistsoftmax import cli
+    from mnistsoftmax.config import resolve
+
+    config = resolve(cli.train, args.config)
+    config["epochs"] = args.epochs
+    data_dir = str(Path(args.data_dir).resolve())
+    flags = ["--config", args.config, "--epochs", str(args.epochs), "--data-dir", data_dir]
+    options = {k.replace("_", "-"): v for k, v in config.items()
+               if k in ("model", "hidden", "epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule",
+                        "val_split", "seed")}  # fmt: skip
+    options["data-dir"] = data_dir
+
+    browser = playwright = None
+    if not args.no_browser:
+        from playwright.sync_api import sync_playwright
+
+        playwright = sync_playwright().start()
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+    rows = {"command line": [], "page": [], "command line, probes off": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = Path(tmp)
+        server = Server(runs)
+        try:
+            for r in range(args.repeats):
+                rows["command line"].append(cli_run(runs, flags, f"cli{r}"))
+                rows["page"].append(page_run(server, options, browser))
+                rows["command line, probes off"].append(cli_run(runs, [*flags, "--probe-every", "0"], f"off{r}"))
+                print(f"repeat {r + 1}: " + ", ".join(f"{k} {statistics.median(v[-1][0]):.2f} s/epoch"
+                                                     for k, v in rows.items()), file=sys.stderr)  # fmt: skip
+        finally:
+            server.close()
+            if browser is not None:
+                browser.close()
+                playwright.stop()
+    base = [statistics.median(e) for e, _ in rows["command line"]]
+    print(f"\n{args.config}, {args.epochs} epochs on {data_dir}, {args.repeats} repeats "
+          f"({'training view in Chromium' if browser else 'SSE client'} for the page)\n")  # fmt: skip
+    print(f"{'run':<28}{'s / epoch':>10}{'whole run s':>13}{'vs command line':>17}")
+    for name, results in rows.items():
+        per_epoch = [statistics.median(e) for e, _ in results]
+        # Paired: each repeat's row against the command line's run of the same repeat (the machine's
+        # speed drifts by more than the differences measured).
+        ratio = statistics.median(p / b for p, b in zip(per_epoch, base, strict=True))
+        wall = statistics.median(w for _, w in results)
+        print(f"{name:<28}{statistics.median(per_epoch):>10.2f}{wall:>13.1f}{ratio - 1:>+16.1%}")
+    share = probe_share(data_dir, config, args.repeats)
+    print(f"\nprobes at the default cadence, one epoch in this process, on/off alternating x{2 * args.repeats}:")
+    print(
+        f"  epoch with probes {share['on']:.3f} s, without {share['off']:.3f} s: "
+        f"paired ratio {share['ratio']:.3f} ({100 * (share['ratio'] - 1):+.1f} %)"
+    )
+    print(
+        f"  time inside the probes (forward pass, summaries, weight images): {100 * share['inside']:.1f} % "
+        f"of the epoch with probes"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
