@@ -79,7 +79,8 @@ class Probe:
 
     def record(self, model, step: int, epoch: int) -> dict:
         Z, _ = model.forward(self.x, self.ws)  # (P, C)
-        logp = log_softmax(Z.astype(np.float64))
+        Z = Z.astype(np.float64)
+        logp = log_softmax(Z)
         return {
             "type": "probe",
             "step": step,
@@ -88,7 +89,7 @@ class Probe:
             "accuracy": float((logp.argmax(axis=1) == self.y).mean()),
             "images": len(self.y),
             "classes": self.classes,
-            "logits": self._summaries(Z.astype(np.float64), 3),
+            "logits": self._summaries(Z, 3),
             "softmax": self._summaries(np.exp(logp), 4),
         }
 
