@@ -178,6 +178,21 @@ def test_a_command_line_run_in_the_folder_is_listed_and_followed(server, data):
     assert got[-1]["type"] == "test" and got == checkpoint.read_metrics(out)
 
 
+def test_a_run_that_fails_to_start_says_why(server, tmp_path):
+    """A data folder that is not there: the worker's one-line error ends the stream and stays in
+    the list; nothing is written."""
+    url, runs, _ = server
+    before = sorted(p.name for p in runs.iterdir())
+    status, answer = request(url + "api/runs", "POST", {"dataset": "custom", "data-dir": str(tmp_path / "gone")})
+    assert status == 201
+    got = [r for _, r in events(url, answer["id"])]
+    assert got == [{"type": "error", "error": f"data folder {tmp_path / 'gone'} does not exist or is not a folder"}]
+    listed = {r["id"]: r for r in request(url + "api/runs")[1]}[answer["id"]]
+    assert listed["status"] == "failed" and listed["error"] == got[0]["error"]
+    assert "out" not in listed["options"] and listed["options"]["dataset"] == "custom"
+    assert sorted(p.name for p in runs.iterdir()) == before
+
+
 def test_stopping_the_server_mid_run_saves_the_interrupted_checkpoint(server, data):
     url, runs, proc = server
     status, answer = request(url + "api/runs", "POST", options(data, "larger", **SLOW_RUN))

@@ -107,7 +107,7 @@ def parse(argv: list[str]) -> dict:
     command = train_command()
     try:
         with command.make_context("train", list(argv)) as ctx:
-            config = dict(ctx.params)
+            config = {k: v for k, v in ctx.params.items() if k not in PAGE_KEYS_EXCLUDED}
     except click.ClickException as exc:
         raise OptionsError(exc.format_message()) from None
     runs.check_config(config)
