@@ -197,6 +197,9 @@ def test_a_killed_runs_partial_file_is_not_in_progress(tmp_path):
     while not live.in_progress(runs) and time.monotonic() < deadline:
         time.sleep(0.02)
     partial = live.in_progress(runs)["doomed"]
+    with live.Follower(partial) as follower:  # killed after its first records, not before
+        while not follower.read() and time.monotonic() < deadline:
+            time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=20)
     assert partial.exists() and live.in_progress(runs) == {} and "doomed" not in live.runs_in(runs)
