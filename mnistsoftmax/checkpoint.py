@@ -66,11 +66,6 @@ VELOCITY_PREFIX = "velocity."  # arrays of the optimiser state in a resumable ch
 PARTIAL_SUFFIX = ".partial"
 
 
-def partial_metrics_glob(checkpoint: Path) -> str:
-    """The pattern of the hidden files a run writing toward `checkpoint` keeps its metrics in."""
-    return f".{metrics_path(checkpoint).name}.*{PARTIAL_SUFFIX}"
-
-
 def hold_lock(fd: int) -> None:
     """Take an exclusive advisory lock on an open file, held until it is closed (POSIX only)."""
     try:

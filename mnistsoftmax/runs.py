@@ -76,8 +76,7 @@ def settings_of(config: dict) -> training.TrainSettings:
 
 def check_config(config: dict) -> None:
     """What no single option's type can say: combinations train refuses before any work."""
-    if config.get("dropout") and config.get("model") != "mlp":
-        raise MnistSoftmaxError(f"--dropout {config['dropout']} applies to the hidden layer: it needs --model mlp")
+    training.check_dropout(config.get("dropout") or 0.0, config.get("model"))
 
 
 def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | None = None) -> Outcome:

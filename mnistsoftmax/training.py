@@ -78,6 +78,11 @@ class TrainSettings:
         return bool(self.dropout) or (self.distortion is not None and self.distortion.active)
 
 
+def check_dropout(p: float, kind: str) -> None:
+    if p and kind != "mlp":
+        raise MnistSoftmaxError(f"--dropout {p} applies to the hidden layer: it needs --model mlp")
+
+
 def batch_generator(epoch_key: int, batch: int) -> np.random.Generator:
     """The generator of one batch's distortions and dropout mask, from the key its epoch drew.
 
@@ -286,8 +291,7 @@ def train(
     ws = model.workspace(bs)
     rows = np.arange(bs)
     optimizer = SGD(model.params, settings.momentum, settings.weight_decay, model.weight_names)
-    if settings.dropout and model.kind != "mlp":
-        raise MnistSoftmaxError(f"--dropout {settings.dropout} applies to the hidden layer: it needs --model mlp")
+    check_dropout(settings.dropout, model.kind)
     batches = _Batches(settings, bs, model, pixels, labels.astype(np.intp), norm)
     probe_every = settings.probe_every
     if probe_every is None:
