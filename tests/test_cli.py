@@ -330,3 +330,14 @@ def test_shell_completion_through_click():
     env.update(COMP_WORDS="mnistsoftmax train --elastic", COMP_CWORD="2")
     result = CliRunner().invoke(main, [], env=env, prog_name="mnistsoftmax", complete_var="_MNISTSOFTMAX_COMPLETE")
     assert {"plain,--elastic-alpha", "plain,--elastic-sigma"} <= set(result.output.splitlines())
+
+
+def test_a_net_too_large_for_memory_is_one_line(tiny_data, tmp_path):
+    """--hidden far beyond the machine: numpy's allocation failure as one line, exit 1, nothing written."""
+    out = tmp_path / "runs" / "huge.npz"
+    result = CliRunner().invoke(main, ["train", "--dataset", "custom", "--data-dir", str(tiny_data),
+                                       "--hidden", "2000000000", "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 1, result.output
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("Error: out of memory: Unable to allocate") and "(784, 2000000000)" in line
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []
