@@ -174,7 +174,11 @@ def download(dataset, data_dir, mirror):
 @click.option("--hflip/--no-hflip", default=False, show_default=True,
               help="Distortion: mirror half the images (for clothes; never for digits).")  # fmt: skip
 @click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed of initialisation, validation split and shuffling."
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed of initialisation, validation split and shuffling.",
 )
 @click.option(
     "--val-split",
@@ -384,7 +388,9 @@ def evaluate(checkpoint_path, dataset, data_dir, mirror, as_json):
     show_default=True,
     help="L2 strength included in the checked loss.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random batch and weights.")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the random batch and weights."
+)
 @click.option(
     "--dropout",
     type=click.FloatRange(0, 1, max_open=True),

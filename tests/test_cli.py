@@ -341,3 +341,10 @@ def test_a_net_too_large_for_memory_is_one_line(tiny_data, tmp_path):
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith("Error: out of memory: Unable to allocate") and "(784, 2000000000)" in line
     assert not out.parent.exists() or list(out.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["train"], ["gradcheck"]])
+def test_a_negative_seed_is_a_usage_error(command):
+    """numpy's generators take seeds from 0 up; -1 was a ValueError traceback."""
+    result = CliRunner().invoke(main, [*command, "--seed", "-1"])
+    assert result.exit_code == 2 and "Invalid value for '--seed': -1 is not in the range x>=0." in result.stderr
