@@ -16,7 +16,9 @@ export function lossChart(root, { steps, epochs, totalSteps }) {
   root.replaceChildren();
   const maxStep = Math.max(totalSteps || 0, ...steps.map((s) => s.step), 1);
   const maxLoss = Math.max(2.6, ...steps.slice(0, 5).map((s) => s.loss));
-  const x = (step) => left + ((W - left - right) * step) / maxStep;
+  // A logarithmic step axis (of 1 + step, so step 0 is drawn), as plot's curves.png: the first
+  // fall from ln 10 takes a few dozen steps, and would be a vertical line at the left otherwise.
+  const x = (step) => left + ((W - left - right) * Math.log1p(step)) / Math.log1p(maxStep);
   const y = (loss) => top + (H - top - bottom) * (1 - Math.min(loss, maxLoss) / maxLoss);
   for (let v = 0; v <= maxLoss; v += 0.5) {
     root.append(svg("line", { x1: left, x2: W - right, y1: y(v), y2: y(v), class: "grid" }));
@@ -33,8 +35,11 @@ export function lossChart(root, { steps, epochs, totalSteps }) {
     root.append(svg("text", { x: x(e.step) - 3, y: H - bottom - 4, class: "tick", "text-anchor": "end" },
       `epoch ${e.epoch}`));
   }
-  root.append(svg("text", { x: (W + left) / 2, y: H - 6, class: "tick", "text-anchor": "middle" }, "step"));
-  root.append(svg("text", { x: left, y: H - bottom + 14, class: "tick", "text-anchor": "middle" }, "0"));
+  root.append(svg("text", { x: (W + left) / 2, y: H - 6, class: "tick", "text-anchor": "middle" },
+    "step (logarithmic)"));
+  for (const step of [0, 1, 10, 100, 1000, 10000, 100000].filter((v) => v <= maxStep)) {
+    root.append(svg("text", { x: x(step), y: H - bottom + 14, class: "tick", "text-anchor": "middle" }, String(step)));
+  }
   root.append(svg("text", { x: W - right, y: H - bottom + 14, class: "tick", "text-anchor": "end" }, String(maxStep)));
   if (steps.length) {
     const points = steps.map((s) => `${x(s.step).toFixed(1)},${y(s.loss).toFixed(1)}`).join(" ");
