@@ -5,6 +5,7 @@ never chooses a path."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,38 @@ class Loaded:
         }
 
 
+class FileCache:
+    """Values computed from files, computed again only when a file's size or modification time
+    changes (so that listing a folder often reads each file once)."""
+
+    def __init__(self):
+        self._entries: dict[Path, tuple[tuple[int, int], object]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, path: Path, compute: Callable[[Path], object]):
+        """compute(path), or its value from before if the file is unchanged; None if it is gone."""
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        key = (st.st_mtime_ns, st.st_size)
+        with self._lock:
+            cached = self._entries.get(path)
+            if cached is None or cached[0] != key:
+                cached = self._entries[path] = (key, compute(path))
+            return cached[1]
+
+
+def _read(path: Path) -> Loaded | None:
+    """A checkpoint ready to answer (None: not a readable checkpoint); named after its file until
+    the catalog names it."""
+    try:
+        model, meta = checkpoint.load(path)
+    except checkpoint.CheckpointError:
+        return None
+    return Loaded(path.stem, path, model, meta, Normalization(**meta["normalization"]), initial_model(meta))
+
+
 class Catalog:
     """Names -> checkpoints. A file is read again only when its size or modification time changes;
     files that are not readable checkpoints are left out of the list."""
@@ -43,8 +76,7 @@ class Catalog:
     def __init__(self, runs_dir: Path, given: Path | None = None):
         self.runs_dir = Path(runs_dir)
         self.given = Path(given).resolve() if given is not None else None
-        self._cache: dict[Path, tuple[tuple[int, int], Loaded | None]] = {}
-        self._lock = threading.Lock()
+        self._cache = FileCache()
 
     def _paths(self) -> list[tuple[str, Path]]:
         found = []
@@ -63,24 +95,10 @@ class Catalog:
         return list(named.items())
 
     def _load(self, name: str, path: Path) -> Loaded | None:
-        try:
-            st = path.stat()
-        except OSError:
-            return None
-        key = (st.st_mtime_ns, st.st_size)
-        with self._lock:
-            cached = self._cache.get(path)
-            if cached is not None and cached[0] == key:
-                if cached[1] is not None:
-                    cached[1].name = name  # the same file may be listed under another name now
-                return cached[1]
-            try:
-                model, meta = checkpoint.load(path)
-                loaded = Loaded(name, path, model, meta, Normalization(**meta["normalization"]), initial_model(meta))
-            except checkpoint.CheckpointError:
-                loaded = None
-            self._cache[path] = (key, loaded)
-            return loaded
+        loaded = self._cache.get(path, _read)
+        if loaded is not None:
+            loaded.name = name  # the same file may be listed under another name now
+        return loaded
 
     def entries(self) -> list[Loaded]:
         loaded = (self._load(name, path) for name, path in self._paths())

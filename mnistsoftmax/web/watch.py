@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from pathlib import Path
 
 from mnistsoftmax import checkpoint, live
+from mnistsoftmax.web.catalog import FileCache
 from mnistsoftmax.web.trainer import Trainer
 
 POLL_SECONDS = 0.25  # how often a followed file is read: a few refreshes a second at most
@@ -25,29 +25,22 @@ def _toml_keys(config: dict) -> dict:
             for k, v in config.items()}  # fmt: skip
 
 
+def _meta_or_none(path: Path) -> dict | None:
+    try:
+        return checkpoint.read_meta(path)
+    except checkpoint.CheckpointError:
+        return None
+
+
 class RunList:
     """What GET /api/runs answers. Checkpoint metadata is read again only when a file changes."""
 
     def __init__(self, trainer: Trainer):
         self.trainer = trainer
-        self._meta: dict[Path, tuple[tuple[int, int], dict | None]] = {}
-        self._lock = threading.Lock()
+        self._meta = FileCache()
 
     def _read_meta(self, path: Path) -> dict | None:
-        try:
-            st = path.stat()
-        except OSError:
-            return None
-        key = (st.st_mtime_ns, st.st_size)
-        with self._lock:
-            cached = self._meta.get(path)
-            if cached is None or cached[0] != key:
-                try:
-                    meta = checkpoint.read_meta(path)
-                except checkpoint.CheckpointError:
-                    meta = None
-                cached = self._meta[path] = (key, meta)
-            return cached[1]
+        return self._meta.get(path, _meta_or_none)
 
     def _running_config(self, partial: Path) -> dict:
         """A run in progress states its configuration in its first record."""
