@@ -46,7 +46,7 @@ def confident_mistakes(probabilities: np.ndarray, labels: np.ndarray, k: int = 1
     return wrong[np.argsort(-confidence, kind="stable")[:k]]
 
 
-def _as_images(columns: np.ndarray) -> np.ndarray:
+def scaled_images(columns: np.ndarray) -> np.ndarray:
     """Columns (D=784, K) -> (K, 28, 28) float64 images, each scaled to [-1, 1] by its own largest
     absolute value, so that positive and negative evidence read alike."""
     images = columns.T.reshape(-1, 28, 28).astype(np.float64)
@@ -58,7 +58,7 @@ def first_layer_images(model, count: int = 64) -> np.ndarray:
     """The first weight matrix's columns as 28x28 images scaled to [-1, 1], (K, 28, 28): for
     `linear` the ten class templates, for `mlp` the first `count` hidden units."""
     W = model.params["W"] if model.kind == "linear" else model.params["W1"][:, :count]
-    return _as_images(W)
+    return scaled_images(W)
 
 
 def top_units(scores: np.ndarray, count: int) -> np.ndarray:
@@ -86,7 +86,7 @@ def hidden_unit_images(trained, untrained, count: int = 16) -> dict[str, np.ndar
     units = top_units(outgoing_strength(trained), count)
     W1 = trained.params["W1"].astype(np.float64)
     added = W1[:, units] - untrained.params["W1"].astype(np.float64)[:, units]
-    return {"units": units, "weights": _as_images(W1[:, units]), "added": _as_images(added)}
+    return {"units": units, "weights": scaled_images(W1[:, units]), "added": scaled_images(added)}
 
 
 def training_curves(records: list[dict]) -> dict[str, np.ndarray]:

@@ -38,6 +38,16 @@ def _accepted_types(param: click.Parameter) -> tuple[type, ...]:
     return _PYTHON_TYPES.get(t, (str, int, float, bool))
 
 
+def option_keys(command: click.Command, skip=("config",)) -> dict[str, click.Option]:
+    """The keys a config file may hold for `command` (its long option names without the dashes,
+    `batch-size`) -> the options they set."""
+    return {
+        p.opts[0].lstrip("-"): p
+        for p in command.params
+        if isinstance(p, click.Option) and p.name not in skip and p.opts[0].startswith("--")
+    }
+
+
 def load_defaults(path: str | Path, command: click.Command, ctx: click.Context, skip=("config",)) -> dict:
     """Read a TOML file of option values for `command` -> {parameter name: value} for default_map."""
     path = Path(path)
@@ -48,11 +58,7 @@ def load_defaults(path: str | Path, command: click.Command, ctx: click.Context, 
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    options = {
-        p.opts[0].lstrip("-"): p
-        for p in command.params
-        if isinstance(p, click.Option) and p.name not in skip and p.opts[0].startswith("--")
-    }
+    options = option_keys(command, skip)
     defaults = {}
     for key, value in table.items():
         param = options.get(key)

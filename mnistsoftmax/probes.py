@@ -97,7 +97,7 @@ class Probe:
 def weights_record(model, step: int, epoch: int, count: int = WEIGHT_IMAGES) -> dict:
     """The first-layer weights as images: the class templates of a linear model, or the `count`
     hidden units the output layer listens to most (analysis.top_units, as `plot` shows them)."""
-    from mnistsoftmax.analysis import outgoing_strength, top_units
+    from mnistsoftmax.analysis import outgoing_strength, scaled_images, top_units
 
     if model.kind == "linear":
         W = model.params["W"]
@@ -105,10 +105,7 @@ def weights_record(model, step: int, epoch: int, count: int = WEIGHT_IMAGES) -> 
     else:
         units = top_units(outgoing_strength(model), count)
         W = model.params["W1"][:, units]
-    images = W.T.astype(np.float64)  # (K, D)
-    scale = np.abs(images).max(axis=1, keepdims=True)
-    scaled = 128 + 127 * images / np.where(scale > 0, scale, 1.0)
-    pixels = np.round(scaled).astype(np.uint8)
+    pixels = np.round(128 + 127 * scaled_images(W)).astype(np.uint8)  # (K, 28, 28)
     return {
         "type": "weights",
         "step": step,

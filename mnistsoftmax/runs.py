@@ -113,11 +113,10 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
             held_out = run.validation or (run.images[:10000], run.labels[:10000])
             initial = training.evaluate(run.model, *held_out, run.norm)
             log(f"loss before training: {initial.loss:.4f}  (ln 10 = {math.log(10):.4f}: every class near 10 %)")
-            batch = min(config["batch_size"], len(run.labels))
             # What a reader of the file while the run goes on needs to draw it: its settings and length.
+            steps = training.steps_per_epoch(len(run.labels), config["batch_size"])
             hooks.emit({"type": "init", "loss": initial.loss, "accuracy": initial.accuracy, "dataset": data.name,
-                        "class_names": list(data.class_names), "config": config,
-                        "steps_per_epoch": math.ceil(len(run.labels) / batch)})  # fmt: skip
+                        "class_names": list(data.class_names), "config": config, "steps_per_epoch": steps})  # fmt: skip
         try:
             epochs = training.train(
                 run.model, run.images, run.labels, run.norm, settings, run.rng, run.validation, hooks,

@@ -83,6 +83,11 @@ def check_dropout(p: float, kind: str) -> None:
         raise MnistSoftmaxError(f"--dropout {p} applies to the hidden layer: it needs --model mlp")
 
 
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Minibatches in an epoch of n samples (the last one may be smaller)."""
+    return math.ceil(n / min(batch_size, n))
+
+
 def batch_generator(epoch_key: int, batch: int) -> np.random.Generator:
     """The generator of one batch's distortions and dropout mask, from the key its epoch drew.
 
@@ -284,8 +289,8 @@ def train(
     pixels = flat(images)
     n = len(pixels)
     bs = min(settings.batch_size, n)
-    steps_per_epoch = math.ceil(n / bs)
-    total_steps = settings.epochs * steps_per_epoch
+    epoch_steps = steps_per_epoch(n, bs)
+    total_steps = settings.epochs * epoch_steps
 
     # Everything the hot loop touches is allocated here, once.
     ws = model.workspace(bs)
@@ -295,7 +300,7 @@ def train(
     batches = _Batches(settings, bs, model, pixels, labels.astype(np.intp), norm)
     probe_every = settings.probe_every
     if probe_every is None:
-        probe_every = probes.default_every(steps_per_epoch)
+        probe_every = probes.default_every(epoch_steps)
     if probe is None or not probe_every:
         probe_every = 0
 
@@ -323,9 +328,9 @@ def train(
             start = first_batch if resuming else 0
             loss_sum, correct = (resume.loss_sum, resume.correct) if resuming else (0.0, 0)
             desc = f"epoch {epoch}/{settings.epochs}"
-            bar = hooks.progress(total=steps_per_epoch, desc=desc, initial=start) if hooks.progress else _NullBar()
+            bar = hooks.progress(total=epoch_steps, desc=desc, initial=start) if hooks.progress else _NullBar()
             try:
-                for i in range(start, steps_per_epoch):
+                for i in range(start, epoch_steps):
                     if hooks.should_stop and hooks.should_stop():
                         raise Interrupted(
                             TrainState(epoch, i, step, epoch_rng_state, loss_sum, correct, window, optimizer.velocity,

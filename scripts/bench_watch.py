@@ -29,9 +29,11 @@ sys.path.insert(0, str(ROOT))
 CHROMIUM = os.environ.get("MNISTSOFTMAX_CHROMIUM", "/usr/bin/chromium")
 
 
-def epoch_seconds(metrics: Path) -> list[float]:
-    records = [json.loads(line) for line in metrics.read_text().splitlines()]
-    return [r["seconds"] for r in records if r["type"] == "epoch"]
+def epoch_seconds(checkpoint: Path) -> list[float]:
+    """The seconds of each epoch, from the metrics file beside a run's checkpoint."""
+    from mnistsoftmax.checkpoint import read_metrics
+
+    return [r["seconds"] for r in read_metrics(checkpoint) if r["type"] == "epoch"]
 
 
 def cli_run(runs: Path, flags: list[str], name: str) -> tuple[list[float], float]:
@@ -41,7 +43,7 @@ def cli_run(runs: Path, flags: list[str], name: str) -> tuple[list[float], float
     subprocess.run([sys.executable, "-m", "mnistsoftmax", "train", *flags, "--out", str(out)], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)  # fmt: skip
     wall = time.perf_counter() - t0
-    return epoch_seconds(out.with_name(f"{name}.metrics.jsonl")), wall
+    return epoch_seconds(out), wall
 
 
 class Server:
@@ -91,11 +93,11 @@ def page_run(server: Server, options: dict, browser) -> tuple[list[float], float
                 if line.startswith(b"data: ") and json.loads(line[6:])["type"] in ("test", "error", "stopped"):
                     break
         wall = time.perf_counter() - t0
-    metrics = server.runs / f"{run_id}.metrics.jsonl"
+    out = server.runs / f"{run_id}.npz"
     deadline = time.monotonic() + 30
-    while not metrics.exists() and time.monotonic() < deadline:
+    while not out.with_name(f"{run_id}.metrics.jsonl").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    return epoch_seconds(metrics), wall
+    return epoch_seconds(out), wall
 
 
 def probe_share(data_dir: str, config: dict, repeats: int) -> dict:

@@ -45,11 +45,9 @@ def train_command() -> click.Command:
 
 def option_keys() -> dict[str, click.Option]:
     """TOML key -> train's option, for the options a request may set."""
-    return {
-        p.opts[0].lstrip("-"): p
-        for p in train_command().params
-        if isinstance(p, click.Option) and p.name not in PAGE_KEYS_EXCLUDED and p.opts[0].startswith("--")
-    }
+    from mnistsoftmax.config import option_keys as config_keys
+
+    return config_keys(train_command(), skip=PAGE_KEYS_EXCLUDED)
 
 
 def describe_options() -> list[dict]:
