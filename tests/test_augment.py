@@ -111,12 +111,31 @@ def test_elastic_field_has_simards_distribution():
     G = augment.gaussian_matrix(28, sigma)
     GG = G @ G.T
     simard = alpha**2 / 3 * np.einsum("ac,bd->abcd", GG, GG).reshape(784, 784)
-    basis = alpha * augment.elastic_basis(28, sigma)  # (784, K*K), times standard normals
-    assert basis.shape[1] == 100  # K = 10 for sigma = 4
+    B = augment.elastic_factor(28, sigma)
+    assert B.shape == (28, 10)  # K = 10 for sigma = 4
+    basis = alpha / math.sqrt(3) * np.kron(B, B)  # (784, K*K): the field is basis @ vec(Z), Z normal
     np.testing.assert_allclose(basis @ basis.T, simard, atol=1e-6 * simard.max())
     assert 1.0 < math.sqrt(simard[14 * 28 + 14, 14 * 28 + 14]) < 2.0  # ~1.4 px at the centre: a visible wobble
     fields = alpha * (G @ np.random.default_rng(0).uniform(-1, 1, (4000, 28, 28)) @ G.T)
     np.testing.assert_allclose(fields.reshape(4000, -1).std(axis=0), np.sqrt(np.diag(simard)), rtol=0.05)
+
+
+def test_distorter_draws_fields_with_simards_covariance():
+    """The fields the Distorter itself draws (its sampling positions less the identity's, 3,000
+    images, elastic only): per pixel mean 0 and the standard deviation of Simard's construction,
+    to sampling error, in both axes, and the two axes uncorrelated."""
+    sigma, alpha, n = 4.0, 34.0, 3000
+    G = augment.gaussian_matrix(28, sigma)
+    expected = alpha / math.sqrt(3) * np.sqrt(np.einsum("a,b->ab", np.diag(G @ G.T), np.diag(G @ G.T)))
+    distorter = augment.Distorter(Distortion(elastic_alpha=alpha, elastic_sigma=sigma), n)
+    rows, cols = distorter.positions_for(n, np.random.default_rng(0))
+    grid = np.arange(28.0) + augment.PAD
+    field_r = rows.transpose(1, 0, 2) - grid[None, :, None]  # (N, S, S)
+    field_c = cols.transpose(1, 0, 2) - grid[None, None, :]
+    for field in (field_r, field_c):
+        np.testing.assert_allclose(field.std(axis=0), expected, rtol=0.06)
+        assert np.abs(field.mean(axis=0)).max() < 5 * expected.max() / math.sqrt(n)  # centred
+    assert abs(np.corrcoef(field_r[:, 14, 14], field_c[:, 14, 14])[0, 1]) < 0.06
 
 
 def test_dropout_mask_statistics():
