@@ -34,7 +34,7 @@ from mnistsoftmax import MnistSoftmaxError
 SIDE = 28
 PAD = 2  # zero rows and columns around each image: samples up to 2 px outside read paper
 TRUNCATE = 4.0  # the Gaussian kernel is cut at 4 sigma, as scipy.ndimage's is
-CHUNK = 4096  # images distorted at a time by distort()
+CHUNK = 4096  # images distorted at a time (see Distorter)
 
 
 class DistortionError(MnistSoftmaxError):
@@ -143,7 +143,8 @@ def elastic_factor(side: int, sigma: float, tolerance: float = 1e-3) -> np.ndarr
 
 
 class Distorter:
-    """Distorts batches of up to `capacity` flat images (N, P), reusing its buffers.
+    """Distorts batches of flat images (N, P), reusing buffers for `capacity` images (at most
+    CHUNK: larger batches are distorted CHUNK images at a time, each chunk drawing in turn).
 
     Every sampling position, affine and elastic parts together, comes from two matrix products.
     For image n and axis a (rows, columns) the positions are a matrix (S, S),
@@ -161,8 +162,7 @@ class Distorter:
         if side != SIDE:
             raise DistortionError(f"distortions work on {SIDE}x{SIDE} images, not {side}x{side}")
         size = side + 2 * PAD
-        if capacity * size * size >= 2**24:  # flat indices are computed exactly in float32
-            raise DistortionError(f"at most {2**24 // (size * size) - 1} images at a time, not {capacity}")
+        self.capacity = capacity = min(capacity, CHUNK)  # CHUNK * size**2 < 2**24: exact float32 indices
         self.settings = settings
         offsets = (np.arange(side) - (side - 1) / 2)[:, None]  # from the centre
         ones = np.ones((side, 1))
@@ -184,6 +184,11 @@ class Distorter:
 
     def __call__(self, pixels: np.ndarray, rng: np.random.Generator, out: np.ndarray) -> np.ndarray:
         """pixels (N, P) uint8 or float -> distorted pixel values (N, P) float32 in `out`."""
+        if len(pixels) > self.capacity:
+            for start in range(0, len(pixels), self.capacity):
+                chunk = slice(start, start + self.capacity)
+                self(pixels[chunk], rng, out[chunk])
+            return out[: len(pixels)]
         n, S = len(pixels), SIDE
         rows, cols = self.positions_for(n, rng)
         padded = self.padded[:n]
@@ -266,14 +271,11 @@ def _between_neighbours(flat, index, fraction, out, scratch) -> None:
 
 
 def distort(images: np.ndarray, settings: Distortion, rng: np.random.Generator) -> np.ndarray:
-    """Images (N, 28, 28) or (N, 784) -> distorted copies, float32 pixel values of the same shape;
-    in chunks of CHUNK images, each drawing in turn."""
+    """Images (N, 28, 28) or (N, 784) -> distorted copies, float32 pixel values of the same shape."""
     flat = images.reshape(len(images), -1)
     out = np.empty(flat.shape, np.float32)
     if len(flat):
-        distorter = Distorter(settings, min(len(flat), CHUNK))
-        for start in range(0, len(flat), CHUNK):
-            distorter(flat[start : start + CHUNK], rng, out[start : start + CHUNK])
+        Distorter(settings, len(flat))(flat, rng, out)
     return out.reshape(images.shape)
 
 

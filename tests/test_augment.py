@@ -55,6 +55,18 @@ def test_shapes_dtypes_and_zero_strength():
     assert 0 <= out.min() and out.max() <= 255
 
 
+def test_batches_larger_than_a_chunk_are_distorted_chunk_by_chunk(monkeypatch):
+    """Above CHUNK images the Distorter works a chunk at a time, each drawing in turn: the same
+    pixels as distorting the chunks one after the other from the same generator."""
+    monkeypatch.setattr(augment, "CHUNK", 4)
+    images = digits(10)
+    whole = distort(images, RECOMMENDED, np.random.default_rng(7))
+    rng = np.random.default_rng(7)
+    parts = [distort(images[i : i + 4], RECOMMENDED, rng) for i in (0, 4, 8)]
+    np.testing.assert_array_equal(whole, np.concatenate(parts))
+    assert augment.Distorter(RECOMMENDED, 10).padded.shape[0] == 4
+
+
 def test_rotation_by_a_quarter_turn_is_rot90():
     """u = 1 with rotate = 90: every pixel lands exactly where np.rot90 (counter-clockwise) puts it."""
     images = np.random.default_rng(1).integers(0, 256, (3, 28, 28)).astype(np.uint8)
