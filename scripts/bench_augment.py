@@ -24,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-RECOMMENDED = {"rotate": 15.0, "scale": 0.1, "shift": 2.0, "elastic_alpha": 34.0, "elastic_sigma": 4.0}
+AFFINE_AND_ELASTIC = {"rotate": 15.0, "scale": 0.1, "shift": 2.0, "elastic_alpha": 34.0, "elastic_sigma": 4.0}
 
 
 def epoch_worker(data_dir: str, augmented: bool, dropout: float) -> None:
@@ -35,7 +35,7 @@ def epoch_worker(data_dir: str, augmented: bool, dropout: float) -> None:
     run = training.prepare_run(data.train.images, data.train.labels, "mlp", 800, 0.0, 0)
     settings = training.TrainSettings(
         epochs=3, batch_size=128, lr=0.05, momentum=0.9, weight_decay=5e-5, schedule="cosine",
-        distortion=Distortion(**RECOMMENDED) if augmented else None, dropout=dropout,
+        distortion=Distortion(**AFFINE_AND_ELASTIC) if augmented else None, dropout=dropout,
     )  # fmt: skip
     records = training.train(run.model, run.images, run.labels, run.norm, settings, run.rng)
     print(json.dumps(statistics.median(r["seconds"] for r in records[1:])))
@@ -55,7 +55,7 @@ def distortion_only(data_dir: str, repeats: int = 200) -> dict[str, float]:
     from mnistsoftmax.augment import PAD, Distorter, Distortion, bilinear
 
     images = datasets.load("mnist", data_dir, splits=("test",)).test.images[:128].reshape(128, -1)
-    d = Distorter(Distortion(**RECOMMENDED), 128)
+    d = Distorter(Distortion(**AFFINE_AND_ELASTIC), 128)
     out = np.empty((128, 784), np.float32)
     timings = {}
     rng = np.random.default_rng(0)
