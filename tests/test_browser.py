@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image, ImageDraw
 
+from mnistsoftmax import checkpoint
 from mnistsoftmax.cli import main
 from tests.test_predict_real import MNIST_DIR
 from tests.test_serve import start_server
@@ -208,6 +209,9 @@ def test_a_run_started_from_the_form_is_watched_to_its_accuracy(training_page):
     page.get_by_test_id("opt-epochs").fill("6")  # some seconds: the page redraws once a second
     page.get_by_test_id("opt-hidden").fill("256")
     page.get_by_test_id("opt-seed").fill("4")
+    page.get_by_test_id("opt-elastic-alpha").fill("20")  # the distortions are on the form too
+    assert page.get_by_test_id("opt-hflip").get_attribute("type") == "checkbox"
+    assert not page.get_by_test_id("opt-hflip").is_checked()  # never for digits by default
     page.get_by_test_id("train-start").click()
     points = page.get_by_test_id("loss-chart").locator("[data-step]")
     page.wait_for_function("document.querySelectorAll('[data-testid=loss-chart] [data-step]').length > 0")
@@ -223,6 +227,8 @@ def test_a_run_started_from_the_form_is_watched_to_its_accuracy(training_page):
     assert page.locator("#weights canvas").count() == 16
 
     (checkpoint_file,) = [p for p in runs.glob("*.npz")]
+    config = checkpoint.read_meta(checkpoint_file)["config"]
+    assert (config["elastic_alpha"], config["hflip"], config["seed"]) == (20.0, False, 4)
     result = CliRunner().invoke(main, ["eval", str(checkpoint_file), "--json"])
     assert result.exit_code == 0, result.output
     accuracy = json.loads(result.stdout)["accuracy"]

@@ -6,7 +6,8 @@ import { element, weightImage } from "./draw.js";
 
 const $ = (id) => document.getElementById(id);
 const FORM_KEYS = ["model", "hidden", "epochs", "batch-size", "lr", "momentum", "weight-decay", "schedule", "seed",
-  "val-split", "dataset", "data-dir"];
+  "val-split", "dataset", "data-dir", "dropout", "rotate", "scale", "shear", "shift", "elastic-alpha", "elastic-sigma",
+  "hflip", "probe-every"];
 // At most one redraw a second, of the views whose records changed: the page shares the machine's
 // cores with the training it shows (measured in scripts/bench_watch.py).
 const REDRAW_MS = 1000;
@@ -40,7 +41,10 @@ async function buildForm() {
     const option = described.find((o) => o.key === key);
     if (!option) continue;
     let field;
-    if (option.kind === "choice") {
+    if (option.kind === "bool") {
+      field = element("input", { type: "checkbox" });
+      field.checked = Boolean(option.default);
+    } else if (option.kind === "choice") {
       field = element("select");
       for (const c of option.choices) field.append(new Option(c, c));
       if (option.default !== null) field.value = option.default;
@@ -61,6 +65,10 @@ async function buildForm() {
 function formOptions() {
   const options = {};
   for (const field of $("options").elements) {
+    if (field.type === "checkbox") {
+      if (field.checked) options[field.name] = true;
+      continue;
+    }
     const value = field.value.trim();
     if (value === "") continue;
     options[field.name] = field.type === "number" && !Number.isNaN(Number(value)) ? Number(value) : value;
