@@ -159,6 +159,14 @@ def download(dataset, data_dir, mirror):
     show_default=True,
     help="Probability of dropping each hidden unit in training (mlp; inverted dropout).",
 )
+@click.option(
+    "--label-smoothing",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Label smoothing e: train towards (1 - e) onehot + e / C (C classes) instead of onehot; the "
+    "training loss shown is the smoothed one.",
+)
 @click.option("--rotate", type=click.FloatRange(0, 180), default=0.0, show_default=True,
               help="Distortion: rotate each training image by up to this many degrees, either way.")  # fmt: skip
 @click.option("--scale", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
@@ -399,6 +407,13 @@ def evaluate(checkpoint_path, dataset, data_dir, mirror, as_json):
     help="Dropout probability of the mlp's hidden layer, checked through one fixed mask (0: none).",
 )
 @click.option(
+    "--label-smoothing",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.1,
+    show_default=True,
+    help="Label smoothing of the checked loss (0: none).",
+)
+@click.option(
     "--tolerance",
     type=click.FloatRange(min=0, min_open=True),
     default=1e-6,
@@ -406,7 +421,7 @@ def evaluate(checkpoint_path, dataset, data_dir, mirror, as_json):
     help="Largest acceptable relative error.",
 )
 @translate_errors
-def gradcheck(model, hidden, batch_size, weight_decay, seed, dropout, tolerance):
+def gradcheck(model, hidden, batch_size, weight_decay, seed, dropout, label_smoothing, tolerance):
     """Check the hand-written backward pass against float64 central finite differences."""
     from mnistsoftmax.gradcheck import check_model
 
@@ -414,7 +429,8 @@ def gradcheck(model, hidden, batch_size, weight_decay, seed, dropout, tolerance)
     worst = 0.0
     for kind in kinds:
         p = dropout if kind == "mlp" else 0.0  # linear has no hidden layer to drop
-        errors = check_model(kind, seed=seed, hidden=hidden, batch_size=batch_size, reg=weight_decay, dropout=p)
+        sizes = {"hidden": hidden, "batch_size": batch_size}
+        errors = check_model(kind, seed=seed, reg=weight_decay, dropout=p, smoothing=label_smoothing, **sizes)
         for name, err in errors.items():
             worst = max(worst, err)
             verdict = "ok" if err < tolerance else "FAIL"

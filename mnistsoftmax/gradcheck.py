@@ -41,10 +41,17 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
 
 
 def check_model(
-    kind: str, seed: int = 0, hidden: int = 16, batch_size: int = 8, reg: float = 1e-3, dropout: float = 0.0
+    kind: str,
+    seed: int = 0,
+    hidden: int = 16,
+    batch_size: int = 8,
+    reg: float = 1e-3,
+    dropout: float = 0.0,
+    smoothing: float = 0.0,
 ) -> dict[str, float]:
     """Largest relative error of every parameter's gradient of a float64 model on a random batch;
-    with dropout p, through a fixed mask drawn once (the loss is then a fixed function again)."""
+    with dropout p, through a fixed mask drawn once (the loss is then a fixed function again);
+    with label smoothing e, of the smoothed loss."""
     from mnistsoftmax.functional import dropout_mask
 
     rng = np.random.default_rng(seed)
@@ -55,8 +62,9 @@ def check_model(
     X = rng.standard_normal((batch_size, model.sizes["inputs"]))
     y = rng.integers(0, model.sizes["classes"], size=batch_size)
     mask = dropout_mask(rng, dropout, np.empty((batch_size, hidden))) if dropout else None
-    _, grads = loss_and_grads(model, X, y, reg, mask)
-    return {
-        name: relative_error(grads[name], numerical_gradient(lambda: loss_and_grads(model, X, y, reg, mask)[0], p))
-        for name, p in model.params.items()
-    }
+    _, grads = loss_and_grads(model, X, y, reg, mask, smoothing)
+
+    def loss():
+        return loss_and_grads(model, X, y, reg, mask, smoothing)[0]
+
+    return {name: relative_error(grads[name], numerical_gradient(loss, p)) for name, p in model.params.items()}

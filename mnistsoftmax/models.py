@@ -153,17 +153,20 @@ def build_model(kind: str, rng: np.random.Generator, hidden: int = 256, dtype=np
     raise MnistSoftmaxError(f"unknown model kind {kind!r}: expected one of {', '.join(MODELS)}")
 
 
-def loss_and_grads(model, X: np.ndarray, y: np.ndarray, reg: float = 0.0, dropout: np.ndarray | None = None):
+def loss_and_grads(
+    model, X: np.ndarray, y: np.ndarray, reg: float = 0.0, dropout: np.ndarray | None = None, smoothing: float = 0.0
+):
     """The full objective and its gradient: mean cross entropy + reg * sum(W**2) over weights.
 
-    X (N, D), y (N,) -> (loss, grads); `dropout`, a fixed mask (N, H) for an mlp's hidden layer.
+    X (N, D), y (N,) -> (loss, grads); `dropout`, a fixed mask (N, H) for an mlp's hidden layer;
+    `smoothing`, label smoothing's e (functional.cross_entropy).
     The plain, allocating path: used by gradcheck and tests; the training loop runs the same
     functions with buffers.
     """
     Z, cache = model.forward(X, dropout=dropout)
     weights = [model.params[name] for name in model.weight_names]
-    loss = cross_entropy(Z, y) + l2_penalty(weights, reg)
-    grads = model.backward(cross_entropy_backward(Z, y), cache)
+    loss = cross_entropy(Z, y, smoothing) + l2_penalty(weights, reg)
+    grads = model.backward(cross_entropy_backward(Z, y, smoothing), cache)
     for name in model.weight_names:
         grads[name] += l2_penalty_backward(model.params[name], reg)
     return loss, grads

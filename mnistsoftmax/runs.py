@@ -68,6 +68,7 @@ def settings_of(config: dict) -> training.TrainSettings:
         **{k: config[k] for k in keys},
         distortion=distortion if distortion.active else None,
         dropout=config.get("dropout") or 0.0,
+        label_smoothing=config.get("label_smoothing") or 0.0,
         # None (the option's default) is about 20 probes an epoch; configurations from before
         # probes existed have none.
         probe_every=config.get("probe_every", 0),

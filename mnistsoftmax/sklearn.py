@@ -49,6 +49,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         weight_decay=0.0,
         schedule="cosine",
         dropout=0.0,
+        label_smoothing=0.0,
         rotate=0.0,
         scale=0.0,
         shear=0.0,
@@ -67,6 +68,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         self.weight_decay = weight_decay
         self.schedule = schedule
         self.dropout = dropout
+        self.label_smoothing = label_smoothing
         self.rotate = rotate
         self.scale = scale
         self.shear = shear
@@ -85,7 +87,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"distortions work on 28 x 28 images (784 features), not {self.n_features_in_} features")
         return TrainSettings(epochs=epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
                              weight_decay=self.weight_decay, schedule=schedule or self.schedule, log_every=10**9,
-                             distortion=distortion if distortion.active else None, dropout=self.dropout)  # fmt: skip
+                             distortion=distortion if distortion.active else None, dropout=self.dropout,
+                             label_smoothing=self.label_smoothing)  # fmt: skip
 
     def _start(self, X, classes) -> None:
         self._encoder = LabelEncoder().fit(classes)

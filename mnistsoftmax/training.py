@@ -71,6 +71,7 @@ class TrainSettings:
     log_every: int = 50  # steps between loss records in the metrics file (each of the first ones is recorded)
     distortion: Distortion | None = None  # random distortions of each training batch (augment.py)
     dropout: float = 0.0  # probability of dropping each hidden unit in training (mlp only)
+    label_smoothing: float = 0.0  # e: targets (1 - e) onehot + e / C (functional.cross_entropy)
     probe_every: int | None = 0  # steps between probes (probes.py); None: about 20 per epoch; 0: none
 
     @property
@@ -339,7 +340,8 @@ def train(
                     x, y, mask = batches.batch(order, epoch_key, i)
                     m = len(y)
                     Z, cache = model.forward(x, ws, dropout=mask)
-                    loss, right = inplace_softmax_cross_entropy(Z, y, rows[:m])  # Z now holds dLoss/dZ
+                    # Z now holds dLoss/dZ
+                    loss, right = inplace_softmax_cross_entropy(Z, y, rows[:m], settings.label_smoothing)
                     correct += right
                     if not math.isfinite(loss):
                         raise DivergenceError(

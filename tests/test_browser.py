@@ -210,6 +210,7 @@ def test_a_run_started_from_the_form_is_watched_to_its_accuracy(training_page):
     page.get_by_test_id("opt-hidden").fill("256")
     page.get_by_test_id("opt-seed").fill("4")
     page.get_by_test_id("opt-elastic-alpha").fill("20")  # the distortions are on the form too
+    page.get_by_test_id("opt-label-smoothing").fill("0.05")
     assert page.get_by_test_id("opt-hflip").get_attribute("type") == "checkbox"
     assert not page.get_by_test_id("opt-hflip").is_checked()  # never for digits by default
     page.get_by_test_id("train-start").click()
@@ -228,7 +229,8 @@ def test_a_run_started_from_the_form_is_watched_to_its_accuracy(training_page):
 
     (checkpoint_file,) = [p for p in runs.glob("*.npz")]
     config = checkpoint.read_meta(checkpoint_file)["config"]
-    assert (config["elastic_alpha"], config["hflip"], config["seed"]) == (20.0, False, 4)
+    chosen = (config["elastic_alpha"], config["hflip"], config["seed"], config["label_smoothing"])
+    assert chosen == (20.0, False, 4, 0.05)
     result = CliRunner().invoke(main, ["eval", str(checkpoint_file), "--json"])
     assert result.exit_code == 0, result.output
     accuracy = json.loads(result.stdout)["accuracy"]

@@ -348,3 +348,22 @@ def test_a_negative_seed_is_a_usage_error(command):
     """numpy's generators take seeds from 0 up; -1 was a ValueError traceback."""
     result = CliRunner().invoke(main, [*command, "--seed", "-1"])
     assert result.exit_code == 2 and "Invalid value for '--seed': -1 is not in the range x>=0." in result.stderr
+
+
+def test_label_smoothing_from_a_config_file_and_flags(tiny_data, tmp_path):
+    """label-smoothing in a TOML config reaches the run and its checkpoint, a flag overrides it;
+    values outside [0, 1) are usage errors; gradcheck checks the smoothed loss by default."""
+    config_file = tmp_path / "smooth.toml"
+    config_file.write_text('model = "mlp"\nlabel-smoothing = 0.2\n')
+    result = train_tiny(tiny_data, "--config", config_file)
+    assert result.exit_code == 0, result.output
+    assert "label-smoothing=0.2" in result.stderr
+    _, meta = checkpoint.load(checkpoint.default_path())
+    assert meta["config"]["label_smoothing"] == 0.2
+    result = train_tiny(tiny_data, "--config", config_file, "--label-smoothing", 0.05)
+    assert checkpoint.load(checkpoint.default_path())[1]["config"]["label_smoothing"] == 0.05
+    for bad in ("1", "-0.1", "abc"):
+        result = invoke("train", "--label-smoothing", bad)
+        assert result.exit_code == 2 and "--label-smoothing" in result.stderr
+    result = invoke("gradcheck", "--hidden", 8, "--batch-size", 4, "--label-smoothing", 0.3)
+    assert result.exit_code == 0 and result.stdout.count(" ok") == 6

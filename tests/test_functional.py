@@ -155,3 +155,34 @@ def test_l2_penalty_and_gradient():
     W = np.array([[1.0, -2.0], [3.0, 0.5]])
     assert F.l2_penalty([W], 0.1) == pytest.approx(0.1 * (1 + 4 + 9 + 0.25))
     np.testing.assert_allclose(F.l2_penalty_backward(W, 0.1), 0.2 * W)
+
+
+def test_label_smoothing_worked_example():
+    """Logits (0, ln 2, 0), true class 1, e = 0.3: S = (1/4, 1/2, 1/4); targets (0.1, 0.8, 0.1);
+    loss -(0.8 ln 1/2 + 0.2 ln 1/4) = 1.2 ln 2; gradient S - targets = (0.15, -0.3, 0.15)."""
+    Z = np.array([[0.0, math.log(2), 0.0]])
+    y = np.array([1])
+    np.testing.assert_allclose(F.smoothed_targets(y, 3, 0.3), [[0.1, 0.8, 0.1]])
+    assert F.cross_entropy(Z, y, 0.3) == pytest.approx(1.2 * math.log(2), rel=1e-12)
+    np.testing.assert_allclose(F.cross_entropy_backward(Z, y, 0.3), [[0.15, -0.3, 0.15]], atol=1e-15)
+    buf = Z.copy()
+    loss, _ = F.inplace_softmax_cross_entropy(buf, y, np.arange(1), 0.3)
+    assert loss == pytest.approx(1.2 * math.log(2), rel=1e-12)
+    np.testing.assert_allclose(buf, [[0.15, -0.3, 0.15]], atol=1e-15)
+    # An untrained net's loss is ln C with or without smoothing.
+    assert F.cross_entropy(np.zeros((4, 10)), np.arange(4), 0.1) == pytest.approx(math.log(10), abs=1e-12)
+
+
+@settings(max_examples=50, deadline=None)
+@given(Z=logit_rows, data=st.data(), smoothing=st.floats(0.01, 0.9))
+def test_smoothed_gradient_matches_finite_differences(Z, data, smoothing):
+    """(softmax - targets)/N is the gradient of the smoothed mean cross entropy; the in-place
+    training form gives the same loss and gradient."""
+    y = np.array(data.draw(st.lists(st.integers(0, Z.shape[1] - 1), min_size=len(Z), max_size=len(Z))))
+    grad = F.cross_entropy_backward(Z, y, smoothing)
+    numeric = numerical_gradient(lambda: F.cross_entropy(Z, y, smoothing), Z)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-9)
+    buf = Z.copy()
+    loss, _ = F.inplace_softmax_cross_entropy(buf, y, np.arange(len(Z)), smoothing)
+    assert loss == pytest.approx(F.cross_entropy(Z, y, smoothing), rel=1e-9, abs=1e-12)
+    np.testing.assert_allclose(buf, grad, atol=1e-12)

@@ -20,6 +20,21 @@ def test_every_gradient_matches_finite_differences(kind, reg):
     assert max(errors.values()) < 1e-6, errors
 
 
+@pytest.mark.parametrize("kind", ["linear", "mlp"])
+def test_label_smoothing_gradients_match_finite_differences(kind, monkeypatch):
+    """The smoothed loss's gradients (with dropout through a fixed mask for the mlp) agree to < 1e-6;
+    a backward that ignores the smoothing is caught."""
+    from mnistsoftmax import functional, models
+
+    dropout = 0.5 if kind == "mlp" else 0.0
+    errors = check_model(kind, seed=2, hidden=12, batch_size=6, reg=1e-3, dropout=dropout, smoothing=0.2)
+    assert max(errors.values()) < 1e-6, errors
+    unsmoothed = functional.cross_entropy_backward
+    monkeypatch.setattr(models, "cross_entropy_backward", lambda Z, y, smoothing: unsmoothed(Z, y))
+    wrong = check_model(kind, seed=2, hidden=12, batch_size=6, reg=1e-3, dropout=dropout, smoothing=0.2)
+    assert max(wrong.values()) > 1e-3
+
+
 def test_gradcheck_catches_a_wrong_backward(monkeypatch):
     """The check can fail: a backward that forgets the ReLU mask is reported."""
     from mnistsoftmax import models

@@ -67,3 +67,13 @@ def test_same_random_state_same_model():
 def test_the_documented_example_runs():
     failed, attempted = doctest.testmod(module)
     assert attempted >= 5 and failed == 0
+
+
+def test_label_smoothing_reaches_the_training():
+    """label_smoothing=0.3 trains towards 0.73 on the true class: less confident than without."""
+    X, y = load_digits(return_X_y=True)
+    plain = SoftmaxClassifier(hidden=32, epochs=30, lr=0.1, random_state=3).fit(X / 16, y)
+    smoothed = SoftmaxClassifier(hidden=32, epochs=30, lr=0.1, random_state=3, label_smoothing=0.3).fit(X / 16, y)
+    assert plain.predict_proba(X / 16).max(axis=1).mean() > 0.9  # 0.96 here
+    assert smoothed.predict_proba(X / 16).max(axis=1).mean() < 0.8  # 0.65 here
+    assert smoothed.score(X / 16, y) > 0.95

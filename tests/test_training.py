@@ -1,6 +1,7 @@
 """The training loop: reproducibility, learning, normalisation, evaluation, divergence."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -69,6 +70,33 @@ def test_training_learns_and_reports():
     assert steps[0]["loss"] > records[-1]["train_loss"]
     assert evaluate(model, images, labels, norm).accuracy > 0.95
     assert all(p.dtype == np.float32 for p in model.params.values())
+
+
+def test_label_smoothing_trains_a_less_confident_net():
+    """e = 0.1: the loss still starts near ln 10 and the net learns, but its softmax on the training
+    images stays further from 1 than the plain run's; e = 0 is the plain run bit for bit."""
+    from mnistsoftmax.functional import softmax
+
+    def trained(**smoothing):
+        rng = np.random.default_rng(0)
+        images, labels = synthetic_digits(500, np.random.default_rng(100))
+        model = build_model("mlp", rng, hidden=32)
+        norm = Normalization.of(images)
+        settings = TrainSettings(epochs=4, batch_size=64, lr=0.05, momentum=0.9, schedule="cosine",
+                                 log_every=3, **smoothing)  # fmt: skip
+        hooks = Hooks()
+        train(model, images, labels, norm, settings, rng, hooks=hooks)
+        confidence = softmax(logits(model, images, norm)).max(axis=1).mean()
+        return model, hooks.records[0]["loss"], evaluate(model, images, labels, norm).accuracy, confidence
+
+    plain, _, plain_accuracy, plain_confidence = trained()
+    zero, _, _, _ = trained(label_smoothing=0.0)
+    smoothed, first_loss, accuracy, confidence = trained(label_smoothing=0.1)
+    assert first_loss == pytest.approx(math.log(10), abs=0.15)
+    assert accuracy > 0.95 and plain_accuracy > 0.95
+    assert confidence < plain_confidence - 0.02
+    assert all(plain.params[k].tobytes() == zero.params[k].tobytes() for k in plain.params)
+    assert any(plain.params[k].tobytes() != smoothed.params[k].tobytes() for k in plain.params)
 
 
 def test_validation_metrics_in_records():

@@ -6,8 +6,8 @@ import { element, weightImage } from "./draw.js";
 
 const $ = (id) => document.getElementById(id);
 const FORM_KEYS = ["model", "hidden", "epochs", "batch-size", "lr", "momentum", "weight-decay", "schedule", "seed",
-  "val-split", "dataset", "data-dir", "dropout", "rotate", "scale", "shear", "shift", "elastic-alpha", "elastic-sigma",
-  "hflip", "probe-every"];
+  "val-split", "dataset", "data-dir", "dropout", "label-smoothing", "rotate", "scale", "shear", "shift",
+  "elastic-alpha", "elastic-sigma", "hflip", "probe-every"];
 // At most one redraw a second, of the views whose records changed: the page shares the machine's
 // cores with the training it shows (measured in scripts/bench_watch.py).
 const REDRAW_MS = 1000;
