@@ -81,6 +81,9 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
     def _settings(self, epochs: int, schedule: str | None = None) -> TrainSettings:
         if self.model not in ("linear", "mlp"):
             raise ValueError(f"model must be 'linear' or 'mlp', not {self.model!r}")
+        for name in ("dropout", "label_smoothing"):  # probabilities, as train's options say
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in [0, 1), not {getattr(self, name)!r}")
         distortion = Distortion(self.rotate, self.scale, self.shear, self.shift, self.elastic_alpha,
                                 self.elastic_sigma, self.hflip)  # fmt: skip
         if distortion.active and self.n_features_in_ != 784:

@@ -70,10 +70,15 @@ def test_the_documented_example_runs():
 
 
 def test_label_smoothing_reaches_the_training():
-    """label_smoothing=0.3 trains towards 0.73 on the true class: less confident than without."""
+    """label_smoothing=0.3 trains towards 0.73 on the true class: less confident than without;
+    smoothing or dropout outside [0, 1) is refused."""
     X, y = load_digits(return_X_y=True)
     plain = SoftmaxClassifier(hidden=32, epochs=30, lr=0.1, random_state=3).fit(X / 16, y)
     smoothed = SoftmaxClassifier(hidden=32, epochs=30, lr=0.1, random_state=3, label_smoothing=0.3).fit(X / 16, y)
     assert plain.predict_proba(X / 16).max(axis=1).mean() > 0.9  # 0.96 here
     assert smoothed.predict_proba(X / 16).max(axis=1).mean() < 0.8  # 0.65 here
     assert smoothed.score(X / 16, y) > 0.95
+    with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\), not 1.0"):
+        SoftmaxClassifier(label_smoothing=1.0).fit(X / 16, y)
+    with pytest.raises(ValueError, match="dropout must be"):
+        SoftmaxClassifier(dropout=-0.1).fit(X / 16, y)
