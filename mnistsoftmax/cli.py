@@ -429,8 +429,7 @@ def gradcheck(model, hidden, batch_size, weight_decay, seed, dropout, label_smoo
     worst = 0.0
     for kind in kinds:
         p = dropout if kind == "mlp" else 0.0  # linear has no hidden layer to drop
-        sizes = {"hidden": hidden, "batch_size": batch_size}
-        errors = check_model(kind, seed=seed, reg=weight_decay, dropout=p, smoothing=label_smoothing, **sizes)
+        errors = check_model(kind, seed, hidden, batch_size, reg=weight_decay, dropout=p, smoothing=label_smoothing)
         for name, err in errors.items():
             worst = max(worst, err)
             verdict = "ok" if err < tolerance else "FAIL"

@@ -86,8 +86,7 @@ def cross_entropy_backward(Z: np.ndarray, y: np.ndarray, smoothing: float = 0.0)
     fused form needs neither the Jacobian nor a division by a probability that may be 0.
     The 1/N is there because the loss is the mean over the batch.
     """
-    targets = smoothed_targets(y, Z.shape[-1], smoothing, Z.dtype) if smoothing else onehot(y, Z.shape[-1], Z.dtype)
-    return (softmax(Z) - targets) / len(y)
+    return (softmax(Z) - smoothed_targets(y, Z.shape[-1], smoothing, Z.dtype)) / len(y)
 
 
 def inplace_softmax_cross_entropy(
@@ -111,16 +110,12 @@ def inplace_softmax_cross_entropy(
     mean_logit = float((Z @ ones).sum()) / c if smoothing else 0.0
     np.exp(Z, out=Z)
     sums = Z @ ones  # (N, 1) row sums; a matmul: 5x quicker than sum(axis=1) here
-    if smoothing:
-        loss = float(np.log(sums).sum() - (1 - smoothing) * true_logit.sum() - smoothing * mean_logit) / n
-    else:
-        loss = float(np.log(sums).sum() - true_logit.sum()) / n
+    # With smoothing 0 every smoothing term is an exact no-op: the plain loss and gradient, bit for bit.
+    loss = float(np.log(sums).sum() - (1 - smoothing) * true_logit.sum() - smoothing * mean_logit) / n
     Z /= sums  # softmax
+    Z[rows, y] -= 1 - smoothing
     if smoothing:
-        Z[rows, y] -= 1 - smoothing
-        Z -= smoothing / c
-    else:
-        Z[rows, y] -= 1
+        Z -= smoothing / c  # the targets' uniform part
     Z *= 1.0 / n  # gradient of the mean loss
     return loss, correct
 
