@@ -7,8 +7,9 @@ import math
 
 import numpy as np
 
-from mnistsoftmax.functional import log_softmax, per_sample_cross_entropy, softmax
-from mnistsoftmax.training import Normalization, logits
+from mnistsoftmax.functional import log_softmax, softmax
+from mnistsoftmax.inference import Normalization, logits
+from mnistsoftmax.losses import nll
 
 
 def outputs(model, images: np.ndarray, norm: Normalization) -> dict[str, np.ndarray]:
@@ -26,9 +27,9 @@ def columns_for_digit(values: np.ndarray, labels: np.ndarray, digit: int) -> lis
 
 
 def per_sample_loss(model, images: np.ndarray, labels: np.ndarray, norm: Normalization) -> np.ndarray:
-    """Cross entropy of each image under the model, (N,)."""
+    """Cross entropy (the negative log-likelihood) of each image under the model, (N,)."""
     Z = logits(model, images, norm).astype(np.float64)
-    return per_sample_cross_entropy(Z, labels.astype(np.intp))
+    return nll(Z, labels.astype(np.intp))
 
 
 def confusion(predicted: np.ndarray, labels: np.ndarray, num_classes: int = 10) -> np.ndarray:
@@ -55,38 +56,33 @@ def scaled_images(columns: np.ndarray) -> np.ndarray:
 
 
 def first_layer_images(model, count: int = 64) -> np.ndarray:
-    """The first weight matrix's columns as 28x28 images scaled to [-1, 1], (K, 28, 28): for
-    `linear` the ten class templates, for `mlp` the first `count` hidden units."""
-    W = model.params["W"] if model.kind == "linear" else model.params["W1"][:, :count]
-    return scaled_images(W)
+    """The first layer's columns as 28x28 images scaled to [-1, 1], (K, 28, 28): a linear model's
+    ten class templates, or an mlp's first `count` hidden units."""
+    return scaled_images(model.first_layer()[:, :count])
 
 
 def top_units(scores: np.ndarray, count: int) -> np.ndarray:
     """Indices of the `count` largest scores (H,), largest first; equal scores by unit index.
 
-    The one selection of hidden units to show: `plot` ranks by outgoing_strength, the page by
-    one input's push towards its predicted class."""
+    The one selection of units to show: `plot` and the probes rank by the model's unit_strength,
+    the page by one input's push towards its predicted class."""
     return np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")[:count]
 
 
-def outgoing_strength(model) -> np.ndarray:
-    """How loudly each hidden unit of an mlp speaks to the outputs: ||W2[j]||, (H,).
-
-    Units the output layer has learned to listen to are the ones training shaped; at H = 512
-    most units keep weights that look like their random start, so showing units 0-31 shows noise.
-    """
-    return np.linalg.norm(model.params["W2"].astype(np.float64), axis=1)
+def weight_units(model, count: int) -> np.ndarray:
+    """The first-layer columns worth showing, (<= count,): those that speak loudest to the outputs
+    (every class template of a linear model, in class order)."""
+    return top_units(model.unit_strength(), count)
 
 
 def hidden_unit_images(trained, untrained, count: int = 16) -> dict[str, np.ndarray]:
-    """The `count` hidden units of an mlp with the strongest outgoing weights, ranked:
-    units (K,) their indices, strongest first; weights (K, 28, 28) their first-layer weights;
-    added (K, 28, 28) what training added to them, W1 - W1 at initialisation. Images scaled to
-    [-1, 1] each."""
-    units = top_units(outgoing_strength(trained), count)
-    W1 = trained.params["W1"].astype(np.float64)
-    added = W1[:, units] - untrained.params["W1"].astype(np.float64)[:, units]
-    return {"units": units, "weights": scaled_images(W1[:, units]), "added": scaled_images(added)}
+    """The `count` first-layer columns that speak loudest to the outputs, ranked: units (K,)
+    their indices; weights (K, 28, 28) their weights; added (K, 28, 28) what training added to
+    them (W - W at initialisation). Images scaled to [-1, 1] each."""
+    units = weight_units(trained, count)
+    W = trained.first_layer().astype(np.float64)
+    added = W[:, units] - untrained.first_layer().astype(np.float64)[:, units]
+    return {"units": units, "weights": scaled_images(W[:, units]), "added": scaled_images(added)}
 
 
 def training_curves(records: list[dict]) -> dict[str, np.ndarray]:

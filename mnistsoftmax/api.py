@@ -38,7 +38,7 @@ class Classifier:
     """A trained model with its input normalisation; see the module's examples."""
 
     def __init__(self, model, meta: dict):
-        from mnistsoftmax.training import Normalization
+        from mnistsoftmax.inference import Normalization
 
         self.model, self.meta = model, meta
         self.norm = Normalization(**meta["normalization"])
@@ -67,7 +67,7 @@ class Classifier:
 
     def logits(self, images) -> np.ndarray:
         """The raw outputs z, float64 (N, C)."""
-        from mnistsoftmax.training import logits
+        from mnistsoftmax.inference import logits
 
         return logits(self.model, self._pixels(images), self.norm).astype(np.float64)
 
@@ -82,14 +82,16 @@ class Classifier:
         return self.logits(images).argmax(axis=1)
 
     def evaluate(self, images, labels) -> dict:
-        """Mean cross entropy, accuracy, per-class accuracy and the confusion matrix (as lists)."""
-        from mnistsoftmax.training import evaluate
+        """The mean loss the model was trained with (cross entropy), accuracy, per-class accuracy and
+        the confusion matrix (as lists)."""
+        from mnistsoftmax.inference import evaluate
 
         labels = np.asarray(labels)
         pixels = self._pixels(images)
         if labels.shape != (len(pixels),):
             raise MnistSoftmaxError(f"labels must have the shape ({len(pixels)},), not {labels.shape}")
-        return evaluate(self.model, pixels, labels, self.norm, len(self.class_names)).as_dict()
+        loss = (self.meta.get("config") or {}).get("loss") or "cross-entropy"
+        return evaluate(self.model, pixels, labels, self.norm, len(self.class_names), loss=loss).as_dict()
 
 
 def load(path: str | Path | None = None) -> Classifier:
@@ -104,37 +106,26 @@ def train(config: str | Path | None = None, progress: bool = False, out: str | P
     `--data-dir`) and defaults, under a TOML `config` file's values as on the command line. Saves
     the checkpoint and metrics file (at `out`, by default where `train` saves). Returns the
     classifier and the metrics records. No progress bars unless `progress`."""
-    import click
-
-    from mnistsoftmax import checkpoint, cli, runs
+    from mnistsoftmax import checkpoint, runs
     from mnistsoftmax import config as config_files
+    from mnistsoftmax import options as schema
     from mnistsoftmax.training import Hooks
 
-    command = cli.train
-    # click marks options without a default with a sentinel: None (or no mirrors) here
-    settings = {k: (v if isinstance(v, str | int | float | bool | list | tuple) or v is None else None)
-                for k, v in config_files.resolve(command, config).items()}  # fmt: skip
-    params = {p.name: p for p in command.params if isinstance(p, click.Option)}
+    values = config_files.load(config) if config is not None else {}
     for key, value in options.items():
         name = key.replace("-", "_")
-        if name not in params or name in ("config", "resume", "out"):
+        if name not in schema.BY_NAME:
             raise MnistSoftmaxError(
-                f"train() got an unknown option {key!r}; the options are those of `mnistsoftmax train`"
+                f"train() got an unknown option {key!r}; the options are those of `mnistsoftmax train`: "
+                f"{', '.join(schema.BY_NAME)}"
             )
-        param = params[name]
         try:
-            if param.multiple:
-                value = [param.type.convert(v, param, None) for v in ([value] if isinstance(value, str) else value)]
-            else:
-                value = param.type.convert(value, param, None)
-        except click.BadParameter as exc:
-            raise MnistSoftmaxError(f"train({key}={value!r}): {exc.message}") from None
-        settings[name] = value
-    settings.pop("resume", None)
-    settings.pop("out", None)
-    if settings.get("data_dir") is not None:
+            values[name] = schema.BY_NAME[name].check(value)
+        except schema.OptionError as exc:
+            raise MnistSoftmaxError(f"train({key}={value!r}): {exc}") from None
+    settings = schema.resolve(values)
+    if settings["data_dir"] is not None:
         settings["data_dir"] = str(Path(settings["data_dir"]).resolve())
-    settings["mirror"] = list(settings.get("mirror") or ())
     progress_bar = None
     if progress:
         from tqdm.auto import tqdm

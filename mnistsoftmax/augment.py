@@ -30,6 +30,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from mnistsoftmax import MnistSoftmaxError
+from mnistsoftmax.options import DEFAULTS, OptionError, check
 
 SIDE = 28
 PAD = 2  # zero rows and columns around each image: samples up to 2 px outside read paper
@@ -45,21 +46,21 @@ class DistortionError(MnistSoftmaxError):
 class Distortion:
     """The ranges of the random distortions: each drawn uniformly from [-range, +range]."""
 
-    rotate: float = 0.0  # degrees
-    scale: float = 0.0  # fraction: 0.1 draws a zoom between 0.9 and 1.1
-    shear: float = 0.0  # degrees
-    shift: float = 0.0  # pixels, along each axis
-    elastic_alpha: float = 0.0  # pixels of displacement per unit of the smoothed field; 0: off
-    elastic_sigma: float = 4.0  # pixels, the smoothing Gaussian's width
-    hflip: bool = False  # mirror half the images left to right (clothes, never digits)
+    rotate: float = DEFAULTS["rotate"]  # degrees
+    scale: float = DEFAULTS["scale"]  # fraction: 0.1 draws a zoom between 0.9 and 1.1
+    shear: float = DEFAULTS["shear"]  # degrees
+    shift: float = DEFAULTS["shift"]  # pixels, along each axis
+    elastic_alpha: float = DEFAULTS["elastic_alpha"]  # pixels of displacement per unit of the smoothed field; 0: off
+    elastic_sigma: float = DEFAULTS["elastic_sigma"]  # pixels, the smoothing Gaussian's width
+    hflip: bool = DEFAULTS["hflip"]  # mirror half the images left to right (clothes, never digits)
 
     def __post_init__(self):
-        if not 0 <= self.scale < 1:
-            raise DistortionError(f"scale must be in [0, 1), not {self.scale}")
-        if not 0 <= self.shear < 90 or not 0 <= self.rotate <= 180:
-            raise DistortionError("rotate must be in [0, 180] and shear in [0, 90) degrees")
-        if self.shift < 0 or self.elastic_alpha < 0 or self.elastic_sigma <= 0:
-            raise DistortionError("shift and elastic-alpha must be >= 0, elastic-sigma > 0")
+        # The ranges are the options' (options.py), checked by the same schema as every door's.
+        for f in fields(self):
+            try:
+                check(f.name, getattr(self, f.name))
+            except OptionError as exc:
+                raise DistortionError(str(exc)) from None
 
     @property
     def active(self) -> bool:

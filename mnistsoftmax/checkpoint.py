@@ -9,6 +9,7 @@ allow_pickle=False: nothing in it is ever unpickled or executed.
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
 from pathlib import Path
@@ -17,7 +18,8 @@ import numpy as np
 
 from mnistsoftmax import MnistSoftmaxError, __version__
 from mnistsoftmax.fileio import atomic_write, temporary_beside
-from mnistsoftmax.models import MODELS
+from mnistsoftmax.models import ModelError, from_arrays
+from mnistsoftmax.options import OptionError, check_stored
 
 FORMAT_VERSION = 1
 META_KEY = "__meta__"
@@ -203,6 +205,8 @@ def _read(path: Path):
         raise CheckpointError(f"{path} is an .npz file but not a mnistsoftmax checkpoint: it has no metadata")
     try:
         meta = json.loads(arrays.pop(META_KEY).tobytes().decode("utf-8"))
+    except RecursionError:
+        raise CheckpointError(f"{path}: the checkpoint's metadata is nested too deeply to be ours") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise CheckpointError(f"{path}: the checkpoint's metadata is not valid JSON ({exc})") from None
     if not isinstance(meta, dict):
@@ -212,38 +216,42 @@ def _read(path: Path):
             f"{path}: checkpoint format {meta.get('format')!r} is not supported by mnistsoftmax "
             f"{__version__} (it reads format {FORMAT_VERSION}); retrain, or use the version that wrote it"
         )
-    kind = meta.get("kind")
-    if kind not in MODELS:
-        raise CheckpointError(f"{path}: unknown model kind {kind!r} (expected one of {', '.join(MODELS)})")
     velocity = {k.removeprefix(VELOCITY_PREFIX): arrays.pop(k) for k in list(arrays) if k.startswith(VELOCITY_PREFIX)}
-    model = MODELS[kind](arrays)
-    _check_shapes(path, model)
-    norm = meta.get("normalization")
-    if not (isinstance(norm, dict) and all(isinstance(norm.get(k), int | float) for k in ("mean", "std"))
-            and norm["std"] > 0):  # fmt: skip
-        raise CheckpointError(f"{path}: the checkpoint has no valid input normalisation (mean, std > 0)")
+    try:
+        model = from_arrays(meta.get("kind"), arrays)
+    except ModelError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    _check_meta(path, meta, model)
     return model, meta, velocity
 
 
-def _check_shapes(path: Path, model) -> None:
-    """The arrays must be exactly the model's parameters, float, with consistent shapes."""
-    template = {"linear": {"W": 2, "b": 1}, "mlp": {"W1": 2, "b1": 1, "W2": 2, "b2": 1}}[model.kind]
-    params = model.params
-    if set(params) != set(template):
-        raise CheckpointError(
-            f"{path}: a {model.kind} checkpoint holds {', '.join(template)}, "
-            f"found {', '.join(sorted(params)) or 'none'}"
-        )
-    for name, ndim in template.items():
-        a = params[name]
-        if a.ndim != ndim or a.dtype.kind != "f":
-            raise CheckpointError(f"{path}: parameter {name} has shape {a.shape} and dtype {a.dtype}")
-    names = list(template)
-    # Each weight's columns feed the next bias (and the next weight's rows).
-    for w, b in zip(names[0::2], names[1::2], strict=True):
-        if params[w].shape[1] != params[b].shape[0]:
-            raise CheckpointError(f"{path}: {w} {params[w].shape} does not match {b} {params[b].shape}")
-    if model.kind == "mlp" and params["W1"].shape[1] != params["W2"].shape[0]:
-        raise CheckpointError(f"{path}: W1 {params['W1'].shape} does not match W2 {params['W2'].shape}")
-    if params[names[0]].shape[0] != 784 or params[names[-1]].shape[0] != 10:
-        raise CheckpointError(f"{path}: the model must map 784 inputs to 10 classes")
+def _check_meta(path: Path, meta: dict, model) -> None:
+    """The metadata every reader relies on, checked against the arrays and the options' schema, so
+    that a hand-edited or foreign file is refused here in one line rather than deep in a command."""
+    norm = meta.get("normalization")
+    if not (isinstance(norm, dict) and all(_finite(norm.get(k)) for k in ("mean", "std")) and norm["std"] > 0):
+        raise CheckpointError(f"{path}: the checkpoint has no valid input normalisation (mean, std > 0)")
+    names = meta.get("class_names")
+    classes = model.sizes["classes"]
+    if names is not None and not (isinstance(names, list) and len(names) == classes
+                                  and all(isinstance(n, str) for n in names)):  # fmt: skip
+        raise CheckpointError(f"{path}: class_names must be a list of {classes} strings, one per output")
+    if "dataset" in meta and not isinstance(meta["dataset"], str):
+        raise CheckpointError(f"{path}: dataset must be a name, not {meta['dataset']!r}")
+    config = meta.get("config")
+    if config is None:
+        return
+    try:
+        config = check_stored(config)
+    except OptionError as exc:
+        raise CheckpointError(f"{path}: its stored configuration is not valid: {exc}") from None
+    if config.get("model", model.kind) != model.kind:
+        raise CheckpointError(f"{path}: its configuration says model {config['model']!r}, its arrays are {model.kind}")
+    hidden = model.sizes.get("hidden")
+    if hidden is not None and config.get("hidden", hidden) != hidden:
+        raise CheckpointError(f"{path}: its configuration says hidden {config['hidden']}, its arrays have {hidden}")
+    meta["config"] = config
+
+
+def _finite(x) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)

@@ -9,6 +9,7 @@ need them, so that `predict` and `--help` start quickly.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import math
@@ -19,9 +20,8 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from mnistsoftmax import MnistSoftmaxError, __version__
-
-DATASET_CHOICES = ("mnist", "fashion-mnist", "custom")
+from mnistsoftmax import MnistSoftmaxError, __version__, options
+from mnistsoftmax.options import BY_NAME, GRADCHECK_OPTIONS, TRAIN_OPTIONS, Option, OptionError
 
 
 def log(message: str) -> None:
@@ -49,29 +49,87 @@ def translate_errors(command):
     return wrapper
 
 
+class _Checked(click.ParamType):
+    """A click type whose values the options' schema checks (options.Option.parse): one check,
+    the same at every door. `inner`, when given, is the click type that reads the text first
+    (click.Path, click.Choice) and draws the help."""
+
+    def __init__(self, option: Option, inner: click.ParamType | None = None):
+        self.option, self.inner = option, inner
+        self.name = inner.name if inner is not None else option.kind
+
+    def convert(self, value, param, ctx):
+        try:  # click converts a repeatable option's values one by one
+            value = self.option.parse(value) if not self.option.multiple else self.option.check([value])[0]
+        except OptionError as exc:
+            self.fail(f"{exc}.", param, ctx)
+        return self.inner.convert(value, param, ctx) if self.inner is not None and value is not None else value
+
+    def to_info_dict(self):
+        return self.inner.to_info_dict() if self.inner is not None else super().to_info_dict()
+
+    def get_metavar(self, *args, **kwargs):
+        return self.inner.get_metavar(*args, **kwargs) if self.inner is not None else None
+
+    def shell_complete(self, ctx, param, incomplete):
+        return self.inner.shell_complete(ctx, param, incomplete) if self.inner is not None else []
+
+
+class _CheckedRange(click.FloatRange):
+    """A number option: click.FloatRange/IntRange draw its range in the help; the schema checks it
+    (which also refuses nan and inf, as click's ranges do not)."""
+
+    def __init__(self, option: Option):
+        super().__init__(option.low, option.high, min_open=option.low_open, max_open=option.high_open)
+        self.option = option
+        self.name = "integer range" if option.kind == "int" else "float range"
+
+    def convert(self, value, param, ctx):
+        try:
+            return self.option.parse(value)
+        except OptionError as exc:
+            self.fail(f"{exc}.", param, ctx)
+
+
+def click_option(o: Option):
+    """The click option of one schema option: --key, its type, default and help."""
+    if o.kind == "bool":
+        return click.option(f"--{o.key}/--no-{o.key}", default=o.default, show_default=True, help=o.help)
+    if o.kind in ("int", "float"):
+        kind = _CheckedRange(o)
+    elif o.kind == "choice":
+        kind = _Checked(o, click.Choice(o.choices))
+    elif o.kind == "path":
+        kind = _Checked(o, click.Path(file_okay=False, path_type=Path))
+    else:
+        kind = _Checked(o)
+    default = None if o.multiple or o.default is None else o.default
+    return click.option(f"--{o.key}", type=kind, default=default, show_default=default is not None, help=o.help,
+                        multiple=o.multiple, envvar=o.envvar, show_envvar=o.envvar is not None)  # fmt: skip
+
+
+def schema_options(*schema: Option):
+    """Decorate a command with the click options of these schema options, in their order."""
+
+    def decorate(command):
+        for o in reversed(schema):
+            command = click_option(o)(command)
+        return command
+
+    return decorate
+
+
 def data_options(command):
     """--data-dir and --mirror, shared by every command that reads a data set."""
-    command = click.option(
-        "--mirror",
-        multiple=True,
-        envvar="MNISTSOFTMAX_MIRROR",
-        show_envvar=True,
-        help="Base URL of an extra mirror, tried before the official ones; repeat for several.",
-    )(command)
-    command = click.option(
-        "--data-dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        help="Folder holding (or to receive) the four IDX files; default: the cache.",
-    )(command)
-    return command
+    return schema_options(BY_NAME["data_dir"], BY_NAME["mirror"])(command)
 
 
 def _load_config(ctx: click.Context, param: click.Parameter, value: str | None):
     if value is not None:
-        from mnistsoftmax.config import ConfigError, load_defaults
+        from mnistsoftmax.config import ConfigError, load
 
         try:
-            ctx.default_map = {**(ctx.default_map or {}), **load_defaults(value, ctx.command, ctx)}
+            ctx.default_map = {**(ctx.default_map or {}), **load(value)}
         except ConfigError as exc:
             raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
     return value
@@ -93,9 +151,7 @@ def main():
 
 
 @main.command()
-@click.option(
-    "--dataset", type=click.Choice(DATASET_CHOICES), default="mnist", show_default=True, help="Which data set to fetch."
-)
+@schema_options(dataclasses.replace(BY_NAME["dataset"], help="Which data set to fetch."))
 @data_options
 @translate_errors
 def download(dataset, data_dir, mirror):
@@ -116,89 +172,7 @@ def download(dataset, data_dir, mirror):
     expose_value=False,
     help="TOML file of option values (keys as the option names); flags override it.",
 )
-@click.option(
-    "--model",
-    type=click.Choice(["linear", "mlp"]),
-    default="mlp",
-    show_default=True,
-    help="linear: softmax regression; mlp: one hidden ReLU layer.",
-)
-@click.option("--hidden", type=click.IntRange(min=1), default=256, show_default=True, help="Hidden units of the mlp.")
-@click.option(
-    "--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Passes over the training set."
-)
-@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True, help="Samples per SGD step.")
-@click.option(
-    "--lr", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True, help="Initial learning rate."
-)
-@click.option(
-    "--momentum",
-    type=click.FloatRange(0, 1, max_open=True),
-    default=0.9,
-    show_default=True,
-    help="SGD momentum, in [0, 1).",
-)
-@click.option(
-    "--weight-decay",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    show_default=True,
-    help="L2 strength reg: loss += reg * sum(W**2) over weights, not biases.",
-)
-@click.option(
-    "--schedule",
-    type=click.Choice(["constant", "cosine", "step"]),
-    default="cosine",
-    show_default=True,
-    help="Learning-rate schedule over all steps.",
-)
-@click.option(
-    "--dropout",
-    type=click.FloatRange(0, 1, max_open=True),
-    default=0.0,
-    show_default=True,
-    help="Probability of dropping each hidden unit in training (mlp; inverted dropout).",
-)
-@click.option(
-    "--label-smoothing",
-    type=click.FloatRange(0, 1, max_open=True),
-    default=0.0,
-    show_default=True,
-    help="Label smoothing e: train towards (1 - e) onehot + e / C (C classes) instead of onehot; the "
-    "training loss shown is the smoothed one.",
-)
-@click.option("--rotate", type=click.FloatRange(0, 180), default=0.0, show_default=True,
-              help="Distortion: rotate each training image by up to this many degrees, either way.")  # fmt: skip
-@click.option("--scale", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
-              help="Distortion: zoom by a factor in [1 - scale, 1 + scale].")  # fmt: skip
-@click.option("--shear", type=click.FloatRange(0, 90, max_open=True), default=0.0, show_default=True,
-              help="Distortion: shear by up to this many degrees.")  # fmt: skip
-@click.option("--shift", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Distortion: move by up to this many pixels along each axis.")  # fmt: skip
-@click.option("--elastic-alpha", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Distortion: elastic displacement strength in pixels (Simard et al.: 34); 0 is off.")  # fmt: skip
-@click.option("--elastic-sigma", type=click.FloatRange(min=0, min_open=True), default=4.0, show_default=True,
-              help="Distortion: smoothness of the elastic field, a Gaussian's width in pixels.")  # fmt: skip
-@click.option("--hflip/--no-hflip", default=False, show_default=True,
-              help="Distortion: mirror half the images (for clothes; never for digits).")  # fmt: skip
-@click.option(
-    "--seed",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Seed of initialisation, validation split and shuffling.",
-)
-@click.option(
-    "--val-split",
-    type=click.FloatRange(0, 1, max_open=True),
-    default=0.1,
-    show_default=True,
-    help="Fraction of the training set held out for validation.",
-)
-@click.option(
-    "--dataset", type=click.Choice(DATASET_CHOICES), default="mnist", show_default=True, help="Data set to train on."
-)
-@data_options
+@schema_options(*TRAIN_OPTIONS)
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -206,26 +180,12 @@ def download(dataset, data_dir, mirror):
     help="Checkpoint to write; default: the place eval and predict look in.",
 )
 @click.option(
-    "--log-every",
-    type=click.IntRange(min=1),
-    default=50,
-    show_default=True,
-    help="Steps between loss records in the metrics file.",
-)
-@click.option(
-    "--probe-every",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Steps between probes of a fixed set of test images (box plots of logits and softmax as "
-    "training goes); default: about 20 an epoch; 0: none.",
-)
-@click.option(
     "--resume",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Continue the run that Ctrl-C or SIGTERM stopped, from its NAME.interrupted.npz.",
 )
 @translate_errors
-def train(**options):
+def train(**values):
     """Train a classifier and save a checkpoint (with a .metrics.jsonl file beside it).
 
     Ctrl-C (or SIGTERM) stops at the end of the current batch and saves NAME.interrupted.npz
@@ -235,24 +195,19 @@ def train(**options):
     from mnistsoftmax import checkpoint, runs, training
 
     ctx = click.get_current_context()
-    resume_from, out = options.pop("resume"), options.pop("out")
-    if options["data_dir"] is not None:  # absolute, so that eval finds it from any folder
-        options["data_dir"] = options["data_dir"].resolve()
+    resume_from, out = values.pop("resume"), values.pop("out")
     resume = None
     if resume_from is not None:
         _refuse_settings_with_resume(ctx)
         resume = runs.load_resumable(resume_from)
-        config = resume.config
-        # The data may live elsewhere now.
-        if ctx.get_parameter_source("data_dir") is ParameterSource.COMMANDLINE:
-            config["data_dir"] = str(options["data_dir"])
-        if options["mirror"]:
-            config["mirror"] = list(options["mirror"])
+        given_dir = values["data_dir"] if ctx.get_parameter_source("data_dir") is ParameterSource.COMMANDLINE else None
+        config = runs.resume_config(resume, given_dir, values["mirror"])
         out = out or resume.out
         log(f"resuming {resume_from} at epoch {resume.state.epoch}, step {resume.state.step}")
     else:
-        order = [p.name for p in ctx.command.params]  # as declared, not as typed
-        config = {k: (str(options[k]) if isinstance(options[k], Path) else options[k]) for k in order if k in options}
+        config = options.resolve(values)
+        if config["data_dir"] is not None:  # absolute, so that eval finds it from any folder
+            config["data_dir"] = str(Path(config["data_dir"]).resolve())
         out = out or checkpoint.default_path()
     log("config: " + " ".join(f"{k.replace('_', '-')}={v}" for k, v in config.items() if v not in (None, (), [])))
 
@@ -306,21 +261,6 @@ def _stop_requests():
             signal.signal(sig, old)
 
 
-def _trained_data_dir(config: dict, dataset: str) -> str | None:
-    """The folder a checkpoint was trained from, when it still exists. Once moved or deleted, a
-    known data set comes from the cache instead (its content is checked by hash either way); a
-    custom one has no other copy, so the user is told to say where it went."""
-    folder = config.get("data_dir")
-    if folder is None or Path(folder).is_dir():
-        return folder
-    if dataset == "custom":
-        raise click.ClickException(
-            f"the folder this checkpoint was trained from, {folder}, is gone: pass --data-dir with the data's new place"
-        )
-    log(f"the folder this checkpoint was trained from, {folder}, is gone: using the {dataset} cache instead")
-    return None
-
-
 def _class_label(i: int, class_names) -> str:
     """'3' for a digit, '3 Dress' where the class has a name of its own."""
     return str(i) if class_names[i] == str(i) else f"{i} {class_names[i]}"
@@ -338,30 +278,27 @@ def _format_confusion(confusion, class_names) -> str:
 @click.argument(
     "checkpoint_path", metavar="[CHECKPOINT]", required=False, type=click.Path(dir_okay=False, path_type=Path)
 )
-@click.option(
-    "--dataset",
-    type=click.Choice(DATASET_CHOICES),
-    default=None,
-    help="Test set to use; default: the one the checkpoint was trained on.",
-)
+@schema_options(dataclasses.replace(BY_NAME["dataset"], default=None,
+                                    help="Test set to use; default: the one the checkpoint was trained on."))
 @data_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @translate_errors
 def evaluate(checkpoint_path, dataset, data_dir, mirror, as_json):
     """Test loss, accuracy, per-class accuracy and confusion matrix of a checkpoint."""
-    from mnistsoftmax import checkpoint, datasets, training
+    from mnistsoftmax import checkpoint, datasets, inference, runs
 
     path = checkpoint_path or checkpoint.default_path()
     model, meta = checkpoint.load(path)
-    trained = meta.get("config", {})
+    trained = meta.get("config") or {}
     if dataset is None:
         dataset = meta.get("dataset", "mnist")
         # The folder it was trained from is the natural copy of its test set.
         if data_dir is None and dataset == trained.get("dataset"):
-            data_dir = _trained_data_dir(trained, dataset)
+            data_dir = runs.trained_data_dir(trained, dataset, log)
     data = datasets.load(dataset, data_dir, mirror, splits=("test",))
-    norm = training.Normalization(**meta["normalization"])
-    result = training.evaluate(model, data.test.images, data.test.labels, norm)
+    norm = inference.Normalization(**meta["normalization"])
+    loss = trained.get("loss") or options.DEFAULTS["loss"]
+    result = inference.evaluate(model, data.test.images, data.test.labels, norm, loss=loss)
     if as_json:
         click.echo(
             json.dumps(
@@ -380,60 +317,18 @@ def evaluate(checkpoint_path, dataset, data_dir, mirror, as_json):
 
 
 @main.command()
-@click.option(
-    "--model",
-    type=click.Choice(["linear", "mlp", "all"]),
-    default="all",
-    show_default=True,
-    help="Which model's backward pass to check.",
-)
-@click.option("--hidden", type=click.IntRange(min=1), default=16, show_default=True, help="Hidden units of the mlp.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Random samples.")
-@click.option(
-    "--weight-decay",
-    type=click.FloatRange(min=0),
-    default=1e-3,
-    show_default=True,
-    help="L2 strength included in the checked loss.",
-)
-@click.option(
-    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the random batch and weights."
-)
-@click.option(
-    "--dropout",
-    type=click.FloatRange(0, 1, max_open=True),
-    default=0.5,
-    show_default=True,
-    help="Dropout probability of the mlp's hidden layer, checked through one fixed mask (0: none).",
-)
-@click.option(
-    "--label-smoothing",
-    type=click.FloatRange(0, 1, max_open=True),
-    default=0.1,
-    show_default=True,
-    help="Label smoothing of the checked loss (0: none).",
-)
-@click.option(
-    "--tolerance",
-    type=click.FloatRange(min=0, min_open=True),
-    default=1e-6,
-    show_default=True,
-    help="Largest acceptable relative error.",
-)
+@schema_options(*GRADCHECK_OPTIONS)
 @translate_errors
-def gradcheck(model, hidden, batch_size, weight_decay, seed, dropout, label_smoothing, tolerance):
+def gradcheck(model, loss, hidden, batch_size, weight_decay, seed, dropout, label_smoothing, tolerance):
     """Check the hand-written backward pass against float64 central finite differences."""
-    from mnistsoftmax.gradcheck import check_model
+    from mnistsoftmax.gradcheck import check_all
 
-    kinds = ["linear", "mlp"] if model == "all" else [model]
     worst = 0.0
-    for kind in kinds:
-        p = dropout if kind == "mlp" else 0.0  # linear has no hidden layer to drop
-        errors = check_model(kind, seed, hidden, batch_size, reg=weight_decay, dropout=p, smoothing=label_smoothing)
-        for name, err in errors.items():
-            worst = max(worst, err)
-            verdict = "ok" if err < tolerance else "FAIL"
-            click.echo(f"{kind:<6} {name:<3} relative error {err:.2e}  {verdict}")
+    for kind, loss_name, name, err in check_all(model, loss, seed, hidden, batch_size, weight_decay, dropout,
+                                                label_smoothing):  # fmt: skip
+        worst = max(worst, err)
+        verdict = "ok" if err < tolerance else "FAIL"
+        click.echo(f"{kind:<6} {loss_name:<13} {name:<3} relative error {err:.2e}  {verdict}")
     if worst >= tolerance:
         raise click.ClickException(f"the largest relative error {worst:.2e} is above {tolerance:.0e}")
 
@@ -551,23 +446,23 @@ def plot(checkpoint_path, out, digit, data_dir, mirror):
     architecture and initialisation beside the trained one; the loss of each test image; the
     confusion matrix and the most confident mistakes; the first-layer weights; and index.html.
     """
-    from mnistsoftmax import checkpoint, datasets, plots, training
+    from mnistsoftmax import checkpoint, datasets, inference, plots, runs
 
     path = checkpoint_path or checkpoint.default_path()
     model, meta = checkpoint.load(path)
     config = meta.get("config")
-    if not config:
+    untrained = inference.initial_model(meta)
+    if not config or untrained is None:
         raise click.ClickException(f"{path} has no training configuration: plot needs a checkpoint saved by train")
     from mnistsoftmax.augment import Distortion
 
     distortion = Distortion.from_config(config)
-    data_dir = data_dir or _trained_data_dir(config, meta["dataset"])
+    data_dir = data_dir or runs.trained_data_dir(config, meta["dataset"], log)
     # The training split only for a run with distortions: its figure shows training digits.
     splits = ("train", "test") if distortion.active else ("test",)
     data = datasets.load(meta["dataset"], data_dir, mirror or config.get("mirror"), splits=splits)
-    untrained = training.untrained_model(config["model"], config["hidden"], config["seed"])
     written = plots.write_figures(
-        out, model, untrained, data.test.images, data.test.labels, training.Normalization(**meta["normalization"]),
+        out, model, untrained, data.test.images, data.test.labels, inference.Normalization(**meta["normalization"]),
         meta.get("class_names") or list(data.class_names), checkpoint.read_metrics(path), digit,
         distortion=distortion if distortion.active else None,
         train_images=data.train.images if distortion.active else None,

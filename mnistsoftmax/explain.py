@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnistsoftmax.analysis import top_units
+from mnistsoftmax.analysis import scaled_images, top_units
 from mnistsoftmax.functional import onehot
-from mnistsoftmax.training import Normalization, logits
+from mnistsoftmax.inference import Normalization, logits
+from mnistsoftmax.losses import nll
 
 
 def softmax_steps(z: np.ndarray, label: int | None = None) -> dict:
@@ -41,48 +42,46 @@ def softmax_steps(z: np.ndarray, label: int | None = None) -> dict:
     }
     if label is not None:
         steps["label"] = int(label)
-        steps["loss"] = float(-steps["log_softmax"][label])
+        steps["loss"] = float(nll(z[None], np.array([label]))[0])
         steps["gradient"] = steps["probabilities"] - onehot(np.array([label]), len(z))[0]
     return steps
 
 
-def hidden_units(model, x: np.ndarray, digit: int, count: int = 8) -> dict:
-    """For an mlp and one normalised input x (1, D): how many of the H ReLU units fire, and the
-    `count` units that push class `digit` most, by activation * outgoing weight, with their
-    first-layer weights (each (28, 28), scaled to [-1, 1])."""
-    _, cache = model.forward(x)
-    activations = cache[1]  # the ReLU's output, A (1, H): see models.MLP.forward
+def hidden_units(model, x: np.ndarray, digit: int, count: int = 8) -> dict | None:
+    """For a model with a hidden layer and one normalised input x (1, D): how many of the H ReLU
+    units fire, and the `count` units that push class `digit` most, by activation * outgoing
+    weight, with their first-layer weights (each (28, 28), scaled to [-1, 1]). None without one."""
+    hidden = model.hidden(x)
+    if hidden is None:
+        return None
+    activations, outgoing = hidden  # (1, H), (H, C)
     a = activations[0].astype(np.float64)
-    push = a * model.params["W2"][:, digit].astype(np.float64)  # (H,) each unit's share of z[digit] - b2
+    toward = outgoing[:, digit].astype(np.float64)
+    push = a * toward  # (H,) each unit's share of z[digit] minus the output bias
     units = top_units(push, count)
-    W1 = model.params["W1"][:, units].astype(np.float64)  # (D, K)
-    scale = np.abs(W1).max(axis=0)
-    weights = (W1 / np.where(scale > 0, scale, 1.0)).T.reshape(-1, 28, 28)
+    weights = scaled_images(model.first_layer()[:, units])  # (K, 28, 28)
     return {
         "active": int(np.count_nonzero(a > 0)),
         "total": int(len(a)),
         "units": [
-            {
-                "unit": int(j),
-                "activation": float(a[j]),
-                "weight": float(model.params["W2"][j, digit]),
-                "push": float(push[j]),
-                "weights": w,
-            }
+            {"unit": int(j), "activation": float(a[j]), "weight": float(toward[j]), "push": float(push[j]),
+             "weights": w}
             for j, w in zip(units, weights, strict=True)
         ],  # fmt: skip
     }
 
 
 def explain(model, norm: Normalization, digit: np.ndarray, label: int | None = None, untrained=None) -> dict:
-    """One 28x28 uint8 input through a model -> softmax_steps of its logits, plus, for an mlp,
-    `hidden` (see hidden_units), plus, given the run's initial model, `untrained`: the same steps
-    through it. The logits come from training.logits, exactly as `predict` computes them."""
+    """One 28x28 uint8 input through a model -> softmax_steps of its logits, plus, for a model with
+    a hidden layer, `hidden` (see hidden_units), plus, given the run's initial model, `untrained`:
+    the same steps through it. The logits come from inference.logits, exactly as `predict`
+    computes them."""
     pixels = np.asarray(digit, dtype=np.uint8).reshape(1, -1)
     result = softmax_steps(logits(model, pixels, norm)[0], label)
-    if model.kind == "mlp":
-        dtype = model.params["W1"].dtype
-        result["hidden"] = hidden_units(model, norm.apply(pixels, dtype=dtype), result["digit"])
+    dtype = model.first_layer().dtype
+    hidden = hidden_units(model, norm.apply(pixels, dtype=dtype), result["digit"])
+    if hidden is not None:
+        result["hidden"] = hidden
     if untrained is not None:
         result["untrained"] = softmax_steps(logits(untrained, pixels, norm)[0], label)
     return result
@@ -125,14 +124,3 @@ def format_table(steps: dict, class_names: list[str]) -> str:
             f"ln 10 = 2.3026 is the loss of a uniform guess)"
         )
     return "\n".join(lines)
-
-
-def initial_model(meta: dict):
-    """The model a checkpoint's run started from, redrawn from its seed (as `plot` does); None for
-    a checkpoint without a training configuration."""
-    from mnistsoftmax.training import untrained_model
-
-    config = meta.get("config") or {}
-    if not all(k in config for k in ("model", "hidden", "seed")):
-        return None
-    return untrained_model(config["model"], config["hidden"], config["seed"])

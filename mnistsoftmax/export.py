@@ -5,7 +5,8 @@ The ONNX graph takes uint8 pixels, (N, 28, 28) or (N, 784), applies the checkpoi
 normalisation, and gives the logits and the probabilities:
 
     pixels uint8 (N, ...) -> Cast float32 -> Reshape (N, 784) -> (x / 255 - mean) / std
-    linear: logits = x W + b            mlp: logits = relu(x W1 + b1) W2 + b2
+    then the model's layers (models.py: affine x W + b, relu), e.g. linear: logits = x W + b,
+    mlp: logits = relu(x W1 + b1) W2 + b2
     probabilities = Softmax(logits, axis 1)
 """
 
@@ -47,16 +48,7 @@ def to_onnx(model, meta: dict) -> bytes:
         helper.make_node("Mul", ["flat", "scale"], ["scaled"]),
         helper.make_node("Add", ["scaled", "shift"], ["x"]),  # (pixel / 255 - mean) / std
     ]
-    if model.kind == "linear":
-        nodes += [helper.make_node("MatMul", ["x", "W"], ["xW"]), helper.make_node("Add", ["xW", "b"], ["logits"])]
-    else:
-        nodes += [
-            helper.make_node("MatMul", ["x", "W1"], ["xW1"]),
-            helper.make_node("Add", ["xW1", "b1"], ["h"]),
-            helper.make_node("Relu", ["h"], ["a"]),
-            helper.make_node("MatMul", ["a", "W2"], ["aW2"]),
-            helper.make_node("Add", ["aW2", "b2"], ["logits"]),
-        ]
+    nodes += _layers(helper, model.layers, "x", "logits")
     nodes.append(helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1))
     graph = helper.make_graph(
         nodes,
@@ -80,6 +72,24 @@ def to_onnx(model, meta: dict) -> bytes:
     declared.graph.input[0].CopyFrom(helper.make_tensor_value_info("pixels", TensorProto.UINT8, ["N", 784]))
     checker.check_model(declared, full_check=True)
     return onnx_model.SerializeToString()
+
+
+def _layers(helper, layers, first: str, last: str) -> list:
+    """The model's forward steps (models: ("affine", W, b), ("relu",)) as ONNX nodes from the
+    tensor `first` to `last`."""
+    nodes, current = [], first
+    for i, (op, *names) in enumerate(layers):
+        out = last if i == len(layers) - 1 else f"{op}{i}"
+        if op == "affine":
+            W, b = names
+            nodes += [helper.make_node("MatMul", [current, W], [f"{out}_product"]),
+                      helper.make_node("Add", [f"{out}_product", b], [out])]  # fmt: skip
+        elif op == "relu":
+            nodes.append(helper.make_node("Relu", [current], [out]))
+        else:
+            raise ExportError(f"no ONNX form for the layer {op!r}")
+        current = out
+    return nodes
 
 
 def _metadata(meta: dict) -> dict[str, str]:

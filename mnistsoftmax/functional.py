@@ -1,4 +1,5 @@
-"""Pure math of the classifiers: softmax, log-softmax, cross entropy, their gradients, layers.
+"""Pure math of the classifiers: softmax, log-softmax, the softmax Jacobian, and the layers (the
+losses are in losses.py).
 
 Letters used for shapes throughout the package:
     N  samples in a batch
@@ -40,84 +41,11 @@ def log_softmax(Z: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-def cross_entropy(Z: np.ndarray, y: np.ndarray, smoothing: float = 0.0) -> float:
-    """Mean cross entropy (negative log-likelihood) of integer labels y (N,) under logits Z (N, C).
-
-    With label smoothing e the target is smoothed_targets(y): the loss of a sample is
-    -(1 - e) log S_y - (e / C) sum_c log S_c. A net that cannot tell the classes apart (S = 1/C
-    everywhere) has the same loss, ln C, with or without it.
-    """
-    logp = log_softmax(Z)
-    nll = -logp[np.arange(len(y)), y]
-    if smoothing:
-        nll = (1 - smoothing) * nll - smoothing * logp.mean(axis=-1)
-    return float(nll.mean())
-
-
-def per_sample_cross_entropy(Z: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Cross entropy of each sample, (N, C), (N,) -> (N,)."""
-    return -log_softmax(Z)[np.arange(len(y)), y]
-
-
 def onehot(y: np.ndarray, num_classes: int, dtype=np.float64) -> np.ndarray:
     """Integer labels (N,) -> one-hot rows (N, C)."""
     Y = np.zeros((len(y), num_classes), dtype=dtype)
     Y[np.arange(len(y)), y] = 1
     return Y
-
-
-def smoothed_targets(y: np.ndarray, num_classes: int, smoothing: float, dtype=np.float64) -> np.ndarray:
-    """Label smoothing's targets (N, C): (1 - e) onehot(y) + e / C, each row summing to 1.
-
-    The net is asked for probability 1 - e + e / C on the true class rather than 1, which its
-    logits can only approach by growing without bound (Szegedy et al., 2016).
-    """
-    return (1 - smoothing) * onehot(y, num_classes, dtype) + smoothing / num_classes
-
-
-def cross_entropy_backward(Z: np.ndarray, y: np.ndarray, smoothing: float = 0.0) -> np.ndarray:
-    """Gradient of the *mean* cross entropy with respect to the logits: (N, C) -> (N, C).
-
-    dL/dZ = (softmax(Z) - onehot(y)) / N, and with label smoothing (softmax(Z) - targets) / N:
-    the loss is a weighted sum of -log S_c over the targets T, each term's gradient S - onehot(c),
-    and the weights sum to 1. With S = softmax(z) and L = -log S_y, the chain rule
-    through the softmax Jacobian dS_i/dz_j = S_i (delta_ij - S_j) gives
-    dL/dz_j = -(1/S_y) S_y (delta_yj - S_j) = S_j - delta_yj: the Jacobian collapses, so the
-    fused form needs neither the Jacobian nor a division by a probability that may be 0.
-    The 1/N is there because the loss is the mean over the batch.
-    """
-    return (softmax(Z) - smoothed_targets(y, Z.shape[-1], smoothing, Z.dtype)) / len(y)
-
-
-def inplace_softmax_cross_entropy(
-    Z: np.ndarray, y: np.ndarray, rows: np.ndarray, smoothing: float = 0.0
-) -> tuple[float, int]:
-    """Mean cross entropy of logits Z (N, C); overwrites Z with its gradient (softmax - onehot)/N
-    (with label smoothing, (softmax - targets)/N and the smoothed loss: see cross_entropy).
-
-    The training loop's fused form of cross_entropy + cross_entropy_backward without temporaries
-    of size (N, C). ``rows`` is np.arange(N) (passed in so it is not rebuilt per batch). Returns
-    the loss and how many rows have their largest logit at the true class: the shift by the row
-    maximum needs the argmax anyway, and the running accuracy comes with it.
-    """
-    n, c = Z.shape
-    predicted = Z.argmax(axis=1)  # (N,)
-    correct = int(np.count_nonzero(predicted == y))
-    Z -= Z[rows, predicted][:, None]  # shift: the largest logit of each row becomes 0
-    true_logit = Z[rows, y]  # (N,) shifted logit of the true class
-    ones = np.ones((c, 1), Z.dtype)
-    # -log S_c = log(sum) - z_c: the smoothed loss also needs each row's mean shifted logit.
-    mean_logit = float((Z @ ones).sum()) / c if smoothing else 0.0
-    np.exp(Z, out=Z)
-    sums = Z @ ones  # (N, 1) row sums; a matmul: 5x quicker than sum(axis=1) here
-    # With smoothing 0 every smoothing term is an exact no-op: the plain loss and gradient, bit for bit.
-    loss = float(np.log(sums).sum() - (1 - smoothing) * true_logit.sum() - smoothing * mean_logit) / n
-    Z /= sums  # softmax
-    Z[rows, y] -= 1 - smoothing
-    if smoothing:
-        Z -= smoothing / c  # the targets' uniform part
-    Z *= 1.0 / n  # gradient of the mean loss
-    return loss, correct
 
 
 def softmax_jacobian(s: np.ndarray) -> np.ndarray:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnistsoftmax.models import build_model, loss_and_grads
+from mnistsoftmax.losses import LOSSES
+from mnistsoftmax.models import MODELS, build_model, loss_and_grads
 
 
 def numerical_gradient(f, x: np.ndarray, eps: float = 1e-5) -> np.ndarray:
@@ -48,10 +49,11 @@ def check_model(
     reg: float = 1e-3,
     dropout: float = 0.0,
     smoothing: float = 0.0,
+    loss: str = "cross-entropy",
 ) -> dict[str, float]:
-    """Largest relative error of every parameter's gradient of a float64 model on a random batch;
-    with dropout p, through a fixed mask drawn once (the loss is then a fixed function again);
-    with label smoothing e, of the smoothed loss."""
+    """Largest relative error of every parameter's gradient of a float64 model on a random batch,
+    under the loss of that name; with dropout p, through a fixed mask drawn once (the loss is then
+    a fixed function again); with label smoothing e, of the smoothed loss."""
     from mnistsoftmax.functional import dropout_mask
 
     rng = np.random.default_rng(seed)
@@ -62,9 +64,23 @@ def check_model(
     X = rng.standard_normal((batch_size, model.sizes["inputs"]))
     y = rng.integers(0, model.sizes["classes"], size=batch_size)
     mask = dropout_mask(rng, dropout, np.empty((batch_size, hidden))) if dropout else None
-    _, grads = loss_and_grads(model, X, y, reg, mask, smoothing)
+    _, grads = loss_and_grads(model, X, y, reg, mask, smoothing, loss)
 
-    def loss():
-        return loss_and_grads(model, X, y, reg, mask, smoothing)[0]
+    def objective():
+        return loss_and_grads(model, X, y, reg, mask, smoothing, loss)[0]
 
-    return {name: relative_error(grads[name], numerical_gradient(loss, p)) for name, p in model.params.items()}
+    return {name: relative_error(grads[name], numerical_gradient(objective, p)) for name, p in model.params.items()}
+
+
+def check_all(model: str = "all", loss: str = "all", seed: int = 0, hidden: int = 16, batch_size: int = 8,
+              reg: float = 1e-3, dropout: float = 0.0, smoothing: float = 0.0):  # fmt: skip
+    """check_model over the models and losses named ("all": every one) -> (kind, loss, parameter,
+    relative error) for each parameter. Dropout only where a model has a hidden layer to drop,
+    label smoothing only for a loss that takes it."""
+    for kind in MODELS if model == "all" else [model]:
+        p = dropout if MODELS[kind].has_hidden_layer else 0.0
+        for name in LOSSES if loss == "all" else [loss]:
+            e = smoothing if LOSSES[name].smoothable else 0.0
+            errors = check_model(kind, seed, hidden, batch_size, reg=reg, dropout=p, smoothing=e, loss=name)
+            for parameter, err in errors.items():
+                yield kind, name, parameter, err

@@ -1,14 +1,25 @@
 """The two classifiers: softmax regression (`linear`) and a one-hidden-layer ReLU net (`mlp`).
 
-Both expose the same interface, so the training loop, checkpoints and the CLI never ask which
-one they hold:
+Both expose the same interface, and no code outside this module asks which one it holds or what
+its parameters are called:
     params            dict name -> array, the trainable parameters
     weight_names      the parameters L2 weight decay applies to (weights, never biases)
-    forward(X, ws, dropout)  X (N, D) -> logits Z (N, C), cache; `dropout`, a mask for the
-                      hidden layer (functional.dropout_mask), only in training and only for mlp
+    sizes             {"inputs": D, "classes": C, and "hidden": H for a hidden layer}
+    layers            the forward pass as steps ("affine", W, b) and ("relu",), for exporters
+    forward(X, ws, dropout)  X (N, D) -> logits Z (N, C), cache; `dropout`, a mask (N, H) for the
+                      hidden layer (functional.dropout_mask), only in training, only with one
     backward(dZ, cache, grads, ws, beta) -> grads, dict name -> array shaped like params
                       (with beta: grads <- beta * grads + gradient, the SGD momentum step)
     workspace(n)      buffers for batches of up to n samples, reused by forward/backward
+    dropout_width     H, the width of the layer dropout applies to, or None
+    first_layer()     the input layer's weights (D, K): K templates (linear) or hidden units
+    unit_caption      what a column of first_layer() is: "class" or "unit"
+    unit_strength()   (K,) how loudly each column speaks to the outputs (the views rank by it)
+    hidden(X)         (activations (N, H), outgoing weights (H, C)) of the hidden layer, or None
+    describe()        one line for people: "mlp, 512 hidden units"
+
+MODELS maps each kind to its class; build() draws a new model, from_arrays() checks arrays read
+from a file against the kind's parameter shapes.
 
 With a workspace the returned logits and gradients live in reused buffers and are overwritten by
 the next call; without one every call allocates. Shapes: N batch, D = 784, H hidden, C = 10.
@@ -22,8 +33,6 @@ from mnistsoftmax import MnistSoftmaxError
 from mnistsoftmax.functional import (
     affine_backward,
     affine_forward,
-    cross_entropy,
-    cross_entropy_backward,
     dropout_backward,
     dropout_forward,
     l2_penalty,
@@ -52,9 +61,42 @@ class LinearSoftmax:
 
     kind = "linear"
     weight_names = ("W",)
+    layers = (("affine", "W", "b"),)
+    has_hidden_layer = False
+    dropout_width = None
+    unit_caption = "class"
 
     def __init__(self, params: dict[str, np.ndarray]):
         self.params = params
+
+    @staticmethod
+    def parameter_shapes(sizes: dict[str, int]) -> dict[str, tuple[int, ...]]:
+        D, C = sizes["inputs"], sizes["classes"]
+        return {"W": (D, C), "b": (C,)}
+
+    @classmethod
+    def sizes_of(cls, params: dict[str, np.ndarray]) -> dict[str, int]:
+        D, C = params["W"].shape
+        return {"inputs": D, "classes": C}
+
+    def first_layer(self) -> np.ndarray:
+        """W (D, C): one template per class."""
+        return self.params["W"]
+
+    def unit_strength(self) -> np.ndarray:
+        """(C,) all alike: every template is the class's own output."""
+        return np.ones(self.params["W"].shape[1])
+
+    def hidden(self, X: np.ndarray):
+        return None
+
+    def describe(self) -> str:
+        return self.summary(self.sizes)
+
+    @staticmethod
+    def summary(options: dict) -> str:
+        """One line for people, from a run's options or a model's sizes."""
+        return "linear softmax"
 
     @classmethod
     def initialize(cls, rng: np.random.Generator, num_inputs=NUM_INPUTS, num_classes=NUM_CLASSES, dtype=np.float32):
@@ -64,8 +106,7 @@ class LinearSoftmax:
 
     @property
     def sizes(self) -> dict[str, int]:
-        D, C = self.params["W"].shape
-        return {"inputs": D, "classes": C}
+        return self.sizes_of(self.params)
 
     def workspace(self, capacity: int) -> Workspace:
         C, dtype = self.sizes["classes"], self.params["W"].dtype
@@ -90,9 +131,52 @@ class MLP:
 
     kind = "mlp"
     weight_names = ("W1", "W2")
+    layers = (("affine", "W1", "b1"), ("relu",), ("affine", "W2", "b2"))
+    has_hidden_layer = True
+    unit_caption = "unit"
 
     def __init__(self, params: dict[str, np.ndarray]):
         self.params = params
+
+    @staticmethod
+    def parameter_shapes(sizes: dict[str, int]) -> dict[str, tuple[int, ...]]:
+        D, H, C = sizes["inputs"], sizes["hidden"], sizes["classes"]
+        return {"W1": (D, H), "b1": (H,), "W2": (H, C), "b2": (C,)}
+
+    @classmethod
+    def sizes_of(cls, params: dict[str, np.ndarray]) -> dict[str, int]:
+        (D, H), C = params["W1"].shape, params["W2"].shape[-1]
+        return {"inputs": D, "hidden": H, "classes": C}
+
+    @property
+    def dropout_width(self) -> int:
+        return self.params["W1"].shape[1]
+
+    def first_layer(self) -> np.ndarray:
+        """W1 (D, H): each column a hidden unit's weights on the pixels."""
+        return self.params["W1"]
+
+    def unit_strength(self) -> np.ndarray:
+        """||W2[j]|| (H,): how loudly each hidden unit speaks to the outputs.
+
+        Units the output layer has learned to listen to are the ones training shaped; at H = 512
+        most units keep weights that look like their random start, so showing units 0-31 shows noise.
+        """
+        return np.linalg.norm(self.params["W2"].astype(np.float64), axis=1)
+
+    def hidden(self, X: np.ndarray):
+        """X (N, D) -> (the ReLU's outputs A (N, H), the outgoing weights W2 (H, C))."""
+        H, _ = affine_forward(X, self.params["W1"], self.params["b1"])  # (N, H)
+        A, _ = relu_forward(H, out=H)
+        return A, self.params["W2"]
+
+    def describe(self) -> str:
+        return self.summary(self.sizes)
+
+    @staticmethod
+    def summary(options: dict) -> str:
+        """One line for people, from a run's options or a model's sizes."""
+        return f"mlp, {options.get('hidden')} hidden units"
 
     @classmethod
     def initialize(
@@ -107,8 +191,7 @@ class MLP:
 
     @property
     def sizes(self) -> dict[str, int]:
-        D, H = self.params["W1"].shape
-        return {"inputs": D, "hidden": H, "classes": self.params["W2"].shape[1]}
+        return self.sizes_of(self.params)
 
     def workspace(self, capacity: int) -> Workspace:
         s, dtype = self.sizes, self.params["W1"].dtype
@@ -144,29 +227,82 @@ class MLP:
 MODELS = {"linear": LinearSoftmax, "mlp": MLP}
 
 
+class ModelError(MnistSoftmaxError):
+    """Arrays that are not the parameters of a model of the kind they claim."""
+
+
+def model_class(kind: str):
+    try:
+        return MODELS[kind]
+    except (KeyError, TypeError):
+        raise ModelError(f"unknown model kind {kind!r} (expected one of {', '.join(MODELS)})") from None
+
+
+def build(kind: str, rng: np.random.Generator, hidden: int = 256, inputs: int = NUM_INPUTS,
+          classes: int = NUM_CLASSES, dtype=np.float32):  # fmt: skip
+    """A freshly initialised model of the given kind (`hidden` is used by kinds with a hidden layer)."""
+    cls = model_class(kind)
+    if cls.has_hidden_layer:
+        return cls.initialize(rng, hidden, num_inputs=inputs, num_classes=classes, dtype=dtype)
+    return cls.initialize(rng, num_inputs=inputs, num_classes=classes, dtype=dtype)
+
+
 def build_model(kind: str, rng: np.random.Generator, hidden: int = 256, dtype=np.float32):
-    """A freshly initialised model of the given kind."""
-    if kind == "linear":
-        return LinearSoftmax.initialize(rng, dtype=dtype)
-    if kind == "mlp":
-        return MLP.initialize(rng, hidden, dtype=dtype)
-    raise MnistSoftmaxError(f"unknown model kind {kind!r}: expected one of {', '.join(MODELS)}")
+    """A freshly initialised MNIST model of the given kind (784 inputs, 10 classes)."""
+    return build(kind, rng, hidden, dtype=dtype)
 
 
-def loss_and_grads(
-    model, X: np.ndarray, y: np.ndarray, reg: float = 0.0, dropout: np.ndarray | None = None, smoothing: float = 0.0
-):
-    """The full objective and its gradient: mean cross entropy + reg * sum(W**2) over weights.
+def from_arrays(kind: str, arrays: dict[str, np.ndarray], inputs: int = NUM_INPUTS, classes: int = NUM_CLASSES):
+    """The model of that kind holding these arrays, checked: exactly its parameters, floating
+    point, of consistent shapes, mapping `inputs` to `classes`. ModelError says what is wrong."""
+    cls = model_class(kind)
+    expected = cls.parameter_shapes({"inputs": 1, "hidden": 1, "classes": 1})
+    if set(arrays) != set(expected):
+        raise ModelError(f"a {kind} model holds {', '.join(expected)}, found {', '.join(sorted(arrays)) or 'none'}")
+    for name, shape in expected.items():
+        a = arrays[name]
+        if a.ndim != len(shape) or a.dtype.kind != "f" or a.size == 0:
+            raise ModelError(f"parameter {name} has shape {a.shape} and dtype {a.dtype}")
+    sizes = cls.sizes_of(arrays)
+    shapes = cls.parameter_shapes(sizes)
+    for name, shape in shapes.items():
+        if arrays[name].shape != shape:
+            found = ", ".join(f"{k} {arrays[k].shape}" for k in shapes)
+            raise ModelError(f"one shape of the {kind} model does not match the next: {found}")
+    if sizes["inputs"] != inputs or sizes["classes"] != classes:
+        raise ModelError(f"the model must map {inputs} inputs to {classes} classes, not "
+                         f"{sizes['inputs']} to {sizes['classes']}")  # fmt: skip
+    return cls(dict(arrays))
 
-    X (N, D), y (N,) -> (loss, grads); `dropout`, a fixed mask (N, H) for an mlp's hidden layer;
-    `smoothing`, label smoothing's e (functional.cross_entropy).
+
+def describe(options: dict) -> str:
+    """A run's model in one line for people, from its options ("" for an unknown kind)."""
+    cls = MODELS.get(options.get("model")) if isinstance(options.get("model"), str) else None
+    return cls.summary(options) if cls is not None else ""
+
+
+def with_dtype(model, dtype):
+    """A copy of the model with its parameters in another dtype."""
+    return type(model)({k: v.astype(dtype) for k, v in model.params.items()})
+
+
+def loss_and_grads(model, X: np.ndarray, y: np.ndarray, reg: float = 0.0, dropout: np.ndarray | None = None,
+                   smoothing: float = 0.0, loss: str = "cross-entropy"):  # fmt: skip
+    """The full objective and its gradient: the mean loss (losses.LOSSES[loss]) + reg * sum(W**2)
+    over weights.
+
+    X (N, D), y (N,) -> (loss, grads); `dropout`, a fixed mask (N, H) for the hidden layer;
+    `smoothing`, label smoothing's e (losses.cross_entropy).
     The plain, allocating path: used by gradcheck and tests; the training loop runs the same
     functions with buffers.
     """
+    from mnistsoftmax.losses import get
+
+    objective = get(loss)
     Z, cache = model.forward(X, dropout=dropout)
     weights = [model.params[name] for name in model.weight_names]
-    loss = cross_entropy(Z, y, smoothing) + l2_penalty(weights, reg)
-    grads = model.backward(cross_entropy_backward(Z, y, smoothing), cache)
+    value = objective.forward(Z, y, smoothing) + l2_penalty(weights, reg)
+    grads = model.backward(objective.backward(Z, y, smoothing), cache)
     for name in model.weight_names:
         grads[name] += l2_penalty_backward(model.params[name], reg)
-    return loss, grads
+    return value, grads

@@ -13,8 +13,7 @@ import math
 import numpy as np
 
 from mnistsoftmax.blas import axpy
-
-SCHEDULES = ("constant", "cosine", "step")
+from mnistsoftmax.names import SCHEDULES
 
 
 class SGD:

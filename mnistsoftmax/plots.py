@@ -106,10 +106,10 @@ def write_figures(
     written.append(_confusion(folder, analysis.confusion(after["softmax"].argmax(axis=1), labels), class_names))
     mistakes = analysis.confident_mistakes(after["softmax"], labels, k=16)
     written.append(_mistakes(folder, images, labels, after["softmax"], mistakes, class_names))
-    if trained.kind == "linear":
-        written.append(_templates(folder, analysis.first_layer_images(trained), class_names))
-    else:
-        written.append(_hidden_units(folder, analysis.hidden_unit_images(trained, untrained, count=16)))
+    shown = analysis.hidden_unit_images(trained, untrained, count=16)
+    # What the model says its first layer's columns are picks the figure: class templates, or units.
+    draw = {"class": _templates, "unit": _hidden_units}[trained.unit_caption]
+    written.append(draw(folder, shown, class_names))
     if distortion is not None and train_images is not None:
         written.append(_distortions(folder, train_images[:8], distortion))
     written.append(_index(folder, written))
@@ -266,18 +266,18 @@ def _mistakes(folder, images, labels, probabilities, indices, class_names) -> Pa
     return _save(fig, folder, "mistakes")
 
 
-def _templates(folder, images, class_names) -> Path:
+def _templates(folder, shown, class_names) -> Path:
     fig = _figure("weights")
     for k, ax in enumerate(fig.subplots(2, 5).ravel()):
         ax.axis("off")
-        ax.imshow(images[k], cmap="RdBu_r", vmin=-1, vmax=1)
-        ax.set_title(class_names[k], fontsize=9)
+        ax.imshow(shown["weights"][k], cmap="RdBu_r", vmin=-1, vmax=1)
+        ax.set_title(class_names[shown["units"][k]], fontsize=9)
     fig.suptitle("First-layer weights: one template per class (red: ink there raises the class's logit)")
     fig.tight_layout()
     return _save(fig, folder, "weights")
 
 
-def _hidden_units(folder, shown) -> Path:
+def _hidden_units(folder, shown, class_names) -> Path:
     fig = _figure("weights")
     axes = fig.subplots(4, 8)
     for k, unit in enumerate(shown["units"]):
@@ -288,8 +288,8 @@ def _hidden_units(folder, shown) -> Path:
             ax.set_title(what, fontsize=8)
     for ax in axes.ravel():
         ax.axis("off")
-    fig.suptitle("Hidden units with the strongest outgoing weights ||W2[j]||, ranked: the weights, "
-                 "and what training added to them (W1 - W1 at initialisation)")  # fmt: skip
+    fig.suptitle("Hidden units with the strongest outgoing weights, ranked: the weights, "
+                 "and what training added to them (W - W at initialisation)")  # fmt: skip
     fig.tight_layout()
     return _save(fig, folder, "weights")
 

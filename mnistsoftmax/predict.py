@@ -1,7 +1,7 @@
 """Prediction on a user's images: preprocess each, one forward pass, softmax, top-k.
 
-Kept apart from training.py's heavier neighbours so that `predict` imports only numpy, Pillow and
-the model code.
+It stands on inference.py, never on the training code, so that `predict` imports only numpy,
+Pillow and the model code.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 
 from mnistsoftmax.functional import softmax
 from mnistsoftmax.images import ImageError, preprocess
-from mnistsoftmax.training import Normalization, logits
+from mnistsoftmax.inference import Normalization, initial_model, logits
 
 
 def preprocessed(sources, stdin: bytes | None = None, save_dir: Path | None = None):
@@ -65,7 +65,7 @@ def explain_files(
 ) -> list[dict]:
     """One result per source: {file, **explain.explain(...)} (JSON-ready, with `untrained` when the
     checkpoint's run can be redrawn) or {file, error}."""
-    from mnistsoftmax.explain import explain, initial_model, jsonable
+    from mnistsoftmax.explain import explain, jsonable
 
     norm = Normalization(**meta["normalization"])
     untrained = initial_model(meta)

@@ -21,19 +21,15 @@ import base64
 
 import numpy as np
 
+from mnistsoftmax.analysis import scaled_images, weight_units
 from mnistsoftmax.functional import log_softmax
+from mnistsoftmax.losses import get as get_loss
 
 PER_CLASS = 20  # a score of each class: 200 images, a forward pass costing about half a training step
-PROBES_PER_EPOCH = 20
 STATS = ("min", "q1", "median", "q3", "max")  # the five-number summary a box plot draws
 QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
 PROBE_STREAM = 0x70726F6265  # "probe": the probe set's own generator, apart from the run's
 WEIGHT_IMAGES = 16  # hidden units shown (a linear model shows its C class templates)
-
-
-def default_every(steps_per_epoch: int) -> int:
-    """Steps between probes giving about PROBES_PER_EPOCH per epoch."""
-    return max(1, round(steps_per_epoch / PROBES_PER_EPOCH))
 
 
 def choose(labels: np.ndarray, seed: int, per_class: int = PER_CLASS) -> np.ndarray:
@@ -57,16 +53,17 @@ def _quantile_weights(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 class Probe:
     """The probe set of a run: its inputs normalised once, a workspace of its size allocated once.
-    record() is a forward pass and some sorting; it leaves the model untouched."""
+    record() is a forward pass and some sorting; it leaves the model untouched. Called as the
+    training loop's Hooks.observe, it gives the probe record, and the weights record when asked."""
 
-    def __init__(self, model, images: np.ndarray, labels: np.ndarray, norm):
+    def __init__(self, model, images: np.ndarray, labels: np.ndarray, norm, loss: str = "cross-entropy"):
+        self.loss = get_loss(loss)
         dtype = next(iter(model.params.values())).dtype
         self.x = norm.apply(images.reshape(len(images), -1), dtype=dtype)  # (P, D)
         self.y = labels.astype(np.intp)  # (P,), grouped by class
         self.classes = [int(c) for c in np.unique(self.y)]
         self.k = len(self.y) // len(self.classes)
         self.ws = model.workspace(len(self.y))
-        self.rows = np.arange(len(self.y))
         self.low, self.high, self.frac = _quantile_weights(self.k)
 
     def _summaries(self, values: np.ndarray, decimals: int) -> dict:
@@ -85,7 +82,7 @@ class Probe:
             "type": "probe",
             "step": step,
             "epoch": epoch,
-            "loss": float(-logp[self.rows, self.y].mean()),
+            "loss": self.loss.forward(Z, self.y),
             "accuracy": float((logp.argmax(axis=1) == self.y).mean()),
             "images": len(self.y),
             "classes": self.classes,
@@ -93,24 +90,25 @@ class Probe:
             "softmax": self._summaries(np.exp(logp), 4),
         }
 
+    def __call__(self, model, step: int, epoch: int, moment: str) -> list[dict]:
+        """The records of one look at the run (training.Hooks.observe): the probe record at the
+        start and every few steps, the weights record at the start and each epoch's end."""
+        records = [self.record(model, step, epoch)] if moment in ("start", "step") else []
+        return records + [weights_record(model, step, epoch)] if moment in ("start", "epoch") else records
+
 
 def weights_record(model, step: int, epoch: int, count: int = WEIGHT_IMAGES) -> dict:
     """The first-layer weights as images: the class templates of a linear model, or the `count`
-    hidden units the output layer listens to most (analysis.top_units, as `plot` shows them)."""
-    from mnistsoftmax.analysis import outgoing_strength, scaled_images, top_units
-
-    if model.kind == "linear":
-        W = model.params["W"]
-        units = np.arange(W.shape[1])
-    else:
-        units = top_units(outgoing_strength(model), count)
-        W = model.params["W1"][:, units]
-    pixels = np.round(128 + 127 * scaled_images(W)).astype(np.uint8)  # (K, 28, 28)
+    hidden units the output layer listens to most (analysis.weight_units, as `plot` shows them).
+    `caption` says what each image is ("class" or "unit"), `units` which."""
+    units = weight_units(model, count)
+    pixels = np.round(128 + 127 * scaled_images(model.first_layer()[:, units])).astype(np.uint8)  # (K, 28, 28)
     return {
         "type": "weights",
         "step": step,
         "epoch": epoch,
         "units": [int(u) for u in units],
+        "caption": model.unit_caption,
         "side": 28,
         "images": base64.b64encode(pixels.tobytes()).decode("ascii"),
     }

@@ -6,8 +6,8 @@
     failed       nothing new (diverged, killed, an error): the partial metrics file is removed
                  or, after a kill, left under its hidden temporary name
 
-`config` is the dict of `train`'s options (parameter names as keys). No printing: progress and
-log lines go through the Hooks the caller passes.
+`config` is the dict of the training options (options.TRAIN_OPTIONS, parameter names as keys).
+No printing: progress and log lines go through the Hooks the caller passes.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistsoftmax import MnistSoftmaxError, checkpoint, datasets, probes, training
+from mnistsoftmax import MnistSoftmaxError, checkpoint, datasets, inference, options, probes, training
 
 
 @dataclass
@@ -54,12 +54,12 @@ class Stopped(MnistSoftmaxError):
 @dataclass
 class Outcome:
     out: Path
-    test: training.Evaluation
+    test: inference.Evaluation
 
 
 def settings_of(config: dict) -> training.TrainSettings:
-    """train's options -> the loop's settings (configurations from before distortions and dropout
-    existed have neither)."""
+    """The training options -> the loop's settings (configurations from before distortions, dropout
+    or the choice of loss existed have none of them: the loop's own defaults then apply)."""
     from mnistsoftmax.augment import Distortion
 
     keys = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule", "log_every")
@@ -69,6 +69,7 @@ def settings_of(config: dict) -> training.TrainSettings:
         distortion=distortion if distortion.active else None,
         dropout=config.get("dropout") or 0.0,
         label_smoothing=config.get("label_smoothing") or 0.0,
+        loss=config.get("loss") or options.DEFAULTS["loss"],
         # None (the option's default) is about 20 probes an epoch; configurations from before
         # probes existed have none.
         probe_every=config.get("probe_every", 0),
@@ -77,7 +78,37 @@ def settings_of(config: dict) -> training.TrainSettings:
 
 def check_config(config: dict) -> None:
     """What no single option's type can say: combinations train refuses before any work."""
-    training.check_dropout(config.get("dropout") or 0.0, config.get("model"))
+    options.check_combination(config)
+
+
+def resume_config(resume: Resumable, data_dir: Path | None = None, mirror=()) -> dict:
+    """The configuration a resumed run goes on with: its own, but the data may live elsewhere now."""
+    config = dict(resume.config)
+    if data_dir is not None:
+        config["data_dir"] = str(Path(data_dir).resolve())
+    if mirror:
+        config["mirror"] = list(mirror)
+    return config
+
+
+class DataGone(MnistSoftmaxError):
+    """The custom data set a checkpoint was trained from has moved."""
+
+
+def trained_data_dir(config: dict, dataset: str, log=None) -> str | None:
+    """The folder a checkpoint was trained from, when it still exists. Once moved or deleted, a
+    known data set comes from the cache instead (its content is checked by hash either way); a
+    custom one has no other copy, so the user is told to say where it went."""
+    folder = config.get("data_dir")
+    if folder is None or Path(folder).is_dir():
+        return folder
+    if dataset == "custom":
+        raise DataGone(
+            f"the folder this checkpoint was trained from, {folder}, is gone: pass --data-dir with the data's new place"
+        )
+    if log:
+        log(f"the folder this checkpoint was trained from, {folder}, is gone: using the {dataset} cache instead")
+    return None
 
 
 def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | None = None) -> Outcome:
@@ -100,10 +131,10 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
     }
 
     settings = settings_of(config)
-    probe = None
     if settings.probe_every != 0:
         chosen = probes.choose(data.test.labels, config["seed"])
-        probe = probes.Probe(run.model, data.test.images[chosen], data.test.labels[chosen], run.norm)
+        hooks.observe = probes.Probe(run.model, data.test.images[chosen], data.test.labels[chosen], run.norm,
+                                     settings.loss)  # fmt: skip
 
     metrics = checkpoint.MetricsFile(checkpoint.metrics_path(out))
     hooks.on_record = metrics.write
@@ -112,7 +143,7 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
             hooks.emit(record)
         if resume is None:
             held_out = run.validation or (run.images[:10000], run.labels[:10000])
-            initial = training.evaluate(run.model, *held_out, run.norm)
+            initial = inference.evaluate(run.model, *held_out, run.norm, loss=settings.loss)
             log(f"loss before training: {initial.loss:.4f}  (ln 10 = {math.log(10):.4f}: every class near 10 %)")
             # What a reader of the file while the run goes on needs to draw it: its settings and length.
             steps = training.steps_per_epoch(len(run.labels), config["batch_size"])
@@ -121,7 +152,7 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
         try:
             epochs = training.train(
                 run.model, run.images, run.labels, run.norm, settings, run.rng, run.validation, hooks,
-                resume=resume.state if resume else None, probe=probe,
+                resume=resume.state if resume else None,
             )  # fmt: skip
         except training.Interrupted as exc:
             saved = checkpoint.interrupted_path(out)
@@ -129,7 +160,7 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
             checkpoint.save(saved, run.model, stopped, velocity=exc.state.velocity)
             metrics.commit(checkpoint.metrics_path(saved))
             raise Stopped(exc, saved) from None
-        test = training.evaluate(run.model, data.test.images, data.test.labels, run.norm)
+        test = inference.evaluate(run.model, data.test.images, data.test.labels, run.norm, loss=settings.loss)
         hooks.emit({"type": "test", **test.as_dict()})
         initial_loss = next(r["loss"] for r in hooks.records if r["type"] == "init")
         meta["metrics"] = {

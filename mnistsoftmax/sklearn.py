@@ -27,40 +27,49 @@ except ImportError:  # pragma: no cover - said in one line, as the other extras 
 
     raise MnistSoftmaxError("mnistsoftmax.sklearn needs scikit-learn: pip install 'mnistsoftmax[sklearn]'") from None
 
+from mnistsoftmax import options
 from mnistsoftmax.augment import Distortion
 from mnistsoftmax.functional import softmax
-from mnistsoftmax.models import MLP, LinearSoftmax
+from mnistsoftmax.models import build, with_dtype
+from mnistsoftmax.options import DEFAULTS as D
 from mnistsoftmax.training import TrainSettings, train
+
+# The training options an estimator takes (options.ESTIMATOR): its parameters, checked at fit by
+# the same schema as train's flags; seed is scikit-learn's random_state here.
+PARAMETERS = tuple(o.name for o in options.TRAIN_OPTIONS if options.ESTIMATOR in o.surfaces)
 
 
 class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
     """Softmax regression (`model="linear"`) or one hidden ReLU layer (`"mlp"`), trained by SGD with
-    momentum on the mean cross entropy, as `mnistsoftmax train` trains. The distortion options
-    apply where the inputs are 28 x 28 images (784 features, pixel values 0-255)."""
+    momentum on the mean loss, as `mnistsoftmax train` trains: the parameters are train's options,
+    with its defaults and its checks (options.py). The distortion options apply where the inputs
+    are 28 x 28 images (784 features, pixel values 0-255)."""
 
     def __init__(
         self,
-        model="mlp",
-        hidden=256,
-        epochs=10,
-        batch_size=128,
-        lr=0.05,
-        momentum=0.9,
-        weight_decay=0.0,
-        schedule="cosine",
-        dropout=0.0,
-        label_smoothing=0.0,
-        rotate=0.0,
-        scale=0.0,
-        shear=0.0,
-        shift=0.0,
-        elastic_alpha=0.0,
-        elastic_sigma=4.0,
-        hflip=False,
+        model=D["model"],
+        hidden=D["hidden"],
+        loss=D["loss"],
+        epochs=D["epochs"],
+        batch_size=D["batch_size"],
+        lr=D["lr"],
+        momentum=D["momentum"],
+        weight_decay=D["weight_decay"],
+        schedule=D["schedule"],
+        dropout=D["dropout"],
+        label_smoothing=D["label_smoothing"],
+        rotate=D["rotate"],
+        scale=D["scale"],
+        shear=D["shear"],
+        shift=D["shift"],
+        elastic_alpha=D["elastic_alpha"],
+        elastic_sigma=D["elastic_sigma"],
+        hflip=D["hflip"],
         random_state=None,
     ):
         self.model = model
         self.hidden = hidden
+        self.loss = loss
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -78,31 +87,38 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         self.hflip = hflip
         self.random_state = random_state
 
+    def _checked(self) -> dict:
+        """The parameters, checked as train's options are (nan and inf refused): ValueError."""
+        values = {}
+        for name in PARAMETERS:
+            value = getattr(self, name)
+            try:
+                values[name] = options.BY_NAME[name].check(value)
+            except options.OptionError as exc:
+                raise ValueError(f"{name}={value!r}: {exc}") from None
+        try:
+            options.check_combination(values)
+        except options.OptionError as exc:
+            raise ValueError(str(exc)) from None
+        return values
+
     def _settings(self, epochs: int, schedule: str | None = None) -> TrainSettings:
-        if self.model not in ("linear", "mlp"):
-            raise ValueError(f"model must be 'linear' or 'mlp', not {self.model!r}")
-        for name in ("dropout", "label_smoothing"):  # probabilities, as train's options say
-            if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"{name} must be in [0, 1), not {getattr(self, name)!r}")
-        distortion = Distortion(self.rotate, self.scale, self.shear, self.shift, self.elastic_alpha,
-                                self.elastic_sigma, self.hflip)  # fmt: skip
+        p = self._checked()
+        distortion = Distortion.from_config(p)
         if distortion.active and self.n_features_in_ != 784:
             raise ValueError(f"distortions work on 28 x 28 images (784 features), not {self.n_features_in_} features")
-        return TrainSettings(epochs=epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
-                             weight_decay=self.weight_decay, schedule=schedule or self.schedule, log_every=10**9,
-                             distortion=distortion if distortion.active else None, dropout=self.dropout,
-                             label_smoothing=self.label_smoothing)  # fmt: skip
+        return TrainSettings(epochs=epochs, batch_size=p["batch_size"], lr=p["lr"], momentum=p["momentum"],
+                             weight_decay=p["weight_decay"], schedule=schedule or p["schedule"], log_every=10**9,
+                             distortion=distortion if distortion.active else None, dropout=p["dropout"],
+                             label_smoothing=p["label_smoothing"], loss=p["loss"])  # fmt: skip
 
     def _start(self, X, classes) -> None:
         self._encoder = LabelEncoder().fit(classes)
         self.classes_ = self._encoder.classes_
         seed = self.random_state if isinstance(self.random_state, int | np.integer) else None
         self._rng = np.random.default_rng(seed)
-        D, C = X.shape[1], len(self.classes_)
-        if self.model == "linear":
-            self.model_ = LinearSoftmax.initialize(self._rng, num_inputs=D, num_classes=C)
-        else:
-            self.model_ = MLP.initialize(self._rng, int(self.hidden), num_inputs=D, num_classes=C)
+        p = self._checked()
+        self.model_ = build(p["model"], self._rng, p["hidden"], inputs=X.shape[1], classes=len(self.classes_))
 
     def _train(self, X, y, epochs: int, schedule: str | None = None) -> None:
         # norm None: the features are the inputs as they come (scale them in a Pipeline)
@@ -136,8 +152,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         X = validate_data(self, X, dtype=np.float64, reset=False)
         # float64 copies: each row's answer the same whatever else is in the batch (scikit-learn checks it)
-        model = type(self.model_)({k: v.astype(np.float64) for k, v in self.model_.params.items()})
-        Z, _ = model.forward(X)
+        Z, _ = with_dtype(self.model_, np.float64).forward(X)
         return Z
 
     def predict_proba(self, X) -> np.ndarray:

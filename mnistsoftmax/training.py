@@ -1,8 +1,10 @@
-"""The training loop, evaluation and metrics. No printing and no click: progress and log lines go
-through the callables the caller passes in.
+"""The training loop. No printing and no click: progress and log lines go through the callables
+the caller passes in (Hooks), and so do the observations of a run as it goes (probes.py).
 
 Pixels stay uint8 in memory (47 MB for MNIST's training set instead of 188 MB as float32); each
 minibatch is gathered into a reused buffer and normalised there, x = (pixel/255 - mean) / std.
+The loss is picked by name from losses.LOSSES; its fused form turns the logits into their gradient
+in place.
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mnistsoftmax import MnistSoftmaxError, probes
+from mnistsoftmax import MnistSoftmaxError
 from mnistsoftmax.augment import Distorter, Distortion
-from mnistsoftmax.functional import dropout_mask, inplace_softmax_cross_entropy, log_softmax
+from mnistsoftmax.functional import dropout_mask
+from mnistsoftmax.inference import Normalization, evaluate, flat
+from mnistsoftmax.losses import get as get_loss
+from mnistsoftmax.models import build
 from mnistsoftmax.optim import SGD, learning_rate
+from mnistsoftmax.options import DEFAULTS
 
-EVAL_BATCH = 4096  # large: evaluation has no backward pass, and fewer, bigger matmuls are faster
+OBSERVATIONS_PER_EPOCH = 20  # the default cadence of Hooks.observe (the probes' box plots)
 
 
 class DivergenceError(MnistSoftmaxError):
@@ -27,66 +33,40 @@ class DivergenceError(MnistSoftmaxError):
 
 
 @dataclass(frozen=True)
-class Normalization:
-    """Input scaling, stored in checkpoints: x = (pixel / 255 - mean) / std."""
-
-    mean: float
-    std: float
-
-    @classmethod
-    def of(cls, images: np.ndarray) -> Normalization:
-        """Mean and standard deviation of pixel/255 over uint8 images, exactly.
-
-        From the histogram of the 256 pixel values: no float copy of the images (338 MB in
-        float64 for MNIST), and no rounding in the sums.
-        """
-        pixels = images.reshape(-1)
-        counts = np.zeros(256)
-        for start in range(0, len(pixels), 1 << 22):  # bincount casts to int64: 32 MB at a time
-            counts += np.bincount(pixels[start : start + (1 << 22)], minlength=256)
-        values = np.arange(256) / 255.0
-        mean = float(counts @ values / counts.sum())
-        std = float(np.sqrt(counts @ (values - mean) ** 2 / counts.sum()))
-        return cls(mean, std if std > 0 else 1.0)
-
-    def apply(self, pixels: np.ndarray, out: np.ndarray | None = None, dtype=np.float32) -> np.ndarray:
-        """uint8 pixels (N, D) -> normalised inputs (N, D); written into `out` when given."""
-        scale = np.asarray(1.0 / (255.0 * self.std), dtype=dtype)
-        shift = np.asarray(-self.mean / self.std, dtype=dtype)
-        x = out if out is not None else np.empty(pixels.shape, dtype)
-        np.copyto(x, pixels)  # exact; then scale in place: 20 % quicker than one mixed uint8 * float pass
-        x *= scale
-        x += shift
-        return x
-
-
-@dataclass(frozen=True)
 class TrainSettings:
-    epochs: int
-    batch_size: int
-    lr: float
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    schedule: str = "constant"
-    log_every: int = 50  # steps between loss records in the metrics file (each of the first ones is recorded)
+    """What the loop needs of a run's options (options.TRAIN_OPTIONS; the defaults are theirs)."""
+
+    epochs: int = DEFAULTS["epochs"]
+    batch_size: int = DEFAULTS["batch_size"]
+    lr: float = DEFAULTS["lr"]
+    momentum: float = DEFAULTS["momentum"]
+    weight_decay: float = DEFAULTS["weight_decay"]
+    schedule: str = DEFAULTS["schedule"]
+    log_every: int = DEFAULTS["log_every"]  # steps between loss records (each of the first ones is recorded)
     distortion: Distortion | None = None  # random distortions of each training batch (augment.py)
-    dropout: float = 0.0  # probability of dropping each hidden unit in training (mlp only)
-    label_smoothing: float = 0.0  # e: targets (1 - e) onehot + e / C (functional.cross_entropy)
-    probe_every: int | None = 0  # steps between probes (probes.py); None: about 20 per epoch; 0: none
+    dropout: float = DEFAULTS["dropout"]  # probability of dropping each hidden unit in training
+    label_smoothing: float = DEFAULTS["label_smoothing"]  # e: targets (1 - e) onehot + e / C
+    loss: str = DEFAULTS["loss"]  # a name of losses.LOSSES
+    probe_every: int | None = 0  # steps between Hooks.observe calls; None: about 20 per epoch; 0: none
 
     @property
     def per_batch_randomness(self) -> bool:
         return bool(self.dropout) or (self.distortion is not None and self.distortion.active)
 
 
-def check_dropout(p: float, kind: str) -> None:
-    if p and kind != "mlp":
-        raise MnistSoftmaxError(f"--dropout {p} applies to the hidden layer: it needs --model mlp")
+def check_dropout(p: float, model) -> None:
+    if p and model.dropout_width is None:
+        raise MnistSoftmaxError(f"--dropout {p} applies to a hidden layer: the {model.describe()} model has none")
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
     """Minibatches in an epoch of n samples (the last one may be smaller)."""
     return math.ceil(n / min(batch_size, n))
+
+
+def default_observe_every(steps_per_epoch: int) -> int:
+    """Steps between observations giving about OBSERVATIONS_PER_EPOCH per epoch."""
+    return max(1, round(steps_per_epoch / OBSERVATIONS_PER_EPOCH))
 
 
 def batch_generator(epoch_key: int, batch: int) -> np.random.Generator:
@@ -96,59 +76,6 @@ def batch_generator(epoch_key: int, batch: int) -> np.random.Generator:
     interruption, draws for each batch what the uninterrupted run drew.
     """
     return np.random.default_rng([epoch_key, batch])
-
-
-@dataclass
-class Evaluation:
-    loss: float
-    accuracy: float
-    confusion: np.ndarray  # (C, C) int64: rows true class, columns predicted class
-
-    @property
-    def per_class(self) -> np.ndarray:
-        """Accuracy of each true class (C,); NaN for a class with no samples."""
-        totals = self.confusion.sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.diag(self.confusion) / totals
-
-    def as_dict(self) -> dict:
-        return {
-            "loss": self.loss,
-            "accuracy": self.accuracy,
-            "per_class": [None if math.isnan(a) else float(a) for a in self.per_class],
-            "confusion": self.confusion.tolist(),
-        }
-
-
-def flat(images: np.ndarray) -> np.ndarray:
-    """(N, 28, 28) -> (N, 784) view."""
-    return images.reshape(len(images), -1)
-
-
-def logits(model, images: np.ndarray, norm: Normalization, batch_size: int = EVAL_BATCH) -> np.ndarray:
-    """Logits (N, C) of uint8 images (N, 28, 28) or (N, 784), in large batches."""
-    pixels = flat(images)
-    dtype = next(iter(model.params.values())).dtype
-    out = np.empty((len(pixels), model.sizes["classes"]), dtype=dtype)
-    capacity = min(batch_size, max(len(pixels), 1))
-    ws = model.workspace(capacity)
-    xbuf = np.empty((capacity, pixels.shape[1]), dtype=dtype)
-    for start in range(0, len(pixels), batch_size):
-        chunk = pixels[start : start + batch_size]
-        x = norm.apply(chunk, out=xbuf[: len(chunk)], dtype=dtype)
-        out[start : start + len(chunk)], _ = model.forward(x, ws)
-    return out
-
-
-def evaluate(model, images: np.ndarray, labels: np.ndarray, norm: Normalization, num_classes: int = 10) -> Evaluation:
-    """Mean cross entropy, accuracy and confusion matrix on a labelled set."""
-    Z = logits(model, images, norm).astype(np.float64)
-    y = labels.astype(np.intp)
-    loss = float(-log_softmax(Z)[np.arange(len(y)), y].mean())
-    predicted = Z.argmax(axis=1)
-    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(confusion, (y, predicted), 1)
-    return Evaluation(loss, float((predicted == y).mean()), confusion)
 
 
 def split_validation(n: int, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -175,7 +102,7 @@ def prepare_run(images: np.ndarray, labels: np.ndarray, kind: str, hidden: int, 
     the initial weights, then the validation split; the same generator then shuffles each epoch.
     The PyTorch reference relies on this order to reproduce a run exactly."""
     rng = np.random.default_rng(seed)
-    model = _initial_model(kind, hidden, rng)
+    model = build(kind, rng, hidden)
     train_idx, val_idx = split_validation(len(labels), val_split, rng)
     if len(train_idx) == 0:
         raise MnistSoftmaxError(
@@ -184,17 +111,6 @@ def prepare_run(images: np.ndarray, labels: np.ndarray, kind: str, hidden: int, 
     validation = (images[val_idx], labels[val_idx]) if len(val_idx) else None
     train_images = images[train_idx]
     return Run(model, train_images, labels[train_idx], validation, Normalization.of(train_images), rng)
-
-
-def _initial_model(kind: str, hidden: int, rng: np.random.Generator):
-    from mnistsoftmax.models import build_model
-
-    return build_model(kind, rng, hidden)
-
-
-def untrained_model(kind: str, hidden: int, seed: int):
-    """The model a run with this seed started from (its initial weights are the first draw)."""
-    return _initial_model(kind, hidden, np.random.default_rng(seed))
 
 
 @dataclass
@@ -206,6 +122,10 @@ class Hooks:
     on_record: Callable[[dict], None] | None = None  # each metrics record as it is made
     log: Callable[[str], None] | None = None  # one line of human-readable progress
     should_stop: Callable[[], bool] | None = None  # asked before every batch (Ctrl-C, SIGTERM)
+    # observe(model, step, epoch, moment) -> records, at the moments "start" (before the first
+    # step), "step" (every settings.probe_every steps and after the last) and "epoch" (each
+    # epoch's end). It must only read the parameters: the weights are the same with it or without.
+    observe: Callable[..., list[dict]] | None = None
     records: list = field(default_factory=list)  # every record so far (init, steps, epochs)
 
     def emit(self, record: dict) -> None:
@@ -271,7 +191,6 @@ def train(
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     hooks: Hooks | None = None,
     resume: TrainState | None = None,
-    probe: probes.Probe | None = None,
 ) -> list[dict]:
     """Minibatch SGD over (images (N, 28, 28) uint8, labels (N,)); reshuffled every epoch from rng.
     With `norm` None, `images` are features (N, D) that already are the model's inputs.
@@ -281,120 +200,130 @@ def train(
     says so before a batch. `resume` continues from an Interrupted's state: the parameters must
     be the ones it had, and the result is bit-identical to a run that was never interrupted.
 
-    With a `probe` (probes.Probe) and settings.probe_every not 0, a probe record is emitted before
-    the first step, after every probe_every-th step and after the last one, and a weights record
-    before the first step and after each epoch. Probes only read the parameters: the weights are
-    the same with them or without.
+    With hooks.observe and settings.probe_every not 0, its records are emitted before the first
+    step, after every probe_every-th step and after the last one (see Hooks).
     """
-    hooks = hooks or Hooks()
-    pixels = flat(images)
-    n = len(pixels)
-    bs = min(settings.batch_size, n)
-    epoch_steps = steps_per_epoch(n, bs)
-    total_steps = settings.epochs * epoch_steps
-
-    # Everything the hot loop touches is allocated here, once.
-    ws = model.workspace(bs)
-    rows = np.arange(bs)
-    optimizer = SGD(model.params, settings.momentum, settings.weight_decay, model.weight_names)
-    check_dropout(settings.dropout, model.kind)
-    batches = _Batches(settings, bs, model, pixels, labels.astype(np.intp), norm)
-    probe_every = settings.probe_every
-    if probe_every is None:
-        probe_every = probes.default_every(epoch_steps)
-    if probe is None or not probe_every:
-        probe_every = 0
-
-    if resume is not None:
-        for name, v in resume.velocity.items():
-            optimizer.velocity[name][...] = v
-        rng.bit_generator.state = resume.rng_state
-        first_epoch, first_batch, step, window = resume.epoch, resume.batch, resume.step, resume.window
-    else:
-        first_epoch, first_batch, step, window = 1, 0, 0, 0.0
-        if probe_every:
-            _look(hooks, probe, model, step, 1, weights=True)
-
-    epochs = []
-    # Overflow on the way to divergence is expected: it is caught as a non-finite loss.
-    with np.errstate(over="ignore", invalid="ignore"):
-        for epoch in range(first_epoch, settings.epochs + 1):
-            resuming = resume is not None and epoch == first_epoch
-            # A resumed epoch's record counts the seconds spent on it before the interruption too.
-            started = time.perf_counter() - (resume.seconds if resuming else 0.0)
-            epoch_rng_state = rng.bit_generator.state
-            order = rng.permutation(n)
-            # Only runs with distortions or dropout draw the key: the others stay bit for bit as before.
-            epoch_key = int(rng.integers(2**63)) if settings.per_batch_randomness else None
-            start = first_batch if resuming else 0
-            loss_sum, correct = (resume.loss_sum, resume.correct) if resuming else (0.0, 0)
-            desc = f"epoch {epoch}/{settings.epochs}"
-            bar = hooks.progress(total=epoch_steps, desc=desc, initial=start) if hooks.progress else _NullBar()
-            try:
-                for i in range(start, epoch_steps):
-                    if hooks.should_stop and hooks.should_stop():
-                        raise Interrupted(
-                            TrainState(epoch, i, step, epoch_rng_state, loss_sum, correct, window, optimizer.velocity,
-                                       seconds=time.perf_counter() - started)
-                        )  # fmt: skip
-                    x, y, mask = batches.batch(order, epoch_key, i)
-                    m = len(y)
-                    Z, cache = model.forward(x, ws, dropout=mask)
-                    # Z now holds dLoss/dZ
-                    loss, right = inplace_softmax_cross_entropy(Z, y, rows[:m], settings.label_smoothing)
-                    correct += right
-                    if not math.isfinite(loss):
-                        raise DivergenceError(
-                            f"the loss became {loss} at epoch {epoch}, step {step + 1}: training diverged; "
-                            f"try a lower learning rate than --lr {settings.lr}"
-                        )
-                    # The gradient lands in the velocity: v <- momentum * v + g (see optim.SGD).
-                    model.backward(Z, cache, optimizer.velocity, ws, beta=optimizer.momentum)
-                    optimizer.update(learning_rate(settings.schedule, settings.lr, step, total_steps))
-                    step += 1
-                    loss_sum += loss * m
-                    window += loss
-                    if step < settings.log_every:
-                        # The first fall from ln 10 happens within a few dozen steps: record each of
-                        # them, or the curve jumps from the loss before training to the first window.
-                        hooks.emit({"type": "step", "step": step, "epoch": epoch, "loss": loss, "steps": 1})
-                    elif step % settings.log_every == 0:
-                        hooks.emit(
-                            {"type": "step", "step": step, "epoch": epoch, "loss": window / settings.log_every,
-                             "steps": settings.log_every}
-                        )  # fmt: skip
-                        bar.set_postfix_str(f"loss {window / settings.log_every:.4f}")
-                        window = 0.0
-                    if probe_every and (step % probe_every == 0 or step == total_steps):
-                        _look(hooks, probe, model, step, epoch)
-                    bar.update(1)
-            finally:
-                bar.close()
-            record = {
-                "type": "epoch",
-                "epoch": epoch,
-                "step": step,
-                "train_loss": loss_sum / n,
-                "train_accuracy": correct / n,
-                "lr": learning_rate(settings.schedule, settings.lr, step - 1, total_steps),
-            }
-            if validation is not None and len(validation[1]):
-                val = evaluate(model, validation[0], validation[1], norm)
-                record.update(val_loss=val.loss, val_accuracy=val.accuracy)
-            record["seconds"] = time.perf_counter() - started
-            hooks.emit(record)
-            if probe_every:
-                hooks.emit(probes.weights_record(model, step, epoch))
-            if hooks.log:
-                hooks.log(format_epoch(record, settings.epochs))
-            epochs.append(record)
-    return epochs
+    return _Loop(model, flat(images), labels, norm, settings, hooks or Hooks()).run(rng, validation, resume)
 
 
-def _look(hooks: Hooks, probe, model, step: int, epoch: int, weights: bool = False) -> None:
-    hooks.emit(probe.record(model, step, epoch))
-    if weights:
-        hooks.emit(probes.weights_record(model, step, epoch))
+class _Loop:
+    """One call of train(): everything the hot loop touches is allocated here, once."""
+
+    def __init__(self, model, pixels: np.ndarray, labels: np.ndarray, norm, settings: TrainSettings, hooks: Hooks):
+        self.model, self.norm, self.settings, self.hooks = model, norm, settings, hooks
+        self.n = len(pixels)
+        bs = min(settings.batch_size, self.n)
+        self.epoch_steps = steps_per_epoch(self.n, bs)
+        self.total_steps = settings.epochs * self.epoch_steps
+        self.ws = model.workspace(bs)
+        self.rows = np.arange(bs)
+        self.optimizer = SGD(model.params, settings.momentum, settings.weight_decay, model.weight_names)
+        check_dropout(settings.dropout, model)
+        self.loss = get_loss(settings.loss).inplace
+        self.batches = _Batches(settings, bs, model, pixels, labels.astype(np.intp), norm)
+        every = settings.probe_every
+        every = default_observe_every(self.epoch_steps) if every is None else every
+        self.observe_every = every if hooks.observe is not None else 0
+        self.step, self.window = 0, 0.0
+
+    def _observe(self, epoch: int, moment: str) -> None:
+        for record in self.hooks.observe(self.model, self.step, epoch, moment):
+            self.hooks.emit(record)
+
+    def run(self, rng: np.random.Generator, validation, resume: TrainState | None) -> list[dict]:
+        first_epoch = 1
+        if resume is not None:
+            for name, v in resume.velocity.items():
+                self.optimizer.velocity[name][...] = v
+            rng.bit_generator.state = resume.rng_state
+            first_epoch, self.step, self.window = resume.epoch, resume.step, resume.window
+        elif self.observe_every:
+            self._observe(1, "start")
+        epochs = []
+        # Overflow on the way to divergence is expected: it is caught as a non-finite loss.
+        with np.errstate(over="ignore", invalid="ignore"):
+            for epoch in range(first_epoch, self.settings.epochs + 1):
+                within = resume if resume is not None and epoch == first_epoch else None
+                record = self._epoch(epoch, rng, within)
+                if validation is not None and len(validation[1]):
+                    val = evaluate(self.model, validation[0], validation[1], self.norm, loss=self.settings.loss)
+                    record.update(val_loss=val.loss, val_accuracy=val.accuracy)
+                record["seconds"] = time.perf_counter() - record.pop("started")
+                self.hooks.emit(record)
+                if self.observe_every:
+                    self._observe(epoch, "epoch")
+                if self.hooks.log:
+                    self.hooks.log(format_epoch(record, self.settings.epochs))
+                epochs.append(record)
+        return epochs
+
+    def _epoch(self, epoch: int, rng: np.random.Generator, resume: TrainState | None) -> dict:
+        """One pass (or the rest of an interrupted one) -> its record, with `started` for the time."""
+        s, hooks = self.settings, self.hooks
+        # A resumed epoch's record counts the seconds spent on it before the interruption too.
+        started = time.perf_counter() - (resume.seconds if resume else 0.0)
+        epoch_rng_state = rng.bit_generator.state
+        order = rng.permutation(self.n)
+        # Only runs with distortions or dropout draw the key: the others stay bit for bit as before.
+        epoch_key = int(rng.integers(2**63)) if s.per_batch_randomness else None
+        start = resume.batch if resume else 0
+        loss_sum, correct = (resume.loss_sum, resume.correct) if resume else (0.0, 0)
+        desc = f"epoch {epoch}/{s.epochs}"
+        bar = hooks.progress(total=self.epoch_steps, desc=desc, initial=start) if hooks.progress else _NullBar()
+        try:
+            for i in range(start, self.epoch_steps):
+                if hooks.should_stop and hooks.should_stop():
+                    raise Interrupted(
+                        TrainState(epoch, i, self.step, epoch_rng_state, loss_sum, correct, self.window,
+                                   self.optimizer.velocity, seconds=time.perf_counter() - started)
+                    )  # fmt: skip
+                loss, right, m = self._step(*self.batches.batch(order, epoch_key, i), epoch)
+                correct += right
+                loss_sum += loss * m
+                self._record_step(loss, epoch, bar)
+                bar.update(1)
+        finally:
+            bar.close()
+        return {
+            "type": "epoch",
+            "epoch": epoch,
+            "step": self.step,
+            "train_loss": loss_sum / self.n,
+            "train_accuracy": correct / self.n,
+            "lr": learning_rate(s.schedule, s.lr, self.step - 1, self.total_steps),
+            "started": started,
+        }
+
+    def _step(self, x: np.ndarray, y: np.ndarray, mask, epoch: int) -> tuple[float, int, int]:
+        """One SGD step on a batch -> (its mean loss, how many it got right, its size)."""
+        s = self.settings
+        Z, cache = self.model.forward(x, self.ws, dropout=mask)
+        loss, right = self.loss(Z, y, self.rows[: len(y)], s.label_smoothing)  # Z now holds dLoss/dZ
+        if not math.isfinite(loss):
+            raise DivergenceError(
+                f"the loss became {loss} at epoch {epoch}, step {self.step + 1}: training diverged; "
+                f"try a lower learning rate than --lr {s.lr}"
+            )
+        # The gradient lands in the velocity: v <- momentum * v + g (see optim.SGD).
+        self.model.backward(Z, cache, self.optimizer.velocity, self.ws, beta=self.optimizer.momentum)
+        self.optimizer.update(learning_rate(s.schedule, s.lr, self.step, self.total_steps))
+        self.step += 1
+        return loss, right, len(y)
+
+    def _record_step(self, loss: float, epoch: int, bar) -> None:
+        every, step = self.settings.log_every, self.step
+        self.window += loss
+        if step < every:
+            # The first fall from ln 10 happens within a few dozen steps: record each of them, or
+            # the curve jumps from the loss before training to the first window.
+            self.hooks.emit({"type": "step", "step": step, "epoch": epoch, "loss": loss, "steps": 1})
+        elif step % every == 0:
+            mean = self.window / every
+            self.hooks.emit({"type": "step", "step": step, "epoch": epoch, "loss": mean, "steps": every})
+            bar.set_postfix_str(f"loss {mean:.4f}")
+            self.window = 0.0
+        if self.observe_every and (step % self.observe_every == 0 or step == self.total_steps):
+            self._observe(epoch, "step")
 
 
 class _Batches:
@@ -419,7 +348,7 @@ class _Batches:
         self.gathered = np.empty((bs, D), pixels.dtype) if norm is not None or self.distorter else None
         self.distorted = np.empty((bs, D), np.float32) if self.distorter else None
         if self.p:
-            H = model.sizes["hidden"]
+            H = model.dropout_width
             self.mask, self.keep = np.empty((bs, H), self.dtype), np.empty((bs, H), np.bool_)
 
     def batch(self, order: np.ndarray, epoch_key: int | None, i: int):

@@ -66,16 +66,16 @@ def _timed(f) -> float:
 def worker(framework: str, kind: str, hidden: int, batch: int, epochs: int, data_dir: str, threads: int) -> dict:
     """Train one row in this process; return samples/s, test accuracy and peak memory."""
     from mnistsoftmax import datasets
-    from mnistsoftmax.cli import train as train_command
     from mnistsoftmax.config import resolve
 
     data = datasets.load("mnist", data_dir, progressbar=False)
-    config = {**resolve(train_command), **SETTINGS, "model": kind, "hidden": hidden or 1, "batch_size": batch,
+    config = {**resolve(), **SETTINGS, "model": kind, "hidden": hidden or 1, "batch_size": batch,
               "epochs": epochs}  # fmt: skip
     n = len(data.train.labels)
     if framework == "numpy":
+        from mnistsoftmax.inference import evaluate
         from mnistsoftmax.runs import settings_of
-        from mnistsoftmax.training import evaluate, prepare_run, train
+        from mnistsoftmax.training import prepare_run, train
 
         run = prepare_run(data.train.images, data.train.labels, kind, config["hidden"], 0.0, config["seed"])
         records = train(run.model, run.images, run.labels, run.norm, settings_of(config), run.rng)

@@ -107,14 +107,6 @@ def probe_share(data_dir: str, config: dict, repeats: int) -> dict:
 
     data = datasets.load(config.get("dataset", "mnist"), data_dir)
     spent = [0.0]
-    look = training._look
-
-    def timed_look(*args, **kwargs):
-        t0 = time.perf_counter()
-        look(*args, **kwargs)
-        spent[0] += time.perf_counter() - t0
-
-    training._look = timed_look
     on, off, inside = [], [], []
     for r in range(2 * repeats):
         for every in (None, 0) if r % 2 else (0, None):
@@ -122,16 +114,22 @@ def probe_share(data_dir: str, config: dict, repeats: int) -> dict:
                                        config["val_split"], config["seed"])  # fmt: skip
             chosen = probes.choose(data.test.labels, config["seed"])
             probe = probes.Probe(run.model, data.test.images[chosen], data.test.labels[chosen], run.norm)
+
+            def timed_probe(*args, probe=probe):
+                t0 = time.perf_counter()
+                records = probe(*args)
+                spent[0] += time.perf_counter() - t0
+                return records
+
             settings = runs.settings_of({**config, "epochs": 1, "probe_every": every})
-            hooks = training.Hooks(on_record=json.dumps)  # each record serialised, as the metrics file does
+            # each record serialised, as the metrics file does
+            hooks = training.Hooks(on_record=json.dumps, observe=timed_probe)
             spent[0] = 0.0
             t0 = time.perf_counter()
-            training.train(run.model, run.images, run.labels, run.norm, settings, run.rng, run.validation, hooks,
-                           probe=probe)  # fmt: skip
+            training.train(run.model, run.images, run.labels, run.norm, settings, run.rng, run.validation, hooks)
             (on if every is None else off).append(time.perf_counter() - t0)
             if every is None:
                 inside.append(spent[0])
-    training._look = look
     ratios = [a / b for a, b in zip(on, off, strict=True)]
     return {"on": statistics.median(on), "off": statistics.median(off), "ratio": statistics.median(ratios),
             "inside": statistics.median(i / t for i, t in zip(inside, on, strict=True))}  # fmt: skip
@@ -145,10 +143,9 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-browser", action="store_true", help="follow the page's runs with an SSE client")
     args = parser.parse_args()
-    from mnistsoftmax import cli
     from mnistsoftmax.config import resolve
 
-    config = resolve(cli.train, args.config)
+    config = resolve(args.config)
     config["epochs"] = args.epochs
     data_dir = str(Path(args.data_dir).resolve())
     flags = ["--config", args.config, "--epochs", str(args.epochs), "--data-dir", data_dir]

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from mnistsoftmax import datasets
-from mnistsoftmax.cli import train
 from mnistsoftmax.config import resolve
+from mnistsoftmax.inference import flat
 from mnistsoftmax.optim import learning_rate
-from mnistsoftmax.training import flat, prepare_run
+from mnistsoftmax.training import prepare_run
 
 
 class TorchModel(torch.nn.Module):
@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    config = resolve(train, args.config)  # train's defaults under the file, checked as train checks them
+    config = resolve(args.config)  # train's defaults under the file, checked as train checks them
     if args.seed is not None:
         config["seed"] = args.seed
     data = datasets.load(args.dataset, args.data_dir)

@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from mnistsoftmax import checkpoint, datasets  # noqa: E402
 from mnistsoftmax.images import preprocess  # noqa: E402
-from mnistsoftmax.training import Normalization, logits  # noqa: E402
+from mnistsoftmax.inference import Normalization, logits  # noqa: E402
 from tests.test_predict_real import RENDERERS, encode, large_ink, on_canvas  # noqa: E402
 
 

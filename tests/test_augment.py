@@ -13,8 +13,9 @@ from mnistsoftmax.augment import Distortion, distort, ink_outside
 from mnistsoftmax.cli import main
 from mnistsoftmax.functional import dropout_backward, dropout_forward, dropout_mask
 from mnistsoftmax.gradcheck import check_model, numerical_gradient, relative_error
+from mnistsoftmax.inference import Normalization
 from mnistsoftmax.models import build_model
-from mnistsoftmax.training import Hooks, Interrupted, Normalization, TrainSettings, train
+from mnistsoftmax.training import Hooks, Interrupted, TrainSettings, train
 from tests.conftest import synthetic_digits
 
 AFFINE_AND_ELASTIC = Distortion(rotate=15, scale=0.1, shift=2, elastic_alpha=34, elastic_sigma=4)  # the issue's ranges
@@ -236,9 +237,8 @@ def test_no_distortion_by_default_and_dropout_needs_the_mlp(tiny_data):
     """train's defaults leave distortions and dropout off (today's runs are unchanged); dropout on
     the linear model is a one-line error; bad ranges are usage errors."""
     from mnistsoftmax import config, runs
-    from mnistsoftmax.cli import train as train_command
 
-    settings = runs.settings_of({**config.resolve(train_command)})
+    settings = runs.settings_of({**config.resolve()})
     assert settings.distortion is None and settings.dropout == 0 and not settings.per_batch_randomness
     result = CliRunner().invoke(main, ["train", "--dataset", "custom", "--data-dir", str(tiny_data), "--model",
                                        "linear", "--dropout", "0.5", "--epochs", "1"])  # fmt: skip

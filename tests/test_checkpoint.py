@@ -90,3 +90,68 @@ def test_missing_checkpoint_says_how_to_make_one(tmp_path):
     """A missing checkpoint points to `mnistsoftmax train`."""
     with pytest.raises(CheckpointError, match="mnistsoftmax train"):
         checkpoint.load(tmp_path / "nope.npz")
+
+
+def mlp_file(path, hidden=8, **meta):
+    """An mlp checkpoint of `hidden` units whose metadata is given (valid where not said)."""
+    rng = np.random.default_rng(0)
+    model = build_model("mlp", rng, hidden=hidden)
+    base = {"dataset": "mnist", "normalization": {"mean": 0.1, "std": 0.3}, "class_names": [str(i) for i in range(10)],
+            "config": {"model": "mlp", "hidden": hidden, "seed": 0}}  # fmt: skip
+    checkpoint.save(path, model, {**base, **meta})
+    return path
+
+
+@pytest.mark.parametrize(
+    "meta, message",
+    [
+        ({"config": {"model": "mlp", "hidden": 8, "seed": -1}}, "seed = -1"),
+        ({"config": {"model": "mlp", "hidden": 8, "seed": "x"}}, "seed = 'x'"),
+        ({"config": {"model": "mlp", "hidden": 2000000000, "seed": 0}}, "hidden 2000000000, its arrays have 8"),
+        ({"config": {"model": "linear", "hidden": 8, "seed": 0}}, "says model 'linear'"),
+        ({"config": {"model": "mlp", "hidden": 8, "seed": 0, "lr": float("nan")}}, "lr = nan"),
+        ({"config": {"model": "mlp", "hidden": 8, "seed": 0, "dropout": 0.5, "epochs": True}}, "epochs = True"),
+        ({"class_names": ["0", "1"]}, "class_names must be a list of 10 strings"),
+        ({"class_names": [0] * 10}, "class_names must be a list of 10 strings"),
+        ({"normalization": {"mean": 0.1, "std": float("inf")}}, "normalisation"),
+        ({"dataset": ["mnist"]}, "dataset must be a name"),
+    ],
+)
+def test_hostile_metadata_is_refused_in_one_line(tmp_path, meta, message):
+    """Metadata is checked against the options' schema and the arrays before anything is built
+    from it: a hand-edited file is refused by the reader, not deep in a command."""
+    path = mlp_file(tmp_path / "bad.npz", **meta)
+    with pytest.raises(CheckpointError, match=message) as caught:
+        checkpoint.load(path)
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_metadata_nested_deep_is_refused(tmp_path):
+    """Metadata nested 100,000 deep is refused as not ours (no RecursionError escapes)."""
+    deep = "[" * 100_000 + "]" * 100_000
+    blob = np.frombuffer(deep.encode(), dtype=np.uint8)
+    path = save_arrays(tmp_path / "deep.npz", W=np.zeros((784, 10), np.float32), b=np.zeros(10, np.float32),
+                       __meta__=blob)  # fmt: skip
+    with pytest.raises(CheckpointError, match="nested too deeply"):
+        checkpoint.load(path)
+
+
+def test_hostile_checkpoints_give_one_line_in_eval_and_predict(tmp_path):
+    """eval and predict --explain of such a file: exit 1, one line, no traceback."""
+    from click.testing import CliRunner
+
+    from mnistsoftmax.cli import main
+
+    path = mlp_file(tmp_path / "bad.npz", config={"model": "mlp", "hidden": 2000000000, "seed": 0})
+    for args in (["eval", str(path)], ["predict", "x.png", "--checkpoint", str(path), "--explain"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert result.stderr.strip().count("\n") == 0 and "its arrays have 8" in result.stderr
+
+
+def test_older_configurations_without_new_options_still_load(tmp_path):
+    """A configuration from before loss, probes or dropout existed loads; its model is the same."""
+    path = mlp_file(tmp_path / "old.npz", config={"model": "mlp", "hidden": 8, "seed": 3, "epochs": 2, "lr": 0.05,
+                                                  "unknown_future_key": [1, 2]})  # fmt: skip
+    _, meta = checkpoint.load(path)
+    assert meta["config"]["seed"] == 3 and "loss" not in meta["config"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mnistsoftmax import checkpoint
+from mnistsoftmax import checkpoint, losses
 from mnistsoftmax.cli import main
 
 
@@ -146,13 +146,10 @@ def test_config_file_mirror_of_the_wrong_type(tmp_path):
 
 def test_shipped_configs_are_valid(tmp_path):
     """configs/*.toml load without error (the option names and types are right)."""
-    import click
-
-    from mnistsoftmax.cli import train
-    from mnistsoftmax.config import load_defaults
+    from mnistsoftmax.config import load
 
     for name in ("linear", "mlp"):
-        defaults = load_defaults(f"configs/{name}.toml", train, click.Context(train))
+        defaults = load(f"configs/{name}.toml")
         assert defaults["model"] == name and defaults["epochs"] >= 1
 
 
@@ -214,17 +211,15 @@ def test_eval_of_a_file_that_is_not_a_checkpoint(tmp_path):
 
 
 def test_gradcheck_command():
-    """gradcheck prints every parameter of both models with its relative error, all ok."""
+    """gradcheck prints every parameter of both models under every loss with its relative error, all ok."""
     result = invoke("gradcheck", "--hidden", 8, "--batch-size", 4)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert [line.split()[:2] for line in lines] == [
-        ["linear", "W"],
-        ["linear", "b"],
-        ["mlp", "W1"],
-        ["mlp", "b1"],
-        ["mlp", "W2"],
-        ["mlp", "b2"],
+    assert [line.split()[:3] for line in lines] == [
+        [kind, loss, name]
+        for kind, names in (("linear", ["W", "b"]), ("mlp", ["W1", "b1", "W2", "b2"]))
+        for loss in losses.LOSSES
+        for name in names
     ]
     assert all(line.endswith("ok") for line in lines)
 
@@ -252,24 +247,26 @@ def test_several_mirrors_in_order(registered_tiny, http_server):
 
 
 def test_choices_match_the_library():
-    """The CLI lists its choices without importing the library (start-up); they must stay in step."""
-    from mnistsoftmax import datasets, models, optim
+    """The CLI lists its choices without importing the library (names.py, for start-up); they must
+    stay in step with the registries."""
+    from mnistsoftmax import datasets, losses, models, optim
     from mnistsoftmax.cli import train
 
-    choices = {p.name: set(p.type.choices) for p in train.params if hasattr(p.type, "choices")}
-    assert choices["schedule"] == set(optim.SCHEDULES)
-    assert choices["model"] == set(models.MODELS)
-    assert choices["dataset"] == set(datasets.DATASETS)
+    choices = {p.name: tuple(p.type.inner.choices) for p in train.params if hasattr(p.type, "inner")
+               and hasattr(p.type.inner, "choices")}  # fmt: skip
+    assert choices["schedule"] == tuple(optim.SCHEDULES)
+    assert choices["model"] == tuple(models.MODELS)
+    assert choices["loss"] == tuple(losses.LOSSES)
+    assert set(choices["dataset"]) == set(datasets.DATASETS)
 
 
 def test_resolve_gives_what_train_would_run_with(tmp_path):
     """config.resolve: train's defaults, overridden by a config file's (checked) values."""
-    from mnistsoftmax.cli import train
     from mnistsoftmax.config import resolve
 
-    defaults = resolve(train)
+    defaults = resolve()
     assert defaults["hidden"] == 256 and defaults["lr"] == 0.05 and "config" not in defaults
-    resolved = resolve(train, "configs/mlp.toml")
+    resolved = resolve("configs/mlp.toml")
     assert resolved["hidden"] == 512 and resolved["weight_decay"] == 2e-4 and resolved["log_every"] == 50
 
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from mnistsoftmax import checkpoint
 from mnistsoftmax.cli import main
 from mnistsoftmax.functional import softmax
-from mnistsoftmax.training import Normalization, logits
+from mnistsoftmax.inference import Normalization, logits
 from tests.conftest import write_dataset
 
 

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from mnistsoftmax import functional as F
+from mnistsoftmax import losses
 from mnistsoftmax.gradcheck import numerical_gradient, relative_error
 
 
@@ -17,9 +18,9 @@ def test_softmax_worked_example_3_4_1():
     """softmax([3, 4, 1]) and its cross-entropy gradient for true class 1 are the textbook numbers."""
     Z = np.array([[3.0, 4.0, 1.0]])
     np.testing.assert_allclose(F.softmax(Z)[0], [0.25949646, 0.70538451, 0.03511903], atol=1e-8)
-    dZ = F.cross_entropy_backward(Z, np.array([1]))
+    dZ = losses.cross_entropy_backward(Z, np.array([1]))
     np.testing.assert_allclose(dZ[0], [0.25949646, -0.29461549, 0.03511903], atol=1e-8)
-    assert F.cross_entropy(Z, np.array([1])) == pytest.approx(-math.log(0.70538451), abs=1e-8)
+    assert losses.cross_entropy(Z, np.array([1])) == pytest.approx(-math.log(0.70538451), abs=1e-8)
 
 
 def test_softmax_worked_example_1_2_3():
@@ -36,7 +37,7 @@ def test_softmax_huge_logits_no_overflow():
         warnings.simplefilter("error")
         S = F.softmax(Z)
         logS = F.log_softmax(Z)
-        loss = F.cross_entropy(Z, np.array([0]))
+        loss = losses.cross_entropy(Z, np.array([0]))
     np.testing.assert_array_equal(S[0], [0.0, 0.0, 1.0])
     np.testing.assert_allclose(logS[0], [-2000.0, -1000.0, 0.0])
     assert loss == 2000.0
@@ -47,7 +48,7 @@ def test_untrained_uniform_logits_give_ln10():
     Z = np.zeros((5, 10))
     np.testing.assert_allclose(F.softmax(Z), 0.1)
     np.testing.assert_allclose(F.log_softmax(Z), -math.log(10))
-    assert F.cross_entropy(Z, np.arange(5)) == pytest.approx(2.302585093, abs=1e-9)
+    assert losses.cross_entropy(Z, np.arange(5)) == pytest.approx(2.302585093, abs=1e-9)
 
 
 logit_rows = arrays(
@@ -73,10 +74,10 @@ def test_softmax_properties(Z, shift):
 def test_fused_gradient_matches_finite_differences(Z, data):
     """(softmax - onehot)/N is the gradient of the mean cross entropy (float64 central differences)."""
     y = np.array(data.draw(st.lists(st.integers(0, Z.shape[1] - 1), min_size=len(Z), max_size=len(Z))))
-    numeric = numerical_gradient(lambda: F.cross_entropy(Z, y), Z)
+    numeric = numerical_gradient(lambda: losses.cross_entropy(Z, y), Z)
     # Entries near 0 (a confident, right prediction) carry the difference quotient's rounding noise
     # of ~1e-11, hence the absolute tolerance.
-    np.testing.assert_allclose(F.cross_entropy_backward(Z, y), numeric, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(losses.cross_entropy_backward(Z, y), numeric, rtol=1e-6, atol=1e-9)
 
 
 def test_jacobian_collapses_to_fused_gradient():
@@ -103,9 +104,9 @@ def test_inplace_fused_loss_and_gradient_match_the_plain_ones():
     rng = np.random.default_rng(2)
     Z = rng.standard_normal((16, 10)) * 5
     y = rng.integers(0, 10, 16)
-    expected_loss, expected_grad = F.cross_entropy(Z, y), F.cross_entropy_backward(Z, y)
+    expected_loss, expected_grad = losses.cross_entropy(Z, y), losses.cross_entropy_backward(Z, y)
     buf = Z.copy()
-    loss, correct = F.inplace_softmax_cross_entropy(buf, y, np.arange(16))
+    loss, correct = losses.inplace_softmax_cross_entropy(buf, y, np.arange(16))
     assert loss == pytest.approx(expected_loss, rel=1e-12)
     np.testing.assert_allclose(buf, expected_grad, atol=1e-15)
     assert correct == np.count_nonzero(Z.argmax(axis=1) == y) > 0
@@ -114,7 +115,7 @@ def test_inplace_fused_loss_and_gradient_match_the_plain_ones():
 def test_inplace_fused_loss_of_huge_logits_and_ties():
     """Logits in the thousands do not overflow; a tie for the largest logit counts the first as predicted."""
     Z = np.array([[1000.0, 2000.0, 3000.0], [5.0, 5.0, 1.0]])
-    loss, correct = F.inplace_softmax_cross_entropy(Z, np.array([2, 1]), np.arange(2))
+    loss, correct = losses.inplace_softmax_cross_entropy(Z, np.array([2, 1]), np.arange(2))
     # row 0: log-sum-exp is 3000 + log(1 + e^-1000 + e^-2000) = 3000: loss 0. row 1: log(2 + e^-4).
     assert loss == pytest.approx(np.log(2 + np.exp(-4.0)) / 2, rel=1e-12)
     assert correct == 1  # row 0 right; row 1 predicts class 0, the first of the tie
@@ -162,15 +163,15 @@ def test_label_smoothing_worked_example():
     loss -(0.8 ln 1/2 + 0.2 ln 1/4) = 1.2 ln 2; gradient S - targets = (0.15, -0.3, 0.15)."""
     Z = np.array([[0.0, math.log(2), 0.0]])
     y = np.array([1])
-    np.testing.assert_allclose(F.smoothed_targets(y, 3, 0.3), [[0.1, 0.8, 0.1]])
-    assert F.cross_entropy(Z, y, 0.3) == pytest.approx(1.2 * math.log(2), rel=1e-12)
-    np.testing.assert_allclose(F.cross_entropy_backward(Z, y, 0.3), [[0.15, -0.3, 0.15]], atol=1e-15)
+    np.testing.assert_allclose(losses.smoothed_targets(y, 3, 0.3), [[0.1, 0.8, 0.1]])
+    assert losses.cross_entropy(Z, y, 0.3) == pytest.approx(1.2 * math.log(2), rel=1e-12)
+    np.testing.assert_allclose(losses.cross_entropy_backward(Z, y, 0.3), [[0.15, -0.3, 0.15]], atol=1e-15)
     buf = Z.copy()
-    loss, _ = F.inplace_softmax_cross_entropy(buf, y, np.arange(1), 0.3)
+    loss, _ = losses.inplace_softmax_cross_entropy(buf, y, np.arange(1), 0.3)
     assert loss == pytest.approx(1.2 * math.log(2), rel=1e-12)
     np.testing.assert_allclose(buf, [[0.15, -0.3, 0.15]], atol=1e-15)
     # An untrained net's loss is ln C with or without smoothing.
-    assert F.cross_entropy(np.zeros((4, 10)), np.arange(4), 0.1) == pytest.approx(math.log(10), abs=1e-12)
+    assert losses.cross_entropy(np.zeros((4, 10)), np.arange(4), 0.1) == pytest.approx(math.log(10), abs=1e-12)
 
 
 @settings(max_examples=50, deadline=None)
@@ -179,10 +180,10 @@ def test_smoothed_gradient_matches_finite_differences(Z, data, smoothing):
     """(softmax - targets)/N is the gradient of the smoothed mean cross entropy; the in-place
     training form gives the same loss and gradient."""
     y = np.array(data.draw(st.lists(st.integers(0, Z.shape[1] - 1), min_size=len(Z), max_size=len(Z))))
-    grad = F.cross_entropy_backward(Z, y, smoothing)
-    numeric = numerical_gradient(lambda: F.cross_entropy(Z, y, smoothing), Z)
+    grad = losses.cross_entropy_backward(Z, y, smoothing)
+    numeric = numerical_gradient(lambda: losses.cross_entropy(Z, y, smoothing), Z)
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-9)
     buf = Z.copy()
-    loss, _ = F.inplace_softmax_cross_entropy(buf, y, np.arange(len(Z)), smoothing)
-    assert loss == pytest.approx(F.cross_entropy(Z, y, smoothing), rel=1e-9, abs=1e-12)
+    loss, _ = losses.inplace_softmax_cross_entropy(buf, y, np.arange(len(Z)), smoothing)
+    assert loss == pytest.approx(losses.cross_entropy(Z, y, smoothing), rel=1e-9, abs=1e-12)
     np.testing.assert_allclose(buf, grad, atol=1e-12)

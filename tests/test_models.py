@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from mnistsoftmax.functional import cross_entropy
 from mnistsoftmax.gradcheck import check_model
+from mnistsoftmax.losses import cross_entropy
 from mnistsoftmax.models import MLP, LinearSoftmax, build_model, loss_and_grads
 from mnistsoftmax.optim import SGD
 
@@ -24,13 +24,16 @@ def test_every_gradient_matches_finite_differences(kind, reg):
 def test_label_smoothing_gradients_match_finite_differences(kind, monkeypatch):
     """The smoothed loss's gradients (with dropout through a fixed mask for the mlp) agree to < 1e-6;
     a backward that ignores the smoothing is caught."""
-    from mnistsoftmax import functional, models
+    import dataclasses
+
+    from mnistsoftmax import losses
 
     dropout = 0.5 if kind == "mlp" else 0.0
     errors = check_model(kind, seed=2, hidden=12, batch_size=6, reg=1e-3, dropout=dropout, smoothing=0.2)
     assert max(errors.values()) < 1e-6, errors
-    unsmoothed = functional.cross_entropy_backward
-    monkeypatch.setattr(models, "cross_entropy_backward", lambda Z, y, smoothing: unsmoothed(Z, y))
+    entry = losses.LOSSES["cross-entropy"]
+    unsmoothed = dataclasses.replace(entry, backward=lambda Z, y, smoothing: entry.backward(Z, y))
+    monkeypatch.setitem(losses.LOSSES, "cross-entropy", unsmoothed)
     wrong = check_model(kind, seed=2, hidden=12, batch_size=6, reg=1e-3, dropout=dropout, smoothing=0.2)
     assert max(wrong.values()) > 1e-3
 

@@ -11,7 +11,8 @@ from PIL import Image
 
 from mnistsoftmax import analysis, checkpoint, plots
 from mnistsoftmax.cli import main
-from mnistsoftmax.training import Normalization, TrainSettings, train, untrained_model
+from mnistsoftmax.inference import Normalization, untrained_model
+from mnistsoftmax.training import TrainSettings, train
 from tests.conftest import synthetic_digits
 
 
@@ -89,8 +90,8 @@ def test_top_units_ranks_a_hand_built_model():
     W1 = np.arange(784 * 5, dtype=np.float64).reshape(784, 5) % 13 - 6
     trained = MLP({"W1": W1, "b1": np.zeros(5), "W2": W2, "b2": np.zeros(10)})
     untrained = MLP({"W1": W1 / 2, "b1": np.zeros(5), "W2": W2, "b2": np.zeros(10)})
-    np.testing.assert_allclose(analysis.outgoing_strength(trained), [1, 5, 7, 2, 1])
-    assert analysis.top_units(analysis.outgoing_strength(trained), 5).tolist() == [2, 1, 3, 0, 4]
+    np.testing.assert_allclose(trained.unit_strength(), [1, 5, 7, 2, 1])
+    assert analysis.top_units(trained.unit_strength(), 5).tolist() == [2, 1, 3, 0, 4]
     assert analysis.top_units(np.array([0.5, -1.0, 0.5, 3.0]), 2).tolist() == [3, 0]
     shown = analysis.hidden_unit_images(trained, untrained, count=3)
     assert shown["units"].tolist() == [2, 1, 3]

@@ -207,7 +207,7 @@ def test_json_output_and_top_k(tmp_path, ckpt):
 def test_probabilities_are_the_softmax_of_the_logits(tmp_path, ckpt):
     """The printed probabilities are softmax(model(preprocessed image)), summing to 1 over all classes."""
     from mnistsoftmax.functional import softmax
-    from mnistsoftmax.training import Normalization, logits
+    from mnistsoftmax.inference import Normalization, logits
 
     good = save(seven(), tmp_path / "7.png")
     items = json.loads(run(good, "--checkpoint", ckpt, "--json", "--top-k", 10).stdout)

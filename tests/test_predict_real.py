@@ -15,8 +15,9 @@ from PIL import Image, ImageFilter
 
 from mnistsoftmax import datasets
 from mnistsoftmax.images import preprocess
+from mnistsoftmax.inference import Normalization, logits
 from mnistsoftmax.models import build_model
-from mnistsoftmax.training import Normalization, TrainSettings, logits, train
+from mnistsoftmax.training import TrainSettings, train
 
 MNIST_DIR = Path(os.environ.get("MNISTSOFTMAX_TEST_MNIST_DIR", Path(__file__).parents[1] / "data" / "mnist"))
 SAMPLES = 200

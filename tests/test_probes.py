@@ -17,8 +17,9 @@ from click.testing import CliRunner
 from mnistsoftmax import checkpoint, live, probes
 from mnistsoftmax.cli import main
 from mnistsoftmax.functional import log_softmax
+from mnistsoftmax.inference import Normalization
 from mnistsoftmax.models import build_model
-from mnistsoftmax.training import Hooks, Interrupted, Normalization, TrainSettings, train
+from mnistsoftmax.training import Hooks, Interrupted, TrainSettings, default_observe_every, train
 from tests.conftest import synthetic_digits, write_dataset
 
 ROOT = Path(__file__).parents[1]
@@ -90,9 +91,9 @@ def small_run(probe_every, stop_before=None, resume=None, model=None):
         seen["batches"] += 1
         return stop_before is not None and seen["batches"] > stop_before
 
-    hooks = Hooks(should_stop=should_stop)
+    hooks = Hooks(should_stop=should_stop, observe=probe)
     try:
-        train(model, images, labels, norm, settings, np.random.default_rng(2), hooks=hooks, probe=probe, resume=resume)
+        train(model, images, labels, norm, settings, np.random.default_rng(2), hooks=hooks, resume=resume)
     except Interrupted as exc:
         return model, hooks.records, exc.state
     return model, hooks.records, None
@@ -124,7 +125,7 @@ def test_probes_cadence_and_the_first_before_any_step():
 
 
 def test_default_cadence_is_about_twenty_an_epoch():
-    assert probes.default_every(422) == 21 and probes.default_every(10) == 1 and probes.default_every(3) == 1
+    assert default_observe_every(422) == 21 and default_observe_every(10) == 1 and default_observe_every(3) == 1
     model, records, _ = small_run(probe_every=None)  # 10 steps an epoch: every step
     assert [r["step"] for r in records if r["type"] == "probe"] == list(range(31))
 

@@ -273,7 +273,7 @@ def test_train_options_describe_the_form(client):
     c, _ = client
     described = {o["key"]: o for o in c.get("/api/train/options").json()}
     assert described["model"] == {"key": "model", "kind": "choice", "default": "mlp", "choices": ["linear", "mlp"],
-                                  "help": described["model"]["help"]}  # fmt: skip
+                                  "help": described["model"]["help"], "group": "model"}  # fmt: skip
     assert described["epochs"]["kind"] == "int" and described["epochs"]["default"] == 10
     assert described["lr"]["kind"] == "float" and described["hflip"]["kind"] == "bool"
     assert described["data-dir"]["default"] is None and "out" not in described and "resume" not in described

@@ -24,7 +24,7 @@ from mnistsoftmax.explain import softmax_steps
 pytest.importorskip("starlette")
 from starlette.testclient import TestClient  # noqa: E402
 
-from mnistsoftmax.web import app as web_app  # noqa: E402
+from mnistsoftmax.web import http as web_http  # noqa: E402
 from mnistsoftmax.web.app import create_app  # noqa: E402
 from mnistsoftmax.web.catalog import Catalog  # noqa: E402
 
@@ -203,7 +203,7 @@ def test_query_errors(client):
 
 def test_bodies_above_the_limit_get_413(client, monkeypatch):
     """Above MAX_BODY: 413, whether the size is announced or the body streams in chunks."""
-    monkeypatch.setattr(web_app, "MAX_BODY", 1000)
+    monkeypatch.setattr(web_http, "MAX_BODY", 1000)
     r = client.post("/api/predict", content=b"x" * 1001)
     assert r.status_code == 413 and "limit of 1,000 bytes" in r.json()["error"]
 

@@ -78,7 +78,7 @@ def test_label_smoothing_reaches_the_training():
     assert plain.predict_proba(X / 16).max(axis=1).mean() > 0.9  # 0.96 here
     assert smoothed.predict_proba(X / 16).max(axis=1).mean() < 0.8  # 0.65 here
     assert smoothed.score(X / 16, y) > 0.95
-    with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\), not 1.0"):
+    with pytest.raises(ValueError, match=r"label_smoothing=1.0: 1.0 is not in the range 0<=x<1"):
         SoftmaxClassifier(label_smoothing=1.0).fit(X / 16, y)
-    with pytest.raises(ValueError, match="dropout must be"):
+    with pytest.raises(ValueError, match=r"dropout=-0.1: -0.1 is not in the range 0<=x<1"):
         SoftmaxClassifier(dropout=-0.1).fit(X / 16, y)

@@ -6,17 +6,9 @@ import math
 import numpy as np
 import pytest
 
+from mnistsoftmax.inference import Normalization, evaluate, logits
 from mnistsoftmax.models import build_model
-from mnistsoftmax.training import (
-    DivergenceError,
-    Hooks,
-    Normalization,
-    TrainSettings,
-    evaluate,
-    logits,
-    split_validation,
-    train,
-)
+from mnistsoftmax.training import DivergenceError, Hooks, TrainSettings, split_validation, train
 from tests.conftest import synthetic_digits
 
 

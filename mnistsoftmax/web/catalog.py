@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnistsoftmax import checkpoint
-from mnistsoftmax.explain import initial_model
-from mnistsoftmax.training import Normalization
+from mnistsoftmax.inference import Normalization, initial_model
 
 
 @dataclass
@@ -29,6 +28,7 @@ class Loaded:
             "name": self.name,
             "model": self.meta["kind"],
             "hidden": self.model.sizes.get("hidden"),
+            "description": self.model.describe(),
             "dataset": self.meta.get("dataset"),
             "accuracy": (self.meta.get("metrics") or {}).get("test_accuracy"),
             "epochs": config.get("epochs"),

@@ -1,9 +1,9 @@
 """The training runs a server starts: `mnistsoftmax train` itself, in a worker process.
 
 The worker is the command line's own code path (the same loop, files, checkpoint and metrics,
-and the same Ctrl-C handling): options arrive as the keys of the TOML config files, become
-`train`'s flags, and are parsed by `train`'s own click parameters before the worker starts, so a
-bad value is refused with the message the command line gives. One worker at a time.
+and the same Ctrl-C handling): options arrive as the keys of the TOML config files, are checked
+by the options' schema (options.py, the same checks as every door's) before the worker starts,
+and become `train`'s flags. One worker at a time.
 
 The worker runs in a session of its own: a Ctrl-C typed at the server's terminal reaches only
 the server, which passes one SIGINT on (a second would make `train` give up without saving).
@@ -22,94 +22,84 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import click
-
-from mnistsoftmax import MnistSoftmaxError, checkpoint, live
-
-PAGE_KEYS_EXCLUDED = ("config", "out", "resume")  # the server chooses where runs go and what they resume
+from mnistsoftmax import MnistSoftmaxError, checkpoint, live, options
 
 
 class OptionsError(MnistSoftmaxError):
-    """Options that `train` would refuse; the message is the command line's."""
+    """Options that `train` would refuse; the message names the key and what it takes."""
 
 
 class Busy(MnistSoftmaxError):
     """A run is going already."""
 
 
-def train_command() -> click.Command:
-    from mnistsoftmax.cli import train
-
-    return train
-
-
-def option_keys() -> dict[str, click.Option]:
-    """TOML key -> train's option, for the options a request may set."""
-    from mnistsoftmax.config import option_keys as config_keys
-
-    return config_keys(train_command(), skip=PAGE_KEYS_EXCLUDED)
+def page_options() -> dict[str, options.Option]:
+    """Config key -> option, for the options a request may set (the server chooses where runs go
+    and what they resume)."""
+    return {o.key: o for o in options.TRAIN_OPTIONS if options.PAGE in o.surfaces}
 
 
 def describe_options() -> list[dict]:
-    """train's options as a form wants them: key, default, kind, choices, range, help."""
-    described = []
-    for key, p in option_keys().items():
-        t = p.type
-        kind = ("bool" if p.is_flag else "choice" if isinstance(t, click.Choice)
-                else "int" if isinstance(t, click.IntRange) or t is click.INT
-                else "float" if isinstance(t, click.FloatRange) or t is click.FLOAT else "text")  # fmt: skip
-        # click marks "no default" with a sentinel object of its own: None here
-        default = p.default if isinstance(p.default, str | int | float | bool) and not p.multiple else None
-        entry = {"key": key, "kind": kind, "default": default, "help": p.help}
-        if kind == "choice":
-            entry["choices"] = list(t.choices)
-        if isinstance(t, click.IntRange | click.FloatRange):
-            entry.update(min=t.min, max=t.max)
-        described.append(entry)
-    return described
+    """The options a form shows, in the schema's order and groups: key, kind, default, help,
+    group, and choices or range."""
+    return [o.describe() for o in page_options().values()]
 
 
-def to_argv(options: dict) -> list[str]:
-    """{TOML key: value} -> train's flags; raises OptionsError for an unknown key or a value no
-    flag can carry. Values click would refuse are left for parse() to refuse in click's words."""
-    if not isinstance(options, dict):
+def check_options(document) -> dict:
+    """{config key: value} from a request -> {parameter name: checked value}; OptionsError for an
+    unknown key or a value the option does not take. A number may come as text (a form's field)."""
+    if not isinstance(document, dict):
         raise OptionsError("the options must be a JSON object whose keys are those of the config files")
-    known = option_keys()
-    argv = []
-    for key, value in options.items():
-        param = known.get(key)
-        if param is None:
-            reason = ("is chosen by the server" if key in PAGE_KEYS_EXCLUDED
-                      else "is not an option of train")  # fmt: skip
-            raise OptionsError(f"unknown key {key!r}: it {reason}; the keys are: {', '.join(known)}")
-        if value is None:
-            continue
-        flag = param.opts[0]
-        if param.is_flag:
-            if not isinstance(value, bool):
-                raise OptionsError(f"{key} = {value!r} should be true or false")
-            argv.append(flag if value else param.secondary_opts[0])
-            continue
-        values = value if param.multiple and isinstance(value, list) else [value]
-        for v in values:
-            if isinstance(v, dict | list):
-                raise OptionsError(f"{key} = {v!r} should be a number or a string")
-            argv += [flag, str(v).lower() if isinstance(v, bool) else str(v)]
-    return argv
-
-
-def parse(argv: list[str]) -> dict:
-    """train's parameters for these flags, checked by click as the command line checks them."""
-    from mnistsoftmax import runs
-
-    command = train_command()
+    known = page_options()
+    values = {}
+    for key, value in document.items():
+        option = known.get(key)
+        if option is None:
+            reason = "is chosen by the server" if key in ("config", "out", "resume") else "is not an option of train"
+            raise OptionsError(f"unknown key {str(key)[:40]!r}: it {reason}; the keys are: {', '.join(known)}")
+        if value is not None:
+            values[option.name] = _parse(option, value)
     try:
-        with command.make_context("train", list(argv)) as ctx:
-            config = {k: v for k, v in ctx.params.items() if k not in PAGE_KEYS_EXCLUDED}
-    except click.ClickException as exc:
-        raise OptionsError(exc.format_message()) from None
-    runs.check_config(config)
-    return config
+        options.check_combination(values)
+    except options.OptionError as exc:
+        raise OptionsError(str(exc)) from None
+    return values
+
+
+def _parse(option: options.Option, value):
+    """A request's value, read as the command line reads the same flag (and refused in its words)."""
+    if option.kind == "bool":
+        if not isinstance(value, bool):
+            raise OptionsError(f"{option.key} = {_short(value)} should be true or false")
+        return value
+    items = value if option.multiple and isinstance(value, list) else [value]
+    parsed = []
+    for v in items:
+        if isinstance(v, dict | list):
+            raise OptionsError(f"{option.key} = {_short(v)} should be a number or a string")
+        try:
+            parsed.append(option.parse(str(v).lower() if isinstance(v, bool) else str(v)))
+        except options.OptionError as exc:
+            raise OptionsError(f"Invalid value for '--{option.key}': {exc}.") from None
+    return parsed if option.multiple else parsed[0]
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def to_argv(values: dict) -> list[str]:
+    """Checked option values -> train's flags (repr of a float reads back as the same float)."""
+    argv = []
+    for name, value in values.items():
+        option = options.BY_NAME[name]
+        if option.kind == "bool":
+            argv.append(f"--{option.key}" if value else f"--no-{option.key}")
+            continue
+        for v in value if option.multiple else [value]:
+            argv += [f"--{option.key}", repr(v) if isinstance(v, float) else str(v)]
+    return argv
 
 
 @dataclass
@@ -175,10 +165,10 @@ class Trainer:
             name = f"{stamp}-{n}"
         return name
 
-    def start(self, options: dict) -> Job:
+    def start(self, document: dict) -> Job:
         """A new run with these options ({TOML key: value})."""
-        argv = to_argv(options)
-        config = parse(argv)
+        values = check_options(document)
+        argv, config = to_argv(values), options.resolve(values)
         with self._lock:
             self._refuse_if_busy()
             name = self._new_name()

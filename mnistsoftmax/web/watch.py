@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from mnistsoftmax import checkpoint, live
+from mnistsoftmax.models import describe
 from mnistsoftmax.web.catalog import FileCache
 from mnistsoftmax.web.trainer import Trainer
 
@@ -65,12 +66,13 @@ class RunList:
                 config = meta.get("config") or {}
                 entry["accuracy"] = (meta.get("metrics") or {}).get("test_accuracy")
             entry["options"] = _toml_keys(config)
+            entry["description"] = describe(config)
             listed.append(entry)
         if job is not None and job.name not in {e["id"] for e in listed}:
             # Starting (loading its data) or failed: only the server knows of it.
             status = "running" if job.running else job.status
             listed.append({"id": job.name, "status": status, "accuracy": None, "modified": job.started,
-                           "options": _toml_keys(job.options)})  # fmt: skip
+                           "options": _toml_keys(job.options), "description": describe(job.options)})  # fmt: skip
         for entry in listed:
             mine = job is not None and job.name == entry["id"]
             entry["from_page"] = mine

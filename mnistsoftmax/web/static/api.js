@@ -1,13 +1,8 @@
-// The JSON API, as the page uses it (scripts can call the same URLs).
-
-async function answer(response) {
-  const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
-  if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
-  return body;
-}
+// The JSON API, as the draw page uses it (scripts can call the same URLs).
+import { answer, call } from "./common.js";
 
 export async function listCheckpoints() {
-  return answer(await fetch("/api/checkpoints"));
+  return call("GET", "/api/checkpoints");
 }
 
 // image: a Blob or File holding an image file, sent as the raw body.

@@ -1,5 +1,6 @@
 // View 4: the same input through the run's initial weights and through the trained model.
-import { element, number, probabilityBars } from "./draw.js";
+import { element } from "./common.js";
+import { number, probabilityBars } from "./draw.js";
 
 function side(container, steps, classNames, label) {
   const bars = element("div", { class: "bars" });

@@ -1,4 +1,5 @@
 // Drawing arrays the server computed on canvases; nothing here computes the model's numbers.
+import { element } from "./common.js";
 
 // Draws a 2-D array pixel for pixel; colour(value) gives [r, g, b].
 function paint(canvas, rows, colour) {
@@ -30,12 +31,6 @@ export function weightImage(canvas, rows) {
   });
 }
 
-export function element(tag, attributes = {}, text) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attributes)) e.setAttribute(k, v);
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
 
 // Ten horizontal bars of probabilities (fractions); testids gives each number's data-testid.
 export function probabilityBars(container, probabilities, classNames, { testids = false, highlight = -1 } = {}) {

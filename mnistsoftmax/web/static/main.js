@@ -1,5 +1,6 @@
 // The page: wires the pad and the upload to the API and hands each answer to the views.
 import { listCheckpoints, predict } from "./api.js";
+import { $, showError } from "./common.js";
 import { number, probabilityBars } from "./draw.js";
 import { showCompare } from "./compare.js";
 import { showMath } from "./mathview.js";
@@ -7,7 +8,6 @@ import { Pad } from "./pad.js";
 import { showStages } from "./stages.js";
 import { showUnits } from "./units.js";
 
-const $ = (id) => document.getElementById(id);
 let checkpoints = [];
 let source = null; // what to classify: () => Promise<Blob | null>
 let inFlight = false, again = false;
@@ -15,11 +15,6 @@ let inFlight = false, again = false;
 function classNames() {
   const entry = checkpoints.find((c) => c.name === $("checkpoint").value);
   return entry ? entry.class_names : [...Array(10).keys()].map(String);
-}
-
-function showError(message) {
-  $("error").textContent = message;
-  $("error").hidden = !message;
 }
 
 function show(result) {
@@ -79,8 +74,7 @@ function describeCheckpoint() {
   const c = checkpoints.find((c) => c.name === $("checkpoint").value);
   if (!c) return;
   const acc = c.accuracy === null || c.accuracy === undefined ? "" : `, test accuracy ${(100 * c.accuracy).toFixed(2)} %`;
-  const arch = c.model === "mlp" ? `mlp, ${c.hidden} hidden units` : "linear softmax";
-  $("checkpoint-info").textContent = `${arch}, ${c.dataset}${acc}`;
+  $("checkpoint-info").textContent = `${c.description}, ${c.dataset}${acc}`;
 }
 
 function fillLabels() {

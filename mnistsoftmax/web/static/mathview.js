@@ -1,5 +1,5 @@
 // View 3: the worked table z -> e^(z - max z) -> softmax -> log-softmax (-> gradient) for this digit.
-import { element } from "./draw.js";
+import { element } from "./common.js";
 
 const fmt = (v, digits = 4) => {
   if (v === 0) return "0";

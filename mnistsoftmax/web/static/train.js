@@ -2,12 +2,9 @@
 // live through its Server-Sent Events (one metrics record each). Hooks for automation:
 // body[data-ready], body[data-run-status] of the watched run, data-testid on fields and buttons.
 import { boxPlots, lossChart } from "./charts.js";
-import { element, weightImage } from "./draw.js";
+import { $, call, element, showError } from "./common.js";
+import { weightImage } from "./draw.js";
 
-const $ = (id) => document.getElementById(id);
-const FORM_KEYS = ["model", "hidden", "epochs", "batch-size", "lr", "momentum", "weight-decay", "schedule", "seed",
-  "val-split", "dataset", "data-dir", "dropout", "label-smoothing", "rotate", "scale", "shear", "shift",
-  "elastic-alpha", "elastic-sigma", "hflip", "probe-every"];
 // At most one redraw a second, of the views whose records changed: the page shares the machine's
 // cores with the training it shows (measured in scripts/bench_watch.py).
 const REDRAW_MS = 1000;
@@ -16,62 +13,57 @@ let runs = [];
 let watched = null; // {id, source: EventSource, records state}
 let pending = false;
 
-function showError(message) {
-  $("error").textContent = message;
-  $("error").hidden = !message;
-}
-
-async function call(method, url, body) {
-  const options = { method, headers: {} };
-  if (body !== undefined) {
-    options.headers["Content-Type"] = "application/json";
-    options.body = JSON.stringify(body);
-  }
-  const response = await fetch(url, options);
-  const answer = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
-  if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
-  return answer;
-}
-
 // ---- the form, from train's own options (names, defaults, choices)
 async function buildForm() {
   const described = await call("GET", "/api/train/options");
   const form = $("options");
-  for (const key of FORM_KEYS) {
-    const option = described.find((o) => o.key === key);
-    if (!option) continue;
-    let field;
-    if (option.kind === "bool") {
-      field = element("input", { type: "checkbox" });
-      field.checked = Boolean(option.default);
-    } else if (option.kind === "choice") {
-      field = element("select");
-      for (const c of option.choices) field.append(new Option(c, c));
-      if (option.default !== null) field.value = option.default;
-    } else {
-      const attributes = { type: option.kind === "text" ? "text" : "number" };
-      if (option.kind === "float") attributes.step = "any";
-      if (option.kind === "int") attributes.step = "1";
-      field = element("input", attributes);
-      field.placeholder = option.default === null ? (key === "data-dir" ? "the cache" : "") : String(option.default);
+  const groups = new Map();
+  for (const option of described) {
+    if (!groups.has(option.group)) {
+      const fieldset = element("fieldset", { "data-group": option.group });
+      fieldset.append(element("legend", {}, option.group));
+      groups.set(option.group, fieldset);
+      form.append(fieldset);
     }
-    field.dataset.testid = `opt-${key}`;
-    field.name = key;
-    field.title = option.help || "";
-    form.append(element("label", {}, key), field);
+    groups.get(option.group).append(element("label", {}, option.key), field(option));
   }
+}
+
+// One option's input: a checkbox, a select of its choices, or a text or number field whose
+// placeholder is its default.
+function field(option) {
+  let input;
+  if (option.kind === "bool") {
+    input = element("input", { type: "checkbox" });
+    input.checked = Boolean(option.default);
+  } else if (option.kind === "choice") {
+    input = element("select");
+    for (const c of option.choices) input.append(new Option(c, c));
+    if (option.default !== null) input.value = option.default;
+  } else {
+    const numeric = option.kind === "int" || option.kind === "float";
+    input = element("input", { type: numeric ? "number" : "text" });
+    if (numeric) input.step = option.kind === "int" ? "1" : "any";
+    input.placeholder = option.default === null ? (option.kind === "path" ? "the cache" : "default")
+      : String(option.default);
+  }
+  input.dataset.testid = `opt-${option.key}`;
+  input.name = option.key;
+  input.title = option.help || "";
+  return input;
 }
 
 function formOptions() {
   const options = {};
-  for (const field of $("options").elements) {
-    if (field.type === "checkbox") {
-      if (field.checked) options[field.name] = true;
+  for (const input of $("options").elements) {
+    if (!input.name) continue; // the fieldsets
+    if (input.type === "checkbox") {
+      if (input.checked) options[input.name] = true;
       continue;
     }
-    const value = field.value.trim();
+    const value = input.value.trim();
     if (value === "") continue;
-    options[field.name] = field.type === "number" && !Number.isNaN(Number(value)) ? Number(value) : value;
+    options[input.name] = input.type === "number" && !Number.isNaN(Number(value)) ? Number(value) : value;
   }
   return options;
 }
@@ -89,7 +81,7 @@ async function refreshRuns() {
   for (const run of runs) {
     const o = run.options || {};
     const row = element("tr", { "data-run": run.id, class: watched && watched.id === run.id ? "watched" : "" });
-    const model = o.model === "mlp" ? `mlp ${o.hidden}` : o.model || "";
+    const model = run.description || "";
     const accuracy = run.accuracy === null || run.accuracy === undefined ? "" : `${(100 * run.accuracy).toFixed(2)} %`;
     for (const text of [run.id, run.status, model, o.epochs ?? "", accuracy]) row.append(element("td", {}, String(text)));
     if (run.error) row.title = run.error;
@@ -245,7 +237,6 @@ function renderWeights(s) {
   const bytes = Uint8Array.from(atob(w.images), (c) => c.charCodeAt(0));
   const side = w.side, size = side * side;
   root.replaceChildren();
-  const linear = config().model === "linear";
   w.units.forEach((unit, k) => {
     const rows = [];
     for (let r = 0; r < side; r++) {
@@ -254,13 +245,11 @@ function renderWeights(s) {
     const canvas = element("canvas");
     weightImage(canvas, rows);
     const figure = element("div", { class: "unit" });
-    figure.append(canvas, element("div", {}, linear ? `class ${classNames()[unit]}` : `unit ${unit}`));
+    // The record says what each image is: a class's template, or a hidden unit.
+    const label = w.caption === "class" ? `class ${classNames()[unit]}` : `${w.caption || "unit"} ${unit}`;
+    figure.append(canvas, element("div", {}, label));
     root.append(figure);
   });
-}
-
-function config() {
-  return (watched && watched.init && watched.init.config) || {};
 }
 
 // ---- buttons

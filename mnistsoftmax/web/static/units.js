@@ -1,5 +1,6 @@
 // View 5: for an mlp, how many hidden units fire, and those pushing the predicted class most.
-import { element, weightImage } from "./draw.js";
+import { element } from "./common.js";
+import { weightImage } from "./draw.js";
 
 export function showUnits(result, classNames) {
   const view = document.getElementById("units-view");

@@ -1,0 +1,260 @@
+"""The one description of the training options: name, type, default, range, choices, help, group.
+
+Every surface is generated from TRAIN_OPTIONS or checked against it: `train`'s and `gradcheck`'s
+click options (cli.py), the config files (config.py), the runs API and the page's form
+(web/trainer.py, /api/train/options), `api.train`'s keyword arguments, `SoftmaxClassifier`'s
+parameters, and the configuration stored in a checkpoint (checkpoint.py). An option is known by
+its parameter name (`batch_size`); its config key and flag are that name in kebab case
+(`batch-size`, `--batch-size`).
+
+Floats are finite unless an option says otherwise: `nan` and `inf` are refused at every door.
+Nothing here imports click or numpy: the schema is plain data and plain checks.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from mnistsoftmax import MnistSoftmaxError
+from mnistsoftmax.names import DATASETS, LOSSES, MODELS, SCHEDULES
+
+
+class OptionError(MnistSoftmaxError):
+    """A value an option does not take. The message says what was found and what is expected; the
+    caller adds where (a flag, a file and key, a field of a request)."""
+
+
+# Where an option appears besides the command line, config files and checkpoints (which have them all).
+PAGE = "page"  # the training view's form and the runs API
+ESTIMATOR = "estimator"  # SoftmaxClassifier's parameters
+EVERYWHERE = frozenset({PAGE, ESTIMATOR})
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option. `kind` is int, float, bool, choice, path or text; `low`/`high` bound a number,
+    each closed unless `low_open`/`high_open`; `default` None means "not set" (and is accepted)."""
+
+    name: str
+    kind: str
+    default: object
+    help: str
+    group: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple[str, ...] = ()
+    multiple: bool = False
+    surfaces: frozenset[str] = field(default=EVERYWHERE)
+    envvar: str | None = None  # an environment variable that sets it too (the command line's)
+
+    @property
+    def key(self) -> str:
+        """The config files' key and the flag without its dashes: `batch-size`."""
+        return self.name.replace("_", "-")
+
+    def range_text(self) -> str:
+        """The range as click writes it: x>=0, 0<=x<1, x>0."""
+        low = "" if self.low is None else f"{_num(self.low)}{'<' if self.low_open else '<='}"
+        high = "" if self.high is None else f"{'<' if self.high_open else '<='}{_num(self.high)}"
+        if self.low is not None and self.high is None:
+            return f"x{'>' if self.low_open else '>='}{_num(self.low)}"
+        return f"{low}x{high}"
+
+    def check(self, value):
+        """The value, converted to this option's type (an int for a float option becomes a float),
+        or OptionError. bool is never taken for a number."""
+        if value is None and self.default is None:
+            return None
+        if self.multiple:
+            items = value if isinstance(value, list | tuple) else [value]
+            return [self._one(v) for v in items]
+        return self._one(value)
+
+    def _one(self, value):
+        if self.kind in ("int", "float"):
+            return self._number(value)
+        if self.kind == "bool":
+            if not isinstance(value, bool):
+                raise OptionError(f"{value!r} is not true or false")
+            return value
+        if not isinstance(value, str | Path) or (self.kind != "path" and not isinstance(value, str)):
+            raise OptionError(f"{value!r} is not a string")
+        text = str(value)
+        if "\x00" in text:
+            raise OptionError("a NUL character is not allowed")
+        if self.kind == "choice" and text not in self.choices:
+            raise OptionError(f"{text!r} is not one of {', '.join(map(repr, self.choices))}")
+        return text
+
+    def _number(self, value):
+        # numbers' classes take numpy's scalars too (an estimator's grid may hold np.int64).
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise OptionError(f"{value!r} is not {'an integer' if self.kind == 'int' else 'a number'}")
+        if self.kind == "int":
+            if not isinstance(value, numbers.Integral):
+                raise OptionError(f"{value!r} is not an integer")
+            value = int(value)
+        else:
+            value = float(value)
+            if not math.isfinite(value):
+                raise OptionError(f"{value} is not a finite number")
+        too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
+        too_high = self.high is not None and (value >= self.high if self.high_open else value > self.high)
+        if too_low or too_high:
+            raise OptionError(f"{value} is not in the range {self.range_text()}")
+        return value
+
+    def parse(self, text: str):
+        """A value typed as text (a flag) -> check()ed value."""
+        if self.kind in ("int", "float") and isinstance(text, str):
+            try:
+                number = int(text) if self.kind == "int" else float(text)
+            except ValueError:
+                raise OptionError(f"{text!r} is not {'an integer' if self.kind == 'int' else 'a number'}") from None
+            return self.check(number)
+        return self.check(text)
+
+    def describe(self) -> dict:
+        """As a form wants it: key, kind, default, help, group, and choices or range."""
+        entry = {"key": self.key, "kind": self.kind, "default": self.default, "help": self.help, "group": self.group}
+        if self.choices:
+            entry["choices"] = list(self.choices)
+        if self.kind in ("int", "float"):
+            entry.update(min=self.low, max=self.high, min_open=self.low_open, max_open=self.high_open)
+        return entry
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _probability(name: str, default: float, help: str, group: str, **kw) -> Option:
+    return Option(name, "float", default, help, group, low=0, high=1, high_open=True, **kw)
+
+
+def _distortion(name: str, help: str, high: float | None = None, high_open: bool = False) -> Option:
+    return Option(name, "float", 0.0, "Distortion: " + help, "distortions", low=0, high=high, high_open=high_open)
+
+
+NOT_IN_ESTIMATOR = frozenset({PAGE})
+
+TRAIN_OPTIONS: tuple[Option, ...] = (
+    Option("model", "choice", "mlp", "linear: softmax regression; mlp: one hidden ReLU layer.", "model",
+           choices=MODELS),
+    Option("hidden", "int", 256, "Hidden units of the mlp.", "model", low=1),
+    Option("loss", "choice", "cross-entropy", "The loss minimised in training (and reported in evaluation).",
+           "model", choices=LOSSES),
+    Option("epochs", "int", 10, "Passes over the training set.", "optimisation", low=1),
+    Option("batch_size", "int", 128, "Samples per SGD step.", "optimisation", low=1),
+    Option("lr", "float", 0.05, "Initial learning rate.", "optimisation", low=0, low_open=True),
+    _probability("momentum", 0.9, "SGD momentum, in [0, 1).", "optimisation"),
+    Option("weight_decay", "float", 0.0, "L2 strength reg: loss += reg * sum(W**2) over weights, not biases.",
+           "optimisation", low=0),
+    Option("schedule", "choice", "cosine", "Learning-rate schedule over all steps.", "optimisation",
+           choices=SCHEDULES),
+    _probability("dropout", 0.0, "Probability of dropping each hidden unit in training (mlp; inverted dropout).",
+                 "regularisation"),
+    _probability("label_smoothing", 0.0, "Label smoothing e: train towards (1 - e) onehot + e / C (C classes) "
+                 "instead of onehot; the training loss shown is the smoothed one.", "regularisation"),
+    _distortion("rotate", "rotate each training image by up to this many degrees, either way.", high=180),
+    _distortion("scale", "zoom by a factor in [1 - scale, 1 + scale].", high=1, high_open=True),
+    _distortion("shear", "shear by up to this many degrees.", high=90, high_open=True),
+    _distortion("shift", "move by up to this many pixels along each axis."),
+    _distortion("elastic_alpha", "elastic displacement strength in pixels (Simard et al.: 34); 0 is off."),
+    Option("elastic_sigma", "float", 4.0, "Distortion: smoothness of the elastic field, a Gaussian's width in "
+           "pixels.", "distortions", low=0, low_open=True),
+    Option("hflip", "bool", False, "Distortion: mirror half the images (for clothes; never for digits).",
+           "distortions"),
+    Option("seed", "int", 0, "Seed of initialisation, validation split and shuffling.", "run", low=0,
+           surfaces=NOT_IN_ESTIMATOR),  # the estimator's is scikit-learn's random_state
+    _probability("val_split", 0.1, "Fraction of the training set held out for validation.", "run",
+                 surfaces=NOT_IN_ESTIMATOR),
+    Option("dataset", "choice", "mnist", "Data set to train on.", "data", choices=DATASETS,
+           surfaces=NOT_IN_ESTIMATOR),
+    Option("data_dir", "path", None, "Folder holding (or to receive) the four IDX files; default: the cache.",
+           "data", surfaces=NOT_IN_ESTIMATOR),
+    Option("mirror", "text", (), "Base URL of an extra mirror, tried before the official ones; repeat for several.",
+           "data", multiple=True, surfaces=frozenset(), envvar="MNISTSOFTMAX_MIRROR"),
+    Option("log_every", "int", 50, "Steps between loss records in the metrics file.", "records", low=1,
+           surfaces=NOT_IN_ESTIMATOR),
+    Option("probe_every", "int", None, "Steps between probes of a fixed set of test images (box plots of logits "
+           "and softmax as training goes); default: about 20 an epoch; 0: none.", "records", low=0,
+           surfaces=NOT_IN_ESTIMATOR),
+)  # fmt: skip
+
+BY_NAME: dict[str, Option] = {o.name: o for o in TRAIN_OPTIONS}
+BY_KEY: dict[str, Option] = {o.key: o for o in TRAIN_OPTIONS}
+DEFAULTS: dict[str, object] = {o.name: (list(o.default) if o.multiple else o.default) for o in TRAIN_OPTIONS}
+DISTORTIONS = tuple(o.name for o in TRAIN_OPTIONS if o.group == "distortions")
+
+# gradcheck checks the same options over a small random batch: the same types and ranges, other defaults.
+GRADCHECK_OPTIONS: tuple[Option, ...] = (
+    replace(BY_NAME["model"], default="all", choices=(*MODELS, "all"), help="Which model's backward pass to check."),
+    replace(BY_NAME["loss"], default="all", choices=(*LOSSES, "all"), help="Which loss's gradient to check."),
+    replace(BY_NAME["hidden"], default=16),
+    replace(BY_NAME["batch_size"], default=8, help="Random samples."),
+    replace(BY_NAME["weight_decay"], default=1e-3, help="L2 strength included in the checked loss."),
+    replace(BY_NAME["seed"], help="Seed of the random batch and weights."),
+    replace(BY_NAME["dropout"], default=0.5,
+            help="Dropout probability of the mlp's hidden layer, checked through one fixed mask (0: none)."),
+    replace(BY_NAME["label_smoothing"], default=0.1, help="Label smoothing of the checked loss (0: none)."),
+    Option("tolerance", "float", 1e-6, "Largest acceptable relative error.", "check", low=0, low_open=True),
+)  # fmt: skip
+
+
+def check(name: str, value):
+    """One training option's value, checked and converted; OptionError names the option."""
+    option = BY_NAME.get(name)
+    if option is None:
+        raise OptionError(f"unknown option {name!r}; the options are: {', '.join(BY_NAME)}")
+    try:
+        return option.check(value)
+    except OptionError as exc:
+        raise OptionError(f"{option.key} = {value!r}: {exc}") from None
+
+
+def check_combination(config: dict) -> None:
+    """What no single option can say: combinations train refuses before any work."""
+    from mnistsoftmax.models import MODELS as model_classes
+
+    dropout = config.get("dropout") or 0.0
+    kind = config.get("model", DEFAULTS["model"])
+    if dropout and not model_classes[kind].has_hidden_layer:
+        raise OptionError(f"--dropout {dropout} applies to the hidden layer: it needs --model mlp")
+
+
+def resolve(values: dict | None = None) -> dict:
+    """Every training option: the defaults under `values` ({name: value}, checked). The order is
+    the schema's, as `train` prints and stores it."""
+    values = dict(values or {})
+    unknown = set(values) - set(BY_NAME)
+    if unknown:
+        raise OptionError(f"unknown option {sorted(unknown)[0]!r}; the options are: {', '.join(BY_NAME)}")
+    return {name: (check(name, values[name]) if name in values else DEFAULTS[name]) for name in BY_NAME}
+
+
+def check_stored(config: dict) -> dict:
+    """A configuration read back from a checkpoint or a metrics file, written by this or an earlier
+    version: the known keys present must hold valid values (unknown keys from other versions are
+    left as they are; options added since are absent and take their meaning from the reader)."""
+    if not isinstance(config, dict):
+        raise OptionError("the stored configuration is not an object")
+    checked = dict(config)
+    for name, value in config.items():
+        if name in BY_NAME and not (value is None or (BY_NAME[name].multiple and value == [])):
+            checked[name] = check(name, value)
+    check_combination(checked)
+    return checked
+
+
+def groups() -> dict[str, list[Option]]:
+    """The options of each group, in order, for a form."""
+    grouped: dict[str, list[Option]] = {}
+    for o in TRAIN_OPTIONS:
+        grouped.setdefault(o.group, []).append(o)
+    return grouped

@@ -1,0 +1,60 @@
+"""The training view's routes: the page, train's options, the runs of the runs folder, one run's
+records as Server-Sent Events, and starting, stopping and resuming the server's own run."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, StreamingResponse
+
+from mnistsoftmax import MnistSoftmaxError
+from mnistsoftmax.web.http import error, read_json
+from mnistsoftmax.web.trainer import Busy, describe_options
+from mnistsoftmax.web.watch import events
+
+
+async def train_page(request: Request):
+    return FileResponse(request.app.state.static / "train.html")
+
+async def train_options(request: Request):
+    return JSONResponse(describe_options())
+
+async def list_runs(request: Request):
+    run_list = request.app.state.run_list
+    return JSONResponse(await run_in_threadpool(run_list.runs))
+
+async def start_run(request: Request):
+    trainer = request.app.state.trainer
+    document = await read_json(request)
+    try:
+        if isinstance(document, dict) and set(document) == {"resume"}:
+            job = await run_in_threadpool(trainer.resume, document["resume"])
+        else:
+            job = await run_in_threadpool(trainer.start, document)
+    except Busy as exc:
+        raise error(409, str(exc)) from None
+    except MnistSoftmaxError as exc:
+        raise error(400, str(exc)) from None
+    return JSONResponse({"id": job.name}, status_code=201)
+
+async def run_events(request: Request):
+    run_list = request.app.state.run_list
+    name = request.path_params["id"]
+    if await run_in_threadpool(run_list.find, name) is None:
+        raise error(404, f"no run {name!r}: the runs are in /api/runs")
+    last = request.headers.get("last-event-id", "")
+    skip = int(last) + 1 if last.isdigit() else 0
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(events(run_list, name, skip), media_type="text/event-stream", headers=headers)
+
+async def stop_run(request: Request):
+    run_list, trainer = request.app.state.run_list, request.app.state.trainer
+    name = request.path_params["id"]
+    if await run_in_threadpool(run_list.find, name) is None:
+        raise error(404, f"no run {name!r}: the runs are in /api/runs")
+    try:
+        trainer.stop(name)
+    except Busy as exc:
+        raise error(409, str(exc)) from None
+    return JSONResponse({"id": name, "status": "stopping"}, status_code=202)
+

@@ -1,0 +1,33 @@
+// What both pages share: the element helpers and the one way to call the JSON API.
+
+export const $ = (id) => document.getElementById(id);
+
+export function element(tag, attributes = {}, text) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attributes)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+// The page's error line (#error): shown with a message, hidden without one.
+export function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = !message;
+}
+
+// An answer's JSON, or an Error carrying the server's one-line {"error": ...}.
+export async function answer(response) {
+  const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+  if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
+  return body;
+}
+
+// A JSON request: body (any JSON value) is sent as application/json.
+export async function call(method, url, body) {
+  const options = { method, headers: {} };
+  if (body !== undefined) {
+    options.headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
+  return answer(await fetch(url, options));
+}

@@ -1,0 +1,266 @@
+"""The design's guards: one description of the options reaching every surface with one default,
+nan and inf refused at every door, the registries and their names in step, no import circle,
+nothing but __main__ importing the command line, and no function body over 80 lines."""
+
+import ast
+import inspect
+import json
+import math
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mnistsoftmax import options
+
+PACKAGE = Path(__file__).resolve().parents[1] / "mnistsoftmax"
+NON_FINITE = [math.nan, math.inf, -math.inf]
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found[name] = path
+    return found
+
+
+def _imports(path: Path, name: str, modules) -> set[str]:
+    """The package's modules that a module imports, at module level or inside functions."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            targets = [base] + [f"{base}.{a.name}" for a in node.names]
+        else:
+            continue
+        found |= {t for t in targets if t in modules and t != name}
+    return found - {"mnistsoftmax"} if name != "mnistsoftmax" else found
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    return {name: _imports(path, name, modules) for name, path in modules.items()}
+
+
+def test_no_import_circle():
+    """Walking every import of the package (module level and inside functions) finds no circle."""
+    graph = _graph()
+    state: dict[str, int] = {}
+
+    def visit(node, trail):
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycle = trail[trail.index(nxt):] + [nxt] if nxt in trail else [node, nxt]
+                pytest.fail("import circle: " + " -> ".join(cycle))
+            if nxt not in state:
+                visit(nxt, trail + [nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+
+
+def test_only_main_imports_the_command_line():
+    """The command line is a front end: nothing in the package but __main__ imports it."""
+    importers = {name for name, targets in _graph().items() if "mnistsoftmax.cli" in targets}
+    assert importers == {"mnistsoftmax.__main__"}
+
+
+def test_predict_imports_no_training_code():
+    """predict stands on inference: no training loop, optimiser, probes or augmentation behind it."""
+    graph = _graph()
+    reached, todo = set(), ["mnistsoftmax.predict"]
+    while todo:
+        node = todo.pop()
+        for nxt in graph[node] - reached:
+            reached.add(nxt)
+            todo.append(nxt)
+    assert not reached & {"mnistsoftmax.training", "mnistsoftmax.optim", "mnistsoftmax.probes",
+                          "mnistsoftmax.augment", "mnistsoftmax.runs"}  # fmt: skip
+
+
+def test_no_function_body_over_80_lines():
+    """Functions stay readable: none in the package is longer than 80 lines."""
+    long = []
+    for path in _modules().values():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = node.end_lineno - node.body[0].lineno + 1
+                if length > 80:
+                    long.append(f"{path.name}:{node.name} ({length} lines)")
+    assert long == []
+
+
+def test_no_code_outside_the_models_asks_the_models_kind():
+    """Only models.py branches on a model's kind or the names of its parameters."""
+    offenders = []
+    for name, path in _modules().items():
+        if name == "mnistsoftmax.models":
+            continue
+        text = path.read_text(encoding="utf-8")
+        for needle in ('== "mlp"', '== "linear"', '!= "mlp"', '!= "linear"', '"W1"', '"W2"', '["W"]',
+                       'sizes["hidden"]'):
+            if needle in text:
+                offenders.append(f"{path.name}: {needle}")
+    for js in (PACKAGE / "web" / "static").glob("*.js"):
+        text = js.read_text(encoding="utf-8")
+        for needle in ('"mlp"', '"linear"', "W1", "W2"):
+            if needle in text:
+                offenders.append(f"{js.name}: {needle}")
+    assert offenders == []
+
+
+def test_registries_and_their_names_agree():
+    """names.py lists each registry's keys, in order (the CLI reads names.py to start quickly)."""
+    from mnistsoftmax import datasets, losses, models, names, optim
+
+    assert names.MODELS == tuple(models.MODELS)
+    assert names.LOSSES == tuple(losses.LOSSES)
+    assert names.SCHEDULES == tuple(optim.SCHEDULES)
+    assert set(names.DATASETS) == set(datasets.DATASETS)
+
+
+# ---- every option reaches every surface, with one default
+
+
+def test_every_option_is_a_flag_and_a_config_key_with_its_default(tmp_path):
+    """train's flags are the schema's options, in its order, with its defaults; each one is a
+    config file key that the file checks."""
+    from mnistsoftmax import config
+    from mnistsoftmax.cli import train
+
+    flags = {p.name: p for p in train.params if p.name not in ("config", "out", "resume")}
+    assert list(flags) == [o.name for o in options.TRAIN_OPTIONS]
+    for o in options.TRAIN_OPTIONS:
+        default = flags[o.name].default
+        assert (list(default or []) if o.multiple else default) == (list(o.default) if o.multiple else o.default)
+        path = tmp_path / f"{o.name}.toml"
+        value = {"int": 3, "float": 0.5, "bool": True, "choice": None, "path": str(tmp_path), "text": "http://x/"}
+        v = o.choices[-1] if o.kind == "choice" else value[o.kind]
+        path.write_text(f"{o.key} = {json.dumps(v)}\n")
+        assert config.load(path) == {o.name: [v] if o.multiple else v}
+
+
+def test_every_option_reaches_the_page_the_runs_api_and_the_estimator():
+    """The page's form (/api/train/options), the runs API, SoftmaxClassifier() and api.train take
+    every option their surface declares, with the same defaults."""
+    from mnistsoftmax.sklearn import SoftmaxClassifier
+    from mnistsoftmax.web.trainer import check_options, describe_options
+
+    page = {d["key"]: d for d in describe_options()}
+    expected_page = [o.key for o in options.TRAIN_OPTIONS if options.PAGE in o.surfaces]
+    assert list(page) == expected_page and {"data-dir", "hflip", "loss", "probe-every"} <= set(page)
+    params = SoftmaxClassifier().get_params()
+    for o in options.TRAIN_OPTIONS:
+        if options.PAGE in o.surfaces:
+            assert page[o.key]["default"] == o.default and page[o.key]["group"] == o.group
+            sample = o.default if o.default is not None else {"path": "somewhere", "int": 1}[o.kind]
+            assert check_options({o.key: sample}) == {o.name: sample}
+        if options.ESTIMATOR in o.surfaces:
+            assert params[o.name] == o.default, o.name
+    assert set(params) == {o.name for o in options.TRAIN_OPTIONS if options.ESTIMATOR in o.surfaces} | {"random_state"}
+    import mnistsoftmax.api
+
+    assert "options" in inspect.signature(mnistsoftmax.api.train).parameters
+
+
+def test_page_train_and_estimator_defaults_agree():
+    """The page's options, `train --help` and SoftmaxClassifier() agree on every default they share."""
+    from mnistsoftmax.cli import main
+    from mnistsoftmax.sklearn import SoftmaxClassifier
+    from mnistsoftmax.web.trainer import describe_options
+
+    help_text = " ".join(CliRunner().invoke(main, ["train", "--help"], terminal_width=400).output.split())
+    params = SoftmaxClassifier().get_params()
+    for d in describe_options():
+        name = d["key"].replace("-", "_")
+        if d["default"] is not None and d["kind"] != "bool":
+            assert f"[default: {d['default']}" in help_text.split(f"--{d['key']} ", 1)[1], d["key"]
+        if name in params:
+            assert params[name] == d["default"]
+
+
+# ---- nan and inf refused at every door
+
+
+@pytest.mark.parametrize("value", NON_FINITE)
+@pytest.mark.parametrize("flag", ["--lr", "--momentum", "--weight-decay", "--elastic-sigma", "--shift"])
+def test_flags_refuse_non_finite_numbers(flag, value):
+    """A flag given nan, inf or -inf is a usage error (exit 2) naming it."""
+    from mnistsoftmax.cli import main
+
+    result = CliRunner().invoke(main, ["train", flag, str(value)])
+    assert result.exit_code == 2 and f"Invalid value for '{flag}'" in result.stderr, result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_config_files_refuse_non_finite_numbers(tmp_path, value):
+    """`lr = nan` is valid TOML; the config file check refuses it (exit 2, naming file and key)."""
+    from mnistsoftmax.cli import main
+
+    path = tmp_path / "c.toml"
+    path.write_text(f"lr = {value}\nweight-decay = {value}\n")
+    result = CliRunner().invoke(main, ["train", "--config", str(path)])
+    assert result.exit_code == 2 and str(path) in result.stderr and "lr = " in result.stderr
+    assert "not a finite number" in result.stderr or "not in the range" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN", math.inf])
+def test_runs_api_refuses_non_finite_numbers(tmp_path, value):
+    """POST /api/runs with a non-finite number answers 400 and starts nothing."""
+    from starlette.testclient import TestClient
+
+    from mnistsoftmax.web.app import create_app
+    from mnistsoftmax.web.catalog import Catalog
+
+    client = TestClient(create_app(Catalog(tmp_path), "127.0.0.1", 8765), base_url="http://127.0.0.1:8765")
+    for key in ("lr", "momentum", "elastic-sigma"):
+        body = json.dumps({key: value}, allow_nan=True)
+        r = client.post("/api/runs", content=body, headers={"Content-Type": "application/json"})
+        assert r.status_code == 400 and f"--{key}" in r.json()["error"], r.text
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", NON_FINITE)
+@pytest.mark.parametrize("name", ["lr", "momentum", "weight_decay", "elastic_sigma", "rotate"])
+def test_estimator_and_api_refuse_non_finite_numbers(name, value):
+    """SoftmaxClassifier refuses them at fit (ValueError); api.train before any work."""
+    import numpy as np
+
+    import mnistsoftmax
+    from mnistsoftmax import MnistSoftmaxError
+    from mnistsoftmax.sklearn import SoftmaxClassifier
+
+    X, y = np.random.default_rng(0).random((20, 4)), np.arange(20) % 2
+    with pytest.raises(ValueError, match=name):
+        SoftmaxClassifier(**{name: value}).fit(X, y)
+    with pytest.raises(MnistSoftmaxError, match=name):
+        mnistsoftmax.train(**{name: value})
+
+
+def test_schema_checks_by_hand():
+    """Worked cases of the one check every door uses."""
+    lr, epochs, model = options.BY_NAME["lr"], options.BY_NAME["epochs"], options.BY_NAME["model"]
+    assert lr.check(1) == 1.0 and isinstance(lr.check(1), float)
+    for bad, message in ((0, "not in the range x>0"), (True, "not a number"), ("0.1", "not a number")):
+        with pytest.raises(options.OptionError, match=message):
+            lr.check(bad)
+    assert lr.parse("0.1") == 0.1 and epochs.parse("3") == 3
+    with pytest.raises(options.OptionError, match="not an integer"):
+        epochs.check(2.0)
+    with pytest.raises(options.OptionError, match="not one of"):
+        model.check("cnn")
+    with pytest.raises(options.OptionError, match="NUL"):
+        options.BY_NAME["data_dir"].check("a\x00b")
