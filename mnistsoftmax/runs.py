@@ -62,14 +62,10 @@ def settings_of(config: dict) -> training.TrainSettings:
     or the choice of loss existed have none of them: the loop's own defaults then apply)."""
     from mnistsoftmax.augment import Distortion
 
-    keys = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule", "log_every")
     distortion = Distortion.from_config(config)
-    return training.TrainSettings(
-        **{k: config[k] for k in keys},
+    return training.TrainSettings.of(
+        config,
         distortion=distortion if distortion.active else None,
-        dropout=config.get("dropout") or 0.0,
-        label_smoothing=config.get("label_smoothing") or 0.0,
-        loss=config.get("loss") or options.DEFAULTS["loss"],
         # None (the option's default) is about 20 probes an epoch; configurations from before
         # probes existed have none.
         probe_every=config.get("probe_every", 0),

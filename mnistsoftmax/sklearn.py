@@ -107,10 +107,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         distortion = Distortion.from_config(p)
         if distortion.active and self.n_features_in_ != 784:
             raise ValueError(f"distortions work on 28 x 28 images (784 features), not {self.n_features_in_} features")
-        return TrainSettings(epochs=epochs, batch_size=p["batch_size"], lr=p["lr"], momentum=p["momentum"],
-                             weight_decay=p["weight_decay"], schedule=schedule or p["schedule"], log_every=10**9,
-                             distortion=distortion if distortion.active else None, dropout=p["dropout"],
-                             label_smoothing=p["label_smoothing"], loss=p["loss"])  # fmt: skip
+        return TrainSettings.of(p, epochs=epochs, schedule=schedule or p["schedule"], log_every=10**9,
+                                distortion=distortion if distortion.active else None)  # fmt: skip
 
     def _start(self, X, classes) -> None:
         self._encoder = LabelEncoder().fit(classes)

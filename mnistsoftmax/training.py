@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -48,6 +48,12 @@ class TrainSettings:
     label_smoothing: float = DEFAULTS["label_smoothing"]  # e: targets (1 - e) onehot + e / C
     loss: str = DEFAULTS["loss"]  # a name of losses.LOSSES
     probe_every: int | None = 0  # steps between Hooks.observe calls; None: about 20 per epoch; 0: none
+
+    @classmethod
+    def of(cls, values: dict, **given) -> TrainSettings:
+        """The settings from a run's option values (absent or None: the loop's default), and `given`."""
+        names = {f.name for f in fields(cls)} - set(given)
+        return cls(**{k: values[k] for k in names if values.get(k) is not None}, **given)
 
     @property
     def per_batch_randomness(self) -> bool:
