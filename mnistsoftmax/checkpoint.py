@@ -8,7 +8,6 @@ allow_pickle=False: nothing in it is ever unpickled or executed.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import zipfile
@@ -16,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistsoftmax import MnistSoftmaxError, __version__
+from mnistsoftmax import MnistSoftmaxError, __version__, jsontext
 from mnistsoftmax.fileio import atomic_write, temporary_beside
-from mnistsoftmax.models import ModelError, from_arrays
+from mnistsoftmax.models import ModelError, from_arrays, parameter_names
 from mnistsoftmax.options import OptionError, check_stored
 
 FORMAT_VERSION = 1
@@ -50,7 +49,7 @@ def read_metrics(checkpoint: Path) -> list[dict]:
     """The records of the metrics file beside a checkpoint; [] when there is none."""
     path = metrics_path(Path(checkpoint))
     try:
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return [jsontext.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except FileNotFoundError:
         return []
     except (OSError, ValueError) as exc:
@@ -107,7 +106,7 @@ class MetricsFile:
 
     def write(self, record: dict) -> None:
         try:
-            self._file.write(json.dumps(record) + "\n")
+            self._file.write(jsontext.dumps(record) + "\n")
             self._file.flush()  # readable while training runs (tail -f the partial file)
         except OSError as exc:
             self.discard()
@@ -139,7 +138,7 @@ def save(path: Path, model, meta: dict, velocity: dict[str, np.ndarray] | None =
     `velocity` (the optimiser's momentum buffers) makes it a resumable checkpoint.
     """
     meta = {**meta, "format": FORMAT_VERSION, "kind": model.kind, "sizes": model.sizes, "version": __version__}
-    blob = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    blob = np.frombuffer(jsontext.dumps(meta).encode("utf-8"), dtype=np.uint8)
     extra = {VELOCITY_PREFIX + name: v for name, v in (velocity or {}).items()}
     arrays = {**model.params, **extra, META_KEY: blob}
     try:
@@ -171,9 +170,11 @@ def load_resumable(path: Path):
 def read_meta(path: Path) -> dict:
     """Only the metadata of a checkpoint (the arrays stay on disk), for listings; the model is not
     checked, so load() it before using it."""
+    if not Path(path).is_file():
+        raise CheckpointError(f"{path} is not a regular file, so not a checkpoint")
     try:
         with np.load(path, allow_pickle=False) as npz:
-            meta = json.loads(npz[META_KEY].tobytes().decode("utf-8"))
+            meta = jsontext.loads(npz[META_KEY].tobytes().decode("utf-8"))
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
         raise CheckpointError(f"{path} is not a readable mnistsoftmax checkpoint: {exc}") from None
     if not isinstance(meta, dict):
@@ -189,11 +190,14 @@ def _read(path: Path):
         )
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder, not a checkpoint file")
+    if not path.is_file():  # a FIFO or a device would block the read or never end it
+        raise CheckpointError(f"{path} is not a regular file, so not a checkpoint")
     try:
         with open(path, "rb") as f:
             is_zip = f.read(4) == b"PK\x03\x04"
         if not is_zip:  # np.load would take it for a pickle and suggest loading it "unsafely"
             raise CheckpointError(f"{path} is not a mnistsoftmax checkpoint: not an .npz archive")
+        _check_members(path)
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
     except ValueError as exc:
@@ -204,9 +208,10 @@ def _read(path: Path):
     if META_KEY not in arrays:
         raise CheckpointError(f"{path} is an .npz file but not a mnistsoftmax checkpoint: it has no metadata")
     try:
-        meta = json.loads(arrays.pop(META_KEY).tobytes().decode("utf-8"))
-    except RecursionError:
-        raise CheckpointError(f"{path}: the checkpoint's metadata is nested too deeply to be ours") from None
+        text = arrays.pop(META_KEY).tobytes().decode("utf-8")
+        if jsontext.depth(text) > jsontext.MAX_DEPTH:
+            raise CheckpointError(f"{path}: the checkpoint's metadata is nested too deeply to be ours")
+        meta = jsontext.loads(text)
     except (UnicodeDecodeError, ValueError) as exc:
         raise CheckpointError(f"{path}: the checkpoint's metadata is not valid JSON ({exc})") from None
     if not isinstance(meta, dict):
@@ -223,6 +228,24 @@ def _read(path: Path):
         raise CheckpointError(f"{path}: {exc}") from None
     _check_meta(path, meta, model)
     return model, meta, velocity
+
+
+MAX_ARRAY_BYTES = 1 << 30  # all arrays together, as the zip declares them: an mlp of 10,000 units is 31 MB
+
+
+def _check_members(path: Path) -> None:
+    """Before any array is read: the zip's members are ours by name, and their declared sizes
+    within MAX_ARRAY_BYTES (a small compressed file may declare gigabytes)."""
+    names = {META_KEY} | parameter_names() | {VELOCITY_PREFIX + n for n in parameter_names()}
+    with zipfile.ZipFile(path) as archive:
+        members = archive.infolist()
+    strangers = [m.filename for m in members if m.filename.removesuffix(".npy") not in names]
+    if strangers:
+        raise CheckpointError(f"{path} is not a mnistsoftmax checkpoint: it holds {strangers[0][:60]!r}")
+    declared = sum(m.file_size for m in members)
+    if declared > MAX_ARRAY_BYTES:
+        raise CheckpointError(f"{path}: its arrays declare {declared:,} bytes, above the limit of "
+                              f"{MAX_ARRAY_BYTES:,} for a checkpoint")  # fmt: skip
 
 
 def _check_meta(path: Path, meta: dict, model) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import json
 import math
 import signal
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from mnistsoftmax import MnistSoftmaxError, __version__, options
+from mnistsoftmax import MnistSoftmaxError, __version__, jsontext, options
 from mnistsoftmax.options import BY_NAME, GRADCHECK_OPTIONS, TRAIN_OPTIONS, Option, OptionError
 
 
@@ -37,6 +36,9 @@ def translate_errors(command):
             return command(*args, **kwargs)
         except MnistSoftmaxError as exc:
             raise click.ClickException(str(exc)) from None
+        except BrokenPipeError:  # `eval | head -2`: the reader has what it wanted; say nothing more
+            _quiet_stdout()
+            sys.exit(141)  # as a shell reports a process ended by SIGPIPE
         except OSError as exc:  # disk full, permission denied, ...: still one line
             where = f"{exc.filename}: " if exc.filename else ""
             raise click.ClickException(f"{where}{exc.strerror or exc}") from None
@@ -117,6 +119,14 @@ def schema_options(*schema: Option):
         return command
 
     return decorate
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush into a closed pipe is silent."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def data_options(command):
@@ -278,8 +288,11 @@ def _format_confusion(confusion, class_names) -> str:
 @click.argument(
     "checkpoint_path", metavar="[CHECKPOINT]", required=False, type=click.Path(dir_okay=False, path_type=Path)
 )
-@schema_options(dataclasses.replace(BY_NAME["dataset"], default=None,
-                                    help="Test set to use; default: the one the checkpoint was trained on."))
+@schema_options(
+    dataclasses.replace(
+        BY_NAME["dataset"], default=None, help="Test set to use; default: the one the checkpoint was trained on."
+    )
+)
 @data_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @translate_errors
@@ -301,7 +314,7 @@ def evaluate(checkpoint_path, dataset, data_dir, mirror, as_json):
     result = inference.evaluate(model, data.test.images, data.test.labels, norm, loss=loss)
     if as_json:
         click.echo(
-            json.dumps(
+            jsontext.dumps(
                 {"checkpoint": str(path), "dataset": data.name, "samples": len(data.test.labels), **result.as_dict()}
             )
         )
@@ -383,7 +396,7 @@ def predict(images, checkpoint_path, top_k, as_json, save_preprocessed, explain,
             save_preprocessed.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise click.ClickException(f"cannot create {save_preprocessed}: {exc.strerror or exc}") from None
-    stdin = sys.stdin.buffer.read() if "-" in images else None
+    stdin = _read_stdin() if "-" in images else None
     if explain:
         from mnistsoftmax.predict import explain_files
 
@@ -394,7 +407,7 @@ def predict(images, checkpoint_path, top_k, as_json, save_preprocessed, explain,
         if "error" in r:
             log(f"Error: {r['error']}")
     if as_json:
-        click.echo(json.dumps(results))
+        click.echo(jsontext.dumps(results))
     else:
         names = meta.get("class_names") or [str(i) for i in range(10)]
         for r in results:
@@ -402,6 +415,16 @@ def predict(images, checkpoint_path, top_k, as_json, save_preprocessed, explain,
                 click.echo(_explained(r, names, label) if explain else _predicted(r, names))
     if any("error" in r for r in results):
         sys.exit(1)
+
+
+MAX_STDIN = 64 * 1024 * 1024  # one image file; larger than any image predict would decode
+
+
+def _read_stdin() -> bytes:
+    data = sys.stdin.buffer.read(MAX_STDIN + 1)
+    if len(data) > MAX_STDIN:
+        raise click.ClickException(f"standard input holds more than {MAX_STDIN:,} bytes: not one image file")
+    return data
 
 
 def _predicted(r: dict, names) -> str:

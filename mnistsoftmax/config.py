@@ -29,6 +29,8 @@ _TOML_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "choice": 
 def read_table(path: str | Path) -> dict:
     """The TOML table of a file, or ConfigError naming the file and what is wrong with it."""
     path = Path(path)
+    if path.exists() and not path.is_file():  # a FIFO would block the read, /dev/zero never end it
+        raise ConfigError(f"{path} is not a regular file, so not a config file")
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_BYTES + 1)

@@ -64,8 +64,13 @@ def hidden_units(model, x: np.ndarray, digit: int, count: int = 8) -> dict | Non
         "active": int(np.count_nonzero(a > 0)),
         "total": int(len(a)),
         "units": [
-            {"unit": int(j), "activation": float(a[j]), "weight": float(toward[j]), "push": float(push[j]),
-             "weights": w}
+            {
+                "unit": int(j),
+                "activation": float(a[j]),
+                "weight": float(toward[j]),
+                "push": float(push[j]),
+                "weights": w,
+            }
             for j, w in zip(units, weights, strict=True)
         ],  # fmt: skip
     }

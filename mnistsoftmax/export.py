@@ -17,7 +17,7 @@ import struct
 
 import numpy as np
 
-from mnistsoftmax import MnistSoftmaxError
+from mnistsoftmax import MnistSoftmaxError, jsontext
 
 OPSET = 13  # Softmax over one axis, as every runtime of the last years has it
 
@@ -95,7 +95,7 @@ def _layers(helper, layers, first: str, last: str) -> list:
 def _metadata(meta: dict) -> dict[str, str]:
     """The checkpoint's JSON metadata as string pairs (what both formats can hold)."""
     keys = ("kind", "sizes", "dataset", "class_names", "normalization", "config", "metrics", "version")
-    return {k: json.dumps(meta[k]) for k in keys if k in meta}
+    return {k: jsontext.dumps(meta[k]) for k in keys if k in meta}
 
 
 SAFETENSORS_DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64"}

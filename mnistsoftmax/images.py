@@ -24,6 +24,9 @@ import numpy as np
 from mnistsoftmax import MnistSoftmaxError
 
 MAX_PIXELS = 50_000_000  # refuse larger images (decompression bombs); a 12 MP photo is 12,000,000
+MAX_DECODED_BYTES = 256 * 1024 * 1024  # what decoding one image may take; a 12 MP colour photo takes 48 MB
+# Bytes per pixel of Pillow's decoded image in each mode (colour modes are stored 4 bytes a pixel).
+BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
 WORKING_SIDE = 2048  # larger images are shrunk to this first: the digit ends up 20 px tall anyway
 FIELD = 28
 BOX = 20
@@ -68,11 +71,17 @@ def read_grayscale(source: str | Path | bytes, name: str | None = None) -> np.nd
                         f"{name}: {im.width}x{im.height} = {pixels:,} pixels is above the limit of "
                         f"{MAX_PIXELS:,} (refused as a possible decompression bomb)"
                     )
+                decoded = pixels * BYTES_PER_PIXEL.get(im.mode, 4)
+                if decoded > MAX_DECODED_BYTES and im.format != "JPEG":  # JPEGs are decoded at a reduced scale
+                    raise ImageError(
+                        f"{name}: {im.width}x{im.height} in mode {im.mode} would take {decoded / 2**20:,.0f} MB "
+                        f"to decode, above the limit of {MAX_DECODED_BYTES / 2**20:,.0f} MB"
+                    )
                 im.seek(0)
                 if im.format == "JPEG":
                     im.draft(im.mode, (WORKING_SIDE, WORKING_SIDE))  # decode at a reduced scale: fast, small
                 im = ImageOps.exif_transpose(im)
-                return _to_gray(im)
+                return _to_gray(im, name)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -87,14 +96,17 @@ def read_grayscale(source: str | Path | bytes, name: str | None = None) -> np.nd
         raise ImageError(f"{name}: damaged or truncated image ({exc})") from None
 
 
-def _to_gray(im) -> np.ndarray:
+def _to_gray(im, name: str = "the image") -> np.ndarray:
     """A Pillow image in any mode -> grey levels in [0, 1] (H, W), transparency as paper."""
     from PIL import Image
 
-    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N"):
-        return np.asarray(im, dtype=np.float64) / 65535.0
-    if im.mode in ("I", "F"):
-        a = np.asarray(im, dtype=np.float64)
+    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        a = np.asarray(im)  # its own dtype: a float64 copy of a large 16-bit scan would take gigabytes
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise ImageError(f"{name}: it holds pixel values that are not finite (NaN or infinity)")
+        a = _shrunk(a)
+        if im.mode.startswith("I;16"):
+            return a / 65535.0
         lo, hi = float(a.min()), float(a.max())
         return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
     has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info)
@@ -110,6 +122,17 @@ def _to_gray(im) -> np.ndarray:
     # Paper is the opposite of the ink: dark strokes on transparency are laid on white, light on black.
     paper = 1.0 if not opaque.any() or gray[opaque].mean() < 0.5 else 0.0
     return alpha * gray + (1 - alpha) * paper
+
+
+def _shrunk(a: np.ndarray) -> np.ndarray:
+    """(H, W) of any dtype -> float64 with the longer side at most WORKING_SIDE, by the mean of
+    f x f blocks (the edge repeated to fill the last ones), as the 8-bit path's BOX thumbnail."""
+    f = -(-max(a.shape) // WORKING_SIDE)
+    if f <= 1:
+        return a.astype(np.float64)
+    h, w = a.shape
+    a = np.pad(a, ((0, -h % f), (0, -w % f)), mode="edge")
+    return a.reshape(a.shape[0] // f, f, a.shape[1] // f, f).mean(axis=(1, 3), dtype=np.float64)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ says that nothing more will come. A partial file nobody holds the lock of is a k
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -19,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnistsoftmax import checkpoint
+from mnistsoftmax import checkpoint, jsontext
 
 _PARTIAL = re.compile(r"^\.(?P<name>.+)\.metrics\.jsonl\.[^.]+\.partial$")
 STALE_SECONDS = 120  # without flock(): a partial file untouched this long is taken for a dead run's
@@ -88,7 +87,7 @@ class Follower:
         for line in lines:
             if line.strip():
                 try:
-                    records.append(json.loads(line))
+                    records.append(jsontext.loads(line))
                 except ValueError:  # not a record: a file that is not ours
                     continue
         return records

@@ -263,6 +263,8 @@ def from_arrays(kind: str, arrays: dict[str, np.ndarray], inputs: int = NUM_INPU
         a = arrays[name]
         if a.ndim != len(shape) or a.dtype.kind != "f" or a.size == 0:
             raise ModelError(f"parameter {name} has shape {a.shape} and dtype {a.dtype}")
+        if not np.isfinite(a).all():
+            raise ModelError(f"parameter {name} holds values that are not finite (NaN or infinity)")
     sizes = cls.sizes_of(arrays)
     shapes = cls.parameter_shapes(sizes)
     for name, shape in shapes.items():
@@ -279,6 +281,12 @@ def describe(options: dict) -> str:
     """A run's model in one line for people, from its options ("" for an unknown kind)."""
     cls = MODELS.get(options.get("model")) if isinstance(options.get("model"), str) else None
     return cls.summary(options) if cls is not None else ""
+
+
+def parameter_names() -> set[str]:
+    """The names any model's parameters may have (a checkpoint holds no other arrays)."""
+    sizes = {"inputs": 1, "hidden": 1, "classes": 1}
+    return {name for cls in MODELS.values() for name in cls.parameter_shapes(sizes)}
 
 
 def with_dtype(model, dtype):

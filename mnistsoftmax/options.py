@@ -246,8 +246,8 @@ def check_stored(config: dict) -> dict:
         raise OptionError("the stored configuration is not an object")
     checked = dict(config)
     for name, value in config.items():
-        if name in BY_NAME and not (value is None or (BY_NAME[name].multiple and value == [])):
-            checked[name] = check(name, value)
+        if name in BY_NAME and not (BY_NAME[name].multiple and value in (None, [])):
+            checked[name] = check(name, value)  # None only where the default is None
     check_combination(checked)
     return checked
 

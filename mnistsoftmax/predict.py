@@ -17,8 +17,10 @@ from mnistsoftmax.inference import Normalization, initial_model, logits
 
 def preprocessed(sources, stdin: bytes | None = None, save_dir: Path | None = None):
     """For each source (a path, or "-" for the bytes `stdin`): (its name, the 28x28 digit or the
-    ImageError that stopped it), each digit written to save_dir as NAME.28x28.png when given.
-    Failing images do not stop the others."""
+    ImageError that stopped it), each digit written to save_dir as NAME.28x28.png when given (NAME
+    the file's name without its extension; NAME-2, NAME-3 for later files of the same name, so
+    that none overwrites another). Failing images do not stop the others."""
+    taken: set[str] = set()
     for source in sources:
         name = "<stdin>" if source == "-" else str(source)
         try:
@@ -27,7 +29,7 @@ def preprocessed(sources, stdin: bytes | None = None, save_dir: Path | None = No
             yield name, exc
             continue
         if save_dir is not None:
-            _save_png(digit, save_dir / f"{'stdin' if source == '-' else Path(source).name}.28x28.png")
+            _save_png(digit, save_dir / f"{_unique('stdin' if source == '-' else Path(source).stem, taken)}.28x28.png")
         yield name, digit
 
 
@@ -52,6 +54,15 @@ def predict_files(
                 digit=int(ranked[0]), probability=float(p[ranked[0]]), top_k=[[int(c), float(p[c])] for c in ranked]
             )
     return results
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    chosen, n = name, 1
+    while chosen in taken:
+        n += 1
+        chosen = f"{name}-{n}"
+    taken.add(chosen)
+    return chosen
 
 
 def _save_png(digit: np.ndarray, path: Path) -> None:

@@ -109,7 +109,7 @@ def mlp_file(path, hidden=8, **meta):
         ({"config": {"model": "mlp", "hidden": 8, "seed": "x"}}, "seed = 'x'"),
         ({"config": {"model": "mlp", "hidden": 2000000000, "seed": 0}}, "hidden 2000000000, its arrays have 8"),
         ({"config": {"model": "linear", "hidden": 8, "seed": 0}}, "says model 'linear'"),
-        ({"config": {"model": "mlp", "hidden": 8, "seed": 0, "lr": float("nan")}}, "lr = nan"),
+        ({"config": {"model": "mlp", "hidden": 8, "seed": 0, "lr": float("nan")}}, "lr = None"),  # NaN: null
         ({"config": {"model": "mlp", "hidden": 8, "seed": 0, "dropout": 0.5, "epochs": True}}, "epochs = True"),
         ({"class_names": ["0", "1"]}, "class_names must be a list of 10 strings"),
         ({"class_names": [0] * 10}, "class_names must be a list of 10 strings"),

@@ -12,17 +12,19 @@ page. The guards of a server on the user's machine:
 
 from __future__ import annotations
 
+import functools
+import socket
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from mnistsoftmax.web import draw_routes, run_routes
 from mnistsoftmax.web.catalog import Catalog
+from mnistsoftmax.web.http import JSONResponse
 from mnistsoftmax.web.trainer import Trainer
 from mnistsoftmax.web.watch import RunList
 
@@ -49,9 +51,18 @@ class HostGuard:
     browsers name the page's origin in the Origin header, and a web page elsewhere could
     otherwise start training runs here through a plain form."""
 
-    def __init__(self, app, allowed: set[str]):
+    def __init__(self, app, allowed: set[str], any_local_port: int | None = None):
         self.app = app
         self.allowed = allowed
+        self.any_local_port = any_local_port  # bound to every address: any of the machine's, with this port
+
+    def known(self, host: str) -> bool:
+        if host in self.allowed:
+            return True
+        if self.any_local_port is None:
+            return False
+        name, _, port = host.rpartition(":")
+        return port == str(self.any_local_port) and is_this_machine(name.strip("[]"))
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
@@ -59,15 +70,34 @@ class HostGuard:
             host = headers.get(b"host", b"").decode("latin-1").lower()
             origin = headers.get(b"origin", b"").decode("latin-1").lower()
             message = None
-            if host not in self.allowed:
+            if not self.known(host):
                 message = (f"host {host or '(none)'!r} is not this server's address; open it as "
                            f"http://{sorted(self.allowed)[0]}/")  # fmt: skip
-            elif origin and scope["method"] not in ("GET", "HEAD") and origin.split("://", 1)[-1] not in self.allowed:
+            elif origin and scope["method"] not in ("GET", "HEAD") and not self.known(origin.split("://", 1)[-1]):
                 message = f"requests from the page {origin!r} are refused: use this server's own page"
             if message is not None:
                 await JSONResponse({"error": message}, status_code=403)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+WILDCARDS = ("0.0.0.0", "::", "")
+
+
+@functools.lru_cache(maxsize=256)
+def is_this_machine(name: str) -> bool:
+    """Whether a Host header's name is this machine: its host name, or an address it can bind
+    (only an address of one of its own interfaces can be bound)."""
+    if name in (socket.gethostname().lower(), socket.getfqdn().lower()):
+        return True
+    try:
+        family = socket.AF_INET6 if ":" in name else socket.AF_INET
+        socket.inet_pton(family, name)  # an address literal, not a name to look up
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.bind((name, 0))
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 def allowed_hosts(host: str, port: int) -> set[str]:
@@ -84,7 +114,7 @@ def create_app(
     runs go to the catalog's runs folder, through `trainer`. The handlers find what they serve in
     app.state."""
     app = Starlette(routes=ROUTES, exception_handlers={HTTPException: http_error, Exception: server_error})
-    app.add_middleware(HostGuard, allowed=allowed_hosts(host, port))
+    app.add_middleware(HostGuard, allowed=allowed_hosts(host, port), any_local_port=port if host in WILDCARDS else None)
     app.state.catalog = catalog
     app.state.trainer = trainer or Trainer(catalog.runs_dir)
     app.state.run_list = RunList(app.state.trainer)

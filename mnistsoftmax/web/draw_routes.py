@@ -3,16 +3,17 @@ every number between the image and its loss (explain.explain, as `predict --expl
 
 from __future__ import annotations
 
-import json
 import time
 
+import anyio
+import anyio.to_thread
 import numpy as np
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse
+from starlette.responses import FileResponse
 
 from mnistsoftmax import images
 from mnistsoftmax.explain import explain, jsonable
-from mnistsoftmax.web.http import error, read_body
+from mnistsoftmax.web.http import JSONResponse, error, parse_json, read_body, small_int
 
 PREVIEW_SIDE = 140  # the largest side of the ink image sent back to draw the crop on
 
@@ -21,15 +22,11 @@ async def index(request: Request):
     return FileResponse(request.app.state.static / "index.html")
 
 
-async def checkpoints(request: Request):
-    return JSONResponse([entry.summary() for entry in request.app.state.catalog.entries()])
-
-
 def parse_label(value, num_classes: int) -> int | None:
     if value is None or value == "":
         return None
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
+    if isinstance(value, str) and small_int(value.strip()) is not None:
+        value = small_int(value.strip())
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < num_classes:
         raise error(400, f"label must be a class number from 0 to {num_classes - 1}, not {value!r}")
     return value
@@ -47,33 +44,60 @@ def preview(ink: np.ndarray) -> list[list[int]]:
     return np.asarray(small).tolist()
 
 
-async def predict(request: Request):
-    """POST /api/predict: an image file or {"pixels": ...} -> explain()'s numbers and the stages."""
+# At most this many predictions at work at once, each in a worker thread: the event loop stays free
+# to answer, and the memory of decoding large images is bounded (images.py bounds one decode).
+WORKERS = 2
+
+
+def work_limiter(request: Request) -> anyio.CapacityLimiter:
+    state = request.app.state
+    if getattr(state, "work_limiter", None) is None:
+        state.work_limiter = anyio.CapacityLimiter(WORKERS)
+    return state.work_limiter
+
+
+async def checkpoints(request: Request):
+    """GET /api/checkpoints: the checkpoints to choose among (read from disk off the event loop)."""
     catalog = request.app.state.catalog
+    entries = await anyio.to_thread.run_sync(catalog.entries, limiter=work_limiter(request))
+    return JSONResponse([entry.summary() for entry in entries])
+
+
+async def predict(request: Request):
+    """POST /api/predict: an image file or {"pixels": ...} -> explain()'s numbers and the stages.
+    The body is read here; everything else (parsing, decoding, the forward passes) runs in a
+    worker thread."""
     started = time.perf_counter()
     body = await read_body(request)
-    fields = dict(request.query_params)
+    is_json = request.headers.get("content-type", "").split(";")[0].strip() == "application/json"
+    if not is_json and not body:
+        raise error(400, 'send an image file as the body, or JSON {"pixels": [[...]]}')
+    catalog, query = request.app.state.catalog, dict(request.query_params)
+    result = await anyio.to_thread.run_sync(answer, catalog, body, is_json, query, limiter=work_limiter(request))
+    response = JSONResponse(result)
+    # The standard header for a server's own time, shown by browsers' developer tools too.
+    response.headers["Server-Timing"] = f"predict;dur={1000 * (time.perf_counter() - started):.2f}"
+    return response
+
+
+def answer(catalog, body: bytes, is_json: bool, fields: dict) -> dict:
+    """The prediction of one request's image, with every number the page draws."""
     pixels = None
-    if request.headers.get("content-type", "").split(";")[0].strip() == "application/json":
-        try:
-            document = json.loads(body)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise error(400, f"the body is not valid JSON: {exc}") from None
+    if is_json:
+        document = parse_json(body)
         if not isinstance(document, dict) or "pixels" not in document:
             raise error(400, 'a JSON body must be an object with "pixels": rows of ink values 0-255')
         pixels = document.pop("pixels")
         fields.update({k: v for k, v in document.items() if k in ("checkpoint", "label")})
-    elif not body:
-        raise error(400, 'send an image file as the body, or JSON {"pixels": [[...]]}')
     unknown = set(fields) - {"checkpoint", "label"}
     if unknown:
-        raise error(400, f"unknown field {sorted(unknown)[0]!r}: the fields are checkpoint and label")
+        raise error(400, f"unknown field {sorted(unknown)[0][:40]!r}: the fields are checkpoint and label")
     name = fields.get("checkpoint")
     if name is not None and not isinstance(name, str):
         raise error(400, "checkpoint must be a name from /api/checkpoints")
     entry = catalog.get(name)
     if entry is None and name is not None:
-        raise error(404, f"no checkpoint named {name!r}: the names are in /api/checkpoints")
+        raise error(404, f"no checkpoint named {name[:80]!r}: the names are in /api/checkpoints")
     if entry is None:
         raise error(404, "no checkpoint to use: train one with `mnistsoftmax train`")
     label = parse_label(fields.get("label"), entry.model.sizes["classes"])
@@ -85,6 +109,8 @@ async def predict(request: Request):
         stages = images.mnist_stages(gray, "the image" if pixels is None else "the drawing")
     except images.ImageError as exc:
         raise error(400, str(exc)) from None
+    except MemoryError:
+        raise error(413, "the image is too large to decode here") from None
     result = jsonable(explain(entry.model, entry.norm, stages.digit, label, entry.untrained))
     h, w = stages.ink.shape
     top, left, bottom, right = stages.crop
@@ -99,8 +125,4 @@ async def predict(request: Request):
     )
     for unit in result.get("hidden", {}).get("units", []):
         unit["weights"] = np.round(np.asarray(unit["weights"]), 3).tolist()
-    response = JSONResponse(result)
-    # The standard header for a server's own time, shown by browsers' developer tools too.
-    response.headers["Server-Timing"] = f"predict;dur={1000 * (time.perf_counter() - started):.2f}"
-    return response
-
+    return result

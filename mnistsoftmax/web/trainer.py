@@ -12,7 +12,6 @@ Stopping a run, or the server, is that SIGINT: the worker saves NAME.interrupted
 
 from __future__ import annotations
 
-import collections
 import os
 import signal
 import subprocess
@@ -23,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mnistsoftmax import MnistSoftmaxError, checkpoint, live, options
+
+LOG_TAIL = 16384  # bytes of the worker's log read for its last lines
 
 
 class OptionsError(MnistSoftmaxError):
@@ -111,13 +112,27 @@ class Job:
     options: dict  # the parameters it runs with (resumed runs: those of the checkpoint)
     out: Path
     process: subprocess.Popen
+    log: Path  # the worker's stdout and stderr: a file, not a pipe, so that it outlives the server
     started: float = field(default_factory=time.time)
-    output: collections.deque = field(default_factory=lambda: collections.deque(maxlen=40))
     stopping: bool = False
+    last_lines: list[str] | None = None  # the log's last lines, kept once the worker ended and the log is removed
 
-    def _drain(self) -> None:
-        for line in self.process.stdout:
-            self.output.append(line.rstrip("\n"))
+    @property
+    def output(self) -> list[str]:
+        """The last lines the worker wrote; once it has ended, read one last time and its log removed."""
+        if self.last_lines is not None:
+            return self.last_lines
+        ended = self.process.poll() is not None
+        try:
+            with open(self.log, "rb") as f:
+                f.seek(max(0, os.fstat(f.fileno()).st_size - LOG_TAIL))
+                lines = f.read().decode("utf-8", errors="replace").splitlines()[-40:]
+        except OSError:
+            lines = []
+        if ended:
+            self.last_lines = lines
+            self.log.unlink(missing_ok=True)
+        return lines
 
     @property
     def running(self) -> bool:
@@ -128,6 +143,7 @@ class Job:
         code = self.process.poll()
         if code is None:
             return "running"
+        self.output  # noqa: B018  (the ended worker's log is read once and removed)
         if code == 0:
             return "finished"
         if self.stopping and checkpoint.interrupted_path(self.out).exists():
@@ -198,16 +214,19 @@ class Trainer:
             raise Busy(f"run {self.job.name!r} is still going: one run at a time; stop it first")
 
     def _spawn(self, name: str, argv: list[str], config: dict, out: Path) -> Job:
+        """The worker, in a session of its own (a terminal's hang-up or Ctrl-C does not reach it)
+        writing to a log file (a pipe would break with the server): it finishes, or saves its
+        interrupted checkpoint, whatever happens to the server."""
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "mnistsoftmax", "train", *argv, "--out", str(out)]
         env = {**os.environ, "PYTHONUNBUFFERED": "1", checkpoint.RUNS_DIR_ENV: str(self.runs_dir)}
-        process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            encoding="utf-8", errors="replace", env=env, start_new_session=True,
-        )  # fmt: skip
-        job = Job(name, argv, config, out, process)
-        threading.Thread(target=job._drain, daemon=True, name=f"worker output {name}").start()
-        return job
+        log = self.runs_dir / f".{name}.log"
+        with open(log, "ab") as output:
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, env=env,
+                start_new_session=True,
+            )  # fmt: skip
+        return Job(name, argv, config, out, process, log)
 
     def stop(self, name: str) -> Job:
         job = self.job

@@ -6,11 +6,10 @@ folder are seen exactly like the server's own: through their files (live.py)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from pathlib import Path
 
-from mnistsoftmax import checkpoint, live
+from mnistsoftmax import checkpoint, jsontext, live
 from mnistsoftmax.models import describe
 from mnistsoftmax.web.catalog import FileCache
 from mnistsoftmax.web.trainer import Trainer
@@ -47,7 +46,7 @@ class RunList:
         """A run in progress states its configuration in its first record."""
         try:
             with open(partial, "rb") as f:
-                first = json.loads(f.readline() or b"{}")
+                first = jsontext.loads(f.readline(1 << 20) or b"{}")
         except (OSError, ValueError):
             return {}
         return first.get("config") or {} if isinstance(first, dict) else {}
@@ -85,7 +84,7 @@ class RunList:
 
 
 def _event(number: int, record: dict) -> str:
-    return f"id: {number}\ndata: {json.dumps(record)}\n\n"
+    return f"id: {number}\ndata: {jsontext.dumps(record)}\n\n"
 
 
 async def events(run_list: RunList, name: str, skip: int = 0):

@@ -265,7 +265,7 @@ $("train-start").addEventListener("click", async () => {
 });
 $("train-stop").addEventListener("click", async () => {
   try {
-    await call("POST", `/api/runs/${encodeURIComponent(watched.id)}/stop`);
+    await call("POST", `/api/runs/${encodeURIComponent(watched.id)}/stop`, {});
     $("train-stop").disabled = true;
   } catch (err) {
     showError(err.message);
