@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 import zipfile
 from pathlib import Path
 
@@ -47,6 +48,7 @@ def metrics_path(checkpoint: Path) -> Path:
 
 def read_metrics(checkpoint: Path) -> list[dict]:
     """The records of the metrics file beside a checkpoint; [] when there is none."""
+    settle(checkpoint)
     path = metrics_path(Path(checkpoint))
     try:
         return [jsontext.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -65,6 +67,67 @@ VELOCITY_PREFIX = "velocity."  # arrays of the optimiser state in a resumable ch
 
 
 PARTIAL_SUFFIX = ".partial"
+STALE_SECONDS = 120  # without flock(): a partial file untouched this long is taken for a dead run's
+
+
+def holds_lock(fd: int, path: Path) -> bool:
+    """Whether another open file holds the lock on this file (the writer of a run in progress)."""
+    try:
+        import fcntl
+    except ImportError:
+        return time.time() - path.stat().st_mtime < STALE_SECONDS
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:  # no locks on this file system
+        return time.time() - os.fstat(fd).st_mtime < STALE_SECONDS
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return False
+
+
+def is_being_written(path: Path) -> bool:
+    """Whether a partial metrics file belongs to a run still going."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        return holds_lock(fd, Path(path))
+    finally:
+        os.close(fd)
+
+
+def _first_record(path: Path) -> dict:
+    """The first record of a metrics file ({} if it has none that can be read)."""
+    try:
+        with open(path, "rb") as f:
+            first = jsontext.loads(f.readline(1 << 22) or b"{}")
+    except (OSError, ValueError):
+        return {}
+    return first if isinstance(first, dict) else {}
+
+
+def settle(path: Path) -> None:
+    """Finish a commit that a kill cut between its two renames.
+
+    A run renames its checkpoint into place, then its metrics file: killed in between, it leaves
+    the new checkpoint beside the old metrics file, and its own records in an unlocked partial
+    file. Both carry the run's id (the checkpoint's `run`, the init record's `run`): when they
+    differ, that partial file is renamed into place, as the run would have done.
+    """
+    path = Path(path)
+    try:
+        run = read_meta(path).get("run")
+    except CheckpointError:
+        return
+    metrics = metrics_path(path)
+    if run is None or _first_record(metrics).get("run") == run:
+        return
+    for partial in path.parent.glob(f".*.metrics.jsonl.*{PARTIAL_SUFFIX}"):
+        if _first_record(partial).get("run") == run and not is_being_written(partial):
+            os.replace(partial, metrics)
+            return
 
 
 def hold_lock(fd: int) -> None:

@@ -503,8 +503,11 @@ def plot(checkpoint_path, out, digit, data_dir, mirror):
               help="Port to listen on; 0 picks a free one.")  # fmt: skip
 @click.option("--open/--no-open", "open_browser", default=False, show_default=True,
               help="Open the page in the default web browser.")  # fmt: skip
+@click.option("--data-dir", "data_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A folder of IDX files the page may train on (offered by its path); repeat for several. "
+              "The page also offers MNIST and Fashion-MNIST from the cache.")  # fmt: skip
 @translate_errors
-def serve(checkpoint_path, host, port, open_browser):
+def serve(checkpoint_path, host, port, open_browser, data_dirs):
     """A local page to draw a digit and watch softmax, log-likelihood and cross entropy at work
     (needs the `serve` extra).
 
@@ -544,7 +547,7 @@ def serve(checkpoint_path, host, port, open_browser):
 
             threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
 
-    app = create_app(catalog, host, port)
+    app = create_app(catalog, host, port, data_dirs=data_dirs)
     try:
         server.run(app, sock, ready, on_shutdown=app.state.trainer.shutdown)
     except KeyboardInterrupt:  # uvicorn hands Ctrl-C back once it has shut down cleanly

@@ -11,7 +11,6 @@ says that nothing more will come. A partial file nobody holds the lock of is a k
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -21,35 +20,6 @@ from pathlib import Path
 from mnistsoftmax import checkpoint, jsontext
 
 _PARTIAL = re.compile(r"^\.(?P<name>.+)\.metrics\.jsonl\.[^.]+\.partial$")
-STALE_SECONDS = 120  # without flock(): a partial file untouched this long is taken for a dead run's
-
-
-def _locked(fd: int, path: Path) -> bool:
-    """Whether another open file holds the lock on this file (the writer of a run in progress)."""
-    try:
-        import fcntl
-    except ImportError:
-        return time.time() - path.stat().st_mtime < STALE_SECONDS
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:  # no locks on this file system
-        return time.time() - os.fstat(fd).st_mtime < STALE_SECONDS
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    return False
-
-
-def is_being_written(path: Path) -> bool:
-    """Whether a partial metrics file belongs to a run still going."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        return _locked(fd, Path(path))
-    finally:
-        os.close(fd)
 
 
 def in_progress(folder: Path) -> dict[str, Path]:
@@ -58,7 +28,7 @@ def in_progress(folder: Path) -> dict[str, Path]:
     found: dict[str, tuple[float, Path]] = {}
     for path in Path(folder).glob(".*.metrics.jsonl.*.partial"):
         match = _PARTIAL.match(path.name)
-        if match is None or not is_being_written(path):
+        if match is None or not checkpoint.is_being_written(path):
             continue
         try:
             mtime = path.stat().st_mtime
@@ -93,7 +63,7 @@ class Follower:
         return records
 
     def writing(self) -> bool:
-        return _locked(self._file.fileno(), self.path)
+        return checkpoint.holds_lock(self._file.fileno(), self.path)
 
     def close(self) -> None:
         self._file.close()

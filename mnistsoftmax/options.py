@@ -176,10 +176,11 @@ TRAIN_OPTIONS: tuple[Option, ...] = (
                  surfaces=NOT_IN_ESTIMATOR),
     Option("dataset", "choice", "mnist", "Data set to train on.", "data", choices=DATASETS,
            surfaces=NOT_IN_ESTIMATOR),
+    # Never from a request: the page chooses among the data sets its server knows (web/trainer.py).
     Option("data_dir", "path", None, "Folder holding (or to receive) the four IDX files; default: the cache.",
-           "data", surfaces=NOT_IN_ESTIMATOR),
+           "data", surfaces=frozenset()),
     Option("mirror", "text", (), "Base URL of an extra mirror, tried before the official ones; repeat for several.",
-           "data", multiple=True, surfaces=frozenset(), envvar="MNISTSOFTMAX_MIRROR"),
+           "data", multiple=True, surfaces=frozenset(), envvar="MNISTSOFTMAX_MIRROR"),  # never from a request
     Option("log_every", "int", 50, "Steps between loss records in the metrics file.", "records", low=1,
            surfaces=NOT_IN_ESTIMATOR),
     Option("probe_every", "int", None, "Steps between probes of a fixed set of test images (box plots of logits "

@@ -13,6 +13,7 @@ No printing: progress and log lines go through the Hooks the caller passes.
 from __future__ import annotations
 
 import math
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,7 +120,10 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
         run.model = resume.model  # the split and normalisation are redrawn from the seed; the weights are saved
     n_val = len(run.validation[1]) if run.validation else 0
     log(f"{data.name}: {len(run.labels)} training, {n_val} validation, {len(data.test.labels)} test images")
+    # The run's id, in its checkpoint and its metrics file's first record: checkpoint.settle pairs them.
+    first = next((r for r in resume.records if r.get("type") == "init"), {}) if resume else {}
     meta = {
+        "run": first.get("run") or uuid.uuid4().hex,
         "dataset": data.name,
         "class_names": list(data.class_names),
         "normalization": {"mean": run.norm.mean, "std": run.norm.std},
@@ -143,8 +147,9 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
             log(f"loss before training: {initial.loss:.4f}  (ln 10 = {math.log(10):.4f}: every class near 10 %)")
             # What a reader of the file while the run goes on needs to draw it: its settings and length.
             steps = training.steps_per_epoch(len(run.labels), config["batch_size"])
-            hooks.emit({"type": "init", "loss": initial.loss, "accuracy": initial.accuracy, "dataset": data.name,
-                        "class_names": list(data.class_names), "config": config, "steps_per_epoch": steps})  # fmt: skip
+            hooks.emit({"type": "init", "run": meta["run"], "loss": initial.loss, "accuracy": initial.accuracy,
+                        "dataset": data.name, "class_names": list(data.class_names), "config": config,
+                        "steps_per_epoch": steps})  # fmt: skip
         try:
             epochs = training.train(
                 run.model, run.images, run.labels, run.norm, settings, run.rng, run.validation, hooks,

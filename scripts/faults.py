@@ -284,6 +284,127 @@ def checkpoint_and_image_faults(tmp: Path) -> None:
             f"{'yes' if still else 'NO'}", False)  # fmt: skip
 
 
+# --- the server -----------------------------------------------------------------------------------
+
+
+def _serve(tmp: Path, *args):
+    """`mnistsoftmax serve ARGS --port 0` with tmp's runs folder: (process, URL)."""
+    proc = subprocess.Popen([sys.executable, "-m", "mnistsoftmax", "serve", *map(str, args), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(tmp))  # fmt: skip
+    line = proc.stdout.readline()
+    if not line.startswith("serving on "):
+        proc.kill()
+        raise RuntimeError(f"serve printed {line!r}: {proc.stderr.read()}")
+    return proc, line.split()[-1]
+
+
+def _call(url: str, method: str = "GET", body: bytes | None = None, headers: dict | None = None):
+    """(status, answer text) of one request; never raises for an HTTP status."""
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", "replace")
+
+
+def _json_post(url: str, document) -> tuple[int, str]:
+    import json
+
+    return _call(url, "POST", json.dumps(document).encode(), {"Content-Type": "application/json"})
+
+
+def server_faults(tmp: Path) -> None:
+    import json
+
+    data = tmp / "digits"
+    write_dataset(data, n_train=4000, n_test=200)
+    options = {"dataset": str(data.resolve()), "epochs": 30, "hidden": 64, "batch-size": 8}
+    for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGKILL):
+        proc, url = _serve(tmp, "--data-dir", data)
+        status, answer = _json_post(url + "api/runs", options)
+        run = json.loads(answer)["id"]
+        runs = tmp / "runs"
+        deadline = time.monotonic() + 60
+        while not list(runs.glob(f".{run}.metrics.jsonl.*.partial")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # well into the run
+        proc.send_signal(sig)
+        proc.communicate(timeout=90)
+        deadline = time.monotonic() + 300
+        finished, stopped = runs / f"{run}.npz", runs / f"{run}.interrupted.npz"
+        while not (finished.exists() or stopped.exists()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        saved = finished if finished.exists() else stopped
+        again, url = _serve(tmp)
+        listed = {r["id"]: r["status"] for r in json.loads(_call(url + "api/runs")[1])}
+        again.send_signal(signal.SIGINT)
+        again.communicate(timeout=60)
+        readable = saved.exists() and bool(checkpoint.load(saved))
+        row(f"serve killed by {signal.Signals(sig).name} mid-run",
+            f"the run saved {saved.name if saved.exists() else 'NOTHING'}; a restarted server lists it as "
+            f"{listed.get(run, 'MISSING')}", not readable or run not in listed)  # fmt: skip
+
+    runs = tmp / "runs"
+    from mnistsoftmax.models import build_model
+
+    hostile = runs / "hostile.npz"
+    checkpoint.save(hostile, build_model("mlp", np.random.default_rng(0), 8),
+                    {"normalization": {"mean": 0.1, "std": 0.3},
+                     "config": {"model": "mlp", "hidden": 2000000000, "seed": -1}})  # fmt: skip
+    (runs / "garbage.npz").write_bytes(os.urandom(2048))
+    os.mkfifo(runs / "fifo.npz")
+    proc, url = _serve(tmp)
+    codes = [_call(url + "api/checkpoints")[0], _call(url + "api/runs")[0]]
+    row("hostile files in the runs folder (bad config, garbage, a FIFO)",
+        f"serve started; /api/checkpoints and /api/runs answered {codes}", codes != [200, 200])  # fmt: skip
+
+    bad_requests = _hostile_requests(url, tmp)
+    statuses = sorted({code for code, _ in bad_requests})
+    no_json = sum(1 for code, text in bad_requests if not text.startswith('{"error"'))
+    row(f"{len(bad_requests)} hostile requests (see _hostile_requests)",
+        f"statuses {statuses}; without a JSON error: {no_json}", any(c >= 500 for c, _ in bad_requests))  # fmt: skip
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+
+
+def _hostile_requests(url: str, tmp: Path) -> list[tuple[int, str]]:
+    """Requests an adversary sends: every one should get a 4xx with {"error": ...}."""
+    import io
+
+    from PIL import Image
+
+    json_type = {"Content-Type": "application/json"}
+    deep = ("[" * 1000 + "]" * 1000).encode()
+    big16 = io.BytesIO()
+    Image.fromarray(np.zeros((7000, 7000), np.uint16)).save(big16, format="PNG")
+    inf_tiff = io.BytesIO()
+    pixels = np.zeros((40, 40), np.float32)
+    pixels[0, 0] = np.inf
+    Image.fromarray(pixels, mode="F").save(inf_tiff, format="TIFF")
+    answers = [
+        _call(url + "api/predict?label=%C2%B2", "POST", b"x"),
+        _call(url + "api/predict", "POST", deep, json_type),
+        _call(url + "api/predict", "POST", inf_tiff.getvalue()),
+        _call(url + "api/predict", "POST", big16.getvalue()),
+        _call(url + "api/runs", "POST", deep, json_type),
+        _call(url + "api/runs/x/events", headers={"Last-Event-ID": "\u00b2"}),
+        _call(url + "api/runs/x/stop", "POST", b"{}"),
+        _json_post(url + "api/runs", {"lr": "nan"}),
+        _call(url + "api/runs", "POST", b'{"lr": NaN}', json_type),
+        _json_post(url + "api/runs", {"seed": "1\x00"}),
+        _json_post(url + "api/runs", {"dataset": "x" * 200_000}),
+        _json_post(url + "api/runs", {"data-dir": "/proc"}),
+        _json_post(url + "api/runs", {"mirror": "http://127.0.0.1:9/"}),
+        _json_post(url + "api/runs", {"dataset": "/etc"}),
+        _call(url + "api/checkpoints", headers={"Host": "evil.example:80"}),
+    ]
+    return answers
+
+
 def _newer_format(path: Path, build_model) -> None:
     checkpoint.save(path, build_model("linear", np.random.default_rng(0)), {})
     with np.load(path) as npz:
@@ -299,7 +420,7 @@ def main() -> int:
     global TMP
     with tempfile.TemporaryDirectory() as tmp:
         TMP, tmp = tmp, Path(tmp)
-        for part in (training_faults, data_faults, checkpoint_and_image_faults):
+        for part in (training_faults, data_faults, checkpoint_and_image_faults, server_faults):
             (tmp / part.__name__).mkdir()
             part(tmp / part.__name__)
     width = max(len(f) for f, _, _ in ROWS)

@@ -186,7 +186,7 @@ def training_page(browser, tmp_path):
     require_mnist()
     data = MNIST_DIR
     runs = tmp_path / "runs"
-    proc, url = start_server(env={"MNISTSOFTMAX_RUNS_DIR": str(runs)})
+    proc, url = start_server("--data-dir", data, env={"MNISTSOFTMAX_RUNS_DIR": str(runs)})
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     page = context.new_page()
     errors = []
@@ -205,7 +205,8 @@ def test_a_run_started_from_the_form_is_watched_to_its_accuracy(training_page):
     element with data-step per point), the probes' box plots and the weights appear, and the
     test accuracy shown at the end is `eval`'s on the checkpoint the run wrote."""
     page, data, runs = training_page
-    page.get_by_test_id("opt-data-dir").fill(str(data))
+    # The server's own folder is the data set chosen by default (first in the list), by its path.
+    assert page.get_by_test_id("opt-dataset").input_value() == str(data.resolve())
     page.get_by_test_id("opt-epochs").fill("6")  # some seconds: the page redraws once a second
     page.get_by_test_id("opt-hidden").fill("256")
     page.get_by_test_id("opt-seed").fill("4")

@@ -189,3 +189,35 @@ def test_a_run_that_cannot_write_leaves_nothing_new_and_names_the_file(tmp_path,
     assert error == f"Error: cannot write {what} {target}: File too large"
     assert "Traceback" not in failed.stderr
     assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before
+
+
+KILL_BETWEEN_RENAMES = """
+import os, signal, sys
+from mnistsoftmax import checkpoint
+def killed(self, path=None):  # the checkpoint is renamed into place; the metrics file is next
+    os.kill(os.getpid(), signal.SIGKILL)
+checkpoint.MetricsFile.commit = killed
+from mnistsoftmax.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_a_kill_between_the_two_renames_is_finished_by_the_next_reader(tmp_path, data_dir):
+    """SIGKILL after the checkpoint's rename and before the metrics file's: the next reader
+    pairs them again (the run's id in both) by renaming the dead run's partial file into place:
+    the checkpoint and its metrics are one run's, never two."""
+    out = tmp_path / "model.npz"
+    args = [*QUICK, "--data-dir", data_dir, "--out", out]
+    assert CliRunner().invoke(main, [str(a) for a in args]).exit_code == 0
+    first_run = checkpoint.read_meta(out)["run"]
+    killed = subprocess.run([sys.executable, "-c", KILL_BETWEEN_RENAMES, *map(str, [*args[:-4], "--seed", "5",
+                             "--data-dir", data_dir, "--out", out])], capture_output=True, text=True)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    second_run = checkpoint.read_meta(out)["run"]
+    assert second_run != first_run
+    partials = list(tmp_path.glob(".*.partial"))
+    assert len(partials) == 1  # the dead run's records, not yet in place
+    records = checkpoint.read_metrics(out)
+    assert records[0]["run"] == second_run and records[-1]["type"] == "test"
+    assert records[-1]["accuracy"] == checkpoint.read_meta(out)["metrics"]["test_accuracy"]
+    assert list(tmp_path.glob(".*.partial")) == []

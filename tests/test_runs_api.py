@@ -40,7 +40,9 @@ def server(tmp_path, data):
     args = ["train", "--dataset", "custom", "--data-dir", str(data / "tiny"), "--epochs", "1", "--hidden", "8",
             "--out", str(runs / "latest.npz")]  # fmt: skip
     assert CliRunner().invoke(main, args).exit_code == 0
-    proc, url = start_server(env={"MNISTSOFTMAX_RUNS_DIR": str(runs)})
+    # The page trains on the data sets its server knows: these two folders, chosen by their path.
+    proc, url = start_server("--data-dir", data / "tiny", "--data-dir", data / "larger",
+                             env={"MNISTSOFTMAX_RUNS_DIR": str(runs)})  # fmt: skip
     yield url, runs, proc
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
@@ -80,12 +82,14 @@ def events(url, run_id, until=None, last_id=None):
 
 
 def options(data, folder="tiny", **more):
-    return {"dataset": "custom", "data-dir": str(data / folder), "epochs": 2, "hidden": 32, "seed": 3, **more}
+    """A run's options as the page sends them: the data set by its name on the server."""
+    return {"dataset": str((data / folder).resolve()), "epochs": 2, "hidden": 32, "seed": 3, **more}
 
 
 def cli_run(tmp_path, data, opts: dict):
     """The same options through `mnistsoftmax train`: its checkpoint's parameters."""
     out = tmp_path / "cli" / "model.npz"
+    opts = {**opts, "dataset": "custom", "data-dir": opts["dataset"]}
     flags = [x for k, v in opts.items() for x in (f"--{k}", str(v))]
     result = CliRunner().invoke(main, ["train", *flags, "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -115,7 +119,8 @@ def test_a_run_from_the_api_is_the_command_lines_run(server, data, tmp_path):
     listed = {r["id"]: r for r in request(url + "api/runs")[1]}
     assert listed[run_id]["status"] == "finished" and listed[run_id]["from_page"]
     assert listed[run_id]["accuracy"] == records[-1]["accuracy"]
-    assert listed[run_id]["options"]["hidden"] == 32 and listed[run_id]["options"]["data-dir"] == str(data / "tiny")
+    assert listed[run_id]["options"]["hidden"] == 32
+    assert listed[run_id]["options"]["data-dir"] == str((data / "tiny").resolve())
     assert listed["latest"]["status"] == "finished" and not listed["latest"]["from_page"]
     # A reconnecting stream (EventSource sends Last-Event-ID) gets only what it has not seen.
     assert events(url, run_id, last_id=ids[-3]) == got[-2:]
@@ -178,19 +183,28 @@ def test_a_command_line_run_in_the_folder_is_listed_and_followed(server, data):
     assert got[-1]["type"] == "test" and got == checkpoint.read_metrics(out)
 
 
-def test_a_run_that_fails_to_start_says_why(server, tmp_path):
-    """A data folder that is not there: the worker's one-line error ends the stream and stays in
-    the list; nothing is written."""
-    url, runs, _ = server
-    before = sorted(p.name for p in runs.iterdir())
-    status, answer = request(url + "api/runs", "POST", {"dataset": "custom", "data-dir": str(tmp_path / "gone")})
+def test_a_run_that_fails_to_start_says_why(tmp_path, data):
+    """A data folder the server was given that is gone since: the worker's one-line error ends
+    the stream and stays in the list; nothing is written."""
+    import shutil
+
+    runs, gone = tmp_path / "runs", tmp_path / "gone"
+    shutil.copytree(data / "tiny", gone)
+    proc, url = start_server("--data-dir", gone, env={"MNISTSOFTMAX_RUNS_DIR": str(runs)})
+    shutil.rmtree(gone)
+    before = sorted(p.name for p in runs.iterdir()) if runs.exists() else []
+    status, answer = request(url + "api/runs", "POST", {"dataset": str(gone.resolve())})
     assert status == 201
-    got = [r for _, r in events(url, answer["id"])]
-    assert got == [{"type": "error", "error": f"data folder {tmp_path / 'gone'} does not exist or is not a folder"}]
-    listed = {r["id"]: r for r in request(url + "api/runs")[1]}[answer["id"]]
-    assert listed["status"] == "failed" and listed["error"] == got[0]["error"]
-    assert "out" not in listed["options"] and listed["options"]["dataset"] == "custom"
-    assert sorted(p.name for p in runs.iterdir()) == before
+    try:
+        got = [r for _, r in events(url, answer["id"])]
+        assert got == [{"type": "error", "error": f"data folder {gone.resolve()} does not exist or is not a folder"}]
+        listed = {r["id"]: r for r in request(url + "api/runs")[1]}[answer["id"]]
+        assert listed["status"] == "failed" and listed["error"] == got[0]["error"]
+        assert "out" not in listed["options"] and listed["options"]["dataset"] == "custom"
+        assert sorted(p.name for p in runs.iterdir()) == before
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
 
 
 def test_stopping_the_server_mid_run_saves_the_interrupted_checkpoint(server, data):
@@ -242,6 +256,9 @@ def test_bad_options_get_400_with_the_command_lines_message(client, body, flags)
     [
         ({"epochs": 2, "colour": "red"}, "unknown key 'colour'"),
         ({"out": "/etc/passwd.npz"}, "'out': it is chosen by the server"),
+        ({"data-dir": "/proc"}, "'data-dir': it is chosen by the server"),
+        ({"mirror": "http://127.0.0.1:9/"}, "'mirror': it is chosen by the server"),
+        ({"dataset": "/etc"}, "is not one of the data sets this server knows"),
         ({"resume": "x", "epochs": 1}, "'resume': it is chosen by the server"),
         ({"hflip": "yes"}, "hflip = 'yes' should be true or false"),
         ({"model": "linear", "dropout": 0.5}, "needs --model mlp"),
@@ -277,5 +294,7 @@ def test_train_options_describe_the_form(client):
                                   "help": described["model"]["help"], "group": "model"}  # fmt: skip
     assert described["epochs"]["kind"] == "int" and described["epochs"]["default"] == 10
     assert described["lr"]["kind"] == "float" and described["hflip"]["kind"] == "bool"
-    assert described["data-dir"]["default"] is None and "out" not in described and "resume" not in described
+    assert "data-dir" not in described and "mirror" not in described  # a request never names a path or a URL
+    assert "out" not in described and "resume" not in described
+    assert described["dataset"]["choices"] == ["mnist", "fashion-mnist"] and described["dataset"]["default"] == "mnist"
     assert np.isclose(described["momentum"]["max"], 1)

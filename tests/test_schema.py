@@ -168,12 +168,13 @@ def test_every_option_reaches_the_page_the_runs_api_and_the_estimator():
 
     page = {d["key"]: d for d in describe_options()}
     expected_page = [o.key for o in options.TRAIN_OPTIONS if options.PAGE in o.surfaces]
-    assert list(page) == expected_page and {"data-dir", "hflip", "loss", "probe-every"} <= set(page)
+    assert list(page) == expected_page and {"hflip", "loss", "probe-every", "dataset"} <= set(page)
+    assert not {"data-dir", "mirror"} & set(page)  # a request never names a path or a URL
     params = SoftmaxClassifier().get_params()
     for o in options.TRAIN_OPTIONS:
         if options.PAGE in o.surfaces:
             assert page[o.key]["default"] == o.default and page[o.key]["group"] == o.group
-            sample = o.default if o.default is not None else {"path": "somewhere", "int": 1}[o.kind]
+            sample = o.default if o.default is not None else 1
             assert check_options({o.key: sample}) == {o.name: sample}
         if options.ESTIMATOR in o.surfaces:
             assert params[o.name] == o.default, o.name

@@ -108,7 +108,7 @@ def allowed_hosts(host: str, port: int) -> set[str]:
 
 
 def create_app(
-    catalog: Catalog, host: str = "127.0.0.1", port: int = 8765, trainer: Trainer | None = None
+    catalog: Catalog, host: str = "127.0.0.1", port: int = 8765, trainer: Trainer | None = None, data_dirs=()
 ) -> Starlette:
     """The app for a catalog of checkpoints, accepting requests addressed to host:port; training
     runs go to the catalog's runs folder, through `trainer`. The handlers find what they serve in
@@ -116,7 +116,7 @@ def create_app(
     app = Starlette(routes=ROUTES, exception_handlers={HTTPException: http_error, Exception: server_error})
     app.add_middleware(HostGuard, allowed=allowed_hosts(host, port), any_local_port=port if host in WILDCARDS else None)
     app.state.catalog = catalog
-    app.state.trainer = trainer or Trainer(catalog.runs_dir)
+    app.state.trainer = trainer or Trainer(catalog.runs_dir, data_dirs)
     app.state.run_list = RunList(app.state.trainer)
     app.state.static = STATIC
     return app

@@ -18,7 +18,7 @@ async def train_page(request: Request):
 
 
 async def train_options(request: Request):
-    return JSONResponse(describe_options())
+    return JSONResponse(describe_options(request.app.state.trainer.data))
 
 
 async def list_runs(request: Request):

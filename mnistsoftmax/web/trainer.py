@@ -35,20 +35,45 @@ class Busy(MnistSoftmaxError):
 
 
 def page_options() -> dict[str, options.Option]:
-    """Config key -> option, for the options a request may set (the server chooses where runs go
-    and what they resume)."""
+    """Config key -> option, for the options a request may set (the server chooses where runs go,
+    what they resume, and where their data comes from)."""
     return {o.key: o for o in options.TRAIN_OPTIONS if options.PAGE in o.surfaces}
 
 
-def describe_options() -> list[dict]:
+def server_data(folders=()) -> dict[str, tuple[str, str | None]]:
+    """The data sets a server's page may train on, by name -> (data set, folder or None for the
+    cache): MNIST and Fashion-MNIST in the cache, then each folder named on `serve`'s command line,
+    named by its path and identified by its content (datasets.identify)."""
+    from mnistsoftmax import datasets
+
+    found: dict[str, tuple[str, str | None]] = {}
+    for folder in folders:
+        folder = Path(folder).resolve()
+        found[str(folder)] = (datasets.identify(folder), str(folder))
+    for name in ("mnist", "fashion-mnist"):
+        found[name] = (name, None)
+    return found
+
+
+def describe_options(data: dict | None = None) -> list[dict]:
     """The options a form shows, in the schema's order and groups: key, kind, default, help,
-    group, and choices or range."""
-    return [o.describe() for o in page_options().values()]
+    group, and choices or range; the data set's choices are the server's (`data`, first the default)."""
+    described = [o.describe() for o in page_options().values()]
+    for entry in described:
+        if entry["key"] == "dataset" and data:
+            entry.update(
+                choices=list(data),
+                default=next(iter(data)),
+                help="The data set to train on: those this server knows (serve --data-dir adds folders).",
+            )
+    return described
 
 
-def check_options(document) -> dict:
+def check_options(document, data: dict | None = None) -> dict:
     """{config key: value} from a request -> {parameter name: checked value}; OptionsError for an
-    unknown key or a value the option does not take. A number may come as text (a form's field)."""
+    unknown key or a value the option does not take. A number may come as text (a form's field).
+    With the server's `data` (server_data), `dataset` names one of them, the first by default; its
+    folder comes from the server, never from the request."""
     if not isinstance(document, dict):
         raise OptionsError("the options must be a JSON object whose keys are those of the config files")
     known = page_options()
@@ -56,15 +81,30 @@ def check_options(document) -> dict:
     for key, value in document.items():
         option = known.get(key)
         if option is None:
-            reason = "is chosen by the server" if key in ("config", "out", "resume") else "is not an option of train"
+            reason = ("is chosen by the server" if key in ("config", "out", "resume", "data-dir", "mirror")
+                      else "is not an option of train")  # fmt: skip
             raise OptionsError(f"unknown key {str(key)[:40]!r}: it {reason}; the keys are: {', '.join(known)}")
-        if value is not None:
+        if value is None:
+            continue
+        if key == "dataset" and data:
+            values.update(_data_set(value, data))
+        else:
             values[option.name] = _parse(option, value)
+    if data and "dataset" not in values:
+        values.update(_data_set(next(iter(data)), data))
     try:
         options.check_combination(values)
     except options.OptionError as exc:
         raise OptionsError(str(exc)) from None
     return values
+
+
+def _data_set(name, data: dict) -> dict:
+    if not isinstance(name, str) or name not in data:
+        raise OptionsError(f"Invalid value for '--dataset': {_short(name)} is not one of the data sets this "
+                           f"server knows: {', '.join(map(repr, data))}")  # fmt: skip
+    dataset, folder = data[name]
+    return {"dataset": dataset, "data_dir": folder} if folder is not None else {"dataset": dataset}
 
 
 def _parse(option: options.Option, value):
@@ -167,8 +207,9 @@ class Job:
 class Trainer:
     """The runs a server starts in `runs_dir`, one at a time."""
 
-    def __init__(self, runs_dir: Path):
+    def __init__(self, runs_dir: Path, data_dirs=()):
         self.runs_dir = Path(runs_dir)
+        self.data = server_data(data_dirs)  # the data sets the page may train on, by name
         self.job: Job | None = None
         self._lock = threading.Lock()
         self.closing = False
@@ -183,7 +224,7 @@ class Trainer:
 
     def start(self, document: dict) -> Job:
         """A new run with these options ({TOML key: value})."""
-        values = check_options(document)
+        values = check_options(document, self.data)
         argv, config = to_argv(values), options.resolve(values)
         with self._lock:
             self._refuse_if_busy()

@@ -27,6 +27,7 @@ def _toml_keys(config: dict) -> dict:
 
 def _meta_or_none(path: Path) -> dict | None:
     try:
+        checkpoint.settle(path)  # a run killed between its two renames: its metrics file into place
         return checkpoint.read_meta(path)
     except checkpoint.CheckpointError:
         return None

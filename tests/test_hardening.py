@@ -1,0 +1,299 @@
+"""Every door against hostile input and faults: the server's requests (fuzzed too), hostile
+checkpoints and files, readers of what other versions left, a server killed under its run."""
+
+import io
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+pytest.importorskip("starlette")
+from starlette.testclient import TestClient  # noqa: E402
+
+from mnistsoftmax import checkpoint, jsontext  # noqa: E402
+from mnistsoftmax.cli import main  # noqa: E402
+from mnistsoftmax.models import build_model  # noqa: E402
+from mnistsoftmax.web.app import create_app  # noqa: E402
+from mnistsoftmax.web.catalog import Catalog  # noqa: E402
+from tests.conftest import write_dataset  # noqa: E402
+from tests.test_serve import BASE, drawn_seven, start_server  # noqa: E402
+
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A runs folder with one small mlp checkpoint and a metrics file holding NaN, and a client."""
+    root = tmp_path_factory.mktemp("hardening")
+    data, runs = root / "data", root / "runs"
+    write_dataset(data)
+    args = ["train", "--dataset", "custom", "--data-dir", str(data), "--epochs", "1", "--hidden", "8",
+            "--out", str(runs / "latest.npz")]  # fmt: skip
+    assert CliRunner().invoke(main, args).exit_code == 0
+    # What another version or a crash may leave: NaN and Infinity in a metrics file.
+    with open(checkpoint.metrics_path(runs / "latest.npz"), "a", encoding="utf-8") as f:
+        f.write('{"type": "epoch", "epoch": 9, "step": 9, "train_loss": NaN, "val_loss": Infinity}\n')
+    return runs, data, TestClient(create_app(Catalog(runs), "127.0.0.1", 8765), base_url=BASE)
+
+
+def is_json_error(response) -> bool:
+    return (
+        400 <= response.status_code < 500 and set(response.json()) == {"error"} and "\n" not in response.json()["error"]
+    )
+
+
+@pytest.mark.parametrize(
+    "method, path, kwargs",
+    [
+        ("POST", "/api/predict?label=%C2%B2", {"content": drawn_seven()}),  # '²'.isdigit() is true
+        ("POST", "/api/predict?label=-1", {"content": drawn_seven()}),
+        ("POST", "/api/predict", {"content": b"[" * 1000 + b"]" * 1000, "headers": JSON}),
+        ("POST", "/api/predict", {"content": b'{"pixels": [[NaN]]}', "headers": JSON}),
+        ("POST", "/api/runs", {"content": b"[" * 1000 + b"]" * 1000, "headers": JSON}),
+        ("POST", "/api/runs", {"content": b'{"lr": NaN}', "headers": JSON}),
+        ("POST", "/api/runs", {"json": {"lr": "nan"}}),
+        ("POST", "/api/runs", {"json": {"seed": "1\x00"}}),
+        ("POST", "/api/runs", {"json": {"dataset": "x" * 200_000}}),
+        ("POST", "/api/runs", {"json": {"data-dir": "/proc"}}),
+        ("POST", "/api/runs", {"json": {"mirror": "http://127.0.0.1:9/"}}),
+        ("POST", "/api/runs/latest/stop", {"content": b"{}"}),  # JSON only
+        ("GET", "/api/runs/nope/events", {"headers": {"Last-Event-ID": "\u00b2".encode("latin-1")}}),
+    ],
+)
+def test_hostile_requests_get_a_4xx_with_one_line(served, method, path, kwargs):
+    """Each example of the hardening issue: a 4xx {"error": one line}, never a 500."""
+    _, _, client = served
+    assert is_json_error(client.request(method, path, **kwargs))
+
+
+def test_a_last_event_id_that_is_not_ascii_digits_starts_from_the_first_event(served):
+    _, _, client = served
+    with client.stream("GET", "/api/runs/latest/events", headers={"Last-Event-ID": "\u00b2".encode("latin-1")}) as r:
+        assert r.status_code == 200 and next(r.iter_lines()) == "id: 0"
+
+
+def test_a_float_image_with_an_infinite_pixel_is_refused(served):
+    _, _, client = served
+    pixels = np.zeros((40, 40), np.float32)
+    pixels[10:30, 18:22] = 1
+    pixels[0, 0] = np.inf
+    out = io.BytesIO()
+    Image.fromarray(pixels, mode="F").save(out, format="TIFF")
+    r = client.post("/api/predict", content=out.getvalue())
+    assert is_json_error(r) and "not finite" in r.json()["error"]
+
+
+def test_readers_survive_nan_left_in_a_metrics_file(served):
+    """A metrics file holding NaN and Infinity: the runs list answers 200, the events stream and
+    read_metrics give null; no output of the tool holds NaN or Infinity."""
+    runs, _, client = served
+    r = client.get("/api/runs")
+    assert r.status_code == 200 and "NaN" not in r.text and "Infinity" not in r.text
+    records = checkpoint.read_metrics(runs / "latest.npz")
+    assert records[-1]["train_loss"] is None and records[-1]["val_loss"] is None
+    with client.stream("GET", "/api/runs/latest/events") as stream:
+        text = "".join(stream.iter_text())
+    assert '"train_loss": null' in text and "NaN" not in text and "Infinity" not in text
+
+
+def test_json_out_never_holds_nan():
+    assert jsontext.dumps({"a": math.nan, "b": [math.inf, -math.inf, 1.5]}) == '{"a": null, "b": [null, null, 1.5]}'
+    with pytest.raises(ValueError, match="nested"):
+        jsontext.loads("[" * 100 + "]" * 100)
+    with pytest.raises(ValueError, match="not a number JSON has"):
+        jsontext.loads('{"lr": NaN}', strict=True)
+
+
+def test_non_finite_weights_are_refused_at_load(tmp_path):
+    model = build_model("linear", np.random.default_rng(0))
+    model.params["W"][3, 4] = np.nan
+    path = tmp_path / "nan.npz"
+    checkpoint.save(path, model, {"normalization": {"mean": 0.1, "std": 0.3}})
+    with pytest.raises(checkpoint.CheckpointError, match="parameter W holds values that are not finite"):
+        checkpoint.load(path)
+
+
+def test_a_checkpoint_declaring_gigabytes_or_strangers_is_refused_before_reading(tmp_path):
+    """The zip's directory is read first: an unknown member, or members declaring more than the
+    limit, are refused without loading anything."""
+    import zipfile
+
+    good = tmp_path / "good.npz"
+    checkpoint.save(good, build_model("linear", np.random.default_rng(0)), {"normalization": {"mean": 0, "std": 1}})
+    stranger = tmp_path / "stranger.npz"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(stranger, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            dst.writestr(item, src.read(item))
+        dst.writestr("extra.npy", b"\x00" * 1000)
+    with pytest.raises(checkpoint.CheckpointError, match="it holds 'extra.npy'"):
+        checkpoint.load(stranger)
+    big = tmp_path / "big.npz"
+    with zipfile.ZipFile(big, "w", zipfile.ZIP_DEFLATED) as dst:
+        with dst.open("W.npy", "w", force_zip64=True) as f:  # 1.1 GB of zeros, a megabyte compressed
+            chunk = b"\x00" * (1 << 24)
+            for _ in range(70):
+                f.write(chunk)
+    with pytest.raises(checkpoint.CheckpointError, match="above the limit"):
+        checkpoint.load(big)
+
+
+def test_fifo_checkpoint_and_config_are_refused_not_waited_on(tmp_path):
+    """A FIFO would block the read forever: refused at once, exit 1 (checkpoint) or 2 (config)."""
+    fifo = tmp_path / "model.npz"
+    os.mkfifo(fifo)
+    result = CliRunner().invoke(main, ["eval", str(fifo)])
+    assert result.exit_code == 1 and "not a regular file" in result.stderr
+    config = tmp_path / "c.toml"
+    os.mkfifo(config)
+    result = CliRunner().invoke(main, ["train", "--config", str(config)])
+    assert result.exit_code == 2 and "not a regular file" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(b"\xff\xfe\x00l\x00r", "not a text file in UTF-8"), (b"a = " + b"[" * 5000 + b"]" * 5000, "nested too deeply"),
+     (b"# " + b"x" * (2 << 20), "larger than")],
+)  # fmt: skip
+def test_config_files_that_are_not_config_files(tmp_path, content, message):
+    path = tmp_path / "c.toml"
+    path.write_bytes(content)
+    result = CliRunner().invoke(main, ["train", "--config", str(path)])
+    assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.output
+
+
+def test_eval_into_a_closed_pipe_is_quiet(served):
+    """`eval | head -2`: no 'Broken pipe' error, no traceback; the status of a SIGPIPE."""
+    runs, data, _ = served
+    proc = subprocess.run(f"{sys.executable} -m mnistsoftmax eval {runs / 'latest.npz'} | head -2; "
+                          f"echo status ${{PIPESTATUS[0]}}", shell=True, capture_output=True, text=True,
+                          executable="/bin/bash")  # fmt: skip
+    assert proc.stderr == "" and proc.stdout.splitlines()[-1] == "status 141", proc
+
+
+def test_save_preprocessed_never_overwrites(served, tmp_path):
+    """Two inputs with the same name: NAME.28x28.png and NAME-2.28x28.png."""
+    runs, _, _ = served
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for folder in ("a", "b"):
+        (tmp_path / folder / "seven.png").write_bytes(drawn_seven())
+    out = tmp_path / "out"
+    sources = [str(tmp_path / "a/seven.png"), str(tmp_path / "b/seven.png")]
+    args = ["predict", *sources, "--checkpoint", str(runs / "latest.npz"), "--save-preprocessed", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["seven-2.28x28.png", "seven.28x28.png"]
+
+
+def test_bound_to_every_address_it_answers_the_machines_own(served):
+    """serve --host 0.0.0.0: a Host naming an address of this machine (127.0.0.2 is one, on the
+    loopback) is served; another host is refused."""
+    runs, _, _ = served
+    client = TestClient(create_app(Catalog(runs), "0.0.0.0", 8765), base_url="http://127.0.0.2:8765")
+    assert client.get("/api/checkpoints").status_code == 200
+    assert client.get("/api/checkpoints", headers={"Host": "192.0.2.77:8765"}).status_code == 403
+    assert client.get("/api/checkpoints", headers={"Host": "127.0.0.2:9999"}).status_code == 403
+
+
+# ---- fuzzing: arbitrary JSON bodies and checkpoint metadata
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=12,
+)
+OPTION_KEYS = st.sampled_from(["epochs", "lr", "model", "hidden", "dataset", "seed", "hflip", "mirror", "x", "resume"])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.dictionaries(OPTION_KEYS, JSON_VALUES, max_size=4) | JSON_VALUES)
+def test_fuzzed_run_bodies_get_a_4xx_or_start(served, monkeypatch, body):
+    """Any JSON to POST /api/runs: a 4xx with one line, or (valid options) a start; never a 500."""
+    from mnistsoftmax.web import trainer
+
+    runs, _, client = served
+    started = []
+    monkeypatch.setattr(trainer.Trainer, "_spawn", lambda self, *a: started.append(a) or _Stub())
+    r = client.post("/api/runs", content=json.dumps(body, allow_nan=True), headers=JSON)
+    assert r.status_code == 201 or is_json_error(r), (body, r.status_code, r.text)
+
+
+class _Stub:
+    name = "stub"
+    running = False
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pixels=JSON_VALUES, label=JSON_VALUES)
+def test_fuzzed_predict_bodies_get_a_4xx_or_an_answer(served, pixels, label):
+    _, _, client = served
+    body = json.dumps({"pixels": pixels, "label": label}, allow_nan=True)
+    r = client.post("/api/predict", content=body, headers=JSON)
+    assert r.status_code == 200 or is_json_error(r), (pixels, label, r.status_code, r.text)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(extra=st.dictionaries(st.sampled_from(["config", "class_names", "normalization", "dataset", "metrics", "x"]),
+                             JSON_VALUES, max_size=3),
+       config=st.dictionaries(OPTION_KEYS, JSON_VALUES, max_size=4))  # fmt: skip
+def test_fuzzed_checkpoint_metadata_is_loaded_or_refused_in_one_line(tmp_path_factory, extra, config):
+    """Whatever the metadata, checkpoint.load gives a model whose explanation works, or a
+    CheckpointError; nothing else comes out."""
+    from mnistsoftmax.explain import explain
+    from mnistsoftmax.inference import Normalization, initial_model
+
+    path = tmp_path_factory.mktemp("meta") / "m.npz"
+    meta = {"normalization": {"mean": 0.1, "std": 0.3}, "config": {"model": "mlp", "hidden": 4, "seed": 0, **config},
+            **extra}  # fmt: skip
+    checkpoint.save(path, build_model("mlp", np.random.default_rng(0), 4), meta)
+    try:
+        model, loaded = checkpoint.load(path)
+    except checkpoint.CheckpointError as exc:
+        assert "\n" not in str(exc)
+        return
+    explain(model, Normalization(**loaded["normalization"]), np.zeros((28, 28), np.uint8), 3, initial_model(loaded))
+
+
+# ---- a server killed under its run
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGHUP])
+def test_a_page_started_run_outlives_its_server(tmp_path, sig):
+    """SIGKILL or SIGHUP of serve mid-run: the worker, in its own session and writing to a file,
+    finishes its checkpoint; a restarted server lists it as finished."""
+    data, runs = tmp_path / "data", tmp_path / "runs"
+    write_dataset(data, n_train=4000, n_test=200)
+    env = {"MNISTSOFTMAX_RUNS_DIR": str(runs)}
+    proc, url = start_server("--data-dir", data, env=env)
+    client_body = json.dumps({"dataset": str(data.resolve()), "epochs": 6, "hidden": 64, "batch-size": 16})
+    import urllib.request
+
+    req = urllib.request.Request(url + "api/runs", data=client_body.encode(), method="POST", headers=JSON)
+    run = json.loads(urllib.request.urlopen(req, timeout=30).read())["id"]
+    deadline = time.monotonic() + 60
+    while not list(runs.glob(f".{run}.metrics.jsonl.*.partial")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    proc.communicate(timeout=60)
+    deadline = time.monotonic() + 120
+    while not (runs / f"{run}.npz").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    model, meta = checkpoint.load(runs / f"{run}.npz")
+    assert checkpoint.read_metrics(runs / f"{run}.npz")[-1]["type"] == "test"
+    again, url = start_server(env=env)
+    try:
+        listed = json.loads(urllib.request.urlopen(url + "api/runs", timeout=30).read())
+        assert {r["id"]: r["status"] for r in listed}[run] == "finished"
+    finally:
+        again.send_signal(signal.SIGINT)
+        again.communicate(timeout=60)
