@@ -14,7 +14,9 @@ Only numpy and Pillow are imported here: `predict` must start quickly.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,8 @@ from mnistsoftmax import MnistSoftmaxError
 
 MAX_PIXELS = 50_000_000  # refuse larger images (decompression bombs); a 12 MP photo is 12,000,000
 MAX_DECODED_BYTES = 256 * 1024 * 1024  # what decoding one image may take; a 12 MP colour photo takes 48 MB
+LARGE_DECODE_BYTES = 64 * 1024 * 1024  # decodes above this take turns, one at a time per process (memory)
+_LARGE_DECODE = threading.Lock()
 # Bytes per pixel of Pillow's decoded image in each mode (colour modes are stored 4 bytes a pixel).
 BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
 WORKING_SIDE = 2048  # larger images are shrunk to this first: the digit ends up 20 px tall anyway
@@ -64,7 +68,7 @@ def read_grayscale(source: str | Path | bytes, name: str | None = None) -> np.nd
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # Pillow's "Corrupt EXIF data" and the like
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(fp) as im:
+            with Image.open(fp) as im, _turn(im):
                 pixels = im.width * im.height
                 if pixels > MAX_PIXELS:
                     raise ImageError(
@@ -94,6 +98,16 @@ def read_grayscale(source: str | Path | bytes, name: str | None = None) -> np.nd
         raise ImageError(f"{name}: cannot read ({exc.strerror})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:  # truncated or damaged data
         raise ImageError(f"{name}: damaged or truncated image ({exc})") from None
+
+
+@contextlib.contextmanager
+def _turn(im):
+    """A large decode waits for the one going on (a server decodes in several threads)."""
+    if im.width * im.height * BYTES_PER_PIXEL.get(im.mode, 4) <= LARGE_DECODE_BYTES or im.format == "JPEG":
+        yield
+        return
+    with _LARGE_DECODE:
+        yield
 
 
 def _to_gray(im, name: str = "the image") -> np.ndarray:

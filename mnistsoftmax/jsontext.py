@@ -29,7 +29,10 @@ def finite(value):
 
 def dumps(value, **kwargs) -> str:
     """json.dumps with non-finite floats as null (and never NaN or Infinity in the text)."""
-    return json.dumps(finite(value), allow_nan=False, **kwargs)
+    try:  # the usual case, in C; the walk over every value only when something is not finite
+        return json.dumps(value, allow_nan=False, **kwargs)
+    except ValueError:
+        return json.dumps(finite(value), allow_nan=False, **kwargs)
 
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')

@@ -1,5 +1,7 @@
 """How quickly `serve` answers: the server time of /api/predict for a digit drawn on the page's
-pad, and the time from starting `mnistsoftmax serve` to its printed URL.
+pad, one at a time and 16 at a time; whether the event loop stays free while three 49-megapixel
+16-bit PNGs are decoded (GET /api/checkpoints' latency, the server's peak memory); and the time
+from starting `mnistsoftmax serve` to its printed URL.
 
     python scripts/bench_serve.py [--checkpoint PATH] [--repeats 200]
 
@@ -48,6 +50,65 @@ def start(checkpoint: Path) -> tuple[subprocess.Popen, str, float]:
     return proc, line.split()[-1], elapsed
 
 
+def post(url: str, body: bytes) -> tuple[float, float]:
+    """(round trip seconds, server milliseconds) of one prediction."""
+    request = urllib.request.Request(url + "api/predict?label=7", data=body, method="POST",
+                                     headers={"Content-Type": "image/png"})  # fmt: skip
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=120) as r:
+        r.read()
+        timing = r.headers["Server-Timing"]
+    return time.perf_counter() - t0, float(timing.split("dur=")[1])
+
+
+def concurrent(url: str, body: bytes, count: int, at_once: int) -> tuple[float, list[float], int]:
+    """count predictions, at_once in flight: (requests a second, latencies, answered)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(at_once) as pool:
+        results = list(pool.map(lambda _: post(url, body)[0], range(count)))
+    return count / (time.perf_counter() - t0), results, len(results)
+
+
+def big_pngs(url: str, pid: int, count: int = 3) -> tuple[float, float, list[int]]:
+    """count 7000 x 7000 16-bit PNGs posted at once while GET /api/checkpoints is timed: (its
+    slowest answer in s, the server's peak memory in MB, the PNGs' statuses)."""
+    import threading
+    import urllib.error
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.full((7000, 7000), 65535, np.uint16)  # white paper, a dark bar: a ~100 kB file
+    pixels[2000:5000, 3000:3600] = 0
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG", compress_level=9)
+    png16 = out.getvalue()
+    statuses: list[int] = []
+
+    def send():
+        request = urllib.request.Request(url + "api/predict", data=png16, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=300) as r:
+                statuses.append(r.status)
+        except urllib.error.HTTPError as exc:
+            statuses.append(exc.code)
+
+    threads = [threading.Thread(target=send) for _ in range(count)]
+    for t in threads:
+        t.start()
+    slowest = 0.0
+    while any(t.is_alive() for t in threads):
+        t0 = time.perf_counter()
+        with urllib.request.urlopen(url + "api/checkpoints", timeout=60) as r:
+            r.read()
+        slowest = max(slowest, time.perf_counter() - t0)
+        time.sleep(0.05)
+    peak = next(int(line.split()[1]) for line in open(f"/proc/{pid}/status") if line.startswith("VmHWM"))
+    return slowest, peak / 1024, statuses
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=None)
@@ -65,16 +126,14 @@ def main() -> int:
         proc, url, elapsed = start(path)
         startups.append(elapsed)
         if i == 0:
-            request = urllib.request.Request(url + "api/predict?label=7", data=body, method="POST",
-                                             headers={"Content-Type": "image/png"})  # fmt: skip
             for k in range(args.repeats + 10):
-                t0 = time.perf_counter()
-                with urllib.request.urlopen(request) as r:
-                    r.read()
-                    timing = r.headers["Server-Timing"]
+                seconds, ms = post(url, body)
                 if k >= 10:  # the first requests warm up caches (the untrained model is redrawn once)
-                    round_ms.append(1000 * (time.perf_counter() - t0))
-                    server_ms.append(float(timing.split("dur=")[1]))
+                    round_ms.append(1000 * seconds)
+                    server_ms.append(ms)
+            one_rate, one_lat, _ = concurrent(url, body, args.repeats, 1)
+            many_rate, many_lat, answered = concurrent(url, body, args.repeats, 16)
+            slowest, peak_mb, statuses = big_pngs(url, proc.pid)
         proc.terminate()
         proc.wait()
 
@@ -91,6 +150,12 @@ def main() -> int:
         f"{'serve to its printed URL':<46} {statistics.median(startups):8.2f}s {max(startups):8.2f}s  < 1.5 s"
         f"  (max of {args.starts})"
     )
+    p99 = lambda xs: statistics.quantiles(xs, n=100)[-1]  # noqa: E731
+    print(f"{'/api/predict one at a time':<46} {one_rate:7.0f}/s  p99 {1000 * p99(one_lat):5.0f}ms")
+    print(f"{'/api/predict 16 at a time':<46} {many_rate:7.0f}/s  p99 {1000 * p99(many_lat):5.0f}ms"
+          f"  >= one at a time, p99 < 400 ms; answered {answered}/{args.repeats}")  # fmt: skip
+    print(f"{'GET /api/checkpoints during 3 x 49 MP 16-bit PNGs':<46} {slowest:8.2f}s {'':>9}  < 0.3 s (slowest)")
+    print(f"{'serve peak memory (VmHWM) by then':<46} {peak_mb:7.0f}MB {'':>9}  < 1 GB; PNGs answered {statuses}")
     print(f"{args.repeats} requests of a {len(body):,}-byte pad PNG; {args.starts} starts")
     return 0
 

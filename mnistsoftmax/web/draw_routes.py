@@ -57,9 +57,10 @@ def work_limiter(request: Request) -> anyio.CapacityLimiter:
 
 
 async def checkpoints(request: Request):
-    """GET /api/checkpoints: the checkpoints to choose among (read from disk off the event loop)."""
+    """GET /api/checkpoints: the checkpoints to choose among (read from disk off the event loop,
+    beside the predictions rather than behind them: a listing must not wait for a large decode)."""
     catalog = request.app.state.catalog
-    entries = await anyio.to_thread.run_sync(catalog.entries, limiter=work_limiter(request))
+    entries = await anyio.to_thread.run_sync(catalog.entries)
     return JSONResponse([entry.summary() for entry in entries])
 
 
