@@ -271,6 +271,22 @@ def _stop_requests():
             signal.signal(sig, old)
 
 
+def _quality_lines(q: dict, loss: str) -> str:
+    """Margins and calibration, as eval prints them."""
+    m = q["margin"]
+    from mnistsoftmax.losses import get
+
+    trained_as = get(loss).outputs
+    what = "softmax" if trained_as == "probabilities" else f"softmax of {loss} {trained_as}, never trained as such"
+    lines = [f"margin z_y - max other z: min {m['min']:.2f}  q1 {m['q1']:.2f}  median {m['median']:.2f}  "
+             f"q3 {m['q3']:.2f}  max {m['max']:.2f}",
+             f"as probabilities ({what}): nll {q['nll']:.4f}  brier {q['brier']:.4f}  ece {q['ece']:.4f}"]  # fmt: skip
+    if "temperature" in q:
+        lines.append(f"temperature T = {q['temperature']:.4f} (fitted on the validation split): "
+                     f"nll {q['nll_calibrated']:.4f}  ece {q['ece_calibrated']:.4f}")  # fmt: skip
+    return "\n".join(lines)
+
+
 def _class_label(i: int, class_names) -> str:
     """'3' for a digit, '3 Dress' where the class has a name of its own."""
     return str(i) if class_names[i] == str(i) else f"{i} {class_names[i]}"
@@ -298,7 +314,7 @@ def _format_confusion(confusion, class_names) -> str:
 @translate_errors
 def evaluate(checkpoint_path, dataset, data_dir, mirror, as_json):
     """Test loss, accuracy, per-class accuracy and confusion matrix of a checkpoint."""
-    from mnistsoftmax import checkpoint, datasets, inference, runs
+    from mnistsoftmax import calibration, checkpoint, datasets, inference, runs
 
     path = checkpoint_path or checkpoint.default_path()
     model, meta = checkpoint.load(path)
@@ -312,15 +328,15 @@ def evaluate(checkpoint_path, dataset, data_dir, mirror, as_json):
     norm = inference.Normalization(**meta["normalization"])
     loss = trained.get("loss") or options.DEFAULTS["loss"]
     result = inference.evaluate(model, data.test.images, data.test.labels, norm, loss=loss)
+    quality = calibration.assess(model, norm, data.test.images, data.test.labels, meta.get("temperature"))
     if as_json:
-        click.echo(
-            jsontext.dumps(
-                {"checkpoint": str(path), "dataset": data.name, "samples": len(data.test.labels), **result.as_dict()}
-            )
-        )
+        summary = {"checkpoint": str(path), "dataset": data.name, "samples": len(data.test.labels), "loss_name": loss}
+        click.echo(jsontext.dumps({**summary, **result.as_dict(), **quality}))
         return
-    click.echo(f"checkpoint {path} ({meta['kind']}) on the {data.name} test set, {len(data.test.labels)} images")
-    click.echo(f"loss {result.loss:.4f}  accuracy {100 * result.accuracy:.2f}%")
+    click.echo(f"checkpoint {path} ({model.describe()}, trained on {loss}) on the {data.name} test set, "
+               f"{len(data.test.labels)} images")  # fmt: skip
+    click.echo(f"loss ({loss}) {result.loss:.4f}  accuracy {100 * result.accuracy:.2f}%")
+    click.echo(_quality_lines(quality, loss))
     click.echo("per-class accuracy:")
     for i, acc in enumerate(result.per_class):
         label = _class_label(i, data.class_names)
@@ -379,7 +395,12 @@ def gradcheck(model, loss, hidden, batch_size, weight_decay, seed, dropout, labe
     help="With --explain: the true class, for the loss -log p(label) and the gradient softmax - onehot.",
 )
 @translate_errors
-def predict(images, checkpoint_path, top_k, as_json, save_preprocessed, explain, label):
+@click.option(
+    "--calibrated",
+    is_flag=True,
+    help="Probabilities softmax(z / T) with the temperature T fitted on the validation split at the end of training.",
+)
+def predict(images, checkpoint_path, top_k, as_json, save_preprocessed, explain, label, calibrated):
     """Classify your own images (PNG, JPEG, BMP, GIF, TIFF, WebP; - reads standard input).
 
     Each image is brought into MNIST's form first: grayscale, light ink on dark, cropped to the
@@ -390,7 +411,12 @@ def predict(images, checkpoint_path, top_k, as_json, save_preprocessed, explain,
 
     if label is not None and not explain:
         raise click.UsageError("--label goes with --explain")
-    model, meta = checkpoint.load(checkpoint_path or checkpoint.default_path())
+    path = checkpoint_path or checkpoint.default_path()
+    model, meta = checkpoint.load(path)
+    temperature = meta.get("temperature") if calibrated else None
+    if calibrated and temperature is None:
+        raise click.ClickException(f"{path} has no fitted temperature (trained without a validation split, or by "
+                                   f"a version before temperature scaling): drop --calibrated")  # fmt: skip
     if save_preprocessed is not None:
         try:
             save_preprocessed.mkdir(parents=True, exist_ok=True)
@@ -400,9 +426,17 @@ def predict(images, checkpoint_path, top_k, as_json, save_preprocessed, explain,
     if explain:
         from mnistsoftmax.predict import explain_files
 
-        results = explain_files(model, meta, images, label, stdin=stdin, save_dir=save_preprocessed)
+        results = explain_files(model, meta, images, label, stdin=stdin, save_dir=save_preprocessed,
+                                temperature=temperature)  # fmt: skip
     else:
-        results = predict_files(model, meta, images, top_k, stdin=stdin, save_dir=save_preprocessed)
+        results = predict_files(model, meta, images, top_k, stdin=stdin, save_dir=save_preprocessed,
+                                temperature=temperature)  # fmt: skip
+    loss = (meta.get("config") or {}).get("loss") or options.DEFAULTS["loss"]
+    if not as_json and loss != options.DEFAULTS["loss"]:
+        from mnistsoftmax.losses import get
+
+        log(f"note: trained with the {loss} loss, this model gives {get(loss).outputs}; the percentages are their "
+            f"softmax, which training never made probabilities")  # fmt: skip
     for r in results:
         if "error" in r:
             log(f"Error: {r['error']}")
@@ -460,9 +494,12 @@ def _explained(r: dict, names, label) -> str:
               help="Folder for the PNG figures and index.html.")  # fmt: skip
 @click.option("--digit", type=click.IntRange(0, 9), default=3, show_default=True,
               help="The class whose softmax and log-softmax are shown.")  # fmt: skip
+@click.option("--compare", "others", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Another checkpoint to draw beside this one (compare.png: loss, margins as training went, "
+              "test margins, reliability); repeat for several.")  # fmt: skip
 @data_options
 @translate_errors
-def plot(checkpoint_path, out, digit, data_dir, mirror):
+def plot(checkpoint_path, out, digit, others, data_dir, mirror):
     """Draw what the network learned, before and after training (needs the `plot` extra).
 
     Training curves; logits, softmax and log-softmax of an untrained model of the same
@@ -488,8 +525,17 @@ def plot(checkpoint_path, out, digit, data_dir, mirror):
         out, model, untrained, data.test.images, data.test.labels, inference.Normalization(**meta["normalization"]),
         meta.get("class_names") or list(data.class_names), checkpoint.read_metrics(path), digit,
         distortion=distortion if distortion.active else None,
-        train_images=data.train.images if distortion.active else None,
+        train_images=data.train.images if distortion.active else None, temperature=meta.get("temperature"),
     )  # fmt: skip
+    if others:
+        compared = {path.stem: (model, inference.Normalization(**meta["normalization"]), checkpoint.read_metrics(path),
+                                meta.get("temperature"))}  # fmt: skip
+        for other in others:
+            m, o = checkpoint.load(other)
+            name = other.stem if other.stem not in compared else str(other)
+            compared[name] = (m, inference.Normalization(**o["normalization"]), checkpoint.read_metrics(other),
+                              o.get("temperature"))  # fmt: skip
+        written.append(plots.write_comparison(out, compared, data.test.images, data.test.labels))
     for p in written:
         click.echo(str(p))
 

@@ -76,7 +76,8 @@ def hidden_units(model, x: np.ndarray, digit: int, count: int = 8) -> dict | Non
     }
 
 
-def explain(model, norm: Normalization, digit: np.ndarray, label: int | None = None, untrained=None) -> dict:
+def explain(model, norm: Normalization, digit: np.ndarray, label: int | None = None, untrained=None,
+            temperature: float | None = None) -> dict:  # fmt: skip
     """One 28x28 uint8 input through a model -> softmax_steps of its logits, plus, for a model with
     a hidden layer, `hidden` (see hidden_units), plus, given the run's initial model, `untrained`:
     the same steps through it. The logits come from inference.logits, exactly as `predict`
@@ -89,6 +90,9 @@ def explain(model, norm: Normalization, digit: np.ndarray, label: int | None = N
         result["hidden"] = hidden
     if untrained is not None:
         result["untrained"] = softmax_steps(logits(untrained, pixels, norm)[0], label)
+    if temperature is not None:  # temperature scaling: softmax(z / T), the same argmax
+        result["temperature"] = float(temperature)
+        result["calibrated"] = softmax_steps(result["logits"] / temperature, label)["probabilities"]
     return result
 
 

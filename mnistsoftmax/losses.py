@@ -106,6 +106,62 @@ def inplace_softmax_cross_entropy(
     return loss, correct
 
 
+# The multiclass hinge (Weston-Watkins, as cs231n) ------------------------------------------------
+
+MARGIN = 1.0  # Delta: how far the true class's score must stand above every other's
+
+
+def hinge_per_sample(Z: np.ndarray, y: np.ndarray, smoothing: float = 0.0) -> np.ndarray:
+    """sum over j != y of max(0, z_j - z_y + Delta), (N, C), (N,) -> (N,).
+
+    Zero once the true class's score beats every other by Delta: the loss is then satisfied and
+    pushes no further, unlike cross entropy, whose -log p_y only approaches 0 as z_y - z_j grows
+    without bound. (No label smoothing: its targets are probabilities, which hinge scores are not.)
+    """
+    rows = np.arange(len(y))
+    terms = np.maximum(0.0, Z - Z[rows, y][:, None] + MARGIN)  # (N, C)
+    terms[rows, y] = 0.0  # the true class's own term is Delta, not a violation
+    return terms.sum(axis=1)
+
+
+def hinge_backward(Z: np.ndarray, y: np.ndarray, smoothing: float = 0.0) -> np.ndarray:
+    """Gradient of the *mean* hinge loss with respect to the scores: (N, C) -> (N, C).
+
+    Each violated term max(0, z_j - z_y + Delta) > 0 adds +1 to dz_j and -1 to dz_y; a satisfied
+    one adds nothing (at exactly 0 the subgradient 0 is taken). Divided by N: the mean.
+    """
+    rows = np.arange(len(y))
+    violated = (Z - Z[rows, y][:, None] + MARGIN > 0).astype(Z.dtype)  # (N, C)
+    violated[rows, y] = 0
+    violated[rows, y] = -violated.sum(axis=1)
+    return violated / len(y)
+
+
+def inplace_hinge(Z: np.ndarray, y: np.ndarray, rows: np.ndarray, smoothing: float = 0.0) -> tuple[float, int]:
+    """Mean hinge loss of scores Z (N, C); overwrites Z with its gradient (hinge_backward). The
+    training loop's fused form: no (N, C) temporary but Z itself. Returns the loss and how many
+    rows have their largest score at the true class."""
+    n = len(Z)
+    correct = int(np.count_nonzero(Z.argmax(axis=1) == y))
+    Z -= Z[rows, y][:, None] - Z.dtype.type(MARGIN)  # z_j - z_y + Delta
+    Z[rows, y] = 0
+    np.maximum(Z, 0, out=Z)
+    loss = float(Z.sum(dtype=np.float64)) / n
+    np.greater(Z, 0, out=Z, casting="unsafe")  # 1 where violated
+    Z[rows, y] = -Z.sum(axis=1)
+    Z *= 1.0 / n
+    return loss, correct
+
+
+def margins(Z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The correct class's margin z_y - max_{j != y} z_j of each sample, (N, C), (N,) -> (N,):
+    positive when it is right, Delta or more when the hinge is satisfied."""
+    rows = np.arange(len(y))
+    others = Z.astype(np.float64, copy=True)
+    others[rows, y] = -np.inf
+    return Z[rows, y] - others.max(axis=1)
+
+
 # The registry ----------------------------------------------------------------------------------
 
 
@@ -131,6 +187,7 @@ LOSSES: dict[str, Loss] = {
         "cross-entropy", cross_entropy_per_sample, cross_entropy_backward, inplace_softmax_cross_entropy,
         smoothable=True, outputs="probabilities",
     ),
+    "hinge": Loss("hinge", hinge_per_sample, hinge_backward, inplace_hinge, smoothable=False, outputs="scores"),
 }  # fmt: skip
 
 

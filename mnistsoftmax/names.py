@@ -9,6 +9,6 @@ module that implements them, in the same order; tests/test_schema.py checks they
 """
 
 MODELS = ("linear", "mlp")
-LOSSES = ("cross-entropy",)
+LOSSES = ("cross-entropy", "hinge")
 SCHEDULES = ("constant", "cosine", "step")
 DATASETS = ("mnist", "fashion-mnist", "custom")

@@ -147,8 +147,8 @@ TRAIN_OPTIONS: tuple[Option, ...] = (
     Option("model", "choice", "mlp", "linear: softmax regression; mlp: one hidden ReLU layer.", "model",
            choices=MODELS),
     Option("hidden", "int", 256, "Hidden units of the mlp.", "model", low=1),
-    Option("loss", "choice", "cross-entropy", "The loss minimised in training (and reported in evaluation).",
-           "model", choices=LOSSES),
+    Option("loss", "choice", "cross-entropy", "The loss minimised in training: cross-entropy (softmax, "
+           "log-likelihood) or hinge (the multiclass SVM loss, margin 1).", "model", choices=LOSSES),
     Option("epochs", "int", 10, "Passes over the training set.", "optimisation", low=1),
     Option("batch_size", "int", 128, "Samples per SGD step.", "optimisation", low=1),
     Option("lr", "float", 0.05, "Initial learning rate.", "optimisation", low=0, low_open=True),
@@ -221,12 +221,16 @@ def check(name: str, value):
 
 def check_combination(config: dict) -> None:
     """What no single option can say: combinations train refuses before any work."""
+    from mnistsoftmax.losses import LOSSES
     from mnistsoftmax.models import MODELS as model_classes
 
     dropout = config.get("dropout") or 0.0
     kind = config.get("model", DEFAULTS["model"])
     if dropout and not model_classes[kind].has_hidden_layer:
         raise OptionError(f"--dropout {dropout} applies to the hidden layer: it needs --model mlp")
+    smoothing, loss = config.get("label_smoothing") or 0.0, config.get("loss") or DEFAULTS["loss"]
+    if smoothing and not LOSSES[loss].smoothable:
+        raise OptionError(f"--label-smoothing {smoothing} smooths probability targets: the {loss} loss has none")
 
 
 def resolve(values: dict | None = None) -> dict:

@@ -25,8 +25,10 @@ SIZES = {
     "loss_per_sample": (12, 4.5),
     "confusion": (7, 6),
     "mistakes": (12, 7),
+    "calibration": (12, 4.5),
     "weights": (12, 7),
     "distortions": (10, 8),
+    "compare": (16, 9),  # plot --compare only
 }
 CAPTIONS = {
     "curves": "Training curves: the loss starts at ln 10 ≈ 2.303 (dashed), where every class has 10 %, and falls "
@@ -48,6 +50,12 @@ CAPTIONS = {
     "probes": "The softmax of the probe images (a fixed set of test images of each class) at moments of "
     "training, one row each, one panel per true class, one box per output: at step 0 every box sits near 0.1; "
     "as the loss falls, the true class's box rises to 1 and the others sink to 0.",
+    "calibration": "Margins and calibration on the test set. Left: the correct class's margin z_y - max other "
+    "z of each image (the hinge loss is satisfied from 1 on and stops pushing; cross entropy keeps pushing). "
+    "Right: the reliability diagram, accuracy against confidence in 15 bins of the top probability (the "
+    "diagonal is a calibrated model), before and after temperature scaling.",
+    "compare": "Two checkpoints side by side: their training loss and margins as training went (probe images), "
+    "the test margins, and their reliability diagrams.",
     "weights": "First-layer weights as 28x28 images (red positive, blue negative). For linear, the ten class "
     "templates. For mlp, the 16 hidden units with the strongest outgoing weights (rank 1 the strongest), each "
     "shown as it ended and as what training added to its random start (W1 - W1 at initialisation).",
@@ -85,6 +93,7 @@ def write_figures(
     batch: int = 200,
     distortion=None,
     train_images: np.ndarray | None = None,
+    temperature: float | None = None,
 ) -> list[Path]:
     """Write every figure and index.html into folder; returns the paths written. With the run's
     distortion settings and some training images (N, 28, 28), also the distorted copies."""
@@ -106,6 +115,7 @@ def write_figures(
     written.append(_confusion(folder, analysis.confusion(after["softmax"].argmax(axis=1), labels), class_names))
     mistakes = analysis.confident_mistakes(after["softmax"], labels, k=16)
     written.append(_mistakes(folder, images, labels, after["softmax"], mistakes, class_names))
+    written.append(_calibration(folder, after["logits"], labels, temperature))
     shown = analysis.hidden_unit_images(trained, untrained, count=16)
     # What the model says its first layer's columns are picks the figure: class templates, or units.
     draw = {"class": _templates, "unit": _hidden_units}[trained.unit_caption]
@@ -114,6 +124,74 @@ def write_figures(
         written.append(_distortions(folder, train_images[:8], distortion))
     written.append(_index(folder, written))
     return written
+
+
+def _calibration(folder, Z, labels, temperature) -> Path:
+    from mnistsoftmax import calibration
+    from mnistsoftmax.losses import margins
+
+    fig = _figure("calibration")
+    left, right = fig.subplots(1, 2)
+    _margin_histogram(left, {"trained": margins(Z, labels)})
+    curves = {"softmax(z)": calibration.softmax_at(Z)}
+    if temperature is not None:
+        curves[f"softmax(z / T), T = {temperature:.3f}"] = calibration.softmax_at(Z, temperature)
+    _reliability(right, curves, labels)
+    fig.tight_layout()
+    return _save(fig, folder, "calibration")
+
+
+def _margin_histogram(ax, named: dict) -> None:
+    for name, values in named.items():
+        ax.hist(np.clip(values, -10, 40), bins=100, range=(-10, 40), histtype="step", lw=1.5,
+                label=f"{name}: median {np.median(values):.2f}")  # fmt: skip
+    ax.axvline(1, ls="--", color="gray", label="the hinge's margin, 1")
+    ax.axvline(0, ls=":", color="gray")
+    ax.set(xlabel="margin z_y - max other z (clipped to [-10, 40])", ylabel="test images", title="Margins")
+    ax.legend(fontsize=8)
+
+
+def _reliability(ax, named: dict, labels) -> None:
+    from mnistsoftmax import calibration
+
+    ax.plot([0, 1], [0, 1], ls="--", color="gray", label="calibrated")
+    for name, p in named.items():
+        r = calibration.reliability(p, labels)
+        centres = (r["edges"][:-1] + r["edges"][1:]) / 2
+        ece = calibration.expected_calibration_error(p, labels)
+        ax.plot(centres, r["accuracy"], "o-", label=f"{name}: ECE {ece:.4f}")
+    ax.set(xlabel="confidence (top probability), 15 bins", ylabel="accuracy", title="Reliability", xlim=(0, 1),
+           ylim=(0, 1.02))  # fmt: skip
+    ax.legend(fontsize=8)
+
+
+def write_comparison(folder: Path, runs: dict, images: np.ndarray, labels: np.ndarray) -> Path:
+    """One figure comparing checkpoints: runs maps a name to (model, norm, records, temperature)."""
+    from mnistsoftmax import calibration
+    from mnistsoftmax.losses import margins
+
+    fig = _figure("compare")
+    (loss, margin_curve), (test_margins, reliability) = fig.subplots(2, 2)
+    outputs = {name: analysis.outputs(m, images, norm)["logits"] for name, (m, norm, _, _) in runs.items()}
+    for name, (_, _, records, _) in runs.items():
+        c = analysis.training_curves(records)
+        loss.plot(c["step"], c["step_loss"], lw=0.8, label=name)
+        probes = [r for r in records if r.get("type") == "probe" and "margin" in r]
+        if probes:
+            steps = [max(r["step"], 1) for r in probes]
+            margin_curve.plot(steps, [r["margin"]["median"] for r in probes], label=f"{name}: median")
+            margin_curve.fill_between(steps, [r["margin"]["q1"] for r in probes], [r["margin"]["q3"] for r in probes],
+                                      alpha=0.2)  # fmt: skip
+    loss.set(xscale="log", xlabel="step", ylabel="training loss (each run's own)", title="Loss")
+    loss.legend(fontsize=8)
+    margin_curve.axhline(1, ls="--", color="gray")
+    margin_curve.set(xscale="log", xlabel="step", ylabel="margin (probe images)", title="Margins as training went")
+    margin_curve.legend(fontsize=8)
+    _margin_histogram(test_margins, {name: margins(Z, labels) for name, Z in outputs.items()})
+    _reliability(reliability, {name: calibration.softmax_at(Z) for name, Z in outputs.items()}, labels)
+    fig.tight_layout()
+    folder.mkdir(parents=True, exist_ok=True)
+    return _save(fig, folder, "compare")
 
 
 def _distortions(folder, images, distortion) -> Path:

@@ -34,9 +34,17 @@ def preprocessed(sources, stdin: bytes | None = None, save_dir: Path | None = No
 
 
 def predict_files(
-    model, meta: dict, sources, top_k: int = 3, stdin: bytes | None = None, save_dir: Path | None = None
+    model,
+    meta: dict,
+    sources,
+    top_k: int = 3,
+    stdin: bytes | None = None,
+    save_dir: Path | None = None,
+    temperature: float | None = None,
 ) -> list[dict]:
-    """One result per source: {file, digit, probability, top_k: [[class, p], ...]} or {file, error}."""
+    """One result per source: {file, digit, probability, top_k: [[class, p], ...]} or {file, error};
+    with a temperature T the probabilities are softmax(z / T) (temperature scaling: the same
+    digit, other confidences)."""
     results, inputs = [], []
     for name, digit in preprocessed(sources, stdin, save_dir):
         if isinstance(digit, ImageError):
@@ -46,7 +54,8 @@ def predict_files(
             inputs.append(digit)
     if inputs:
         norm = Normalization(**meta["normalization"])
-        probabilities = softmax(logits(model, np.stack(inputs), norm).astype(np.float64))
+        Z = logits(model, np.stack(inputs), norm).astype(np.float64)
+        probabilities = softmax(Z / temperature if temperature is not None else Z)
         ok = (r for r in results if "error" not in r)
         for r, p in zip(ok, probabilities, strict=True):
             ranked = np.argsort(-p, kind="stable")[:top_k]
@@ -72,7 +81,13 @@ def _save_png(digit: np.ndarray, path: Path) -> None:
 
 
 def explain_files(
-    model, meta: dict, sources, label: int | None = None, stdin: bytes | None = None, save_dir: Path | None = None
+    model,
+    meta: dict,
+    sources,
+    label: int | None = None,
+    stdin: bytes | None = None,
+    save_dir: Path | None = None,
+    temperature: float | None = None,
 ) -> list[dict]:
     """One result per source: {file, **explain.explain(...)} (JSON-ready, with `untrained` when the
     checkpoint's run can be redrawn) or {file, error}."""
@@ -83,6 +98,6 @@ def explain_files(
     return [
         {"file": name, "error": str(digit)}
         if isinstance(digit, ImageError)
-        else {"file": name, **jsonable(explain(model, norm, digit, label, untrained))}
+        else {"file": name, **jsonable(explain(model, norm, digit, label, untrained, temperature))}
         for name, digit in preprocessed(sources, stdin, save_dir)
     ]

@@ -22,8 +22,10 @@ import base64
 import numpy as np
 
 from mnistsoftmax.analysis import scaled_images, weight_units
+from mnistsoftmax.calibration import five_numbers
 from mnistsoftmax.functional import log_softmax
 from mnistsoftmax.losses import get as get_loss
+from mnistsoftmax.losses import margins
 
 PER_CLASS = 20  # a score of each class: 200 images, a forward pass costing about half a training step
 STATS = ("min", "q1", "median", "q3", "max")  # the five-number summary a box plot draws
@@ -88,6 +90,9 @@ class Probe:
             "classes": self.classes,
             "logits": self._summaries(Z, 3),
             "softmax": self._summaries(np.exp(logp), 4),
+            # the correct class's margin z_y - max other z over all probe images: the hinge stops
+            # pushing it at 1, cross entropy keeps pushing
+            "margin": {k: round(v, 3) for k, v in five_numbers(margins(Z, self.y)).items()},
         }
 
     def __call__(self, model, step: int, epoch: int, moment: str) -> list[dict]:

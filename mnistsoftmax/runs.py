@@ -170,6 +170,9 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
             "test_loss": test.loss,
             "test_accuracy": test.accuracy,
         }
+        if run.validation is not None:  # temperature scaling, fitted on the held-out split
+            meta["temperature"] = _temperature(run)
+            log(f"temperature fitted on the validation split: T = {meta['temperature']:.4f}")
         checkpoint.save(out, run.model, meta)
         metrics.commit()
     except BaseException:
@@ -179,3 +182,11 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
         resume.path.unlink(missing_ok=True)  # used up: the finished checkpoint replaces it
         checkpoint.metrics_path(resume.path).unlink(missing_ok=True)
     return Outcome(out, test)
+
+
+def _temperature(run: training.Run) -> float:
+    """The T minimising the validation split's NLL of softmax(z / T) (calibration.py)."""
+    from mnistsoftmax.calibration import fit_temperature
+
+    images, labels = run.validation
+    return fit_temperature(inference.logits(run.model, images, run.norm).astype(np.float64), labels.astype(np.intp))

@@ -117,6 +117,21 @@ def test_probe_moments_are_first_last_and_log_spaced_between():
     assert analysis.probe_moments([{"type": "init"}]) == []
 
 
+def test_compare_draws_two_checkpoints(models, tmp_path):
+    """plot --compare: one PNG of its size from two models and their records (probe margins too)."""
+    from mnistsoftmax.probes import Probe, choose
+
+    trained, untrained, images, labels, norm = models
+    chosen = choose(labels, seed=0, per_class=5)
+    records = [{"type": "step", "step": s, "loss": 2.0 / s} for s in (1, 2, 5)]
+    records += [Probe(trained, images[chosen], labels[chosen], norm).record(trained, s, 1) for s in (0, 5)]
+    assert "margin" in records[-1] and set(records[-1]["margin"]) == {"min", "q1", "median", "q3", "max"}
+    path = plots.write_comparison(tmp_path, {"a": (trained, norm, records, 1.5), "b": (untrained, norm, [], None)},
+                                  images, labels)  # fmt: skip
+    with Image.open(path) as im:
+        assert im.size == tuple(plots.DPI * v for v in plots.SIZES["compare"])
+
+
 def test_every_figure_is_a_png_of_its_size(models, tmp_path):
     """Each figure is a valid, non-empty PNG of the stated pixel size; index.html shows them all."""
     trained, untrained, images, labels, norm = models
@@ -134,7 +149,8 @@ def test_every_figure_is_a_png_of_its_size(models, tmp_path):
     written = plots.write_figures(tmp_path, trained, untrained, images, labels, norm, list("0123456789"), records, 3,
                                   distortion=Distortion(rotate=15, elastic_alpha=34), train_images=images)  # fmt: skip
     pngs = [p for p in written if p.suffix == ".png"]
-    assert [p.stem for p in pngs] == list(plots.SIZES)  # distortions.png only for a run with distortions
+    # distortions.png only for a run with distortions, compare.png only with plot --compare
+    assert [p.stem for p in pngs] == [name for name in plots.SIZES if name != "compare"]
     for path in pngs:
         with Image.open(path) as im:
             im.verify()
@@ -153,7 +169,7 @@ def test_plot_command(tmp_path, tiny_data):
                                 "--model", "linear"]).exit_code == 0  # fmt: skip
     result = runner.invoke(main, ["plot", "--out", str(tmp_path / "figs"), "--digit", "7"])
     assert result.exit_code == 0, result.output
-    assert len(result.stdout.splitlines()) == len(plots.SIZES)  # all but distortions.png, and index.html
+    assert len(result.stdout.splitlines()) == len(plots.SIZES) - 1  # all but distortions and compare, and index.html
     assert json.loads(checkpoint.metrics_path(checkpoint.default_path()).read_text().splitlines()[0])["type"] == "init"
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mnistsoftmax import checkpoint
 from mnistsoftmax.inference import Normalization, initial_model
+from mnistsoftmax.losses import get as get_loss
 
 
 @dataclass
@@ -29,6 +30,9 @@ class Loaded:
             "model": self.meta["kind"],
             "hidden": self.model.sizes.get("hidden"),
             "description": self.model.describe(),
+            "loss": config.get("loss") or "cross-entropy",
+            "outputs": get_loss(config.get("loss") or "cross-entropy").outputs,  # probabilities, or scores
+            "temperature": self.meta.get("temperature"),
             "dataset": self.meta.get("dataset"),
             "accuracy": (self.meta.get("metrics") or {}).get("test_accuracy"),
             "epochs": config.get("epochs"),

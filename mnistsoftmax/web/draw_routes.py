@@ -112,7 +112,8 @@ def answer(catalog, body: bytes, is_json: bool, fields: dict) -> dict:
         raise error(400, str(exc)) from None
     except MemoryError:
         raise error(413, "the image is too large to decode here") from None
-    result = jsonable(explain(entry.model, entry.norm, stages.digit, label, entry.untrained))
+    temperature = entry.meta.get("temperature")
+    result = jsonable(explain(entry.model, entry.norm, stages.digit, label, entry.untrained, temperature))
     h, w = stages.ink.shape
     top, left, bottom, right = stages.crop
     result.update(

@@ -83,3 +83,30 @@ export function boxPlots(root, summaries, classes, classNames, { low, high, form
     root.append(panel);
   });
 }
+
+// The correct class's margin z_y - max other z on the probe images as training goes: the median
+// as a line, the quartiles as a band; the hinge loss's margin, 1, as a dashed line.
+export function marginChart(root, probes) {
+  const W = 640, H = 200, left = 44, right = 12, top = 12, bottom = 30;
+  root.replaceChildren();
+  const withMargin = probes.filter((p) => p.margin);
+  if (!withMargin.length) return;
+  const maxStep = Math.max(1, ...withMargin.map((p) => p.step));
+  const low = Math.min(-1, ...withMargin.map((p) => p.margin.q1));
+  const high = Math.max(2, ...withMargin.map((p) => p.margin.q3));
+  const x = (step) => left + ((W - left - right) * Math.log1p(step)) / Math.log1p(maxStep);
+  const y = (m) => top + (H - top - bottom) * (1 - (m - low) / (high - low));
+  for (const v of [low, 0, 1, high]) {
+    root.append(svg("text", { x: left - 6, y: y(v) + 4, class: "tick", "text-anchor": "end" }, v.toFixed(1)));
+  }
+  root.append(svg("line", { x1: left, x2: W - right, y1: y(1), y2: y(1), class: "ln10" }));
+  root.append(svg("text", { x: W - right - 4, y: y(1) - 4, class: "tick", "text-anchor": "end" },
+    "margin 1: where the hinge stops pushing"));
+  const band = [...withMargin.map((p) => `${x(p.step)},${y(p.margin.q3)}`),
+    ...withMargin.slice().reverse().map((p) => `${x(p.step)},${y(p.margin.q1)}`)].join(" ");
+  root.append(svg("polygon", { points: band, class: "band" }));
+  const line = withMargin.map((p) => `${x(p.step).toFixed(1)},${y(p.margin.median).toFixed(1)}`).join(" ");
+  root.append(svg("polyline", { points: line, class: "loss", "data-testid": "margin-line" }));
+  root.append(svg("text", { x: (W + left) / 2, y: H - 6, class: "tick", "text-anchor": "middle" },
+    "step (logarithmic); median and quartiles of the probe images' margins"));
+}

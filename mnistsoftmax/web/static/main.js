@@ -17,10 +17,16 @@ function classNames() {
   return entry ? entry.class_names : [...Array(10).keys()].map(String);
 }
 
+function checkpoint() {
+  return checkpoints.find((c) => c.name === $("checkpoint").value);
+}
+
 function show(result) {
   const names = classNames();
   $("prediction").textContent = names[result.digit];
-  probabilityBars($("probabilities"), result.probabilities, names, { testids: true, highlight: result.digit });
+  // Temperature scaling changes the confidences, never the digit.
+  const shown = $("calibrated").checked && result.calibrated ? result.calibrated : result.probabilities;
+  probabilityBars($("probabilities"), shown, names, { testids: true, highlight: result.digit });
   $("loss").textContent = result.loss === undefined ? "–" : number(result.loss);
   showStages(result);
   showMath($("math-table"), result, names);
@@ -68,11 +74,17 @@ const pad = new Pad($("pad"), {
 $("clear").addEventListener("click", () => { $("upload").value = ""; pad.clear(); });
 $("upload").addEventListener("change", (e) => { if (e.target.files[0]) useFile(e.target.files[0]); });
 $("label").addEventListener("change", update);
+$("calibrated").addEventListener("change", update);
 $("checkpoint").addEventListener("change", () => { describeCheckpoint(); fillLabels(); update(); });
 
 function describeCheckpoint() {
-  const c = checkpoints.find((c) => c.name === $("checkpoint").value);
+  const c = checkpoint();
   if (!c) return;
+  $("calibrated-switch").hidden = c.temperature === null || c.temperature === undefined;
+  $("temperature").textContent = $("calibrated-switch").hidden ? "" : `T = ${c.temperature.toFixed(3)}`;
+  $("outputs-note").hidden = c.outputs === "probabilities";
+  $("outputs-note").textContent = `Trained with the ${c.loss} loss, this model gives ${c.outputs}: the bars are ` +
+    "their softmax, which training never made probabilities.";
   const acc = c.accuracy === null || c.accuracy === undefined ? "" : `, test accuracy ${(100 * c.accuracy).toFixed(2)} %`;
   $("checkpoint-info").textContent = `${c.description}, ${c.dataset}${acc}`;
 }

@@ -1,7 +1,7 @@
 // The training view: a form of train's options, the runs of the runs folder, and one run watched
 // live through its Server-Sent Events (one metrics record each). Hooks for automation:
 // body[data-ready], body[data-run-status] of the watched run, data-testid on fields and buttons.
-import { boxPlots, lossChart } from "./charts.js";
+import { boxPlots, lossChart, marginChart } from "./charts.js";
 import { $, call, element, showError } from "./common.js";
 import { weightImage } from "./draw.js";
 
@@ -11,6 +11,7 @@ const REDRAW_MS = 1000;
 
 let runs = [];
 let watched = null; // {id, source: EventSource, records state}
+let compared = null; // another run's records, drawn beside the watched one's
 let pending = false;
 
 // ---- the form, from train's own options (names, defaults, choices)
@@ -89,6 +90,25 @@ async function refreshRuns() {
     body.append(row);
   }
   updateButtons();
+  fillCompare();
+}
+
+function fillCompare() {
+  const picker = $("compare"), chosen = picker.value;
+  picker.replaceChildren(new Option("none", ""));
+  for (const run of runs) {
+    if (!watched || run.id !== watched.id) picker.append(new Option(`${run.id} · ${run.options?.loss ?? ""}`, run.id));
+  }
+  picker.value = [...picker.options].some((o) => o.value === chosen) ? chosen : "";
+}
+
+// A run's records into a state of its own (the watched run's events are not disturbed).
+function follow(id) {
+  const state = freshState(id);
+  state.source = new EventSource(`/api/runs/${encodeURIComponent(id)}/events`);
+  state.source.onmessage = (event) => { take(state, JSON.parse(event.data)); schedule(); };
+  state.source.onerror = () => { if (state.ending || state.test) state.source.close(); };
+  return state;
 }
 
 function watchedRun() {
@@ -165,7 +185,35 @@ function classNames() {
   return (watched && watched.init && watched.init.class_names) || [...Array(10).keys()].map(String);
 }
 
+function renderSide(root, s) {
+  const q = (cls) => root.querySelector(cls);
+  if (!s) {
+    for (const cls of [".side-loss", ".side-margin", ".side-logits"]) q(cls).replaceChildren();
+    q(".side-title").textContent = "";
+    q(".side-summary").textContent = "";
+    return;
+  }
+  const config = (s.init && s.init.config) || {};
+  q(".side-title").textContent = `${s.id} · ${config.loss ?? "cross-entropy"}`;
+  const last = s.probes[s.probes.length - 1];
+  const accuracy = s.test ? `test accuracy ${(100 * s.test.accuracy).toFixed(2)} %` : "running";
+  const margin = last && last.margin ? `, median margin ${last.margin.median.toFixed(2)} at step ${last.step}` : "";
+  q(".side-summary").textContent = accuracy + margin;
+  lossChart(q(".side-loss"), { steps: s.steps, epochs: s.epochs, totalSteps: s.init ? s.init.steps_per_epoch * config.epochs : 0 });
+  marginChart(q(".side-margin"), s.probes);
+  if (last) {
+    boxPlots(q(".side-logits"), last.logits, last.classes, classNames(),
+      { low: Math.floor(s.logitLow), high: Math.ceil(s.logitHigh) || 1, format: (v) => v.toFixed(0) });
+  }
+}
+
+function renderCompare() {
+  const both = compared ? [watched, compared] : [null, null];
+  both.forEach((s, i) => renderSide(document.querySelector(`[data-testid="side-${i}"]`), s));
+}
+
 function render() {
+  renderCompare();
   if (!watched) return;
   const s = watched;
   const config = (s.init && s.init.config) || {};
@@ -280,6 +328,11 @@ $("train-resume").addEventListener("click", async () => {
   } catch (err) {
     showError(err.message);
   }
+});
+$("compare").addEventListener("change", (e) => {
+  if (compared && compared.source) compared.source.close();
+  compared = e.target.value ? follow(e.target.value) : null;
+  schedule();
 });
 $("probe-slider").addEventListener("input", (e) => {
   e.target.dataset.follow = String(e.target.value === e.target.max);
