@@ -110,3 +110,42 @@ def test_an_overconfident_net_is_cooled():
     true = rng.standard_normal((20000, 10))
     y = np.array([rng.choice(10, p=p) for p in calibration.softmax_at(true)])
     assert calibration.fit_temperature(3 * true, y) == pytest.approx(3, rel=0.05)
+
+
+def test_a_hinge_run_end_to_end(tiny_data, tmp_path):
+    """train --loss hinge from the same seed starts from the same weights as cross entropy (the
+    first probe's logits are equal) and differs after; eval --json reports the loss by name with
+    margins, nll, brier, ece and the fitted temperature; predict --calibrated changes no digit;
+    predict says the outputs are scores."""
+    import json
+
+    from mnistsoftmax import checkpoint
+
+    outs = {}
+    for loss in ("cross-entropy", "hinge"):
+        outs[loss] = tmp_path / f"{loss}.npz"
+        args = ["train", "--dataset", "custom", "--data-dir", str(tiny_data), "--epochs", "2", "--hidden", "16",
+                "--loss", loss, "--out", str(outs[loss])]  # fmt: skip
+        assert CliRunner().invoke(main, args).exit_code == 0
+    first = {loss: next(r for r in checkpoint.read_metrics(p) if r["type"] == "probe") for loss, p in outs.items()}
+    assert first["hinge"]["logits"] == first["cross-entropy"]["logits"] and "margin" in first["hinge"]
+    hinge_model, meta = checkpoint.load(outs["hinge"])
+    assert meta["config"]["loss"] == "hinge" and meta["temperature"] > 0
+    assert hinge_model.params["W1"].tobytes() != checkpoint.load(outs["cross-entropy"])[0].params["W1"].tobytes()
+
+    report = json.loads(CliRunner().invoke(main, ["eval", str(outs["hinge"]), "--json"]).stdout)
+    assert report["loss_name"] == "hinge" and set(report["margin"]) == {"min", "q1", "median", "q3", "max"}
+    for key in ("nll", "brier", "ece", "temperature", "nll_calibrated", "ece_calibrated"):
+        assert math.isfinite(report[key]), key
+
+    from PIL import Image
+
+    image = tmp_path / "digit.png"
+    Image.fromarray(255 - np.kron(np.eye(4, dtype=np.uint8) * 255, np.ones((7, 7), np.uint8))).save(image)
+    plain = CliRunner().invoke(main, ["predict", str(image), "--checkpoint", str(outs["hinge"]), "--json"])
+    cooled = CliRunner().invoke(main, ["predict", str(image), "--checkpoint", str(outs["hinge"]), "--json",
+                                       "--calibrated"])  # fmt: skip
+    a, b = json.loads(plain.stdout)[0], json.loads(cooled.stdout)[0]
+    assert a["digit"] == b["digit"] and a["probability"] != b["probability"]
+    text = CliRunner().invoke(main, ["predict", str(image), "--checkpoint", str(outs["hinge"])])
+    assert "gives scores" in text.stderr
