@@ -239,3 +239,38 @@ def test_a_run_started_from_the_form_is_watched_to_its_accuracy(training_page):
     assert float(shown.get_attribute("data-value")) == accuracy
     assert shown.text_content() == f"{100 * accuracy:.2f} %" and 0.95 < accuracy < 1
     page.wait_for_function("document.body.dataset.runStatus === 'finished'")
+
+
+def test_two_runs_side_by_side(browser, tmp_path):
+    """The training view's side by side: a cross-entropy run and a hinge run of the same seed,
+    each with its loss chart, its margins' line and its logits' box plots, and its own loss named."""
+    from tests.conftest import write_dataset
+
+    data, runs = tmp_path / "data", tmp_path / "runs"
+    write_dataset(data)
+    for loss in ("cross-entropy", "hinge"):
+        args = ["train", "--dataset", "custom", "--data-dir", str(data), "--epochs", "2", "--hidden", "16",
+                "--loss", loss, "--out", str(runs / f"{loss}.npz")]  # fmt: skip
+        assert CliRunner().invoke(main, args).exit_code == 0
+    proc, url = start_server(env={"MNISTSOFTMAX_RUNS_DIR": str(runs)})
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(url + "train")
+        page.wait_for_selector("body[data-ready=true]", state="attached")
+        page.click('tr[data-run="cross-entropy"]')
+        page.get_by_test_id("compare").select_option("hinge")
+        for side, loss in ((0, "cross-entropy"), (1, "hinge")):
+            root = page.get_by_test_id(f"side-{side}")
+            root.locator(".side-summary", has_text="test accuracy").wait_for(timeout=20000)
+            assert root.locator(".side-title").text_content().endswith(loss)
+            assert root.locator(".side-loss circle").count() > 0
+            assert root.get_by_test_id("margin-line").count() == 1
+            assert root.locator(".side-logits svg").count() == 10
+    finally:
+        context.close()
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    assert errors == [], errors

@@ -341,3 +341,15 @@ def test_serve_on_another_host_warns(runs):
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=20)
     assert "no authentication" in stderr and proc.returncode == 0
+
+
+def test_the_answer_says_what_the_outputs_are_and_their_temperature(client):
+    """The list gives each checkpoint's loss, what its outputs are and its fitted temperature; a
+    prediction carries the calibrated probabilities softmax(z / T), with the same argmax."""
+    entry = client.get("/api/checkpoints").json()[0]
+    assert entry["loss"] == "cross-entropy" and entry["outputs"] == "probabilities" and entry["temperature"] > 0
+    answer = client.post("/api/predict", content=drawn_seven()).json()
+    z = np.asarray(answer["logits"]) / answer["temperature"]
+    expected = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+    np.testing.assert_allclose(answer["calibrated"], expected, rtol=1e-12)
+    assert int(np.argmax(answer["calibrated"])) == answer["digit"]
