@@ -94,8 +94,14 @@ def _layers(helper, layers, first: str, last: str) -> list:
 
 def _metadata(meta: dict) -> dict[str, str]:
     """The checkpoint's JSON metadata as string pairs (what both formats can hold)."""
-    keys = ("kind", "sizes", "dataset", "class_names", "normalization", "config", "metrics", "version")
-    return {k: jsontext.dumps(meta[k]) for k in keys if k in meta}
+    from mnistsoftmax.losses import get
+
+    keys = ("kind", "sizes", "dataset", "class_names", "normalization", "config", "metrics", "temperature", "version")
+    exported = {k: jsontext.dumps(meta[k]) for k in keys if k in meta}
+    # What the "probabilities" output is: a cross-entropy model's probabilities, or the softmax of
+    # a hinge model's scores, which training never made probabilities.
+    exported["outputs"] = get((meta.get("config") or {}).get("loss") or "cross-entropy").outputs
+    return exported
 
 
 SAFETENSORS_DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64"}
