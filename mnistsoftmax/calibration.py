@@ -56,6 +56,23 @@ def reliability(probabilities: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) 
                 "accuracy": np.bincount(which, right, bins) / counts, "edges": np.linspace(0, 1, bins + 1)}  # fmt: skip
 
 
+def reliability_record(Z: np.ndarray, y: np.ndarray, temperature: float | None = None) -> dict:
+    """The reliability diagram of logits Z on labels y as plain lists (stored in a checkpoint, drawn
+    by the page): per bin count, confidence and accuracy (None for an empty bin), the ECE, and the
+    same after softmax(z / T) when a temperature is given."""
+
+    def lists(p):
+        r = reliability(p, y)
+        plain = {k: [None if np.isnan(v) else float(v) for v in r[k]] for k in ("confidence", "accuracy")}
+        return {"count": [int(c) for c in r["count"]], "ece": expected_calibration_error(p, y), **plain}
+
+    Z = np.asarray(Z, dtype=np.float64)
+    record = {"bins": ECE_BINS, **lists(softmax_at(Z))}
+    if temperature is not None:
+        record["calibrated"] = lists(softmax_at(Z, temperature))
+    return record
+
+
 def softmax_at(Z: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """softmax(Z / T), (N, C) -> (N, C), by log-sum-exp."""
     return np.exp(log_softmax(np.asarray(Z, dtype=np.float64) / temperature))

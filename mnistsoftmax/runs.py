@@ -173,6 +173,7 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
         if run.validation is not None:  # temperature scaling, fitted on the held-out split
             meta["temperature"] = _temperature(run)
             log(f"temperature fitted on the validation split: T = {meta['temperature']:.4f}")
+        meta["reliability"] = _reliability(run, data.test, meta.get("temperature"))
         checkpoint.save(out, run.model, meta)
         metrics.commit()
     except BaseException:
@@ -182,6 +183,14 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
         resume.path.unlink(missing_ok=True)  # used up: the finished checkpoint replaces it
         checkpoint.metrics_path(resume.path).unlink(missing_ok=True)
     return Outcome(out, test)
+
+
+def _reliability(run: training.Run, test, temperature: float | None) -> dict:
+    """The test set's reliability diagram, for the page (calibration.reliability_record)."""
+    from mnistsoftmax.calibration import reliability_record
+
+    Z = inference.logits(run.model, test.images, run.norm).astype(np.float64)
+    return reliability_record(Z, test.labels.astype(np.intp), temperature)
 
 
 def _temperature(run: training.Run) -> float:

@@ -177,7 +177,7 @@ def test_dropout_backward_against_finite_differences():
 
 
 def test_gradcheck_command_checks_dropout():
-    result = CliRunner().invoke(main, ["gradcheck", "--model", "mlp", "--dropout", "0.3"])
+    result = CliRunner().invoke(main, ["gradcheck", "--model", "mlp", "--loss", "cross-entropy", "--dropout", "0.3"])
     assert result.exit_code == 0 and result.stdout.count(" ok") == 4
 
 

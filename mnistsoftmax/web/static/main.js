@@ -6,6 +6,7 @@ import { showCompare } from "./compare.js";
 import { showMath } from "./mathview.js";
 import { Pad } from "./pad.js";
 import { showStages } from "./stages.js";
+import { showReliability } from "./reliability.js";
 import { showUnits } from "./units.js";
 
 let checkpoints = [];
@@ -79,6 +80,7 @@ $("checkpoint").addEventListener("change", () => { describeCheckpoint(); fillLab
 
 function describeCheckpoint() {
   const c = checkpoint();
+  showReliability(c);
   if (!c) return;
   $("calibrated-switch").hidden = c.temperature === null || c.temperature === undefined;
   $("temperature").textContent = $("calibrated-switch").hidden ? "" : `T = ${c.temperature.toFixed(3)}`;
