@@ -274,3 +274,22 @@ def test_two_runs_side_by_side(browser, tmp_path):
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)
     assert errors == [], errors
+
+
+def test_the_reliability_diagram_and_the_temperature_switch(page, served):
+    """The checkpoint's reliability diagram is drawn (its ECE the one stored); the calibrated
+    switch shows softmax(z / T) in the bars and keeps the digit."""
+    _, model = served
+    meta = checkpoint.load(model)[1]
+    assert not page.locator("#reliability-view").is_hidden()
+    assert float(page.get_by_test_id("reliability").get_attribute("data-ece")) == meta["reliability"]["ece"]
+    assert page.locator("#reliability circle").count() > 0
+    before = answers(page)
+    draw(page, [[(90, 60), (200, 60), (140, 230)]])
+    settle(page, before)
+    digit, plain = page.get_by_test_id("prediction").text_content(), shown_probabilities(page)[1]
+    before = answers(page)
+    page.get_by_test_id("calibrated").check()
+    settle(page, before)
+    cooled = shown_probabilities(page)[1]
+    assert page.get_by_test_id("prediction").text_content() == digit and cooled != plain
