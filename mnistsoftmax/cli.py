@@ -484,6 +484,20 @@ def _explained(r: dict, names, label) -> str:
         if "loss" in u:
             line += f", loss -log p({label}) = {u['loss']:.4f} (ln 10 = 2.3026)"
         lines.append(line)
+    lab = r.get("lab", {})
+    if "calibrated" in r:
+        lines.append(f"calibrated (softmax(z / T), T = {r['temperature']:.3f}): "
+                     f"{100 * max(r['calibrated']):.1f}% for {r['digit']}")  # fmt: skip
+    if "hinge" in lab:
+        h = lab["hinge"]
+        violating = ", ".join(map(str, h["violating"])) or "none: every margin met"
+        lines.append(f"hinge beside it: sum over k != {label} of max(0, z_k - z_{label} + 1) = {h['loss']:.4f}; "
+                     f"classes violating the margin: {violating}")  # fmt: skip
+    if "step" in lab:
+        st = lab["step"]
+        lines.append(f"one SGD step on this digit alone (lr {st['lr']:g}): loss {st['loss_before']:.4f} -> "
+                     f"{st['loss_after']:.4f}; p({label}) {100 * r['probabilities'][label]:.1f}% -> "
+                     f"{100 * st['probabilities_after'][label]:.1f}%")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -77,15 +77,18 @@ def hidden_units(model, x: np.ndarray, digit: int, count: int = 8) -> dict | Non
 
 
 def explain(model, norm: Normalization, digit: np.ndarray, label: int | None = None, untrained=None,
-            temperature: float | None = None) -> dict:  # fmt: skip
+            temperature: float | None = None, lr: float | None = None) -> dict:  # fmt: skip
     """One 28x28 uint8 input through a model -> softmax_steps of its logits, plus, for a model with
     a hidden layer, `hidden` (see hidden_units), plus, given the run's initial model, `untrained`:
-    the same steps through it. The logits come from inference.logits, exactly as `predict`
-    computes them."""
+    the same steps through it, plus `lab` (lab.py: curves, Jacobian, and with a label the hinge and
+    one SGD step at `lr`). The logits come from inference.logits, exactly as `predict` computes them."""
+    from mnistsoftmax import lab
+
     pixels = np.asarray(digit, dtype=np.uint8).reshape(1, -1)
     result = softmax_steps(logits(model, pixels, norm)[0], label)
     dtype = model.first_layer().dtype
-    hidden = hidden_units(model, norm.apply(pixels, dtype=dtype), result["digit"])
+    x = norm.apply(pixels, dtype=dtype)
+    hidden = hidden_units(model, x, result["digit"])
     if hidden is not None:
         result["hidden"] = hidden
     if untrained is not None:
@@ -93,6 +96,7 @@ def explain(model, norm: Normalization, digit: np.ndarray, label: int | None = N
     if temperature is not None:  # temperature scaling: softmax(z / T), the same argmax
         result["temperature"] = float(temperature)
         result["calibrated"] = softmax_steps(result["logits"] / temperature, label)["probabilities"]
+    result["lab"] = lab.lab(model, x, result, result.get("untrained"), lr if lr is not None else lab.DEFAULT_LR)
     return result
 
 

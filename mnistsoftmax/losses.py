@@ -143,7 +143,8 @@ def inplace_hinge(Z: np.ndarray, y: np.ndarray, rows: np.ndarray, smoothing: flo
     rows have their largest score at the true class."""
     n = len(Z)
     correct = int(np.count_nonzero(Z.argmax(axis=1) == y))
-    Z -= Z[rows, y][:, None] - Z.dtype.type(MARGIN)  # z_j - z_y + Delta
+    Z -= Z[rows, y][:, None]  # z_j - z_y, then + Delta: the plain forms' order, so the kinks agree
+    Z += Z.dtype.type(MARGIN)
     Z[rows, y] = 0
     np.maximum(Z, 0, out=Z)
     loss = float(Z.sum(dtype=np.float64)) / n

@@ -283,6 +283,11 @@ def describe(options: dict) -> str:
     return cls.summary(options) if cls is not None else ""
 
 
+def first_layer_gradient(model, grads: dict) -> np.ndarray:
+    """From a backward pass's gradients, the first layer's weights' one (D, K), as first_layer()."""
+    return grads[model.layers[0][1]]
+
+
 def parameter_names() -> set[str]:
     """The names any model's parameters may have (a checkpoint holds no other arrays)."""
     sizes = {"inputs": 1, "hidden": 1, "classes": 1}

@@ -89,10 +89,10 @@ def answer(catalog, body: bytes, is_json: bool, fields: dict) -> dict:
         if not isinstance(document, dict) or "pixels" not in document:
             raise error(400, 'a JSON body must be an object with "pixels": rows of ink values 0-255')
         pixels = document.pop("pixels")
-        fields.update({k: v for k, v in document.items() if k in ("checkpoint", "label")})
-    unknown = set(fields) - {"checkpoint", "label"}
+        fields.update({k: v for k, v in document.items() if k in ("checkpoint", "label", "lr")})
+    unknown = set(fields) - {"checkpoint", "label", "lr"}
     if unknown:
-        raise error(400, f"unknown field {sorted(unknown)[0][:40]!r}: the fields are checkpoint and label")
+        raise error(400, f"unknown field {sorted(unknown)[0][:40]!r}: the fields are checkpoint, label and lr")
     name = fields.get("checkpoint")
     if name is not None and not isinstance(name, str):
         raise error(400, "checkpoint must be a name from /api/checkpoints")
@@ -102,6 +102,7 @@ def answer(catalog, body: bytes, is_json: bool, fields: dict) -> dict:
     if entry is None:
         raise error(404, "no checkpoint to use: train one with `mnistsoftmax train`")
     label = parse_label(fields.get("label"), entry.model.sizes["classes"])
+    lr = parse_lr(fields.get("lr"))
     try:
         if pixels is not None:
             gray = images.gray_from_ink(pixels, "pixels")
@@ -113,7 +114,7 @@ def answer(catalog, body: bytes, is_json: bool, fields: dict) -> dict:
     except MemoryError:
         raise error(413, "the image is too large to decode here") from None
     temperature = entry.meta.get("temperature")
-    result = jsonable(explain(entry.model, entry.norm, stages.digit, label, entry.untrained, temperature))
+    result = jsonable(explain(entry.model, entry.norm, stages.digit, label, entry.untrained, temperature, lr))
     h, w = stages.ink.shape
     top, left, bottom, right = stages.crop
     result.update(
@@ -127,4 +128,20 @@ def answer(catalog, body: bytes, is_json: bool, fields: dict) -> dict:
     )
     for unit in result.get("hidden", {}).get("units", []):
         unit["weights"] = np.round(np.asarray(unit["weights"]), 3).tolist()
+    step = result["lab"].get("step")
+    if step is not None:  # images to draw: three decimals are plenty, and a fifth of the bytes
+        step["gradient"]["images"] = np.round(np.asarray(step["gradient"]["images"]), 3).tolist()
     return result
+
+
+def parse_lr(value) -> float | None:
+    """The lab's learning rate: a finite number in (0, 100], or None for the default."""
+    if value is None or value == "":
+        return None
+    try:
+        lr = float(value) if isinstance(value, str | int | float) and not isinstance(value, bool) else None
+    except ValueError:
+        lr = None
+    if lr is None or not 0 < lr <= 100:  # NaN fails this too
+        raise error(400, f"lr must be a number in (0, 100], not {str(value)[:40]!r}")
+    return lr

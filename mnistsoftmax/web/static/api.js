@@ -6,9 +6,10 @@ export async function listCheckpoints() {
 }
 
 // image: a Blob or File holding an image file, sent as the raw body.
-export async function predict(image, { checkpoint, label }) {
+export async function predict(image, { checkpoint, label, lr }) {
   const query = new URLSearchParams();
   if (checkpoint) query.set("checkpoint", checkpoint);
+  if (lr) query.set("lr", lr);
   if (label !== "" && label !== null && label !== undefined) query.set("label", label);
   const response = await fetch(`/api/predict?${query}`, {
     method: "POST",

@@ -6,6 +6,7 @@ import { showCompare } from "./compare.js";
 import { showMath } from "./mathview.js";
 import { Pad } from "./pad.js";
 import { showStages } from "./stages.js";
+import { showLab, wireLab } from "./lab.js";
 import { showReliability } from "./reliability.js";
 import { showUnits } from "./units.js";
 
@@ -33,6 +34,7 @@ function show(result) {
   showMath($("math-table"), result, names);
   showCompare(result, names);
   showUnits(result, names);
+  showLab(result, names, checkpoint());
 }
 
 function reset() {
@@ -50,7 +52,8 @@ async function update() {
   try {
     const image = source ? await source() : null;
     if (!image) { reset(); showError(""); return; }
-    const result = await predict(image, { checkpoint: $("checkpoint").value, label: $("label").value });
+    const result = await predict(image, { checkpoint: $("checkpoint").value, label: $("label").value,
+      lr: $("step-lr").value });
     showError("");
     show(result);
     document.body.dataset.answers = String(Number(document.body.dataset.answers || 0) + 1);
@@ -76,6 +79,7 @@ $("clear").addEventListener("click", () => { $("upload").value = ""; pad.clear()
 $("upload").addEventListener("change", (e) => { if (e.target.files[0]) useFile(e.target.files[0]); });
 $("label").addEventListener("change", update);
 $("calibrated").addEventListener("change", update);
+wireLab(update);
 $("checkpoint").addEventListener("change", () => { describeCheckpoint(); fillLabels(); update(); });
 
 function describeCheckpoint() {

@@ -1,0 +1,208 @@
+// Views 7-12, the lab: the articles' further steps for this digit. The server computes every
+// number from the model (explain.explain's `lab`); this module draws them, and computes only what
+// the user moves by hand: the temperature and the logit playground.
+import { $, element } from "./common.js";
+import { weightImage } from "./draw.js";
+
+const SVG = "http://www.w3.org/2000/svg";
+const PRESETS = { "[1, 2, 3]": [1, 2, 3], "[1, 2, 5]": [1, 2, 5] }; // the articles' worked examples
+
+function svg(tag, attributes = {}, text) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attributes)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+const fmt = (v) => (Math.abs(v) >= 1e-3 || v === 0 ? v.toFixed(4) : v.toExponential(2));
+
+// softmax, log-softmax by the max shift (as the library): what the playground and T compute.
+export function softmax(z) {
+  const m = Math.max(...z);
+  const e = z.map((v) => Math.exp(v - m));
+  const s = e.reduce((a, b) => a + b, 0);
+  return { p: e.map((v) => v / s), logp: z.map((v) => v - m - Math.log(s)) };
+}
+
+let current = null; // the last answer, for the views moved by hand
+
+export function showLab(result, names, checkpoint) {
+  current = { result, names, checkpoint };
+  showCurves(result, names);
+  showTemperature();
+  resetPlayground();
+  showJacobian(result, names);
+  showHinge(result, names);
+  showStep(result, names);
+}
+
+// ---- 7: the curves (Tam's Figures 5, 6 and 8)
+function curve(root, { f, xmin, xmax, ymin, ymax, xlabel, ylabel }, points, { label, untrained } = {}) {
+  const W = 300, H = 220, left = 40, right = 10, top = 24, bottom = 34;
+  root.replaceChildren();
+  const x = (v) => left + ((W - left - right) * (v - xmin)) / (xmax - xmin);
+  const y = (v) => top + ((H - top - bottom) * (ymax - Math.max(ymin, Math.min(ymax, v)))) / (ymax - ymin);
+  const line = [];
+  for (let k = 0; k <= 200; k++) {
+    const v = xmin + ((xmax - xmin) * k) / 200;
+    const fv = f(v);
+    if (Number.isFinite(fv)) line.push(`${x(v).toFixed(1)},${y(fv).toFixed(1)}`);
+  }
+  root.append(svg("polyline", { points: line.join(" "), class: "loss" }));
+  root.append(svg("text", { x: (W + left) / 2, y: H - 4, class: "tick", "text-anchor": "middle" }, xlabel));
+  root.append(svg("text", { x: left, y: 12, class: "tick" }, ylabel));
+  for (const v of [xmin, xmax]) {
+    root.append(svg("text", { x: x(v), y: H - bottom + 14, class: "tick", "text-anchor": "middle" }, String(v)));
+  }
+  for (const v of [ymin, ymax]) {
+    root.append(svg("text", { x: left - 4, y: y(v) + 4, class: "tick", "text-anchor": "end" }, String(v)));
+  }
+  points.forEach(([px, py], c) => {
+    const mark = svg("circle", { cx: x(px), cy: y(py), r: c === label ? 5 : 3,
+      class: c === label ? "label-point" : "class-point", "data-class": c, "data-y": py });
+    mark.append(svg("title", {}, `class ${c}: (${fmt(px)}, ${fmt(py)})`));
+    root.append(mark);
+  });
+  if (untrained) {
+    const [ux, uy] = untrained;
+    root.append(svg("circle", { cx: x(ux), cy: y(uy), r: 5, class: "untrained-point", "data-testid": "untrained-point",
+      "data-y": uy }));
+    root.append(svg("text", { x: x(ux) + 7, y: y(uy) - 6, class: "tick" }, "untrained"));
+  }
+}
+
+function showCurves(result) {
+  const c = result.lab.curves;
+  const label = result.label;
+  curve($("curve-exp"), { f: Math.exp, xmin: -20, xmax: 0, ymin: 0, ymax: 1, xlabel: "z − max z",
+    ylabel: "e^(z − max z)" }, c.exp, { label });
+  curve($("curve-log"), { f: Math.log, xmin: 0, xmax: 1, ymin: -20, ymax: 0, xlabel: "p", ylabel: "log p" },
+    c.log, { label });
+  curve($("curve-nll"), { f: (p) => -Math.log(p), xmin: 0, xmax: 1, ymin: 0, ymax: 20, xlabel: "p",
+    ylabel: "−log p (the loss)" }, c.nll, { label, untrained: c.untrained_nll });
+}
+
+// ---- 8: temperature
+function showTemperature() {
+  if (!current) return;
+  const T = Number($("temperature-input").value);
+  const root = $("t-probs");
+  root.replaceChildren();
+  if (!(T > 0) || !Number.isFinite(T)) { root.textContent = "T must be a positive number"; return; }
+  const { p, logp } = softmax(current.result.logits.map((z) => z / T));
+  p.forEach((v, c) => {
+    const cell = element("span", { class: "cell", "data-testid": `t-prob-${c}`, "data-value": String(v) },
+      `${current.names[c]}: ${(100 * v).toFixed(2)} %`);
+    root.append(cell);
+  });
+  const entropy = -p.reduce((a, v, c) => a + (v > 0 ? v * logp[c] : 0), 0);
+  $("t-entropy").textContent = `entropy ${entropy.toFixed(4)} nats (ln 10 = 2.3026 at T → ∞, 0 at T → 0)`;
+  $("t-entropy").dataset.value = String(entropy);
+  const fitted = current.checkpoint && current.checkpoint.temperature;
+  $("t-fitted").textContent = fitted ? `this checkpoint's fitted T = ${fitted.toFixed(3)}` : "";
+}
+
+// ---- 9: the logit playground
+function resetPlayground(values) {
+  if (!current) return;
+  const z = values || current.result.logits;
+  const root = $("logits-play");
+  root.replaceChildren();
+  z.forEach((v, c) => {
+    const input = element("input", { type: "number", step: "0.1", "data-testid": `logit-${c}`, "aria-label": `z${c}` });
+    input.value = String(Number(v.toFixed(4)));
+    input.addEventListener("input", showPlayground);
+    root.append(element("label", {}, current.names[c]), input);
+  });
+  showPlayground();
+}
+
+function showPlayground() {
+  const inputs = [...$("logits-play").querySelectorAll("input")];
+  const z = inputs.map((i) => Number(i.value));
+  const root = $("play-probs");
+  root.replaceChildren();
+  if (z.some((v) => !Number.isFinite(v))) { root.textContent = "every logit must be a number"; return; }
+  const { p, logp } = softmax(z);
+  const label = current.result.label;
+  p.forEach((v, c) => {
+    const grad = label === undefined ? "" : `, gradient ${fmt(v - (c === label ? 1 : 0))}`;
+    root.append(element("div", { "data-testid": `play-prob-${c}`, "data-value": String(v) },
+      `${current.names[c]}: p ${(100 * v).toFixed(2)} %, log p ${fmt(logp[c])}${grad}`));
+  });
+  $("play-loss").textContent = label === undefined ? "choose a true label for the loss"
+    : `loss −log p(${label}) = ${fmt(-logp[label])}`;
+}
+
+// ---- 10: the Jacobian
+function showJacobian(result, names) {
+  const J = result.lab.jacobian.matrix;
+  const root = $("jacobian");
+  root.replaceChildren();
+  const scale = Math.max(...J.flat().map(Math.abs)) || 1;
+  J.forEach((row, i) => row.forEach((v, j) => {
+    const a = Math.min(1, Math.abs(v) / scale);
+    const cell = element("div", { class: "jcell", "data-i": i, "data-j": j, "data-value": String(v),
+      title: `dS${i}/dz${j} = ${fmt(v)}` });
+    cell.style.background = v >= 0 ? `rgba(200, 40, 40, ${a})` : `rgba(40, 80, 200, ${a})`;
+    root.append(cell);
+  }));
+  const chain = result.lab.jacobian.chain;
+  const out = $("jacobian-chain");
+  out.replaceChildren();
+  if (!chain) { out.textContent = "Choose a true label: the chain rule needs ∂L/∂S."; return; }
+  chain.forEach((v, k) => out.append(element("div", { "data-testid": `chain-${k}`, "data-value": String(v) },
+    `${names[k]}: (Jᵀ ∂L/∂S)${k} = ${fmt(v)}   S − onehot = ${fmt(result.gradient[k])}`)));
+}
+
+// ---- 11: hinge beside cross entropy
+function showHinge(result, names) {
+  const root = $("hinge-terms");
+  root.replaceChildren();
+  const h = result.lab.hinge;
+  if (!h) { root.textContent = "Choose a true label: the hinge compares every score with the label's."; return; }
+  h.terms.forEach((v, k) => root.append(element("div", { "data-testid": `hinge-${k}`, "data-value": String(v),
+    class: v > 0 ? "violating" : "" },
+    `${names[k]}: max(0, z${k} − z${result.label} + 1) = ${fmt(v)}   cross entropy's gradient ${fmt(result.gradient[k])}`)));
+  $("hinge-loss").textContent = fmt(h.loss);
+  $("hinge-loss").dataset.value = String(h.loss);
+  $("hinge-note").textContent = h.violating.length
+    ? `violating the margin: ${h.violating.map((k) => names[k]).join(", ")}; cross entropy's loss ${fmt(result.loss)}`
+    : `every margin met: the hinge is satisfied (0) and pushes no more; cross entropy's loss is still ${fmt(result.loss)}`;
+}
+
+// ---- 12: what training on this digit would change
+function showStep(result, names) {
+  const st = result.lab.step;
+  const root = $("grad-images");
+  root.replaceChildren();
+  for (const id of ["step-loss-before", "step-loss-after"]) { $(id).textContent = "–"; delete $(id).dataset.value; }
+  if (!st) { $("step-probs").textContent = "Choose a true label: the gradient is of the loss for it."; return; }
+  const g = st.gradient;
+  g.images.forEach((image, k) => {
+    const canvas = element("canvas", { "data-testid": `grad-image-${k}` });
+    weightImage(canvas, image);
+    const figure = element("div", { class: "unit" });
+    const what = g.caption === "class" ? `class ${names[g.units[k]]}` : `${g.caption} ${g.units[k]}`;
+    figure.append(canvas, element("div", {}, `${what}: |∇| ${fmt(g.norms[k])}`));
+    root.append(figure);
+  });
+  $("step-loss-before").textContent = fmt(st.loss_before);
+  $("step-loss-before").dataset.value = String(st.loss_before);
+  $("step-loss-after").textContent = fmt(st.loss_after);
+  $("step-loss-after").dataset.value = String(st.loss_after);
+  $("step-probs").textContent = "after the step: " +
+    st.probabilities_after.map((p, c) => `${names[c]} ${(100 * p).toFixed(1)} %`).join(", ");
+}
+
+export function wireLab(onLearningRate) {
+  $("temperature-input").addEventListener("input", showTemperature);
+  $("play-reset").addEventListener("click", () => resetPlayground());
+  for (const [name, values] of Object.entries(PRESETS)) {
+    const button = element("button", { type: "button", "data-testid": `preset-${values.join("-")}` }, name);
+    // The articles' three classes; the other seven far below, at e^-50 of them.
+    button.addEventListener("click", () => resetPlayground([...values, ...Array(7).fill(-50)]));
+    $("play-presets").append(button);
+  }
+  $("step-lr").addEventListener("change", onLearningRate);
+}
