@@ -12,7 +12,7 @@ first-layer columns shown.
                   weights, as images: a linear model's ten (p_c - y_c) x templates, an mlp's
                   units whose gradient is largest
     step          one SGD step on this digit alone at a learning rate: the loss before and after,
-                  and the new probabilities (float64 copies: the model itself is untouched)
+                  and the new probabilities (on new arrays: the model itself is untouched)
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 from mnistsoftmax.analysis import scaled_images, top_units
 from mnistsoftmax.functional import softmax_jacobian
 from mnistsoftmax.losses import LOSSES, MARGIN, hinge_per_sample
-from mnistsoftmax.models import first_layer_gradient, with_dtype
+from mnistsoftmax.models import first_layer_gradient
 
 GRADIENT_IMAGES = 12  # hidden units shown (a linear model shows its C templates)
 DEFAULT_LR = 0.001  # about one digit's share of a training step (lr 0.05 over a batch of 128 is 0.0004 each)
@@ -67,28 +67,32 @@ def hinge(steps: dict) -> dict:
 
 def training_step(model, x: np.ndarray, label: int, lr: float = DEFAULT_LR) -> dict:
     """The gradient of this digit's cross entropy with respect to every parameter, the first
-    layer's as images, and one SGD step at `lr` (on float64 copies)."""
-    copy = with_dtype(model, np.float64)
-    x = np.asarray(x, dtype=np.float64).reshape(1, -1)
+    layer's as images, and one SGD step at `lr` on new arrays (the model itself is untouched), in
+    the model's own dtype: the loss before is the page's to float32 rounding."""
+    x = np.asarray(x, dtype=model.first_layer().dtype).reshape(1, -1)
     y = np.array([label])
     loss = LOSSES["cross-entropy"]
-    Z, cache = copy.forward(x)
-    before = loss.forward(Z, y)
-    grads = copy.backward(loss.backward(Z, y), cache)
-    first = first_layer_gradient(copy, grads)  # (D, K)
-    norms = np.sqrt(np.einsum("dk,dk->k", first, first))  # (K,) one pass, no (D, K) temporary
+    Z, cache = model.forward(x)
+    before = loss.forward(Z.astype(np.float64), y)
+    grads = model.backward(loss.backward(Z, y), cache)
+    first = first_layer_gradient(model, grads)  # (D, K)
+    norms = np.sqrt(np.einsum("dk,dk->k", first, first, dtype=np.float64))  # (K,) one pass, no (D, K) temporary
     shown = top_units(norms, GRADIENT_IMAGES)
-    for name, g in grads.items():
-        copy.params[name] -= lr * g
-    Z_after, _ = copy.forward(x)
-    after_probabilities = np.exp(Z_after[0] - Z_after[0].max())
+    images = scaled_images(first[:, shown])
+    for name, p in model.params.items():  # the gradient arrays become the stepped parameters, p - lr g
+        g = grads[name]
+        g *= -lr
+        g += p
+    stepped = type(model)(grads)
+    z_after = stepped.forward(x)[0][0].astype(np.float64)
+    after = np.exp(z_after - z_after.max())
     return {
         "lr": float(lr),
         "loss_before": before,
-        "loss_after": loss.forward(Z_after, y),
-        "probabilities_after": after_probabilities / after_probabilities.sum(),
+        "loss_after": loss.forward(z_after[None], y),
+        "probabilities_after": after / after.sum(),
         "gradient": {"caption": model.unit_caption, "units": [int(u) for u in shown],
-                     "norms": norms[shown], "images": scaled_images(first[:, shown])},
+                     "norms": norms[shown], "images": images},
     }  # fmt: skip
 
 

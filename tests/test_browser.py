@@ -13,6 +13,7 @@ import shutil
 import signal
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image, ImageDraw
@@ -293,3 +294,96 @@ def test_the_reliability_diagram_and_the_temperature_switch(page, served):
     settle(page, before)
     cooled = shown_probabilities(page)[1]
     assert page.get_by_test_id("prediction").text_content() == digit and cooled != plain
+
+
+def lab_answer(url: str, image: bytes, label: int) -> dict:
+    """The API's answer for the same image and label the page was given."""
+    import urllib.request
+
+    request = urllib.request.Request(f"{url}api/predict?label={label}", data=image, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def values(page, testid_prefix: str, count: int = 10) -> list[float]:
+    return [float(page.get_by_test_id(f"{testid_prefix}{k}").get_attribute("data-value")) for k in range(count)]
+
+
+def test_the_lab_views_equal_the_math(page, served, tmp_path):
+    """For an uploaded digit and its label, every lab number on the page equals the math on the
+    API's logits to 1e-6 relative: the Jacobian's 100 cells, the curves' 30 points, the hinge terms
+    and their sum, softmax at T = 2.5, the playground after one logit is edited; and one SGD step
+    lowers the digit's loss."""
+    url, _ = served
+    image = tmp_path / "seven.png"
+    im = Image.new("L", (200, 200), 255)
+    ImageDraw.Draw(im).line([(50, 40), (150, 40), (90, 170)], fill=0, width=14)
+    im.save(image)
+    before = answers(page)
+    page.get_by_test_id("upload").set_input_files(str(image))
+    settle(page, before)
+    before = answers(page)
+    page.get_by_test_id("label").select_option("3")
+    settle(page, before)
+    api = lab_answer(url, image.read_bytes(), 3)
+    z = np.asarray(api["logits"], dtype=np.float64)
+    S = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+    close = dict(rtol=1e-6, atol=1e-12)
+
+    cells = page.get_by_test_id("jacobian").locator("[data-i]")
+    assert cells.count() == 100
+    J = np.zeros((10, 10))
+    for k in range(100):
+        cell = cells.nth(k)
+        i, j = int(cell.get_attribute("data-i")), int(cell.get_attribute("data-j"))
+        J[i, j] = float(cell.get_attribute("data-value"))
+    np.testing.assert_allclose(J, np.diag(S) - np.outer(S, S), **close)
+    np.testing.assert_allclose(values(page, "chain-"), S - np.eye(10)[3], rtol=1e-6, atol=1e-9)
+
+    logp = np.log(S)
+    expected = {"curve-exp": np.exp(z - z.max()), "curve-log": logp, "curve-nll": -logp}
+    for testid, ys in expected.items():
+        points = page.get_by_test_id(testid).locator("[data-class]")
+        got = {int(points.nth(k).get_attribute("data-class")): float(points.nth(k).get_attribute("data-y"))
+               for k in range(points.count())}  # fmt: skip
+        assert sorted(got) == list(range(10))
+        np.testing.assert_allclose([got[c] for c in range(10)], ys, **close)
+    untrained = float(page.get_by_test_id("untrained-point").get_attribute("data-y"))
+    assert untrained == pytest.approx(api["untrained"]["loss"], rel=1e-6)
+
+    terms = np.maximum(0, z - z[3] + 1)
+    terms[3] = 0
+    np.testing.assert_allclose(values(page, "hinge-"), terms, **close)
+    hinge_loss = float(page.get_by_test_id("hinge-loss").get_attribute("data-value"))
+    assert hinge_loss == pytest.approx(terms.sum(), rel=1e-6)
+
+    page.get_by_test_id("temperature").fill("2.5")
+    cooled = np.exp((z - z.max()) / 2.5) / np.exp((z - z.max()) / 2.5).sum()
+    np.testing.assert_allclose(values(page, "t-prob-"), cooled, **close)
+
+    page.get_by_test_id("logit-3").fill("20")
+    edited = z.copy()
+    edited[3] = 20
+    played = np.exp(edited - edited.max()) / np.exp(edited - edited.max()).sum()
+    np.testing.assert_allclose(values(page, "play-prob-"), played, **close)
+    page.get_by_test_id("preset-1-2-3").click()
+    np.testing.assert_allclose(values(page, "play-prob-")[:3], [0.09003057, 0.24472847, 0.66524096], rtol=1e-6)
+
+    assert page.locator("[data-testid^=grad-image]").count() >= 8
+    before_loss = float(page.get_by_test_id("step-loss-before").get_attribute("data-value"))
+    after_loss = float(page.get_by_test_id("step-loss-after").get_attribute("data-value"))
+    assert after_loss < before_loss and before_loss == pytest.approx(api["loss"], rel=1e-5)
+
+
+def test_the_lab_says_what_needs_a_label(page, tmp_path):
+    """Without a label the Jacobian and curves are drawn; the views that need one say so."""
+    image = tmp_path / "one.png"
+    im = Image.new("L", (200, 200), 255)
+    ImageDraw.Draw(im).line([(100, 30), (100, 170)], fill=0, width=14)
+    im.save(image)
+    before = answers(page)
+    page.get_by_test_id("upload").set_input_files(str(image))
+    settle(page, before)
+    assert page.get_by_test_id("jacobian").locator("[data-i]").count() == 100
+    assert "Choose a true label" in page.locator("#hinge-terms").text_content()
+    assert "Choose a true label" in page.locator("#step-probs").text_content()

@@ -110,7 +110,7 @@ function resetPlayground(values) {
   root.replaceChildren();
   z.forEach((v, c) => {
     const input = element("input", { type: "number", step: "0.1", "data-testid": `logit-${c}`, "aria-label": `z${c}` });
-    input.value = String(Number(v.toFixed(4)));
+    input.value = String(v); // every digit of the logit: the playground starts from the model's own numbers
     input.addEventListener("input", showPlayground);
     root.append(element("label", {}, current.names[c]), input);
   });

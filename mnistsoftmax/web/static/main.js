@@ -55,7 +55,10 @@ async function update() {
     const result = await predict(image, { checkpoint: $("checkpoint").value, label: $("label").value,
       lr: $("step-lr").value });
     showError("");
+    const drawn = performance.now();
     show(result);
+    // How long the views take to draw an answer (scripts/bench_lab.py reads it).
+    document.body.dataset.renderMs = String(performance.now() - drawn);
     document.body.dataset.answers = String(Number(document.body.dataset.answers || 0) + 1);
   } catch (err) {
     showError(err.message);
