@@ -3,13 +3,14 @@ every number between the image and its loss (explain.explain, as `predict --expl
 
 from __future__ import annotations
 
+import base64
 import time
 
 import anyio
 import anyio.to_thread
 import numpy as np
 from starlette.requests import Request
-from starlette.responses import FileResponse
+from starlette.responses import FileResponse, Response
 
 from mnistsoftmax import images
 from mnistsoftmax.explain import explain, jsonable
@@ -44,9 +45,10 @@ def preview(ink: np.ndarray) -> list[list[int]]:
     return np.asarray(small).tolist()
 
 
-# At most this many predictions at work at once, each in a worker thread: the event loop stays free
-# to answer, and the memory of decoding large images is bounded (images.py bounds one decode).
-WORKERS = 2
+# Predictions at work at once, in a worker thread: the event loop stays free to answer, and the
+# memory of decoding is bounded. One: numpy's BLAS already keeps both cores busy, and two at a time
+# measured slower than one (57 against 61 answers a second, scripts/bench_serve.py).
+WORKERS = 1
 
 
 def work_limiter(request: Request) -> anyio.CapacityLimiter:
@@ -74,11 +76,16 @@ async def predict(request: Request):
     if not is_json and not body:
         raise error(400, 'send an image file as the body, or JSON {"pixels": [[...]]}')
     catalog, query = request.app.state.catalog, dict(request.query_params)
-    result = await anyio.to_thread.run_sync(answer, catalog, body, is_json, query, limiter=work_limiter(request))
-    response = JSONResponse(result)
+    encoded = await anyio.to_thread.run_sync(answer_json, catalog, body, is_json, query, limiter=work_limiter(request))
+    response = Response(encoded, media_type="application/json")
     # The standard header for a server's own time, shown by browsers' developer tools too.
     response.headers["Server-Timing"] = f"predict;dur={1000 * (time.perf_counter() - started):.2f}"
     return response
+
+
+def answer_json(catalog, body: bytes, is_json: bool, fields: dict) -> bytes:
+    """answer() encoded, in the worker thread too: the event loop only sends the bytes."""
+    return JSONResponse(None).render(answer(catalog, body, is_json, fields))
 
 
 def answer(catalog, body: bytes, is_json: bool, fields: dict) -> dict:
@@ -129,8 +136,10 @@ def answer(catalog, body: bytes, is_json: bool, fields: dict) -> dict:
     for unit in result.get("hidden", {}).get("units", []):
         unit["weights"] = np.round(np.asarray(unit["weights"]), 3).tolist()
     step = result["lab"].get("step")
-    if step is not None:  # images to draw: three decimals are plenty, and a fifth of the bytes
-        step["gradient"]["images"] = np.round(np.asarray(step["gradient"]["images"]), 3).tolist()
+    if step is not None:  # images to draw, as the probes' weights records: uint8, 128 = 0, base64
+        gradient = step["gradient"]
+        pixels = np.round(128 + 127 * np.asarray(gradient["images"])).astype(np.uint8)
+        gradient.update(side=28, images=base64.b64encode(pixels.tobytes()).decode("ascii"))
     return result
 
 

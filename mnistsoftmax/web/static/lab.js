@@ -179,7 +179,13 @@ function showStep(result, names) {
   for (const id of ["step-loss-before", "step-loss-after"]) { $(id).textContent = "–"; delete $(id).dataset.value; }
   if (!st) { $("step-probs").textContent = "Choose a true label: the gradient is of the loss for it."; return; }
   const g = st.gradient;
-  g.images.forEach((image, k) => {
+  const bytes = Uint8Array.from(atob(g.images), (c) => c.charCodeAt(0));
+  const side = g.side, size = side * side;
+  g.units.forEach((unit, k) => {
+    const image = [];
+    for (let r = 0; r < side; r++) {
+      image.push(Array.from(bytes.subarray(k * size + r * side, k * size + (r + 1) * side), (b) => (b - 128) / 127));
+    }
     const canvas = element("canvas", { "data-testid": `grad-image-${k}` });
     weightImage(canvas, image);
     const figure = element("div", { class: "unit" });
