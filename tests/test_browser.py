@@ -387,3 +387,27 @@ def test_the_lab_says_what_needs_a_label(page, tmp_path):
     assert page.get_by_test_id("jacobian").locator("[data-i]").count() == 100
     assert "Choose a true label" in page.locator("#hinge-terms").text_content()
     assert "Choose a true label" in page.locator("#step-probs").text_content()
+
+
+def test_the_draw_page_fits_a_phone(browser, served, tmp_path):
+    """At 390 px wide, with a digit drawn and a label chosen (every view and the lab shown), the
+    page does not scroll sideways."""
+    url, _ = served
+    context = browser.new_context(viewport={"width": 390, "height": 800})
+    page = context.new_page()
+    try:
+        page.goto(url)
+        page.wait_for_selector("body[data-ready=true]")
+        image = tmp_path / "seven.png"
+        im = Image.new("L", (200, 200), 255)
+        ImageDraw.Draw(im).line([(50, 40), (150, 40), (90, 170)], fill=0, width=14)
+        im.save(image)
+        before = answers(page)
+        page.get_by_test_id("upload").set_input_files(str(image))
+        settle(page, before)
+        before = answers(page)
+        page.get_by_test_id("label").select_option("7")
+        settle(page, before)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        context.close()
