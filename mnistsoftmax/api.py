@@ -103,12 +103,15 @@ def load(path: str | Path | None = None) -> Classifier:
 
 def train(config: str | Path | None = None, progress: bool = False, out: str | Path | None = None, **options):
     """Train as `mnistsoftmax train` does, with its options (as keyword arguments, `data_dir` for
-    `--data-dir`) and defaults, under a TOML `config` file's values as on the command line. Saves
-    the checkpoint and metrics file (at `out`, by default where `train` saves). Returns the
-    classifier and the metrics records. No progress bars unless `progress`."""
-    from mnistsoftmax import checkpoint, runs
+    `--data-dir`) and defaults, under a `config` file's values (a path or a shipped config's name,
+    `"mlp"`) as on the command line. Returns the classifier and the metrics records. Writes a
+    checkpoint and its metrics file only when asked, at `out`: never over the one `train` saved
+    last. No progress bars unless `progress`."""
+    import tempfile
+
     from mnistsoftmax import config as config_files
     from mnistsoftmax import options as schema
+    from mnistsoftmax import runs
     from mnistsoftmax.training import Hooks
 
     values = config_files.load(config) if config is not None else {}
@@ -134,5 +137,7 @@ def train(config: str | Path | None = None, progress: bool = False, out: str | P
             return tqdm(leave=False, unit="batch", **kwargs)
 
     hooks = Hooks(progress=progress_bar)
-    outcome = runs.execute(settings, Path(out) if out is not None else checkpoint.default_path(), hooks)
-    return load(outcome.out), hooks.records
+    if out is not None:
+        return load(runs.execute(settings, Path(out), hooks).out), hooks.records
+    with tempfile.TemporaryDirectory(prefix="mnistsoftmax-") as scratch:  # the run's files, then gone
+        return load(runs.execute(settings, Path(scratch) / "model.npz", hooks).out), hooks.records

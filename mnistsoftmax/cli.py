@@ -176,11 +176,12 @@ def download(dataset, data_dir, mirror):
 @main.command()
 @click.option(
     "--config",
-    type=click.Path(exists=True, dir_okay=False),
+    metavar="NAME|FILE",
     callback=_load_config,
     is_eager=True,
     expose_value=False,
-    help="TOML file of option values (keys as the option names); flags override it.",
+    help="TOML file of option values (keys as the option names), or the name of a shipped one: "
+    "mlp, linear, mlp-augmented, fashion-mlp-augmented. Flags override it.",
 )
 @schema_options(*TRAIN_OPTIONS)
 @click.option(

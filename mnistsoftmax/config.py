@@ -26,10 +26,33 @@ _TOML_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "choice": 
                "text": (str,)}  # fmt: skip
 
 
+SHIPPED = Path(__file__).parent / "configs"  # the recommended settings, in the package
+
+
+def shipped() -> list[str]:
+    """The names of the configurations that ship with the package (mlp, linear, ...)."""
+    return sorted(p.stem for p in SHIPPED.glob("*.toml"))
+
+
+def find(name_or_path: str | Path) -> Path:
+    """A config file: a path, or the name of a shipped one (`mlp` for configs/mlp.toml), which
+    works from any folder and after a plain `pip install`."""
+    path = Path(name_or_path)
+    if not path.exists() and path.suffix == "" and path.name == str(name_or_path):
+        candidate = SHIPPED / f"{path.name}.toml"
+        if candidate.is_file():
+            return candidate
+        raise ConfigError(f"no config file {name_or_path!r}, and no shipped config of that name: the shipped "
+                          f"ones are {', '.join(shipped())}")  # fmt: skip
+    return path
+
+
 def read_table(path: str | Path) -> dict:
     """The TOML table of a file, or ConfigError naming the file and what is wrong with it."""
     path = Path(path)
-    if path.exists() and not path.is_file():  # a FIFO would block the read, /dev/zero never end it
+    if not path.exists():
+        raise ConfigError(f"cannot read config file {path}: no such file")
+    if not path.is_file():  # a FIFO would block the read, /dev/zero never end it
         raise ConfigError(f"{path} is not a regular file, so not a config file")
     try:
         with open(path, "rb") as f:
@@ -49,7 +72,9 @@ def read_table(path: str | Path) -> dict:
 
 
 def load(path: str | Path, schema: tuple[Option, ...] = TRAIN_OPTIONS) -> dict:
-    """A config file's values, checked against the schema -> {parameter name: value}."""
+    """A config file's values (a path, or a shipped config's name), checked against the schema ->
+    {parameter name: value}."""
+    path = find(path)
     table = read_table(path)
     by_key = {o.key: o for o in schema}
     values = {}

@@ -83,3 +83,22 @@ def test_the_command_line_does_not_import_the_api():
     code = "import mnistsoftmax, sys; print('mnistsoftmax.api' in sys.modules, 'numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_train_writes_a_checkpoint_only_when_asked(tiny_data, tmp_path, monkeypatch):
+    """mnistsoftmax.train(...) without out= leaves latest.npz (the user's trained model) as it was
+    and writes nothing; with out= it writes there. A shipped config is taken by name."""
+    from mnistsoftmax import checkpoint
+
+    monkeypatch.setenv(checkpoint.RUNS_DIR_ENV, str(tmp_path / "runs"))
+    latest = checkpoint.default_path()
+    latest.parent.mkdir(parents=True)
+    latest.write_bytes(b"the user's model")
+    clf, records = mnistsoftmax.train(config="linear", dataset="custom", data_dir=tiny_data, epochs=1)
+    assert latest.read_bytes() == b"the user's model" and sorted(p.name for p in latest.parent.iterdir()) == [
+        "latest.npz"
+    ]
+    assert records[-1]["type"] == "test" and clf.model.kind == "linear"
+    out = tmp_path / "mine.npz"
+    mnistsoftmax.train(config="linear", dataset="custom", data_dir=tiny_data, epochs=1, out=out)
+    assert out.exists() and checkpoint.metrics_path(out).exists()
