@@ -96,6 +96,7 @@ def training_curves(records: list[dict]) -> dict[str, np.ndarray]:
     return {
         "step": column(steps, "step"),
         "step_loss": column(steps, "loss"),
+        "step_count": np.array([r.get("steps", 1) for r in steps], dtype=np.float64),  # 1, or a window's steps
         "epoch": column(epochs, "epoch"),
         "epoch_step": column(epochs, "step"),
         "train_loss": column(epochs, "train_loss"),

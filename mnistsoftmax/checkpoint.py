@@ -248,9 +248,12 @@ def read_meta(path: Path) -> dict:
 def _read(path: Path):
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(
-            f"no checkpoint at {path}: train one first with `mnistsoftmax train` (or pass the path of one)"
-        )
+        if path == default_path():
+            raise CheckpointError(f"no checkpoint at {path}: train one first with `mnistsoftmax train` (or pass "
+                                  f"the path of one)")  # fmt: skip
+        others = sorted(p.name for p in path.parent.glob("*.npz")) if path.parent.is_dir() else []
+        hint = f"; that folder holds {', '.join(others[:5])}" if others else ""
+        raise CheckpointError(f"no checkpoint at {path}: no such file{hint}")
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder, not a checkpoint file")
     if not path.is_file():  # a FIFO or a device would block the read or never end it

@@ -220,7 +220,7 @@ def train(**values):
         if config["data_dir"] is not None:  # absolute, so that eval finds it from any folder
             config["data_dir"] = str(Path(config["data_dir"]).resolve())
         out = out or checkpoint.default_path()
-    log("config: " + " ".join(f"{k.replace('_', '-')}={v}" for k, v in config.items() if v not in (None, (), [])))
+    log("config: " + _config_line(config))
 
     with _stop_requests() as stop:
         hooks = training.Hooks(progress=_progress_bar, log=log, should_stop=lambda: bool(stop))
@@ -232,6 +232,16 @@ def train(**values):
             sys.exit(128 + stop[0])
     click.echo(f"test loss {outcome.test.loss:.4f}  test accuracy {100 * outcome.test.accuracy:.2f}%")
     click.echo(f"checkpoint: {outcome.out}")
+
+
+def _config_line(config: dict) -> str:
+    """The resolved options as `key=value`, leaving out those unset and those this model has no
+    use for (the hidden size of a model without a hidden layer)."""
+    from mnistsoftmax.models import model_class
+
+    unused = set() if model_class(config.get("model", "mlp")).has_hidden_layer else {"hidden", "dropout"}
+    shown = {k: v for k, v in config.items() if v not in (None, (), []) and k not in unused}
+    return " ".join(f"{k.replace('_', '-')}={v}" for k, v in shown.items())
 
 
 RESUME_KEEPS = {"resume", "out", "data_dir", "mirror"}
@@ -353,6 +363,7 @@ def gradcheck(model, loss, hidden, batch_size, weight_decay, seed, dropout, labe
     """Check the hand-written backward pass against float64 central finite differences."""
     from mnistsoftmax.gradcheck import check_all
 
+    log("central differences in float64, two forward passes per parameter entry: about a minute for both models")
     worst = 0.0
     for kind, loss_name, name, err in check_all(model, loss, seed, hidden, batch_size, weight_decay, dropout,
                                                 label_smoothing):  # fmt: skip
@@ -608,6 +619,9 @@ def serve(checkpoint_path, host, port, open_browser, data_dirs):
 
             threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
 
+    if not data_dirs and (Path("data") / "mnist").is_dir():  # where `make data` puts MNIST: a newcomer's data
+        data_dirs = (Path("data") / "mnist",)
+        log("the page offers data/mnist (from `make data`) to train on; --data-dir DIR offers others")
     app = create_app(catalog, host, port, data_dirs=data_dirs)
     try:
         server.run(app, sock, ready, on_shutdown=app.state.trainer.shutdown)

@@ -130,6 +130,8 @@ def format_table(steps: dict, class_names: list[str]) -> str:
         lines.append(line)
     lines.append(f"sum of e^(z - max z) = {steps['exp_sum']:.6f}  (max z = {steps['max_logit']:.4f}); "
                  f"softmax = e^(z - max z) / sum; log-softmax = (z - max z) - ln(sum)")  # fmt: skip
+    lines.append("< marks the predicted class; a log-softmax of -0.0000 is a probability just below 1 "
+                 "(its log rounds to zero from below)")  # fmt: skip
     if has_label:
         y = steps["label"]
         lines.append(

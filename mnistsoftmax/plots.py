@@ -251,7 +251,14 @@ def _curves(folder, c) -> Path:
     loss, acc = fig.subplots(1, 2)
     if len(c["initial_loss"]):
         loss.plot([0], c["initial_loss"][:1], "k*", ms=10, label="before training")
-    loss.plot(c["step"], c["step_loss"], lw=0.8, alpha=0.6, label="train, per step")
+    # The first steps one by one, then means of log_every steps: two series, not one line (the
+    # first mean, the start's 2.3 included, would read as the loss rising again).
+    single = c["step_count"] <= 1
+    loss.plot(c["step"][single], c["step_loss"][single], lw=0.8, alpha=0.6, label="train, each step")
+    if (~single).any():
+        window = int(c["step_count"][~single][0])
+        loss.plot(c["step"][~single], c["step_loss"][~single], lw=0.8, alpha=0.8,
+                  label=f"train, mean of {window} steps")  # fmt: skip
     loss.plot(c["epoch_step"], c["train_loss"], "o-", label="train, per epoch")
     if not np.all(np.isnan(c["val_loss"])):
         loss.plot(c["epoch_step"], c["val_loss"], "s-", label="validation, per epoch")

@@ -411,3 +411,21 @@ def test_the_draw_page_fits_a_phone(browser, served, tmp_path):
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
     finally:
         context.close()
+
+
+def test_a_click_is_a_dot_and_moves_nothing(page):
+    """A bare click on the pad leaves a dot of ink and sends it (never the blank pad): no error,
+    and the pad stays where it was under the pointer."""
+    pad = page.get_by_test_id("pad")
+    page.get_by_test_id("clear").click()
+    where = pad.bounding_box()
+    before = answers(page)
+    page.mouse.click(where["x"] + 140, where["y"] + 140)
+    settle(page, before)
+    assert pad.bounding_box() == where
+    assert page.locator("#error").is_hidden()
+    ink = page.evaluate("""() => {
+      const c = document.querySelector('[data-testid="pad"]');
+      return c.getContext('2d').getImageData(140, 140, 1, 1).data[0];
+    }""")
+    assert ink < 50

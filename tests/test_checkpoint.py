@@ -86,10 +86,16 @@ def test_invalid_files_are_refused(tmp_path, make, message):
         checkpoint.load(path)
 
 
-def test_missing_checkpoint_says_how_to_make_one(tmp_path):
-    """A missing checkpoint points to `mnistsoftmax train`."""
+def test_missing_checkpoint_says_how_to_make_one(tmp_path, monkeypatch):
+    """The default checkpoint missing points to `mnistsoftmax train`; another path missing says no
+    such file (a model may well exist) and names the checkpoints beside it."""
+    monkeypatch.setenv(checkpoint.RUNS_DIR_ENV, str(tmp_path))
     with pytest.raises(CheckpointError, match="mnistsoftmax train"):
+        checkpoint.load(checkpoint.default_path())
+    checkpoint.save(tmp_path / "mine.npz", build_model("linear", np.random.default_rng(0)), {})
+    with pytest.raises(CheckpointError, match="no such file; that folder holds mine.npz") as caught:
         checkpoint.load(tmp_path / "nope.npz")
+    assert "train one first" not in str(caught.value)
 
 
 def mlp_file(path, hidden=8, **meta):

@@ -175,9 +175,11 @@ def test_bad_images(tmp_path, ckpt, make, message):
 
 
 def test_missing_checkpoint_says_how_to_make_one(tmp_path):
-    """No checkpoint: exit 1 and how to make one."""
-    result = run(save(seven(), tmp_path / "7.png"), "--checkpoint", tmp_path / "none.npz")
+    """No checkpoint given and none trained: exit 1 and how to make one."""
+    result = run(save(seven(), tmp_path / "7.png"))  # conftest's runs folder holds nothing
     assert result.exit_code == 1 and "mnistsoftmax train" in result.stderr
+    result = run(save(seven(), tmp_path / "7.png"), "--checkpoint", tmp_path / "none.npz")
+    assert result.exit_code == 1 and "no such file" in result.stderr
 
 
 def test_unreadable_checkpoint(tmp_path):

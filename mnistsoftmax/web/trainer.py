@@ -195,7 +195,12 @@ class Job:
         if self.status != "failed":
             return None
         errors = [line.removeprefix("Error: ") for line in self.output if line.startswith("Error: ")]
-        return errors[-1] if errors else f"the training worker ended with exit status {self.process.returncode}"
+        if not errors:
+            return f"the training worker ended with exit status {self.process.returncode}"
+        if "could not download" in errors[-1] and self.options.get("data_dir") is None:
+            return errors[-1] + (" — offline? `make data` writes MNIST into data/mnist; start "
+                                 "`mnistsoftmax serve --data-dir data/mnist` and choose it here")  # fmt: skip
+        return errors[-1]
 
     def stop(self) -> None:
         """The Ctrl-C path, once: the worker saves NAME.interrupted.npz at the end of its batch."""

@@ -37,22 +37,37 @@ export function lossChart(root, { steps, epochs, totalSteps }) {
   }
   root.append(svg("text", { x: (W + left) / 2, y: H - 6, class: "tick", "text-anchor": "middle" },
     "step (logarithmic)"));
+  const endLabel = String(maxStep);
   for (const step of [0, 1, 10, 100, 1000, 10000, 100000].filter((v) => v <= maxStep)) {
+    if (x(maxStep) - x(step) < 8 * endLabel.length) continue; // it would overprint the end's label
     root.append(svg("text", { x: x(step), y: H - bottom + 14, class: "tick", "text-anchor": "middle" }, String(step)));
   }
-  root.append(svg("text", { x: W - right, y: H - bottom + 14, class: "tick", "text-anchor": "end" }, String(maxStep)));
-  if (steps.length) {
-    const points = steps.map((s) => `${x(s.step).toFixed(1)},${y(s.loss).toFixed(1)}`).join(" ");
-    root.append(svg("polyline", { points, class: "loss" }));
+  root.append(svg("text", { x: W - right, y: H - bottom + 14, class: "tick", "text-anchor": "end" }, endLabel));
+  // The first steps are recorded one by one, the rest as means of log_every steps: two series, not
+  // one line (the first mean, the start's 2.3 included, would read as the loss rising again).
+  const single = steps.filter((s) => (s.steps ?? 1) === 1), windows = steps.filter((s) => (s.steps ?? 1) > 1);
+  for (const [series, cls] of [[single, "loss"], [windows, "window"]]) {
+    if (!series.length) continue;
+    const points = series.map((s) => `${x(s.step).toFixed(1)},${y(s.loss).toFixed(1)}`).join(" ");
+    root.append(svg("polyline", { points, class: cls }));
   }
   for (const s of steps) {
-    const dot = svg("circle", { cx: x(s.step), cy: y(s.loss), r: 1.8, class: "loss-point", "data-step": s.step });
-    dot.append(svg("title", {}, `step ${s.step}: loss ${s.loss.toFixed(4)}`));
+    const dot = svg("circle", { cx: x(s.step), cy: y(s.loss), r: 1.8, "data-step": s.step,
+      class: (s.steps ?? 1) > 1 ? "window-point" : "loss-point" });
+    const what = (s.steps ?? 1) > 1 ? `mean of the ${s.steps} steps up to ${s.step}` : `step ${s.step}`;
+    dot.append(svg("title", {}, `${what}: loss ${s.loss.toFixed(4)}`));
     root.append(dot);
   }
-  for (const e of epochs.filter((e) => e.val_loss !== undefined)) {
+  const validation = epochs.filter((e) => e.val_loss !== undefined);
+  for (const e of validation) {
     root.append(svg("rect", { x: x(e.step) - 3, y: y(e.val_loss) - 3, width: 6, height: 6, class: "val-point" }));
   }
+  const legend = [["loss-point", "loss of each step"], ["window-point", `mean loss of ${windows[0]?.steps ?? "n"} steps`]];
+  if (validation.length) legend.push(["val-point", "validation loss, each epoch"]);
+  legend.forEach(([cls, text], k) => {
+    root.append(svg("rect", { x: W - right - 190, y: top + 24 + 14 * k - 7, width: 8, height: 8, class: cls }));
+    root.append(svg("text", { x: W - right - 178, y: top + 24 + 14 * k, class: "tick" }, text));
+  });
 }
 
 // One panel per true class, one box per output: quartiles, median, whiskers min-max; the true

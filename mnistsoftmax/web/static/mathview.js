@@ -10,7 +10,7 @@ const fmt = (v, digits = 4) => {
 export function showMath(table, r, classNames) {
   const hasLabel = r.label !== undefined;
   const head = ["class", "z", "z − max z", "e^(z − max z)", "σ(z)", "log σ(z)"];
-  if (hasLabel) head.push("σ(z) − onehot");
+  if (hasLabel) head.push("gradient ∂L/∂z = σ(z) − onehot");
   const thead = element("thead");
   const tr = element("tr");
   head.forEach((h) => tr.append(element("th", {}, h)));

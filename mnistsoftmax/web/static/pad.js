@@ -37,7 +37,20 @@ export class Pad {
     this.canvas.setPointerCapture(e.pointerId);
     this.drawing = true;
     this.last = this.point(e);
-    this.stroke(this.last, e);
+    // A press is a dot of ink (a line of length 0 draws nothing), so a click leaves a mark and
+    // what is sent is never the blank pad.
+    const ctx = this.ctx;
+    ctx.fillStyle = "#000";
+    ctx.beginPath();
+    ctx.arc(...this.last, this.width(e) / 2, 0, 2 * Math.PI);
+    ctx.fill();
+    this.empty = false;
+    this.onChange(true);
+  }
+
+  width(e) {
+    // A pen's pressure thickens the stroke a little; a mouse reports 0.5.
+    return 18 * (0.75 + 0.5 * (e.pressure || 0.5));
   }
 
   move(e) {
@@ -55,8 +68,7 @@ export class Pad {
 
   stroke(p, e) {
     const ctx = this.ctx;
-    // A pen's pressure thickens the stroke a little; a mouse reports 0.5.
-    ctx.lineWidth = 18 * (0.75 + 0.5 * (e.pressure || 0.5));
+    ctx.lineWidth = this.width(e);
     ctx.lineCap = ctx.lineJoin = "round";
     ctx.strokeStyle = "#000";
     ctx.beginPath();

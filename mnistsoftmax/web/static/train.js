@@ -126,6 +126,7 @@ function updateButtons() {
 
 // ---- one run, watched
 function freshState(id) {
+  $("weights-caption").textContent = "";
   return { id, steps: [], epochs: [], probes: [], weights: null, init: null, test: null, ending: null, source: null,
     dirty: new Set(["loss", "probe", "weights"]) };
 }
@@ -236,8 +237,7 @@ function render() {
     const last = s.steps.length ? s.steps[s.steps.length - 1] : null;
     state = last ? `step ${last.step} of ${totalSteps}, loss ${last.loss.toFixed(4)}` : "starting";
   } else if (!s.init) state = "waiting for the run's first records (loading its data)";
-  $("run-state").textContent = state;
-  if (s.ending && s.ending.type === "error") showError(s.ending.error);
+  $("run-state").textContent = state; // a failed run's error is said here, once
 }
 
 function renderEpochs(s) {
@@ -280,7 +280,7 @@ function renderProbe(s) {
 function renderWeights(s) {
   const w = s.weights;
   const root = $("weights");
-  if (!w) { root.replaceChildren(); return; }
+  if (!w) { root.replaceChildren(); $("weights-caption").textContent = ""; return; }
   $("weights-caption").textContent = w.epoch === 1 && w.step === 0 ? "· at the start" : `· after epoch ${w.epoch}`;
   const bytes = Uint8Array.from(atob(w.images), (c) => c.charCodeAt(0));
   const side = w.side, size = side * side;
