@@ -305,6 +305,21 @@ def lab_answer(url: str, image: bytes, label: int) -> dict:
         return json.loads(r.read())
 
 
+def upload_a_seven(page, tmp_path, label: int):
+    """Upload a drawn 7 and choose a label, each answer awaited: the image's path."""
+    image = tmp_path / "seven.png"
+    im = Image.new("L", (200, 200), 255)
+    ImageDraw.Draw(im).line([(50, 40), (150, 40), (90, 170)], fill=0, width=14)
+    im.save(image)
+    before = answers(page)
+    page.get_by_test_id("upload").set_input_files(str(image))
+    settle(page, before)
+    before = answers(page)
+    page.get_by_test_id("label").select_option(str(label))
+    settle(page, before)
+    return image
+
+
 def values(page, testid_prefix: str, count: int = 10) -> list[float]:
     return [float(page.get_by_test_id(f"{testid_prefix}{k}").get_attribute("data-value")) for k in range(count)]
 
@@ -315,16 +330,7 @@ def test_the_lab_views_equal_the_math(page, served, tmp_path):
     and their sum, softmax at T = 2.5, the playground after one logit is edited; and one SGD step
     lowers the digit's loss."""
     url, _ = served
-    image = tmp_path / "seven.png"
-    im = Image.new("L", (200, 200), 255)
-    ImageDraw.Draw(im).line([(50, 40), (150, 40), (90, 170)], fill=0, width=14)
-    im.save(image)
-    before = answers(page)
-    page.get_by_test_id("upload").set_input_files(str(image))
-    settle(page, before)
-    before = answers(page)
-    page.get_by_test_id("label").select_option("3")
-    settle(page, before)
+    image = upload_a_seven(page, tmp_path, label=3)
     api = lab_answer(url, image.read_bytes(), 3)
     z = np.asarray(api["logits"], dtype=np.float64)
     S = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
@@ -398,16 +404,7 @@ def test_the_draw_page_fits_a_phone(browser, served, tmp_path):
     try:
         page.goto(url)
         page.wait_for_selector("body[data-ready=true]")
-        image = tmp_path / "seven.png"
-        im = Image.new("L", (200, 200), 255)
-        ImageDraw.Draw(im).line([(50, 40), (150, 40), (90, 170)], fill=0, width=14)
-        im.save(image)
-        before = answers(page)
-        page.get_by_test_id("upload").set_input_files(str(image))
-        settle(page, before)
-        before = answers(page)
-        page.get_by_test_id("label").select_option("7")
-        settle(page, before)
+        upload_a_seven(page, tmp_path, label=7)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
     finally:
         context.close()

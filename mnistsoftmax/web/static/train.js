@@ -339,6 +339,13 @@ $("probe-slider").addEventListener("input", (e) => {
   if (watched) renderProbe(watched);
 });
 
+// The two columns of the side-by-side view, from one template.
+for (const k of [0, 1]) {
+  const side = $("side-template").content.firstElementChild.cloneNode(true);
+  side.dataset.testid = `side-${k}`;
+  $("sides").append(side);
+}
+
 async function start() {
   try {
     await buildForm();
