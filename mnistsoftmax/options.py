@@ -191,7 +191,6 @@ TRAIN_OPTIONS: tuple[Option, ...] = (
 BY_NAME: dict[str, Option] = {o.name: o for o in TRAIN_OPTIONS}
 BY_KEY: dict[str, Option] = {o.key: o for o in TRAIN_OPTIONS}
 DEFAULTS: dict[str, object] = {o.name: (list(o.default) if o.multiple else o.default) for o in TRAIN_OPTIONS}
-DISTORTIONS = tuple(o.name for o in TRAIN_OPTIONS if o.group == "distortions")
 
 # gradcheck checks the same options over a small random batch: the same types and ranges, other defaults.
 GRADCHECK_OPTIONS: tuple[Option, ...] = (
@@ -255,11 +254,3 @@ def check_stored(config: dict) -> dict:
             checked[name] = check(name, value)  # None only where the default is None
     check_combination(checked)
     return checked
-
-
-def groups() -> dict[str, list[Option]]:
-    """The options of each group, in order, for a form."""
-    grouped: dict[str, list[Option]] = {}
-    for o in TRAIN_OPTIONS:
-        grouped.setdefault(o.group, []).append(o)
-    return grouped
