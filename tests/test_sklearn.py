@@ -82,3 +82,14 @@ def test_label_smoothing_reaches_the_training():
         SoftmaxClassifier(label_smoothing=1.0).fit(X / 16, y)
     with pytest.raises(ValueError, match=r"dropout=-0.1: -0.1 is not in the range 0<=x<1"):
         SoftmaxClassifier(dropout=-0.1).fit(X / 16, y)
+
+
+def test_the_estimator_trains_on_the_hinge():
+    """SoftmaxClassifier(loss="hinge") learns the digits too; label smoothing with it is refused."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    clf = SoftmaxClassifier(loss="hinge", hidden=64, epochs=10, random_state=0).fit(X / 16, y)
+    assert clf.score(X / 16, y) > 0.95
+    with pytest.raises(ValueError, match="the hinge loss has none"):
+        SoftmaxClassifier(loss="hinge", label_smoothing=0.1).fit(X / 16, y)
