@@ -619,7 +619,7 @@ def serve(checkpoint_path, host, port, open_browser, data_dirs):
 
             threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
 
-    if not data_dirs and (Path("data") / "mnist").is_dir():  # where `make data` puts MNIST: a newcomer's data
+    if not data_dirs and _made_data():  # where `make data` puts MNIST: a newcomer's data
         data_dirs = (Path("data") / "mnist",)
         log("the page offers data/mnist (from `make data`) to train on; --data-dir DIR offers others")
     app = create_app(catalog, host, port, data_dirs=data_dirs)
@@ -628,6 +628,16 @@ def serve(checkpoint_path, host, port, open_browser, data_dirs):
     except KeyboardInterrupt:  # uvicorn hands Ctrl-C back once it has shut down cleanly
         pass
     log("stopped")
+
+
+def _made_data() -> bool:
+    """Whether ./data/mnist holds a whole data set (as `make data` leaves it)."""
+    from mnistsoftmax import datasets
+
+    try:
+        return datasets.identify(Path("data") / "mnist") is not None
+    except datasets.DataError:
+        return False
 
 
 @main.command()
