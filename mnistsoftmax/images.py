@@ -173,7 +173,7 @@ def mnist_stages(gray: np.ndarray, name: str = "image") -> Stages:
     paper = float(np.median(border))
     if paper > 0.5:  # dark ink on light paper: invert to MNIST's light ink on dark
         gray, paper = 1.0 - gray, 1.0 - paper
-    ink = gray - paper  # the paper's own grey level becomes 0
+    ink = _without_paper(gray - paper)  # the paper's own grey level becomes 0; a photo's shading and lines go
     top = float(ink.max())
     if top < MIN_CONTRAST:
         raise ImageError(f"{name}: no ink found: the image is blank (contrast {top:.3f} of 1)")
@@ -202,6 +202,58 @@ def mnist_stages(gray: np.ndarray, name: str = "image") -> Stages:
     field = np.zeros((FIELD, FIELD))
     _paste(field, small, top_left_y, top_left_x)
     return Stages(ink, crop, small.astype(np.float64), np.round(field * 255).astype(np.uint8))
+
+
+CLEAN_BORDER = 0.02  # a border whose middle 80 % of grey levels spans less than this is clean paper
+PAPER_QUANTILE = 25  # of each row and column: the paper, while the ink covers less than 75 % of it
+
+
+def _without_paper(ink: np.ndarray) -> np.ndarray:
+    """Ink (H, W), light on dark, with what the paper of a photo adds taken out: its slow shading,
+    its printed lines and its noise. An image whose border is flat paper (a drawing, a scan) comes
+    back unchanged, so what `predict` gives for it stays as it was.
+
+    The paper is most of every region, row and column, so a low quantile of each is the paper:
+    subtracting a coarse grid's (_paper_surface) removes a shadow or a lamp's fall-off; the rows'
+    and then the columns' remove what is left of a ramp of light and the ruled and squared lines;
+    then the noise, averaged over 3 x 3 pixels, is cut away at 3 times its robust sigma
+    (1.4826 MAD). Measured by scripts/users_digits.py (photo-like renders of MNIST test digits).
+    """
+    border = np.concatenate([ink[0], ink[-1], ink[:, 0], ink[:, -1]])
+    low, high = np.percentile(border, (10, 90))
+    if high - low < CLEAN_BORDER:
+        return ink
+    flat = ink - _paper_surface(ink)  # a shadow's or a lamp's broad, two-dimensional part
+    flat -= np.percentile(flat, PAPER_QUANTILE, axis=1, keepdims=True)  # (H, W) - (H, 1): lines, ramps
+    flat -= np.percentile(flat, PAPER_QUANTILE, axis=0, keepdims=True)  # - (1, W)
+    # A 3 x 3 mean first: a photo's noise is per pixel, a pen's stroke is many pixels wide.
+    padded = np.pad(flat, 1, mode="edge")
+    flat = sum(padded[i : i + flat.shape[0], j : j + flat.shape[1]] for i in range(3) for j in range(3)) / 9
+    sigma = 1.4826 * float(np.median(np.abs(flat - np.median(flat))))
+    return np.maximum(flat - 3 * sigma, 0.0)
+
+
+PAPER_BLOCKS = 8  # the paper's surface is estimated on a grid of about this many blocks a side
+
+
+def _paper_surface(ink: np.ndarray) -> np.ndarray:
+    """The paper's level under the ink, (H, W): the low quantile of each block of a coarse grid
+    (the ink covers less of a block than the paper does), interpolated bilinearly between the
+    blocks' centres."""
+    from PIL import Image
+
+    h, w = ink.shape
+    b = max(1, -(-max(h, w) // PAPER_BLOCKS))
+    padded = np.pad(ink, ((0, -h % b), (0, -w % b)), mode="edge")
+    ny, nx = padded.shape[0] // b, padded.shape[1] // b
+    blocks = padded.reshape(ny, b, nx, b).transpose(0, 2, 1, 3).reshape(ny, nx, b * b)
+    levels = np.percentile(blocks, PAPER_QUANTILE, axis=-1)  # (ny, nx)
+    # A block inside a thick stroke is mostly ink: the smallest of each block's 3 x 3 neighbourhood
+    # is the paper nearby (a shadow changes slowly; the ink never lowers the paper).
+    around = np.pad(levels, 1, mode="edge")
+    levels = np.min([around[i : i + ny, j : j + nx] for i in range(3) for j in range(3)], axis=0).astype(np.float32)
+    surface = Image.fromarray(levels, mode="F").resize((nx * b, ny * b), Image.Resampling.BILINEAR)
+    return np.asarray(surface, dtype=np.float64)[:h, :w]
 
 
 def to_mnist(gray: np.ndarray, name: str = "image") -> np.ndarray:

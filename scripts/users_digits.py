@@ -1,7 +1,8 @@
 """How well checkpoints read digits as users make them: the first MNIST test digits rendered the
 ways tests/test_predict_real.py renders them (paint program, marker, fine pen, phone photo,
-transparent PNG, small in a corner) and tilted by 20 degrees, then through `predict`'s own
-preprocessing; accuracy against the true labels.
+transparent PNG, small in a corner), tilted by 20 degrees, and as phone photos of paper (uneven
+light, grey noisy paper, a shadow, ruled and squared notebook pages; JPEG), then through
+`predict`'s own preprocessing; accuracy against the true labels.
 
     python scripts/users_digits.py CHECKPOINT [CHECKPOINT ...] [--data-dir data/mnist] [--count 1000]
 """
@@ -21,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 from mnistsoftmax import checkpoint, datasets  # noqa: E402
 from mnistsoftmax.images import preprocess  # noqa: E402
 from mnistsoftmax.inference import Normalization, logits  # noqa: E402
-from tests.test_predict_real import RENDERERS, encode, large_ink, on_canvas  # noqa: E402
+from tests.test_predict_real import PHOTOS, RENDERERS, encode, large_ink, on_canvas  # noqa: E402
 
 
 def tilted(digit, rng):
@@ -39,7 +40,7 @@ def main() -> int:
     test = datasets.load("mnist", args.data_dir, splits=("test",)).test
     digits, labels = test.images[: args.count], test.labels[: args.count]
     models = [checkpoint.load(p) for p in args.checkpoints]
-    renderers = [None, *RENDERERS, tilted]
+    renderers = [None, *RENDERERS, tilted, *PHOTOS]
     print(f"{'rendering':<18}" + "".join(f"{p.name:>22}" for p in args.checkpoints))
     print("-" * (18 + 22 * len(models)))
     for render in renderers:
