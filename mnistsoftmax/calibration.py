@@ -34,26 +34,30 @@ def brier(probabilities: np.ndarray, y: np.ndarray) -> float:
     return float(((probabilities - onehot(y, probabilities.shape[1])) ** 2).sum(axis=1).mean())
 
 
-def expected_calibration_error(probabilities: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) -> float:
-    """ECE over `bins` equal-width bins of the top probability (a confidence of exactly 1 falls
-    in the last bin): the gap between how sure the model was and how often it was right."""
+def _bin_sums(probabilities: np.ndarray, y: np.ndarray, bins: int) -> tuple[np.ndarray, ...]:
+    """Per equal-width bin of the top probability (a confidence of exactly 1 falls in the last):
+    its count, and its sums of confidence and of right answers, (bins,) each."""
     confidence = probabilities.max(axis=1)
     right = (probabilities.argmax(axis=1) == y).astype(np.float64)
     which = np.minimum((confidence * bins).astype(np.intp), bins - 1)
-    gaps = np.abs(np.bincount(which, right, bins) - np.bincount(which, confidence, bins))  # sums per bin
-    return float(gaps.sum() / len(y))
+    counts = np.bincount(which, minlength=bins).astype(np.float64)
+    return counts, np.bincount(which, confidence, bins), np.bincount(which, right, bins)
+
+
+def expected_calibration_error(probabilities: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) -> float:
+    """ECE over `bins` equal-width bins of the top probability: the gap between how sure the model
+    was and how often it was right, sum over bins of |B| / N * |accuracy(B) - confidence(B)|."""
+    _, confident, right = _bin_sums(probabilities, y, bins)
+    return float(np.abs(right - confident).sum() / len(y))
 
 
 def reliability(probabilities: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) -> dict[str, np.ndarray]:
     """The reliability diagram's numbers: per bin of the top probability, its count, mean
     confidence and accuracy (NaN for an empty bin), (bins,) each."""
-    confidence = probabilities.max(axis=1)
-    right = (probabilities.argmax(axis=1) == y).astype(np.float64)
-    which = np.minimum((confidence * bins).astype(np.intp), bins - 1)
-    counts = np.bincount(which, minlength=bins).astype(np.float64)
+    counts, confident, right = _bin_sums(probabilities, y, bins)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return {"count": counts, "confidence": np.bincount(which, confidence, bins) / counts,
-                "accuracy": np.bincount(which, right, bins) / counts, "edges": np.linspace(0, 1, bins + 1)}  # fmt: skip
+        return {"count": counts, "confidence": confident / counts, "accuracy": right / counts,
+                "edges": np.linspace(0, 1, bins + 1)}  # fmt: skip
 
 
 def reliability_record(Z: np.ndarray, y: np.ndarray, temperature: float | None = None) -> dict:

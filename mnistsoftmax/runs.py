@@ -73,11 +73,6 @@ def settings_of(config: dict) -> training.TrainSettings:
     )
 
 
-def check_config(config: dict) -> None:
-    """What no single option's type can say: combinations train refuses before any work."""
-    options.check_combination(config)
-
-
 def resume_config(resume: Resumable, data_dir: Path | None = None, mirror=()) -> dict:
     """The configuration a resumed run goes on with: its own, but the data may live elsewhere now."""
     config = dict(resume.config)
@@ -110,7 +105,7 @@ def trained_data_dir(config: dict, dataset: str, log=None) -> str | None:
 
 def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | None = None) -> Outcome:
     """Load the data, train (or go on training), evaluate on the test set and save."""
-    check_config(config)
+    options.check_combination(config)  # before any work: what no single option can say
     log = hooks.log or (lambda line: None)
     data = datasets.load(config["dataset"], config["data_dir"], config["mirror"])
     run = training.prepare_run(

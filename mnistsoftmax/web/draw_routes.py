@@ -14,7 +14,7 @@ from starlette.responses import FileResponse, Response
 
 from mnistsoftmax import images
 from mnistsoftmax.explain import explain, jsonable
-from mnistsoftmax.web.http import JSONResponse, error, parse_json, read_body, small_int
+from mnistsoftmax.web.http import JSONResponse, encode, error, parse_json, read_body, small_int
 
 PREVIEW_SIDE = 140  # the largest side of the ink image sent back to draw the crop on
 
@@ -85,7 +85,7 @@ async def predict(request: Request):
 
 def answer_json(catalog, body: bytes, is_json: bool, fields: dict) -> bytes:
     """answer() encoded, in the worker thread too: the event loop only sends the bytes."""
-    return JSONResponse(None).render(answer(catalog, body, is_json, fields))
+    return encode(answer(catalog, body, is_json, fields))
 
 
 def answer(catalog, body: bytes, is_json: bool, fields: dict) -> dict:

@@ -12,11 +12,16 @@ from mnistsoftmax import jsontext
 MAX_BODY = 8 * 1024 * 1024  # an 8 MB photo is plenty for one digit; the pad's PNG is a few kB
 
 
+def encode(content) -> bytes:
+    """An answer's JSON bytes, through jsontext: a non-finite number is null, never a 500."""
+    return jsontext.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
 class JSONResponse(responses.JSONResponse):
-    """Starlette's JSONResponse written through jsontext: a non-finite number is null, never a 500."""
+    """Starlette's JSONResponse written by encode()."""
 
     def render(self, content) -> bytes:
-        return jsontext.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return encode(content)
 
 
 def error(status: int, message: str, close: bool = False) -> HTTPException:

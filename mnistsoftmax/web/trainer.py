@@ -159,10 +159,14 @@ class Job:
 
     @property
     def output(self) -> list[str]:
-        """The last lines the worker wrote; once it has ended, read one last time and its log removed."""
+        """The last lines the worker wrote."""
+        return self._read_log()
+
+    def _read_log(self) -> list[str]:
+        """The log's last lines; once the worker has ended, read one last time and the log removed."""
         if self.last_lines is not None:
             return self.last_lines
-        ended = self.process.poll() is not None
+        ended = self.process.poll() is not None  # then read one last time, and the log removed
         try:
             with open(self.log, "rb") as f:
                 f.seek(max(0, os.fstat(f.fileno()).st_size - LOG_TAIL))
@@ -183,7 +187,7 @@ class Job:
         code = self.process.poll()
         if code is None:
             return "running"
-        self.output  # noqa: B018  (the ended worker's log is read once and removed)
+        self._read_log()  # the ended worker's log is read once and removed
         if code == 0:
             return "finished"
         if self.stopping and checkpoint.interrupted_path(self.out).exists():

@@ -1,13 +1,8 @@
 // SVG charts of a run's records: the loss per step, and box plots per true class.
-const SVG = "http://www.w3.org/2000/svg";
+import { svg } from "./common.js";
+
 const LN10 = Math.log(10);
 
-function svg(tag, attributes = {}, text) {
-  const e = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attributes)) e.setAttribute(k, v);
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
 
 // The loss from the step records: one circle per point, each with data-step; the validation
 // loss of each epoch as squares; the ln 10 line, where an untrained net starts.

@@ -9,6 +9,15 @@ export function element(tag, attributes = {}, text) {
   return e;
 }
 
+const SVG = "http://www.w3.org/2000/svg";
+
+export function svg(tag, attributes = {}, text) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attributes)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
 // The page's error line (#error): shown with a message, hidden without one.
 export function showError(message) {
   $("error").textContent = message;

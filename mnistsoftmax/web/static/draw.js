@@ -22,6 +22,21 @@ export function grayImage(canvas, rows) {
   paint(canvas, rows, (v) => [v, v, v]);
 }
 
+// base64 of uint8 images (K, side, side), 128 = 0 (the probes' weights records, the lab's gradient)
+// -> K arrays of rows in [-1, 1].
+export function decodeImages(base64, side) {
+  const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+  const size = side * side, images = [];
+  for (let k = 0; k < bytes.length / size; k++) {
+    const rows = [];
+    for (let r = 0; r < side; r++) {
+      rows.push(Array.from(bytes.subarray(k * size + r * side, k * size + (r + 1) * side), (b) => (b - 128) / 127));
+    }
+    images.push(rows);
+  }
+  return images;
+}
+
 // rows: weights in [-1, 1]: red positive, blue negative, white zero.
 export function weightImage(canvas, rows) {
   paint(canvas, rows, (value) => {

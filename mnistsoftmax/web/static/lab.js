@@ -1,18 +1,10 @@
 // Views 7-12, the lab: the articles' further steps for this digit. The server computes every
 // number from the model (explain.explain's `lab`); this module draws them, and computes only what
 // the user moves by hand: the temperature and the logit playground.
-import { $, element } from "./common.js";
-import { weightImage } from "./draw.js";
+import { $, element, svg } from "./common.js";
+import { decodeImages, weightImage } from "./draw.js";
 
-const SVG = "http://www.w3.org/2000/svg";
 const PRESETS = { "[1, 2, 3]": [1, 2, 3], "[1, 2, 5]": [1, 2, 5] }; // the articles' worked examples
-
-function svg(tag, attributes = {}, text) {
-  const e = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attributes)) e.setAttribute(k, v);
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
 
 const fmt = (v) => (Math.abs(v) >= 1e-3 || v === 0 ? v.toFixed(4) : v.toExponential(2));
 
@@ -179,13 +171,7 @@ function showStep(result, names) {
   for (const id of ["step-loss-before", "step-loss-after"]) { $(id).textContent = "–"; delete $(id).dataset.value; }
   if (!st) { $("step-probs").textContent = "Choose a true label: the gradient is of the loss for it."; return; }
   const g = st.gradient;
-  const bytes = Uint8Array.from(atob(g.images), (c) => c.charCodeAt(0));
-  const side = g.side, size = side * side;
-  g.units.forEach((unit, k) => {
-    const image = [];
-    for (let r = 0; r < side; r++) {
-      image.push(Array.from(bytes.subarray(k * size + r * side, k * size + (r + 1) * side), (b) => (b - 128) / 127));
-    }
+  decodeImages(g.images, g.side).forEach((image, k) => {
     const canvas = element("canvas", { "data-testid": `grad-image-${k}` });
     weightImage(canvas, image);
     const figure = element("div", { class: "unit" });

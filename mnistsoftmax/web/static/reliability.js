@@ -1,16 +1,8 @@
 // View 6: the checkpoint's reliability diagram on the test set (computed at the end of its
 // training and stored in it): per bin of the top probability, accuracy against confidence; the
 // diagonal is a calibrated model. Before and after temperature scaling when it has a temperature.
-import { $ } from "./common.js";
+import { $, svg } from "./common.js";
 
-const SVG = "http://www.w3.org/2000/svg";
-
-function svg(tag, attributes = {}, text) {
-  const e = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attributes)) e.setAttribute(k, v);
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
 
 export function showReliability(checkpoint) {
   const r = checkpoint && checkpoint.reliability;

@@ -3,7 +3,7 @@
 // body[data-ready], body[data-run-status] of the watched run, data-testid on fields and buttons.
 import { boxPlots, lossChart, marginChart } from "./charts.js";
 import { $, call, element, showError } from "./common.js";
-import { weightImage } from "./draw.js";
+import { decodeImages, weightImage } from "./draw.js";
 
 // At most one redraw a second, of the views whose records changed: the page shares the machine's
 // cores with the training it shows (measured in scripts/bench_watch.py).
@@ -282,14 +282,10 @@ function renderWeights(s) {
   const root = $("weights");
   if (!w) { root.replaceChildren(); $("weights-caption").textContent = ""; return; }
   $("weights-caption").textContent = w.epoch === 1 && w.step === 0 ? "· at the start" : `· after epoch ${w.epoch}`;
-  const bytes = Uint8Array.from(atob(w.images), (c) => c.charCodeAt(0));
-  const side = w.side, size = side * side;
+  const images = decodeImages(w.images, w.side);
   root.replaceChildren();
   w.units.forEach((unit, k) => {
-    const rows = [];
-    for (let r = 0; r < side; r++) {
-      rows.push(Array.from(bytes.subarray(k * size + r * side, k * size + (r + 1) * side), (b) => (b - 128) / 127));
-    }
+    const rows = images[k];
     const canvas = element("canvas");
     weightImage(canvas, rows);
     const figure = element("div", { class: "unit" });
