@@ -15,6 +15,8 @@ True
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 try:
@@ -32,7 +34,7 @@ from mnistsoftmax.augment import Distortion
 from mnistsoftmax.functional import softmax
 from mnistsoftmax.models import build, with_dtype
 from mnistsoftmax.options import DEFAULTS as D
-from mnistsoftmax.training import TrainSettings, train
+from mnistsoftmax.training import Hooks, TrainSettings, train
 
 # The training options an estimator takes (options.ESTIMATOR): its parameters, checked at fit by
 # the same schema as train's flags; seed is scikit-learn's random_state here.
@@ -43,7 +45,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
     """Softmax regression (`model="linear"`) or one hidden ReLU layer (`"mlp"`), trained by SGD with
     momentum on the mean loss, as `mnistsoftmax train` trains: the parameters are train's options,
     with its defaults and its checks (options.py). The distortion options apply where the inputs
-    are 28 x 28 images (784 features, pixel values 0-255)."""
+    are 28 x 28 images (784 features, pixel values 0-255). `verbose=True` prints one line per
+    epoch to stderr (its loss and accuracy), as `train` does."""
 
     def __init__(
         self,
@@ -66,6 +69,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         elastic_sigma=D["elastic_sigma"],
         hflip=D["hflip"],
         random_state=None,
+        verbose=False,
     ):
         self.model = model
         self.hidden = hidden
@@ -86,6 +90,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         self.elastic_sigma = elastic_sigma
         self.hflip = hflip
         self.random_state = random_state
+        self.verbose = verbose
 
     def _checked(self) -> dict:
         """The parameters, checked as train's options are (nan and inf refused): ValueError."""
@@ -120,7 +125,9 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
 
     def _train(self, X, y, epochs: int, schedule: str | None = None) -> None:
         # norm None: the features are the inputs as they come (scale them in a Pipeline)
-        train(self.model_, X, self._encoder.transform(y), None, self._settings(epochs, schedule), self._rng)
+        hooks = Hooks(log=lambda line: print(line, file=sys.stderr, flush=True)) if self.verbose else None
+        train(self.model_, X, self._encoder.transform(y), None, self._settings(epochs, schedule), self._rng,
+              hooks=hooks)  # fmt: skip
 
     def fit(self, X, y):
         """Train from scratch for `epochs` passes over (X (N, D), y (N,))."""

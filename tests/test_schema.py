@@ -178,7 +178,10 @@ def test_every_option_reaches_the_page_the_runs_api_and_the_estimator():
             assert check_options({o.key: sample}) == {o.name: sample}
         if options.ESTIMATOR in o.surfaces:
             assert params[o.name] == o.default, o.name
-    assert set(params) == {o.name for o in options.TRAIN_OPTIONS if options.ESTIMATOR in o.surfaces} | {"random_state"}
+    assert set(params) == {o.name for o in options.TRAIN_OPTIONS if options.ESTIMATOR in o.surfaces} | {
+        "random_state",
+        "verbose",
+    }
     import mnistsoftmax.api
 
     assert "options" in inspect.signature(mnistsoftmax.api.train).parameters

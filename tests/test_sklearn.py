@@ -93,3 +93,14 @@ def test_the_estimator_trains_on_the_hinge():
     assert clf.score(X / 16, y) > 0.95
     with pytest.raises(ValueError, match="the hinge loss has none"):
         SoftmaxClassifier(loss="hinge", label_smoothing=0.1).fit(X / 16, y)
+
+
+def test_verbose_prints_one_line_per_epoch_and_changes_nothing(capsys):
+    X, y = load_digits(return_X_y=True)
+    quiet = SoftmaxClassifier(hidden=16, epochs=3, random_state=0).fit(X / 16, y)
+    assert capsys.readouterr().err == ""
+    loud = SoftmaxClassifier(hidden=16, epochs=3, random_state=0, verbose=True).fit(X / 16, y)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split()[:2] for line in lines] == [["epoch", "1/3"], ["epoch", "2/3"], ["epoch", "3/3"]]
+    assert "train loss" in lines[0]
+    np.testing.assert_array_equal(quiet.predict_proba(X / 16), loud.predict_proba(X / 16))
