@@ -27,6 +27,7 @@ train: $(VENV)/.installed data
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 	$(BIN)/pytest -q
 
 lint: $(VENV)/.installed

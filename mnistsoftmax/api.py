@@ -5,24 +5,24 @@ scripts. Exported from the package itself: `mnistsoftmax.load`, `mnistsoftmax.tr
 Images are uint8 arrays (N, 28, 28) or (N, 784) in MNIST's form (light ink on black), or a list
 of image files, which then go through `predict`'s preprocessing. Shapes: N images, C classes.
 
->>> import numpy as np
->>> import mnistsoftmax
->>> clf, records = mnistsoftmax.train(dataset="custom", data_dir=data_dir, epochs=2, hidden=32, out=out)
->>> records[0]["type"], round(records[0]["loss"], 1)  # before training: every class near 10 %
-('init', 2.3)
->>> data = mnistsoftmax.datasets.load("custom", data_dir)
->>> images, labels = data.test.images, data.test.labels
->>> clf.predict(images[:5]).tolist() == labels[:5].tolist()
-True
->>> p = clf.predict_proba(images[:3])
->>> p.shape, bool(np.allclose(p.sum(axis=1), 1.0))
-((3, 10), True)
->>> again = mnistsoftmax.load(out)  # the checkpoint train saved
->>> bool(np.array_equal(again.logits(images), clf.logits(images)))
-True
->>> report = again.evaluate(images, labels)
->>> sorted(report), report["accuracy"] > 0.9
-(['accuracy', 'confusion', 'loss', 'per_class'], True)
+    >>> import numpy as np
+    >>> import mnistsoftmax
+    >>> clf, records = mnistsoftmax.train(dataset="custom", data_dir=data_dir, epochs=2, hidden=32, out=out)
+    >>> records[0]["type"], round(records[0]["loss"], 1)  # before training: every class near 10 %
+    ('init', 2.3)
+    >>> data = mnistsoftmax.datasets.load("custom", data_dir)
+    >>> images, labels = data.test.images, data.test.labels
+    >>> clf.predict(images[:5]).tolist() == labels[:5].tolist()
+    True
+    >>> p = clf.predict_proba(images[:3])
+    >>> p.shape, bool(np.allclose(p.sum(axis=1), 1.0))
+    ((3, 10), True)
+    >>> again = mnistsoftmax.load(out)  # the checkpoint train saved
+    >>> bool(np.array_equal(again.logits(images), clf.logits(images)))
+    True
+    >>> report = again.evaluate(images, labels)
+    >>> sorted(report), report["accuracy"] > 0.9
+    (['accuracy', 'confusion', 'loss', 'per_class'], True)
 """
 
 from __future__ import annotations
