@@ -43,13 +43,15 @@ def page_options() -> dict[str, options.Option]:
 def server_data(folders=()) -> dict[str, tuple[str, str | None]]:
     """The data sets a server's page may train on, by name -> (data set, folder or None for the
     cache): MNIST and Fashion-MNIST in the cache, then each folder named on `serve`'s command line,
-    named by its path and identified by its content (datasets.identify)."""
+    named by its path as given there (`data/mnist`; the run gets it absolute) and identified by its
+    content (datasets.identify)."""
     from mnistsoftmax import datasets
 
     found: dict[str, tuple[str, str | None]] = {}
     for folder in folders:
-        folder = Path(folder).resolve()
-        found[str(folder)] = (datasets.identify(folder), str(folder))
+        absolute = Path(folder).resolve()
+        if all(path != str(absolute) for _, path in found.values()):
+            found[str(Path(folder))] = (datasets.identify(absolute), str(absolute))
     for name in ("mnist", "fashion-mnist"):
         found[name] = (name, None)
     return found
