@@ -18,6 +18,7 @@ import numpy as np
 
 from mnistsoftmax import MnistSoftmaxError, __version__, jsontext
 from mnistsoftmax.fileio import atomic_write, temporary_beside
+from mnistsoftmax.losses import get as get_loss
 from mnistsoftmax.models import ModelError, from_arrays, parameter_names
 from mnistsoftmax.options import OptionError, check_stored
 
@@ -344,3 +345,41 @@ def _check_meta(path: Path, meta: dict, model) -> None:
 
 def _finite(x) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def summary(model, meta: dict) -> dict:
+    """What a page shows of a checkpoint beside its picker: the model, the loss it was trained on
+    and what its outputs are, the fitted temperature, the stored reliability diagram, the data set,
+    the test accuracy, the class names (the served page's list and the exported page's alike)."""
+    config = meta.get("config") or {}
+    return {
+        "model": meta["kind"],
+        "hidden": model.sizes.get("hidden"),
+        "description": model.describe(),
+        "loss": config.get("loss") or "cross-entropy",
+        "outputs": get_loss(config.get("loss") or "cross-entropy").outputs,  # probabilities, or scores
+        "temperature": meta.get("temperature"),
+        "reliability": _reliability(meta.get("reliability")),  # the test set's, at the end of training
+        "dataset": meta.get("dataset"),
+        "accuracy": (meta.get("metrics") or {}).get("test_accuracy"),
+        "epochs": config.get("epochs"),
+        "seed": config.get("seed"),
+        "class_names": meta.get("class_names") or [str(i) for i in range(10)],
+    }
+
+
+def _reliability(record) -> dict | None:
+    """A stored reliability diagram as the page draws it, or None when it is not one (another
+    version's file, or a hand's)."""
+    if not isinstance(record, dict):
+        return None
+    parts = [record] + ([record["calibrated"]] if isinstance(record.get("calibrated"), dict) else [])
+    for part in parts:
+        if not isinstance(part.get("ece"), int | float):
+            return None
+        for key in ("count", "confidence", "accuracy"):
+            values = part.get(key)
+            numbers = isinstance(values, list) and all(v is None or isinstance(v, int | float) for v in values)
+            if not numbers or len(values) != record.get("bins"):
+                return None
+    return record

@@ -643,19 +643,22 @@ def _made_data() -> bool:
 @main.command()
 @click.argument("checkpoint_path", metavar="[CHECKPOINT]", required=False,
                 type=click.Path(dir_okay=False, path_type=Path))  # fmt: skip
-@click.option("--format", "fmt", type=click.Choice(["onnx", "safetensors"]), required=True,
-              help="onnx: uint8 pixels to probabilities and logits; safetensors: the parameters.")  # fmt: skip
+@click.option("--format", "fmt", type=click.Choice(["onnx", "safetensors", "html"]), required=True,
+              help="onnx: uint8 pixels to probabilities and logits; safetensors: the parameters; html: the draw "
+              "page as one file running the model in the browser, to open from disk or any web host.")  # fmt: skip
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The file to write.")  # fmt: skip
 @translate_errors
 def export(checkpoint_path, fmt, output):
     """Write a checkpoint as ONNX (needs the `export` extra) or safetensors, with its normalisation
-    and metadata, for other runtimes."""
+    and metadata, for other runtimes; or as the draw page in one HTML file, to share."""
     from mnistsoftmax import checkpoint
-    from mnistsoftmax.export import to_onnx, to_safetensors
+    from mnistsoftmax.export import to_html, to_onnx, to_safetensors
     from mnistsoftmax.fileio import atomic_write
 
-    model, meta = checkpoint.load(checkpoint_path or checkpoint.default_path())
-    data = to_onnx(model, meta) if fmt == "onnx" else to_safetensors(model, meta)
+    path = checkpoint_path or checkpoint.default_path()
+    model, meta = checkpoint.load(path)
+    writers = {"onnx": to_onnx, "safetensors": to_safetensors, "html": lambda m, d: to_html(m, d, Path(path).stem)}
+    data = writers[fmt](model, meta)
     atomic_write(output, lambda f: f.write(data))
     click.echo(str(output))

@@ -1,5 +1,6 @@
-"""A checkpoint in formats other tools read: an ONNX graph (onnx, the `export` extra) and
-safetensors (written here: the format is a JSON header and the raw arrays).
+"""A checkpoint in formats other tools read: an ONNX graph (onnx, the `export` extra),
+safetensors (written here: the format is a JSON header and the raw arrays), and the draw page as
+one HTML file that needs no server (to_html).
 
 The ONNX graph takes uint8 pixels, (N, 784) — one declared shape with a symbolic batch, as the
 checker wants (a rank-3 (N, 28, 28) input would need a second graph input; reshape to (N, 784)
@@ -13,8 +14,11 @@ first) — applies the checkpoint's normalisation, and gives the logits and the 
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import struct
+from pathlib import Path
 
 import numpy as np
 
@@ -119,3 +123,81 @@ def to_safetensors(model, meta: dict) -> bytes:
     text = json.dumps(header, separators=(",", ":")).encode("utf-8")
     text += b" " * (-len(text) % 8)  # the format pads the header to a multiple of 8 bytes
     return struct.pack("<Q", len(text)) + text + b"".join(chunks)
+
+
+# ---- the draw page as one file ------------------------------------------------------------------
+
+STATIC = Path(__file__).parent / "web" / "static"
+HTML_LIMIT = 5 * 1024 * 1024  # what the exported page may weigh: a mail attachment, a blog's asset
+# The exported page may load nothing: the browser refuses any request but the page's own modules.
+CONTENT_POLICY = ("default-src 'none'; script-src 'unsafe-inline' blob:; style-src 'unsafe-inline'; "
+                  "img-src data: blob:; connect-src 'none'; form-action 'none'; base-uri 'none'")  # fmt: skip
+MODULE_IMPORT = re.compile(r"""(?:from|import)\s*\(?\s*"\./([\w.-]+\.js)\"""")
+LOADER = """(() => {
+  // The page's ES modules, each from a Blob URL whose imports name the others' Blob URLs.
+  const sources = JSON.parse(document.getElementById("mnistsoftmax-modules").textContent), urls = {};
+  const url = (name) => urls[name] || (urls[name] = URL.createObjectURL(new Blob([sources[name].replace(
+    /((?:from|import)\\s*\\(?\\s*)"\\.\\/([\\w.-]+\\.js)"/g, (_, head, dep) => `${head}"${url(dep)}"`)],
+    { type: "text/javascript" })));
+  import(url("main.js"));
+})();"""
+
+
+def _modules(entry: str = "main.js") -> dict[str, str]:
+    """The draw page's modules: `entry` and every module it imports, by file name."""
+    found: dict[str, str] = {}
+    waiting = [entry]
+    while waiting:
+        name = waiting.pop()
+        if name not in found:
+            found[name] = (STATIC / name).read_text(encoding="utf-8")
+            waiting += MODULE_IMPORT.findall(found[name])
+    return found
+
+
+def _script_json(value) -> str:
+    """JSON to sit inside <script>: no "</script>" or "<!--" can end or bend it."""
+    return jsontext.dumps(value).replace("<", "\\u003c")
+
+
+def _stored(array: np.ndarray, dtype: str) -> dict:
+    data = np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("<"))
+    return {"shape": list(array.shape), "dtype": dtype, "data": base64.b64encode(data.tobytes()).decode("ascii")}
+
+
+def to_html(model, meta: dict, name: str) -> bytes:
+    """The draw page as one self-contained HTML file: its code and styles, the model's weights
+    (float32) and the run's initial weights (float16: shown beside, every class near 10 %), the
+    checkpoint's description; every answer computed in the browser (static/local.js)."""
+    from mnistsoftmax import checkpoint
+    from mnistsoftmax.inference import initial_model
+
+    untrained = initial_model(meta)
+    document = {
+        "entry": {"name": name, **checkpoint.summary(model, meta)},
+        "normalization": meta["normalization"],
+        "layers": [list(layer) for layer in model.layers],
+        "unit_caption": model.unit_caption,
+        "parameters": {n: _stored(p, "float32") for n, p in model.params.items()},
+        "untrained": None if untrained is None else {n: _stored(p, "float16") for n, p in untrained.params.items()},
+    }
+    page = (STATIC / "index.html").read_text(encoding="utf-8")
+    style = (STATIC / "style.css").read_text(encoding="utf-8")
+    replacements = [
+        ('<link rel="stylesheet" href="/static/style.css">',
+         f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_POLICY}">\n  <style>\n{style}</style>'),
+        ('<script type="module" src="/static/main.js"></script>',
+         f'<script type="application/json" id="mnistsoftmax-model">{_script_json(document)}</script>\n'
+         f'  <script type="application/json" id="mnistsoftmax-modules">{_script_json(_modules())}</script>\n'
+         f"  <script>\n{LOADER}\n  </script>"),
+        ('<a href="/train">watch it learn</a>', "a page exported by mnistsoftmax: the model runs in your browser"),
+    ]  # fmt: skip
+    for old, new in replacements:
+        if old not in page:
+            raise ExportError(f"the draw page has changed: {old!r} is not in static/index.html")
+        page = page.replace(old, new)
+    data = page.encode("utf-8")
+    if len(data) > HTML_LIMIT:
+        raise ExportError(f"the page would weigh {len(data) / 2**20:.1f} MB, above the {HTML_LIMIT / 2**20:.0f} MB "
+                          "a page to share should: export a smaller model (fewer hidden units)")  # fmt: skip
+    return data

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from mnistsoftmax import checkpoint
 from mnistsoftmax.inference import Normalization, initial_model
-from mnistsoftmax.losses import get as get_loss
 
 
 @dataclass
@@ -24,39 +23,7 @@ class Loaded:
     untrained: object | None  # the run's initial model, redrawn from its seed
 
     def summary(self) -> dict:
-        config = self.meta.get("config") or {}
-        return {
-            "name": self.name,
-            "model": self.meta["kind"],
-            "hidden": self.model.sizes.get("hidden"),
-            "description": self.model.describe(),
-            "loss": config.get("loss") or "cross-entropy",
-            "outputs": get_loss(config.get("loss") or "cross-entropy").outputs,  # probabilities, or scores
-            "temperature": self.meta.get("temperature"),
-            "reliability": _reliability(self.meta.get("reliability")),  # the test set's, at the end of training
-            "dataset": self.meta.get("dataset"),
-            "accuracy": (self.meta.get("metrics") or {}).get("test_accuracy"),
-            "epochs": config.get("epochs"),
-            "seed": config.get("seed"),
-            "class_names": self.meta.get("class_names") or [str(i) for i in range(10)],
-        }
-
-
-def _reliability(record) -> dict | None:
-    """A stored reliability diagram as the page draws it, or None when it is not one (another
-    version's file, or a hand's)."""
-    if not isinstance(record, dict):
-        return None
-    parts = [record] + ([record["calibrated"]] if isinstance(record.get("calibrated"), dict) else [])
-    for part in parts:
-        if not isinstance(part.get("ece"), int | float):
-            return None
-        for key in ("count", "confidence", "accuracy"):
-            values = part.get(key)
-            numbers = isinstance(values, list) and all(v is None or isinstance(v, int | float) for v in values)
-            if not numbers or len(values) != record.get("bins"):
-                return None
-    return record
+        return {"name": self.name, **checkpoint.summary(self.model, self.meta)}
 
 
 class FileCache:

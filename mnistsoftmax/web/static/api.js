@@ -1,12 +1,18 @@
-// The JSON API, as the draw page uses it (scripts can call the same URLs).
+// The JSON API, as the draw page uses it (scripts can call the same URLs). In a page exported by
+// `mnistsoftmax export --format html` the model is inside the file and local.js gives the same
+// answers, computed in the browser.
 import { answer, call } from "./common.js";
 
+const local = document.getElementById("mnistsoftmax-model") ? import("./local.js") : null;
+
 export async function listCheckpoints() {
+  if (local) return (await local).checkpoints();
   return call("GET", "/api/checkpoints");
 }
 
 // image: a Blob or File holding an image file, sent as the raw body.
 export async function predict(image, { checkpoint, label, lr }) {
+  if (local) return (await local).predict(image, { label, lr });
   const query = new URLSearchParams();
   if (checkpoint) query.set("checkpoint", checkpoint);
   if (lr) query.set("lr", lr);

@@ -1,0 +1,246 @@
+// The exported page's answers, computed in the browser from the model inside the file: what
+// GET /api/checkpoints and POST /api/predict answer (explain.explain, lab.lab, the stages), the
+// same fields and the same math, for a page with no server. The model is its layers as
+// models.py describes them (["affine", W, b], ["relu"]), so nothing here asks which kind it is.
+// Shapes: D = 784 inputs, K a layer's outputs, C classes.
+import { ImageError, mnistStages, readGray, resize } from "./preprocess.js";
+
+const PREVIEW_SIDE = 140, HIDDEN_SHOWN = 8, GRADIENT_IMAGES = 12, DEFAULT_LR = 0.001, MARGIN = 1.0;
+
+const embedded = JSON.parse(document.getElementById("mnistsoftmax-model").textContent);
+const trained = parameters(embedded.parameters);
+const untrained = embedded.untrained ? parameters(embedded.untrained) : null;
+
+function bytesOf(base64) {
+  return Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+}
+
+function float16(bits) {
+  const sign = bits & 0x8000 ? -1 : 1, exponent = (bits >> 10) & 0x1f, fraction = bits & 0x3ff;
+  if (exponent === 0) return sign * fraction * 2 ** -24;
+  if (exponent === 31) return fraction ? NaN : sign * Infinity;
+  return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
+}
+
+// {name: {shape, dtype, data (base64, little-endian)}} -> {name: {shape, data: Float64Array}}
+function parameters(stored) {
+  const out = {};
+  for (const [name, { shape, dtype, data }] of Object.entries(stored)) {
+    const bytes = bytesOf(data), view = new DataView(bytes.buffer);
+    const values = dtype === "float16"
+      ? Float64Array.from({ length: bytes.length / 2 }, (_, i) => float16(view.getUint16(2 * i, true)))
+      : Float64Array.from({ length: bytes.length / 4 }, (_, i) => view.getFloat32(4 * i, true));
+    out[name] = { shape, data: values };
+  }
+  return out;
+}
+
+// ---- forward and backward, layer by layer --------------------------------------------------
+
+// x (D) -> every layer's input, and the logits z (C) at the end.
+function forward(params, x) {
+  const inputs = [];
+  let a = x;
+  for (const [op, weight, bias] of embedded.layers) {
+    inputs.push(a);
+    if (op === "relu") {
+      a = a.map((v) => Math.max(v, 0));
+      continue;
+    }
+    const W = params[weight], [D, K] = W.shape, b = params[bias].data;
+    const out = Float64Array.from(b); // z = a @ W + b   (K,)
+    for (let d = 0; d < D; d++) {
+      const ad = a[d];
+      if (ad === 0) continue;
+      for (let k = 0, row = d * K; k < K; k++) out[k] += ad * W.data[row + k];
+    }
+    a = out;
+  }
+  return { inputs, z: a };
+}
+
+// dz (C) -> the gradient of every parameter, the layers in reverse order of the forward.
+function backward(params, inputs, dz) {
+  const grads = {};
+  let g = dz;
+  for (let i = embedded.layers.length - 1; i >= 0; i--) {
+    const [op, weight, bias] = embedded.layers[i], a = inputs[i];
+    if (op === "relu") {
+      g = g.map((v, j) => (a[j] > 0 ? v : 0));
+      continue;
+    }
+    const W = params[weight], [D, K] = W.shape;
+    const dW = new Float64Array(D * K), da = new Float64Array(D);
+    for (let d = 0; d < D; d++) { // dW = a^T g  (D, K); da = g W^T  (D,)
+      let s = 0;
+      for (let k = 0, row = d * K; k < K; k++) { dW[row + k] = a[d] * g[k]; s += g[k] * W.data[row + k]; }
+      da[d] = s;
+    }
+    grads[weight] = { shape: W.shape, data: dW };
+    grads[bias] = { shape: params[bias].shape, data: Float64Array.from(g) };
+    g = da;
+  }
+  return grads;
+}
+
+// ---- explain.softmax_steps and the views' numbers ------------------------------------------
+
+function softmaxSteps(z, label) {
+  const max = Math.max(...z);
+  const shifted = Array.from(z, (v) => v - max), exp = shifted.map(Math.exp);
+  const sum = exp.reduce((s, v) => s + v, 0);
+  const steps = {
+    logits: Array.from(z), max_logit: max, shifted, exp_shifted: exp, exp_sum: sum,
+    probabilities: exp.map((v) => v / sum), log_softmax: shifted.map((v) => v - Math.log(sum)),
+    digit: shifted.indexOf(0),
+  };
+  if (label !== null) {
+    steps.label = label;
+    steps.loss = -steps.log_softmax[label];
+    steps.gradient = steps.probabilities.map((p, c) => p - (c === label ? 1 : 0));
+  }
+  return steps;
+}
+
+// analysis.top_units: indices of the `count` largest scores, largest first, ties by index.
+function topUnits(scores, count) {
+  return Array.from(scores.keys()).sort((i, j) => scores[j] - scores[i] || i - j).slice(0, count);
+}
+
+// analysis.scaled_images: columns of a (D, K) matrix as 28 x 28 images scaled to [-1, 1].
+function scaledImages({ shape: [D, K], data }, units) {
+  return units.map((u) => {
+    const column = Array.from({ length: D }, (_, d) => data[d * K + u]);
+    const scale = Math.max(...column.map(Math.abs)) || 1;
+    return Array.from({ length: 28 }, (_, r) => column.slice(28 * r, 28 * r + 28).map((v) => v / scale));
+  });
+}
+
+const firstLayer = (params) => params[embedded.layers[0][1]];
+
+// explain.hidden_units: the last ReLU's output and the weights after it, for a model that has one.
+function hiddenUnits(inputs, digit) {
+  const last = embedded.layers.map(([op]) => op).lastIndexOf("relu");
+  if (last < 0) return undefined;
+  const a = inputs[last + 1], W = trained[embedded.layers[last + 1][1]], C = W.shape[1];
+  const toward = Array.from(a, (_, j) => W.data[j * C + digit]);
+  const push = Array.from(a, (v, j) => v * toward[j]);
+  const units = topUnits(push, HIDDEN_SHOWN), images = scaledImages(firstLayer(trained), units);
+  return {
+    active: a.filter((v) => v > 0).length, total: a.length,
+    units: units.map((j, i) => ({ unit: j, activation: a[j], weight: toward[j], push: push[j],
+      weights: images[i].map((row) => row.map((v) => Math.round(v * 1000) / 1000)) })),
+  };
+}
+
+function jacobian(steps) {
+  const S = steps.probabilities;
+  const matrix = S.map((si, i) => S.map((sj, j) => si * ((i === j ? 1 : 0) - sj)));
+  const result = { matrix };
+  if (steps.label !== undefined) {
+    const y = steps.label, dLdS = S.map((s, i) => (i === y ? (s > 0 ? -1 / s : -Infinity) : 0));
+    result.chain = S.map((_, j) => matrix.reduce((sum, row, i) => sum + row[j] * dLdS[i], 0));
+  }
+  return result;
+}
+
+function hinge(steps) {
+  const z = steps.logits, y = steps.label;
+  const terms = z.map((v, k) => (k === y ? 0 : Math.max(0, v - z[y] + MARGIN)));
+  return { terms, loss: terms.reduce((s, v) => s + v, 0),
+    violating: terms.flatMap((v, k) => (v > 0 ? [k] : [])), margin: MARGIN };
+}
+
+// lab.training_step: this digit's gradient, the first layer's as images, and one SGD step.
+function trainingStep(x, label, lr) {
+  const { inputs, z } = forward(trained, x);
+  const before = softmaxSteps(z, label);
+  const grads = backward(trained, inputs, before.gradient); // dz = softmax - onehot (one image: N = 1)
+  const first = grads[embedded.layers[0][1]], [D, K] = first.shape;
+  const norms = Array.from({ length: K }, (_, k) => {
+    let s = 0;
+    for (let d = 0; d < D; d++) s += first.data[d * K + k] ** 2;
+    return Math.sqrt(s);
+  });
+  const shown = topUnits(norms, GRADIENT_IMAGES);
+  const pixels = new Uint8Array(shown.length * 784);
+  scaledImages(first, shown).forEach((image, i) => image.flat().forEach((v, p) => {
+    pixels[i * 784 + p] = Math.round(128 + 127 * v);
+  }));
+  const stepped = {};
+  for (const [name, p] of Object.entries(trained)) {
+    stepped[name] = { shape: p.shape, data: p.data.map((v, i) => v - lr * grads[name].data[i]) };
+  }
+  const after = softmaxSteps(forward(stepped, x).z, label);
+  return {
+    lr, loss_before: before.loss, loss_after: after.loss, probabilities_after: after.probabilities,
+    gradient: { caption: embedded.unit_caption, units: shown, norms: shown.map((k) => norms[k]), side: 28,
+      images: btoa(String.fromCharCode(...pixels)) },
+  };
+}
+
+function lab(x, steps, lr) {
+  const p = steps.probabilities, logp = steps.log_softmax;
+  const curves = {
+    exp: steps.shifted.map((v, c) => [v, steps.exp_shifted[c]]),
+    log: p.map((v, c) => [v, logp[c]]),
+    nll: p.map((v, c) => [v, -logp[c]]),
+  };
+  if (steps.untrained && steps.label !== undefined) {
+    curves.untrained_nll = [steps.untrained.probabilities[steps.label], -steps.untrained.log_softmax[steps.label]];
+  }
+  const result = { curves, jacobian: jacobian(steps) };
+  if (steps.label !== undefined) {
+    result.hinge = hinge(steps);
+    result.step = trainingStep(x, steps.label, lr);
+  }
+  return result;
+}
+
+// ---- the two answers --------------------------------------------------------------------------
+
+export function checkpoints() {
+  return [embedded.entry];
+}
+
+function rows({ w, h, data }, scale = 1) {
+  return Array.from({ length: h }, (_, y) => Array.from(data.subarray(y * w, (y + 1) * w), (v) => Math.round(v * scale)));
+}
+
+// image: a Blob (a drawing or a file) -> the answer POST /api/predict gives for it.
+export async function predict(image, { label, lr }) {
+  const C = embedded.entry.class_names.length;
+  const y = label === "" || label === null || label === undefined ? null : Number(label);
+  if (y !== null && !(Number.isInteger(y) && y >= 0 && y < C)) throw new Error(`label must be a class number from 0 to ${C - 1}`);
+  const rate = lr === "" || lr === undefined || lr === null ? DEFAULT_LR : Number(lr);
+  if (!(rate > 0 && rate <= 100)) throw new Error(`lr must be a number in (0, 100], not ${lr}`);
+  let stages;
+  try {
+    stages = mnistStages(await readGray(image), "the image");
+  } catch (err) {
+    throw err instanceof ImageError ? new Error(err.message) : err;
+  }
+  const { mean, std } = embedded.normalization;
+  const x = Float64Array.from(stages.digit, (v) => v / (255 * std) - mean / std);
+  const { inputs, z } = forward(trained, x);
+  const result = softmaxSteps(z, y);
+  const hidden = hiddenUnits(inputs, result.digit);
+  if (hidden) result.hidden = hidden;
+  if (untrained) result.untrained = softmaxSteps(forward(untrained, x).z, y);
+  const T = embedded.entry.temperature;
+  if (T !== null && T !== undefined) {
+    result.temperature = T;
+    result.calibrated = softmaxSteps(z.map((v) => v / T), y).probabilities;
+  }
+  result.lab = lab(x, result, rate);
+  const { w, h } = stages.ink, [top, left, bottom, right] = stages.crop;
+  const ink = { w, h, data: Uint8ClampedArray.from(stages.ink.data, (v) => Math.round(v * 255)) };
+  const scale = Math.min(1, PREVIEW_SIDE / Math.max(w, h));
+  const preview = scale < 1 ? resize(ink, Math.max(1, Math.round(w * scale)), Math.max(1, Math.round(h * scale)), "box", true) : ink;
+  Object.assign(result, {
+    checkpoint: embedded.entry.name,
+    preprocessed: rows({ w: 28, h: 28, data: stages.digit }),
+    stages: { ink: rows(preview), crop: [top / h, left / w, bottom / h, right / w], box: rows(stages.box, 255) },
+  });
+  return result;
+}
