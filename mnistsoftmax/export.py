@@ -198,6 +198,6 @@ def to_html(model, meta: dict, name: str) -> bytes:
         page = page.replace(old, new)
     data = page.encode("utf-8")
     if len(data) > HTML_LIMIT:
-        raise ExportError(f"the page would weigh {len(data) / 2**20:.1f} MB, above the {HTML_LIMIT / 2**20:.0f} MB "
+        raise ExportError(f"the page would weigh {len(data) / 2**20:.1f} MB, above the {HTML_LIMIT / 2**20:.1f} MB "
                           "a page to share should: export a smaller model (fewer hidden units)")  # fmt: skip
     return data

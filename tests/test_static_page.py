@@ -1,0 +1,213 @@
+"""The draw page exported as one file (`export --format html`), opened from disk in Chromium with
+every network request refused: user-style digit images read as `predict` reads them, every number
+the page shows equals the served page's for the same image and label, and a 7 drawn with the mouse
+reads 7. `scripts/static_page.py` measures the same for the H = 512 model of configs/mlp.toml."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mnistsoftmax import checkpoint, datasets
+from mnistsoftmax.cli import main
+from mnistsoftmax.predict import predict_files
+from tests.test_browser import DIGITS, browser, served, upload_a_seven  # noqa: F401 - fixtures
+from tests.test_predict_real import MNIST_DIR, PHOTOS, RENDERERS
+
+PROBABILITY_TOLERANCE = 1e-4  # float32 weights, float64 arithmetic in the browser; the issue asks 1e-3
+
+
+def user_images(folder: Path, count: int, seed: int = 0) -> list[Path]:
+    """`count` MNIST test digits rendered as users make them and as phone photos of paper
+    (tests/test_predict_real.py's renderers, in turn), written as files."""
+    test = datasets.load("mnist", MNIST_DIR, splits=("test",)).test
+    rng = np.random.default_rng(seed)
+    renderers = RENDERERS + PHOTOS
+    paths = []
+    for i in range(count):
+        render = renderers[i % len(renderers)]
+        data = render(test.images[i], rng)
+        kind = "jpg" if data[:2] == b"\xff\xd8" else "png"
+        path = folder / f"{i:02d}-{render.__name__}.{kind}"
+        path.write_bytes(data)
+        paths.append(path)
+    return paths
+
+
+def export_html(model: Path, out: Path) -> Path:
+    result = CliRunner().invoke(main, ["export", str(model), "--format", "html", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+class StaticPage:
+    """The exported file in a fresh browser context that refuses every request but the file's own."""
+
+    def __init__(self, browser, html: Path, width: int = 1280):
+        self.refused: list[str] = []
+        self.errors: list[str] = []
+        self.context = browser.new_context(viewport={"width": width, "height": 1000})
+        self.context.route("**/*", self._route)
+        self.page = self.context.new_page()
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.goto(html.resolve().as_uri())
+        self.page.wait_for_selector("body[data-ready=true]")
+
+    def _route(self, route):
+        if route.request.url.startswith(("file:", "blob:", "data:")):
+            route.continue_()
+        else:
+            self.refused.append(route.request.url)
+            route.abort()
+
+    def answers(self) -> int:
+        return int(self.page.evaluate("() => Number(document.body.dataset.answers || 0)"))
+
+    def settle(self, before: int) -> None:
+        # The page's Content-Security-Policy forbids eval, hence a selector rather than wait_for_function.
+        self.page.wait_for_selector(f"body[data-busy=false][data-answers='{before + 1}']", timeout=30_000)
+
+    def upload(self, path: Path) -> tuple[str, list[float]]:
+        before = self.answers()
+        self.page.get_by_test_id("upload").set_input_files(str(path))
+        self.settle(before)
+        return self.prediction()
+
+    def choose_label(self, label: int) -> None:
+        before = self.answers()
+        self.page.get_by_test_id("label").select_option(str(label))
+        self.settle(before)
+
+    def prediction(self) -> tuple[str, list[float]]:
+        probabilities = [float(self.page.get_by_test_id(f"prob-{c}").get_attribute("data-value")) for c in range(10)]
+        return self.page.get_by_test_id("prediction").text_content(), probabilities
+
+    def draw(self, strokes) -> None:
+        box = self.page.get_by_test_id("pad").bounding_box()
+        for stroke in strokes:
+            before = self.answers()
+            self.page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
+            self.page.mouse.down()
+            for x, y in stroke[1:]:
+                self.page.mouse.move(box["x"] + x, box["y"] + y, steps=6)
+            self.page.mouse.up()
+            self.page.wait_for_selector(f"body[data-busy=false]:not([data-answers='{before}'])", timeout=30_000)
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def compare_with_predict(page: StaticPage, model: Path, images: list[Path]) -> list[dict]:
+    """Each image through the page and through predict: the digits and the largest difference."""
+    trained, meta = checkpoint.load(model)
+    expected = predict_files(trained, meta, [str(p) for p in images], top_k=10)
+    rows = []
+    for path, want in zip(images, expected, strict=True):
+        shown, probabilities = page.upload(path)
+        wanted = [p for _, p in sorted(want["top_k"])]
+        rows.append({"image": path.name, "page": int(shown), "predict": want["digit"],
+                     "difference": float(np.max(np.abs(np.subtract(probabilities, wanted))))})  # fmt: skip
+    return rows
+
+
+def upload_a_seven_to(page: StaticPage, tmp_path: Path, label: int) -> Path:
+    """test_browser's drawn 7, uploaded into the file, and a label chosen."""
+    from PIL import Image, ImageDraw
+
+    image = tmp_path / "seven.png"
+    im = Image.new("L", (200, 200), 255)
+    ImageDraw.Draw(im).line([(50, 40), (150, 40), (90, 170)], fill=0, width=14)
+    im.save(image)
+    page.upload(image)
+    page.choose_label(label)
+    return image
+
+
+@pytest.fixture(scope="module")
+def exported(served, tmp_path_factory) -> Path:
+    _, model = served
+    return export_html(model, tmp_path_factory.mktemp("static") / "digits.html")
+
+
+@pytest.fixture
+def static(browser, exported):
+    page = StaticPage(browser, exported)
+    yield page
+    page.close()
+    assert page.refused == [] and page.errors == [], (page.refused, page.errors)
+
+
+def test_user_images_read_as_predict_reads_them(static, served, tmp_path):
+    """22 images (clean drawings, JPEG photos, transparency, a corner, and phone photos of grey,
+    shaded, ruled and squared paper): the same digit as predict, probabilities within 1e-4."""
+    _, model = served
+    rows = compare_with_predict(static, model, user_images(tmp_path, 22))
+    assert [r["page"] for r in rows] == [r["predict"] for r in rows]
+    assert max(r["difference"] for r in rows) < PROBABILITY_TOLERANCE, rows
+
+
+def test_a_seven_drawn_with_the_mouse_reads_seven(static):
+    static.draw(DIGITS["7"])
+    assert static.page.get_by_test_id("prediction").text_content() == "7"
+
+
+def test_every_number_equals_the_served_page(browser, served, static, tmp_path):
+    """The same image and label in the served page and in the file: every value the views hold
+    (probabilities, the table, the lab's Jacobian, curves, hinge, temperature and step) agrees."""
+    url, _ = served
+    seven = upload_a_seven_to(static, tmp_path, label=3)
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    try:
+        live = context.new_page()
+        live.goto(url)
+        live.wait_for_selector("body[data-ready=true]")
+        assert upload_a_seven(live, tmp_path, label=3).read_bytes() == seven.read_bytes()
+        read = (
+            "() => [...document.querySelectorAll('[data-value]')].map(e => [e.dataset.testid || e.id, e.dataset.value])"
+        )
+        here, there = static.page.evaluate(read), live.evaluate(read)
+        texts = ["prediction", "loss"]
+        assert [static.page.get_by_test_id(t).text_content() for t in texts] == [
+            live.get_by_test_id(t).text_content() for t in texts
+        ]
+    finally:
+        context.close()
+    assert len(here) == len(there) > 150 and [k for k, _ in here] == [k for k, _ in there]
+    for (key, mine), (_, theirs) in zip(here, there, strict=True):
+        assert float(mine) == pytest.approx(float(theirs), rel=1e-4, abs=1e-6), key
+
+
+def test_the_file_is_one_page_that_loads_nothing(exported):
+    """One HTML file under 5 MB with the model inside, a policy that refuses every request, no URL
+    of a server or a CDN."""
+    text = exported.read_text(encoding="utf-8")
+    assert exported.stat().st_size < 5 * 2**20
+    assert 'http-equiv="Content-Security-Policy"' in text and "connect-src 'none'" in text
+    assert (
+        'id="mnistsoftmax-model"' in text
+        and "/static/" not in text
+        and "/api/" not in text.split("mnistsoftmax-modules")[0]
+    )
+    assert "http://" not in text.replace("http://www.w3.org/2000/svg", "") and "https://" not in text
+
+
+def test_a_model_too_large_to_share_is_one_line(served, tmp_path, monkeypatch):
+    from mnistsoftmax import export
+
+    _, model = served
+    monkeypatch.setattr(export, "HTML_LIMIT", 100_000)
+    result = CliRunner().invoke(main, ["export", str(model), "--format", "html", "-o", str(tmp_path / "big.html")])
+    assert result.exit_code == 1 and "above the 0.1 MB a page to share should" in result.output
+    assert "export a smaller model" in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "big.html").exists()
+
+
+def test_the_page_at_phone_width_does_not_scroll_sideways(browser, exported, tmp_path):
+    page = StaticPage(browser, exported, width=390)
+    try:
+        upload_a_seven_to(page, tmp_path, label=7)
+        assert page.page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    finally:
+        page.close()
