@@ -211,3 +211,24 @@ def test_the_page_at_phone_width_does_not_scroll_sideways(browser, exported, tmp
         assert page.page.evaluate("() => document.documentElement.scrollWidth") <= 390
     finally:
         page.close()
+
+
+def test_a_bad_file_is_one_line_on_the_page(static, tmp_path):
+    """What predict refuses, the file refuses in one line, as the served page does: not an image,
+    a truncated one, a blank one; the page keeps working after each."""
+    from PIL import Image
+
+    notes, blank, truncated = tmp_path / "notes.png", tmp_path / "blank.png", tmp_path / "truncated.png"
+    notes.write_text("not an image")
+    Image.new("L", (120, 90), 255).save(blank)
+    upload_a_seven_to(static, tmp_path, label=7)
+    truncated.write_bytes((tmp_path / "seven.png").read_bytes()[:60])
+    for bad, words in ((notes, "not an image"), (truncated, "damaged or truncated image"), (blank, "no ink found")):
+        before = static.answers()
+        static.page.get_by_test_id("upload").set_input_files(str(bad))
+        static.page.wait_for_selector("#error:not([hidden])", timeout=30_000)
+        static.page.wait_for_selector("body[data-busy=false]")
+        message = static.page.locator("#error").text_content()
+        assert words in message and "\n" not in message and static.answers() == before, message
+    static.upload(tmp_path / "seven.png")
+    assert static.page.locator("#error").is_hidden() and static.prediction()[0] == "7"

@@ -155,7 +155,10 @@ export async function readGray(blob, name = "the uploaded image") {
   try {
     bitmap = await createImageBitmap(blob, { colorSpaceConversion: "none", premultiplyAlpha: "none" });
   } catch {
-    throw new ImageError(`${name}: not an image this browser can read (PNG, JPEG, BMP, GIF, WebP, ...)`);
+    const text = String.fromCharCode(...bytes.subarray(0, 12));
+    const known = /^(\x89PNG|\xff\xd8\xff|GIF8|BM|RIFF....WEBP)/.test(text);
+    throw new ImageError(known ? `${name}: damaged or truncated image`
+      : `${name}: not an image this browser can read (PNG, JPEG, BMP, GIF, WebP, ...)`);
   }
   const { width: w, height: h } = bitmap;
   if (w * h > MAX_PIXELS) {
