@@ -3,6 +3,7 @@ every network request refused: user-style digit images read as `predict` reads t
 the page shows equals the served page's for the same image and label, and a 7 drawn with the mouse
 reads 7. `scripts/static_page.py` measures the same for the H = 512 model of configs/mlp.toml."""
 
+import base64
 from pathlib import Path
 
 import numpy as np
@@ -232,3 +233,54 @@ def test_a_bad_file_is_one_line_on_the_page(static, tmp_path):
         assert words in message and "\n" not in message and static.answers() == before, message
     static.upload(tmp_path / "seven.png")
     assert static.page.locator("#error").is_hidden() and static.prediction()[0] == "7"
+
+
+def large_photo(path: Path, seed: int = 0) -> Path:
+    """A 3000 x 2250 colour JPEG of a digit on shaded paper, as a phone takes it: shrunk to 2048 by
+    a box filter before anything else (Pillow's thumbnail, reproduced in preprocess.js)."""
+    from PIL import Image
+
+    from tests.test_predict_real import large_ink
+
+    rng = np.random.default_rng(seed)
+    test = datasets.load("mnist", MNIST_DIR, splits=("test",)).test
+    ink = np.zeros((2250, 3000))
+    ink[500 : 500 + 28 * 50, 900 : 900 + 28 * 50] = np.asarray(large_ink(test.images[11], 50), dtype=np.float64) / 255
+    light = np.linspace(250, 170, 3000)[None, :] * np.ones((2250, 1))
+    gray = light * (1 - ink) + 40 * ink + rng.normal(0, 6, ink.shape)
+    rgb = np.clip(np.stack([gray, gray * 0.97, gray * 0.92], axis=-1), 0, 255).astype(np.uint8)
+    Image.fromarray(rgb, "RGB").save(path, quality=85)
+    return path
+
+
+def test_the_preprocessing_in_javascript_gives_predicts_digits(browser, served, tmp_path):
+    """preprocess.js (readGray, mnistStages) on the very files predict reads: the same 28 x 28
+    digits, pixel for pixel, on 22 user-style images and a 3000 x 2250 phone photo."""
+    from mnistsoftmax import images
+
+    url, _ = served
+    files = [*user_images(tmp_path, 22), large_photo(tmp_path / "photo.jpg")]
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(url)
+        digits = page.evaluate(
+            """async (files) => {
+                const { readGray, mnistStages } = await import("/static/preprocess.js");
+                const out = [];
+                for (const [name, base64] of files) {
+                  const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+                  out.push(Array.from(mnistStages(await readGray(new Blob([bytes]), name), name).digit));
+                }
+                return out;
+            }""",
+            [[p.name, base64.b64encode(p.read_bytes()).decode()] for p in files],
+        )
+    finally:
+        context.close()
+    for path, digit in zip(files, digits, strict=True):
+        expected = images.preprocess(path).ravel()
+        assert np.array_equal(np.array(digit, dtype=np.uint8), expected), (
+            path.name,
+            np.abs(np.array(digit) - expected).max(),
+        )
