@@ -179,7 +179,7 @@ def run_command(command: str, shown: list[str], here: Path, env: dict, where: st
         check_extras(code)
         return
     if words[:2] == ["mnistsoftmax", "serve"]:
-        with serving(code, here, env, where):
+        with Serving(code, here, env, where):
             return
     interrupted = any(line.strip() == "^C" for line in shown)
     if words[:2] == ["mnistsoftmax", "train"] and "--resume" not in words and not interrupted:
@@ -203,7 +203,7 @@ def run_interrupted(code: str, here: Path, env: dict, where: str) -> None:
     assert process.returncode == 130, f"{where}: `{code}` after Ctrl-C exited {process.returncode}"
 
 
-class serving:
+class Serving:
     """`mnistsoftmax serve ...` in the background until the block is done; then Ctrl-C."""
 
     def __init__(self, code: str, here: Path, env: dict, where: str):
@@ -277,7 +277,7 @@ def test_every_example_runs_as_written(document, folder, monkeypatch):
         if block.language == "python":
             run_python(block, here, env, names, monkeypatch)
         elif any(command.startswith("curl ") or "$(curl " in command for command, _ in commands_of(block)):
-            with serving("mnistsoftmax serve --data-dir data/mnist", here, env, block.where):
+            with Serving("mnistsoftmax serve --data-dir data/mnist", here, env, block.where):
                 for command, shown in commands_of(block):
                     run_command(command, shown, here, env, block.where)
         else:
