@@ -141,10 +141,10 @@ def static(browser, exported):
 
 
 def test_user_images_read_as_predict_reads_them(static, served, tmp_path):
-    """22 images (clean drawings, JPEG photos, transparency, a corner, and phone photos of grey,
+    """40 images (clean drawings, JPEG photos, transparency, a corner, and phone photos of grey,
     shaded, ruled and squared paper): the same digit as predict, probabilities within 1e-4."""
     _, model = served
-    rows = compare_with_predict(static, model, user_images(tmp_path, 22))
+    rows = compare_with_predict(static, model, user_images(tmp_path, 40))
     assert [r["page"] for r in rows] == [r["predict"] for r in rows]
     assert max(r["difference"] for r in rows) < PROBABILITY_TOLERANCE, rows
 
