@@ -152,8 +152,8 @@ function hinge(steps) {
 }
 
 // lab.training_step: this digit's gradient, the first layer's as images, and one SGD step.
-function trainingStep(x, label, lr) {
-  const { inputs, z } = forward(trained, x);
+// forwarded: forward(trained, x), which the answer has computed already.
+function trainingStep(x, { inputs, z }, label, lr) {
   const before = softmaxSteps(z, label);
   const grads = backward(trained, inputs, before.gradient); // dz = softmax - onehot (one image: N = 1)
   const first = grads[embedded.layers[0][1]], [D, K] = first.shape;
@@ -179,7 +179,7 @@ function trainingStep(x, label, lr) {
   };
 }
 
-function lab(x, steps, lr) {
+function lab(x, forwarded, steps, lr) {
   const p = steps.probabilities, logp = steps.log_softmax;
   const curves = {
     exp: steps.shifted.map((v, c) => [v, steps.exp_shifted[c]]),
@@ -192,7 +192,7 @@ function lab(x, steps, lr) {
   const result = { curves, jacobian: jacobian(steps) };
   if (steps.label !== undefined) {
     result.hinge = hinge(steps);
-    result.step = trainingStep(x, steps.label, lr);
+    result.step = trainingStep(x, forwarded, steps.label, lr);
   }
   return result;
 }
@@ -222,7 +222,7 @@ export async function predict(image, { label, lr }) {
   }
   const { mean, std } = embedded.normalization;
   const x = Float64Array.from(stages.digit, (v) => v / (255 * std) - mean / std);
-  const { inputs, z } = forward(trained, x);
+  const forwarded = forward(trained, x), { inputs, z } = forwarded;
   const result = softmaxSteps(z, y);
   const hidden = hiddenUnits(inputs, result.digit);
   if (hidden) result.hidden = hidden;
@@ -232,7 +232,7 @@ export async function predict(image, { label, lr }) {
     result.temperature = T;
     result.calibrated = softmaxSteps(z.map((v) => v / T), y).probabilities;
   }
-  result.lab = lab(x, result, rate);
+  result.lab = lab(x, forwarded, result, rate);
   const { w, h } = stages.ink, [top, left, bottom, right] = stages.crop;
   const ink = { w, h, data: Uint8ClampedArray.from(stages.ink.data, (v) => Math.round(v * 255)) };
   const scale = Math.min(1, PREVIEW_SIDE / Math.max(w, h));

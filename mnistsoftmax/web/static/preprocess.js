@@ -118,10 +118,10 @@ function roundHalfEven(x) {
 
 // ---- reading an image file ----------------------------------------------------------------
 
-// Whether Pillow would read this file with transparency (it then lays it over paper).
-function hasAlpha(bytes) {
-  const png = [0x89, 0x50, 0x4e, 0x47].every((b, i) => bytes[i] === b);
-  if (png) {
+// Whether Pillow would read this file with transparency (it then lays it over paper): a PNG says
+// so in its header; a GIF's or WebP's is only known once decoded (null: the pixels will say).
+function declaredAlpha(bytes) {
+  if ([0x89, 0x50, 0x4e, 0x47].every((b, i) => bytes[i] === b)) {
     const colourType = bytes[25];
     if (colourType === 4 || colourType === 6) return true;
     for (let at = 8; at + 8 <= bytes.length;) { // chunks: a tRNS before the image data
@@ -135,7 +135,7 @@ function hasAlpha(bytes) {
   }
   const gif = String.fromCharCode(...bytes.subarray(0, 3)) === "GIF";
   const webp = String.fromCharCode(...bytes.subarray(8, 12)) === "WEBP";
-  return gif || webp; // their transparency is only known once decoded: the pixels will say
+  return gif || webp ? null : false;
 }
 
 // Pillow's thumbnail size for WORKING_SIDE (preserve_aspect_ratio), or null when it fits.
@@ -169,10 +169,7 @@ export async function readGray(blob, name = "the uploaded image") {
   const ctx = canvas.getContext("2d", { colorSpace: "srgb" });
   ctx.drawImage(bitmap, 0, 0);
   const rgba = ctx.getImageData(0, 0, w, h).data;
-  let alpha = hasAlpha(bytes);
-  if (alpha && !/^\x89PNG/.test(String.fromCharCode(...bytes.subarray(0, 4)))) {
-    alpha = rgba.some((v, i) => i % 4 === 3 && v < 255);
-  }
+  const alpha = declaredAlpha(bytes) ?? rgba.some((v, i) => i % 4 === 3 && v < 255);
   return alpha ? grayWithAlpha(rgba, w, h) : grayOpaque(rgba, w, h);
 }
 
