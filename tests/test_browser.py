@@ -305,12 +305,18 @@ def lab_answer(url: str, image: bytes, label: int) -> dict:
         return json.loads(r.read())
 
 
-def upload_a_seven(page, tmp_path, label: int):
-    """Upload a drawn 7 and choose a label, each answer awaited: the image's path."""
+def seven_png(tmp_path) -> Path:
+    """A 7 drawn black on white, 200 x 200, as seven.png in tmp_path."""
     image = tmp_path / "seven.png"
     im = Image.new("L", (200, 200), 255)
     ImageDraw.Draw(im).line([(50, 40), (150, 40), (90, 170)], fill=0, width=14)
     im.save(image)
+    return image
+
+
+def upload_a_seven(page, tmp_path, label: int):
+    """Upload a drawn 7 and choose a label, each answer awaited: the image's path."""
+    image = seven_png(tmp_path)
     before = answers(page)
     page.get_by_test_id("upload").set_input_files(str(image))
     settle(page, before)

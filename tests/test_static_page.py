@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from mnistsoftmax import checkpoint, datasets
 from mnistsoftmax.cli import main
 from mnistsoftmax.predict import predict_files
-from tests.test_browser import DIGITS, browser, served, upload_a_seven  # noqa: F401 - fixtures
+from tests.test_browser import DIGITS, browser, served, seven_png, upload_a_seven  # noqa: F401 - fixtures
 from tests.test_predict_real import MNIST_DIR, PHOTOS, RENDERERS
 
 PROBABILITY_TOLERANCE = 1e-4  # float32 weights, float64 arithmetic in the browser; the issue asks 1e-3
@@ -115,12 +115,7 @@ def compare_with_predict(page: StaticPage, model: Path, images: list[Path]) -> l
 
 def upload_a_seven_to(page: StaticPage, tmp_path: Path, label: int) -> Path:
     """test_browser's drawn 7, uploaded into the file, and a label chosen."""
-    from PIL import Image, ImageDraw
-
-    image = tmp_path / "seven.png"
-    im = Image.new("L", (200, 200), 255)
-    ImageDraw.Draw(im).line([(50, 40), (150, 40), (90, 170)], fill=0, width=14)
-    im.save(image)
+    image = seven_png(tmp_path)
     page.upload(image)
     page.choose_label(label)
     return image
