@@ -5,12 +5,10 @@ with predict, predict_proba, logits and evaluate; datasets.load(name, data_dir=N
 They are imported on first use, so that the command line starts as quickly as before.
 """
 
+from mnistsoftmax.errors import MnistSoftmaxError
+
 __version__ = "0.1.0"
 __all__ = ["Classifier", "MnistSoftmaxError", "datasets", "load", "train"]
-
-
-class MnistSoftmaxError(Exception):
-    """Base of every error the library raises on bad input; the CLI turns it into one line."""
 
 
 def __getattr__(name: str):

@@ -85,6 +85,17 @@ def hidden_unit_images(trained, untrained, count: int = 16) -> dict[str, np.ndar
     return {"units": units, "weights": scaled_images(W[:, units]), "added": scaled_images(added)}
 
 
+def last_layer_units(model, count: int = 16) -> dict | None:
+    """For a net of two or more hidden layers, the `count` units of the last one that speak loudest
+    to the logits, ranked: units (K,) and pictures (K, 28, 28), each unit's weights carried down to
+    the pixels with every unit below taken as on (models.Network.unit_pictures without an input),
+    scaled to [-1, 1]. None for a shallower net, whose last hidden layer is its first (weights.png)."""
+    if len(model.hidden_widths) < 2:
+        return None
+    units = top_units(model.output_strength(), count)
+    return {"units": units, "pictures": scaled_images(model.unit_pictures(units))}
+
+
 def training_curves(records: list[dict]) -> dict[str, np.ndarray]:
     """The metrics file's records -> arrays for the training-curve figure (empty where absent)."""
     steps = [r for r in records if r.get("type") == "step"]

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistsoftmax import MnistSoftmaxError
+from mnistsoftmax.errors import MnistSoftmaxError
 
 
 class Classifier:
@@ -85,12 +85,13 @@ class Classifier:
         """The mean loss the model was trained with (cross entropy), accuracy, per-class accuracy and
         the confusion matrix (as lists)."""
         from mnistsoftmax.inference import evaluate
+        from mnistsoftmax.losses import of_run
 
         labels = np.asarray(labels)
         pixels = self._pixels(images)
         if labels.shape != (len(pixels),):
             raise MnistSoftmaxError(f"labels must have the shape ({len(pixels)},), not {labels.shape}")
-        loss = (self.meta.get("config") or {}).get("loss") or "cross-entropy"
+        loss = of_run(self.meta.get("config")).name
         return evaluate(self.model, pixels, labels, self.norm, len(self.class_names), loss=loss).as_dict()
 
 

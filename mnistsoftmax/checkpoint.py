@@ -16,10 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistsoftmax import MnistSoftmaxError, __version__, jsontext
+from mnistsoftmax import __version__, jsontext
+from mnistsoftmax.errors import MnistSoftmaxError
 from mnistsoftmax.fileio import atomic_write, temporary_beside
-from mnistsoftmax.losses import get as get_loss
-from mnistsoftmax.models import ModelError, from_arrays, parameter_names
+from mnistsoftmax.losses import of_run
+from mnistsoftmax.models import ModelError, from_arrays, is_parameter_name
+from mnistsoftmax.optim import is_state_name
 from mnistsoftmax.options import OptionError, check_stored
 
 FORMAT_VERSION = 1
@@ -62,9 +64,6 @@ def read_metrics(checkpoint: Path) -> list[dict]:
 def interrupted_path(checkpoint: Path) -> Path:
     """Where an interrupted run leaves its resumable checkpoint: beside, never over, the last good one."""
     return checkpoint.with_name(checkpoint.stem + ".interrupted.npz")
-
-
-VELOCITY_PREFIX = "velocity."  # arrays of the optimiser state in a resumable checkpoint
 
 
 PARTIAL_SUFFIX = ".partial"
@@ -196,15 +195,15 @@ class MetricsFile:
         self._tmp.unlink(missing_ok=True)
 
 
-def save(path: Path, model, meta: dict, velocity: dict[str, np.ndarray] | None = None) -> None:
+def save(path: Path, model, meta: dict, optimizer_state: dict[str, np.ndarray] | None = None) -> None:
     """Write model parameters and metadata (JSON-serialisable dict) to `path`, atomically.
 
-    `velocity` (the optimiser's momentum buffers) makes it a resumable checkpoint.
+    `optimizer_state` (the optimizer's state_dict(), its arrays named as it names them:
+    velocity.W1, moment1.W1, steps) makes it a resumable checkpoint.
     """
     meta = {**meta, "format": FORMAT_VERSION, "kind": model.kind, "sizes": model.sizes, "version": __version__}
     blob = np.frombuffer(jsontext.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    extra = {VELOCITY_PREFIX + name: v for name, v in (velocity or {}).items()}
-    arrays = {**model.params, **extra, META_KEY: blob}
+    arrays = {**model.params, **(optimizer_state or {}), META_KEY: blob}
     try:
         atomic_write(Path(path), lambda f: np.savez(f, **arrays))
     except OSError as exc:
@@ -218,17 +217,15 @@ def load(path: Path):
 
 
 def load_resumable(path: Path):
-    """Read a checkpoint saved by an interrupted run -> (model, meta, velocity)."""
-    model, meta, velocity = _read(path)
-    if "resume" not in meta or set(velocity) != set(model.params):
+    """Read a checkpoint saved by an interrupted run -> (model, meta, optimizer state); the state is
+    checked by the optimizer that takes it back (optim.Optimizer.load_state_dict)."""
+    model, meta, state = _read(path)
+    if "resume" not in meta or not state:
         raise CheckpointError(
             f"{path} is a finished checkpoint, not one to resume: only a run stopped by Ctrl-C or "
             f"SIGTERM leaves one (NAME.interrupted.npz)"
         )
-    for name, v in velocity.items():
-        if v.shape != model.params[name].shape or v.dtype != model.params[name].dtype:
-            raise CheckpointError(f"{path}: the optimiser state of {name} does not match the parameter")
-    return model, meta, velocity
+    return model, meta, state
 
 
 def read_meta(path: Path) -> dict:
@@ -288,13 +285,13 @@ def _read(path: Path):
             f"{path}: checkpoint format {meta.get('format')!r} is not supported by mnistsoftmax "
             f"{__version__} (it reads format {FORMAT_VERSION}); retrain, or use the version that wrote it"
         )
-    velocity = {k.removeprefix(VELOCITY_PREFIX): arrays.pop(k) for k in list(arrays) if k.startswith(VELOCITY_PREFIX)}
+    state = {k: arrays.pop(k) for k in list(arrays) if not is_parameter_name(k)}
     try:
         model = from_arrays(meta.get("kind"), arrays)
     except ModelError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
     _check_meta(path, meta, model)
-    return model, meta, velocity
+    return model, meta, state
 
 
 MAX_ARRAY_BYTES = 1 << 30  # all arrays together, as the zip declares them: an mlp of 10,000 units is 31 MB
@@ -303,10 +300,13 @@ MAX_ARRAY_BYTES = 1 << 30  # all arrays together, as the zip declares them: an m
 def _check_members(path: Path) -> None:
     """Before any array is read: the zip's members are ours by name, and their declared sizes
     within MAX_ARRAY_BYTES (a small compressed file may declare gigabytes)."""
-    names = {META_KEY} | parameter_names() | {VELOCITY_PREFIX + n for n in parameter_names()}
+
+    def ours(name: str) -> bool:
+        return name == META_KEY or is_parameter_name(name) or is_state_name(name, is_parameter_name)
+
     with zipfile.ZipFile(path) as archive:
         members = archive.infolist()
-    strangers = [m.filename for m in members if m.filename.removesuffix(".npy") not in names]
+    strangers = [m.filename for m in members if not ours(m.filename.removesuffix(".npy"))]
     if strangers:
         raise CheckpointError(f"{path} is not a mnistsoftmax checkpoint: it holds {strangers[0][:60]!r}")
     declared = sum(m.file_size for m in members)
@@ -337,9 +337,9 @@ def _check_meta(path: Path, meta: dict, model) -> None:
         raise CheckpointError(f"{path}: its stored configuration is not valid: {exc}") from None
     if config.get("model", model.kind) != model.kind:
         raise CheckpointError(f"{path}: its configuration says model {config['model']!r}, its arrays are {model.kind}")
-    hidden = model.sizes.get("hidden")
-    if hidden is not None and config.get("hidden", hidden) != hidden:
-        raise CheckpointError(f"{path}: its configuration says hidden {config['hidden']}, its arrays have {hidden}")
+    widths = model.hidden_widths
+    if widths and config.get("hidden", widths) != widths:
+        raise CheckpointError(f"{path}: its configuration says hidden {config['hidden']}, its arrays have {widths}")
     meta["config"] = config
 
 
@@ -356,8 +356,8 @@ def summary(model, meta: dict) -> dict:
         "model": meta["kind"],
         "hidden": model.sizes.get("hidden"),
         "description": model.describe(),
-        "loss": config.get("loss") or "cross-entropy",
-        "outputs": get_loss(config.get("loss") or "cross-entropy").outputs,  # probabilities, or scores
+        "loss": of_run(config).name,
+        "outputs": of_run(config).outputs,  # probabilities, or scores
         "temperature": meta.get("temperature"),
         "reliability": _reliability(meta.get("reliability")),  # the test set's, at the end of training
         "dataset": meta.get("dataset"),

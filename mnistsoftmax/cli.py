@@ -19,7 +19,8 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from mnistsoftmax import MnistSoftmaxError, __version__, jsontext, options
+from mnistsoftmax import __version__, jsontext, options
+from mnistsoftmax.errors import MnistSoftmaxError
 from mnistsoftmax.options import BY_NAME, GRADCHECK_OPTIONS, TRAIN_OPTIONS, Option, OptionError
 
 
@@ -105,9 +106,10 @@ def click_option(o: Option):
         kind = _Checked(o, click.Path(file_okay=False, path_type=Path))
     else:
         kind = _Checked(o)
-    default = None if o.multiple or o.default is None else o.default
+    default = None if o.multiple or o.default is None else o.format(o.default) if o.kind == "ints" else o.default
     return click.option(f"--{o.key}", type=kind, default=default, show_default=default is not None, help=o.help,
-                        multiple=o.multiple, envvar=o.envvar, show_envvar=o.envvar is not None)  # fmt: skip
+                        multiple=o.multiple, envvar=o.envvar, show_envvar=o.envvar is not None,
+                        metavar="W[,W...]" if o.kind == "ints" else None)  # fmt: skip
 
 
 def schema_options(*schema: Option):
@@ -237,11 +239,14 @@ def train(**values):
 def _config_line(config: dict) -> str:
     """The resolved options as `key=value`, leaving out those unset and those this model has no
     use for (the hidden size of a model without a hidden layer)."""
-    from mnistsoftmax.models import model_class
+    from mnistsoftmax.models import DEFAULT_MODEL, MODELS
 
-    unused = set() if model_class(config.get("model", "mlp")).has_hidden_layer else {"hidden", "dropout"}
+    unused = set() if MODELS[config.get("model", DEFAULT_MODEL)].has_hidden_layers else {"hidden", "dropout"}
     shown = {k: v for k, v in config.items() if v not in (None, (), []) and k not in unused}
-    return " ".join(f"{k.replace('_', '-')}={v}" for k, v in shown.items())
+    return " ".join(
+        f"{BY_NAME[k].key if k in BY_NAME else k}={BY_NAME[k].format(v) if k in BY_NAME else v}"
+        for k, v in shown.items()
+    )
 
 
 RESUME_KEEPS = {"resume", "out", "data_dir", "mirror"}
@@ -363,13 +368,13 @@ def gradcheck(model, loss, hidden, batch_size, weight_decay, seed, dropout, labe
     """Check the hand-written backward pass against float64 central finite differences."""
     from mnistsoftmax.gradcheck import check_all
 
-    log("central differences in float64, two forward passes per parameter entry: about a minute for both models")
+    log("central differences in float64, two forward passes per parameter entry: about a minute for every net")
     worst = 0.0
     for kind, loss_name, name, err in check_all(model, loss, seed, hidden, batch_size, weight_decay, dropout,
                                                 label_smoothing):  # fmt: skip
         worst = max(worst, err)
         verdict = "ok" if err < tolerance else "FAIL"
-        click.echo(f"{kind:<6} {loss_name:<13} {name:<3} relative error {err:.2e}  {verdict}")
+        click.echo(f"{kind:<10} {loss_name:<13} {name:<3} relative error {err:.2e}  {verdict}")
     if worst >= tolerance:
         raise click.ClickException(f"the largest relative error {worst:.2e} is above {tolerance:.0e}")
 

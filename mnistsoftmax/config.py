@@ -10,7 +10,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from mnistsoftmax import MnistSoftmaxError
+from mnistsoftmax.errors import MnistSoftmaxError
 from mnistsoftmax.options import TRAIN_OPTIONS, Option, OptionError
 from mnistsoftmax.options import resolve as resolve_options
 
@@ -23,7 +23,7 @@ class ConfigError(MnistSoftmaxError):
 
 # The TOML types each kind of option takes (bool is never taken for a number).
 _TOML_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "choice": (str,), "path": (str,),
-               "text": (str,)}  # fmt: skip
+               "text": (str,), "ints": (int,)}  # fmt: skip
 
 
 SHIPPED = Path(__file__).parent / "configs"  # the recommended settings, in the package
@@ -82,7 +82,8 @@ def load(path: str | Path, schema: tuple[Option, ...] = TRAIN_OPTIONS) -> dict:
         option = by_key.get(key)
         if option is None:
             raise ConfigError(f"{path}: unknown key {key!r}; the keys are the option names: {', '.join(by_key)}")
-        items = value if option.multiple and isinstance(value, list) else [value]
+        listed = option.multiple or option.kind == "ints"  # hidden = [512, 256]
+        items = value if listed and isinstance(value, list) else [value]
         for item in items:
             _check_type(path, key, item, option)
         try:
@@ -96,7 +97,7 @@ def _check_type(path, key: str, value, option: Option) -> None:
     accepted = _TOML_TYPES[option.kind]
     if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
         expected = " or ".join(t.__name__ for t in accepted)
-        if option.multiple:
+        if option.multiple or option.kind == "ints":
             expected += f" (or a list of {expected})"
         raise ConfigError(f"{path}: {key} = {value!r} should be {expected}, not {type(value).__name__}")
 

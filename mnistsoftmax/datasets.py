@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistsoftmax import MnistSoftmaxError
+from mnistsoftmax.errors import MnistSoftmaxError
 from mnistsoftmax.fileio import default_file_mode
 
 DATA_DIR_ENV = "MNISTSOFTMAX_DATA_DIR"

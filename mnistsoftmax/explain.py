@@ -10,7 +10,7 @@ page of `serve` shows and `predict --explain` prints, from one function.
                                                          against the one-hot target
                        gradient = softmax - onehot(y)    dLoss/dz, for every class
 
-C = 10 classes, H hidden units of an mlp.
+C = 10 classes, H units of an mlp's last hidden layer.
 """
 
 from __future__ import annotations
@@ -48,9 +48,12 @@ def softmax_steps(z: np.ndarray, label: int | None = None) -> dict:
 
 
 def hidden_units(model, x: np.ndarray, digit: int, count: int = 8) -> dict | None:
-    """For a model with a hidden layer and one normalised input x (1, D): how many of the H ReLU
-    units fire, and the `count` units that push class `digit` most, by activation * outgoing
-    weight, with their first-layer weights (each (28, 28), scaled to [-1, 1]). None without one."""
+    """For a model with hidden layers and one normalised input x (1, D): how many of the last hidden
+    layer's H ReLU units fire, and the `count` units that push class `digit` most, by activation *
+    outgoing weight, each with the picture of what it responds to (model.unit_pictures: its own
+    first-layer weights in a one-layer net, its weights carried down to the pixels through the
+    layers below as x sets them in a deeper one; each (28, 28), scaled to [-1, 1]). `layer` is
+    that layer's number, 1 the input side's, of `layers`. None without hidden layers."""
     hidden = model.hidden(x)
     if hidden is None:
         return None
@@ -59,8 +62,11 @@ def hidden_units(model, x: np.ndarray, digit: int, count: int = 8) -> dict | Non
     toward = outgoing[:, digit].astype(np.float64)
     push = a * toward  # (H,) each unit's share of z[digit] minus the output bias
     units = top_units(push, count)
-    weights = scaled_images(model.first_layer()[:, units])  # (K, 28, 28)
+    weights = scaled_images(model.unit_pictures(units, x))  # (K, 28, 28)
+    layers = len(model.hidden_widths)
     return {
+        "layer": layers,
+        "layers": layers,
         "active": int(np.count_nonzero(a > 0)),
         "total": int(len(a)),
         "units": [

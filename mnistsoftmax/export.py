@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistsoftmax import MnistSoftmaxError, jsontext
+from mnistsoftmax import jsontext
+from mnistsoftmax.errors import MnistSoftmaxError
 
 OPSET = 13  # Softmax over one axis, as every runtime of the last years has it
 
@@ -94,13 +95,13 @@ def _layers(helper, layers, first: str, last: str) -> list:
 
 def _metadata(meta: dict) -> dict[str, str]:
     """The checkpoint's JSON metadata as string pairs (what both formats can hold)."""
-    from mnistsoftmax.losses import get
+    from mnistsoftmax.losses import of_run
 
     keys = ("kind", "sizes", "dataset", "class_names", "normalization", "config", "metrics", "temperature", "version")
     exported = {k: jsontext.dumps(meta[k]) for k in keys if k in meta}
     # What the "probabilities" output is: a cross-entropy model's probabilities, or the softmax of
     # a hinge model's scores, which training never made probabilities.
-    exported["outputs"] = get((meta.get("config") or {}).get("loss") or "cross-entropy").outputs
+    exported["outputs"] = of_run(meta.get("config")).outputs
     return exported
 
 

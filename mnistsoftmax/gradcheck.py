@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnistsoftmax.losses import LOSSES
-from mnistsoftmax.models import MODELS, build_model, loss_and_grads
+from mnistsoftmax.losses import DEFAULT_LOSS, LOSSES
+from mnistsoftmax.models import MODELS, build_model, hidden_widths, loss_and_grads
 
 
 def numerical_gradient(f, x: np.ndarray, eps: float = 1e-5) -> np.ndarray:
@@ -44,16 +44,17 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
 def check_model(
     kind: str,
     seed: int = 0,
-    hidden: int = 16,
+    hidden=16,
     batch_size: int = 8,
     reg: float = 1e-3,
     dropout: float = 0.0,
     smoothing: float = 0.0,
-    loss: str = "cross-entropy",
+    loss: str = DEFAULT_LOSS,
 ) -> dict[str, float]:
     """Largest relative error of every parameter's gradient of a float64 model on a random batch,
     under the loss of that name; with dropout p, through a fixed mask drawn once (the loss is then
-    a fixed function again); with label smoothing e, of the smoothed loss."""
+    a fixed function again); with label smoothing e, of the smoothed loss. `hidden`: the widths
+    of the mlp's hidden layers (an int is one)."""
     from mnistsoftmax.functional import dropout_mask
 
     rng = np.random.default_rng(seed)
@@ -63,7 +64,8 @@ def check_model(
         p += 0.05 * rng.standard_normal(p.shape)
     X = rng.standard_normal((batch_size, model.sizes["inputs"]))
     y = rng.integers(0, model.sizes["classes"], size=batch_size)
-    mask = dropout_mask(rng, dropout, np.empty((batch_size, hidden))) if dropout else None
+    widths = model.hidden_widths
+    mask = [dropout_mask(rng, dropout, np.empty((batch_size, H))) for H in widths] if dropout and widths else None
     _, grads = loss_and_grads(model, X, y, reg, mask, smoothing, loss)
 
     def objective():
@@ -72,15 +74,26 @@ def check_model(
     return {name: relative_error(grads[name], numerical_gradient(objective, p)) for name, p in model.params.items()}
 
 
-def check_all(model: str = "all", loss: str = "all", seed: int = 0, hidden: int = 16, batch_size: int = 8,
-              reg: float = 1e-3, dropout: float = 0.0, smoothing: float = 0.0):  # fmt: skip
-    """check_model over the models and losses named ("all": every one) -> (kind, loss, parameter,
-    relative error) for each parameter. Dropout only where a model has a hidden layer to drop,
-    label smoothing only for a loss that takes it."""
+def depths(model: str = "all", hidden=(16, 8)) -> list[tuple[str, list[int]]]:
+    """(kind, widths) of every net check_all checks: each kind named ("all": every one), a kind with
+    hidden layers at each depth up to `hidden`'s ([16], then [16, 8])."""
+    widths = hidden_widths("mlp", hidden)
+    nets = []
     for kind in MODELS if model == "all" else [model]:
-        p = dropout if MODELS[kind].has_hidden_layer else 0.0
+        full = hidden_widths(kind, widths)
+        nets += [(kind, full[:depth]) for depth in range(1, len(full) + 1)] if full else [(kind, [])]
+    return nets
+
+
+def check_all(model: str = "all", loss: str = "all", seed: int = 0, hidden=(16, 8), batch_size: int = 8,
+              reg: float = 1e-3, dropout: float = 0.0, smoothing: float = 0.0):  # fmt: skip
+    """check_model over the nets of depths(model, hidden) and the losses named ("all": every one)
+    -> (net, loss, parameter, relative error) for each parameter, the net as "mlp 16,8". Dropout
+    only where a net has hidden layers to drop, label smoothing only for a loss that takes it."""
+    for kind, widths in depths(model, hidden):
+        p = dropout if widths else 0.0
         for name in LOSSES if loss == "all" else [loss]:
             e = smoothing if LOSSES[name].smoothable else 0.0
-            errors = check_model(kind, seed, hidden, batch_size, reg=reg, dropout=p, smoothing=e, loss=name)
+            errors = check_model(kind, seed, widths, batch_size, reg=reg, dropout=p, smoothing=e, loss=name)
             for parameter, err in errors.items():
-                yield kind, name, parameter, err
+                yield " ".join([kind, ",".join(map(str, widths))]).strip(), name, parameter, err

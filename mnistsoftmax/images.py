@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistsoftmax import MnistSoftmaxError
+from mnistsoftmax.errors import MnistSoftmaxError
 
 MAX_PIXELS = 50_000_000  # refuse larger images (decompression bombs); a 12 MP photo is 12,000,000
 MAX_DECODED_BYTES = 256 * 1024 * 1024  # what decoding one image may take; a 12 MP colour photo takes 48 MB

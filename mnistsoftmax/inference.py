@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mnistsoftmax.losses import DEFAULT_LOSS
 from mnistsoftmax.losses import get as get_loss
 from mnistsoftmax.models import build
 
@@ -95,7 +96,7 @@ def logits(model, images: np.ndarray, norm: Normalization, batch_size: int = EVA
 
 
 def evaluate(model, images: np.ndarray, labels: np.ndarray, norm: Normalization, num_classes: int = 10,
-             loss: str = "cross-entropy") -> Evaluation:  # fmt: skip
+             loss: str = DEFAULT_LOSS) -> Evaluation:  # fmt: skip
     """The mean loss (by name, unsmoothed), accuracy and confusion matrix on a labelled set."""
     Z = logits(model, images, norm).astype(np.float64)
     y = labels.astype(np.intp)

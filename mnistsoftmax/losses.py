@@ -177,6 +177,7 @@ class Loss:
     inplace: Callable[..., tuple[float, int]]
     smoothable: bool
     outputs: str  # what softmax of the logits is, for readers of the answers
+    help: str  # what it is, in a few words, for the option's help
 
     def forward(self, Z: np.ndarray, y: np.ndarray, smoothing: float = 0.0) -> float:
         """The mean loss over the batch."""
@@ -186,10 +187,17 @@ class Loss:
 LOSSES: dict[str, Loss] = {
     "cross-entropy": Loss(
         "cross-entropy", cross_entropy_per_sample, cross_entropy_backward, inplace_softmax_cross_entropy,
-        smoothable=True, outputs="probabilities",
+        smoothable=True, outputs="probabilities", help="softmax, log-likelihood",
     ),
-    "hinge": Loss("hinge", hinge_per_sample, hinge_backward, inplace_hinge, smoothable=False, outputs="scores"),
+    "hinge": Loss("hinge", hinge_per_sample, hinge_backward, inplace_hinge, smoothable=False, outputs="scores",
+                  help="the multiclass SVM loss, margin 1"),
 }  # fmt: skip
+DEFAULT_LOSS = "cross-entropy"
+
+
+def of_run(config: dict | None) -> Loss:
+    """The loss a run trained on, from its configuration (runs from before the choice: the default)."""
+    return get((config or {}).get("loss") or DEFAULT_LOSS)
 
 
 def get(name: str) -> Loss:

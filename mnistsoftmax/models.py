@@ -1,35 +1,46 @@
-"""The two classifiers: softmax regression (`linear`) and a one-hidden-layer ReLU net (`mlp`).
+"""The classifier: fully connected layers, its depth one list of hidden widths.
 
-Both expose the same interface, and no code outside this module asks which one it holds or what
-its parameters are called:
-    params            dict name -> array, the trainable parameters
+    hidden = []           softmax regression (`linear`): Z = X @ W + b
+    hidden = [H]          one hidden ReLU layer (`mlp`): A1 = relu(X @ W1 + b1); Z = A1 @ W2 + b2
+    hidden = [H1, H2...]  more of them: A_l = relu(A_{l-1} @ W_l + b_l), Z = A_L @ W_{L+1} + b_{L+1}
+
+One class, Network, whatever the depth; no code outside this module asks which kind it holds or
+what its parameters are called. Its interface:
+    params            dict name -> array, the trainable parameters (W, b; or W1, b1, W2, b2, ...)
+    hidden_widths     the list of hidden widths, [] for softmax regression
+    kind              "linear" or "mlp" (MODELS), read off the widths
     weight_names      the parameters L2 weight decay applies to (weights, never biases)
-    sizes             {"inputs": D, "classes": C, and "hidden": H for a hidden layer}
+    sizes             {"inputs": D, "classes": C, and "hidden": [H1, ...] for hidden layers}
     layers            the forward pass as steps ("affine", W, b) and ("relu",), for exporters
-    forward(X, ws, dropout)  X (N, D) -> logits Z (N, C), cache; `dropout`, a mask (N, H) for the
-                      hidden layer (functional.dropout_mask), only in training, only with one
+    forward(X, ws, dropout)  X (N, D) -> logits Z (N, C), cache; `dropout`, one mask (N, H_l) per
+                      hidden layer (functional.dropout_mask), only in training
     backward(dZ, cache, grads, ws, beta) -> grads, dict name -> array shaped like params
-                      (with beta: grads <- beta * grads + gradient, the SGD momentum step)
+                      (with beta: grads <- beta * grads + gradient, the fused SGD momentum step)
     workspace(n)      buffers for batches of up to n samples, reused by forward/backward
-    dropout_width     H, the width of the layer dropout applies to, or None
-    first_layer()     the input layer's weights (D, K): K templates (linear) or hidden units
+    first_layer()     the input layer's weights (D, K): K templates (linear) or first hidden units
     unit_caption      what a column of first_layer() is: "class" or "unit"
-    unit_strength()   (K,) how loudly each column speaks to the outputs (the views rank by it)
-    hidden(X)         (activations (N, H), outgoing weights (H, C)) of the hidden layer, or None
+    unit_strength()   (K,) how loudly each first-layer column speaks to the layer above
+    hidden(X)         (the last hidden layer's activations (N, H), its outgoing weights (H, C)), or None
+    unit_pictures(units, x)  (D, K) what each of those units responds to, in pixels
+    output_strength() (H,) the norm of each last-hidden unit's weights into the logits, or None
     describe()        one line for people: "mlp, 512 hidden units"
 
-MODELS maps each kind to its class; build() draws a new model, from_arrays() checks arrays read
-from a file against the kind's parameter shapes.
+MODELS maps each kind to what it is; build() draws a new model, from_arrays() checks arrays read
+from a file against the parameter shapes of the depth they spell.
 
 With a workspace the returned logits and gradients live in reused buffers and are overwritten by
-the next call; without one every call allocates. Shapes: N batch, D = 784, H hidden, C = 10.
+the next call; without one every call allocates. Shapes: N batch, D = 784, H_l the width of
+hidden layer l, C = 10.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 import numpy as np
 
-from mnistsoftmax import MnistSoftmaxError
+from mnistsoftmax.errors import MnistSoftmaxError
 from mnistsoftmax.functional import (
     affine_backward,
     affine_forward,
@@ -43,6 +54,75 @@ from mnistsoftmax.functional import (
 
 NUM_INPUTS = 784
 NUM_CLASSES = 10
+MAX_HIDDEN_LAYERS = 8  # deeper plain ReLU stacks need normalisation layers this package does not have
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of model the `model` option names: its help, and whether `hidden` applies."""
+
+    name: str
+    help: str
+    has_hidden_layers: bool
+
+
+MODELS: dict[str, Kind] = {
+    "linear": Kind("linear", "softmax regression, logits = x W + b", has_hidden_layers=False),
+    "mlp": Kind("mlp", "hidden ReLU layers of the --hidden widths", has_hidden_layers=True),
+}
+DEFAULT_MODEL = "mlp"
+
+
+class ModelError(MnistSoftmaxError):
+    """Arrays that are not the parameters of a model of the kind they claim."""
+
+
+def model_kind(kind: str) -> Kind:
+    try:
+        return MODELS[kind]
+    except (KeyError, TypeError):
+        raise ModelError(f"unknown model kind {kind!r} (expected one of {', '.join(MODELS)})") from None
+
+
+def hidden_widths(kind: str, hidden) -> list[int]:
+    """The hidden widths a model of this kind has for the `hidden` option's value (an int is one
+    layer): [] for a kind without hidden layers, whatever `hidden` says."""
+    if not model_kind(kind).has_hidden_layers:
+        return []
+    return [int(hidden)] if isinstance(hidden, int | np.integer) else [int(h) for h in hidden]
+
+
+def check_dropout(p: float, widths: list[int]) -> None:
+    """The dropout rule: it drops hidden units, so a model without hidden layers takes none."""
+    if p and not widths:
+        raise ModelError(f"--dropout {p} drops hidden units: it needs --model mlp (softmax regression has none)")
+
+
+def layer_names(depth: int) -> list[tuple[str, str]]:
+    """(weight, bias) names of each affine layer of a net with `depth` hidden layers: W, b for
+    softmax regression (as its checkpoints have always named them), else W1, b1 ... W_{depth+1}."""
+    if depth == 0:
+        return [("W", "b")]
+    return [(f"W{i}", f"b{i}") for i in range(1, depth + 2)]
+
+
+_NAME = re.compile(r"[Wb]([1-9][0-9]?)?")
+
+
+def is_parameter_name(name: str) -> bool:
+    """Whether a model of some depth may have a parameter of that name (a checkpoint holds no other)."""
+    match = _NAME.fullmatch(name)
+    return match is not None and (match.group(1) is None or int(match.group(1)) <= MAX_HIDDEN_LAYERS + 1)
+
+
+def depth_of(names) -> int:
+    """The number of hidden layers that parameter names spell; ModelError when they spell none."""
+    names = set(names)
+    for depth in range(MAX_HIDDEN_LAYERS + 1):
+        if names == {n for pair in layer_names(depth) for n in pair}:
+            return depth
+    found = ", ".join(sorted(names)[:8]) or "none"
+    raise ModelError(f"a model holds W and b, or W1, b1, W2, b2 and so on for each layer, found {found}")
 
 
 class Workspace(dict):
@@ -56,262 +136,251 @@ class Workspace(dict):
         return self[name][:n]
 
 
-class LinearSoftmax:
-    """Softmax regression: Z = X @ W + b, W (D, C), b (C,)."""
-
-    kind = "linear"
-    weight_names = ("W",)
-    layers = (("affine", "W", "b"),)
-    has_hidden_layer = False
-    dropout_width = None
-    unit_caption = "class"
+class Network:
+    """Affine layers with a ReLU after each but the last; see the module docstring."""
 
     def __init__(self, params: dict[str, np.ndarray]):
         self.params = params
+        self.names = layer_names(depth_of(params))  # [(W, b)] per affine layer, input first
 
-    @staticmethod
-    def parameter_shapes(sizes: dict[str, int]) -> dict[str, tuple[int, ...]]:
-        D, C = sizes["inputs"], sizes["classes"]
-        return {"W": (D, C), "b": (C,)}
+    @property
+    def hidden_widths(self) -> list[int]:
+        return [self.params[W].shape[1] for W, _ in self.names[:-1]]
 
-    @classmethod
-    def sizes_of(cls, params: dict[str, np.ndarray]) -> dict[str, int]:
-        D, C = params["W"].shape
-        return {"inputs": D, "classes": C}
+    @property
+    def kind(self) -> str:
+        return "mlp" if len(self.names) > 1 else "linear"
 
-    def first_layer(self) -> np.ndarray:
-        """W (D, C): one template per class."""
-        return self.params["W"]
+    @property
+    def weight_names(self) -> tuple[str, ...]:
+        return tuple(W for W, _ in self.names)
 
-    def unit_strength(self) -> np.ndarray:
-        """(C,) all alike: every template is the class's own output."""
-        return np.ones(self.params["W"].shape[1])
+    @property
+    def layers(self) -> tuple[tuple[str, ...], ...]:
+        steps: list[tuple[str, ...]] = []
+        for W, b in self.names:
+            steps += [("affine", W, b), ("relu",)]
+        return tuple(steps[:-1])
 
-    def hidden(self, X: np.ndarray):
-        return None
+    @property
+    def unit_caption(self) -> str:
+        return "unit" if len(self.names) > 1 else "class"
+
+    @property
+    def sizes(self) -> dict:
+        D, C = self.params[self.names[0][0]].shape[0], self.params[self.names[-1][0]].shape[1]
+        widths = self.hidden_widths
+        return {"inputs": D, "hidden": widths, "classes": C} if widths else {"inputs": D, "classes": C}
 
     def describe(self) -> str:
-        return self.summary(self.sizes)
+        return summary(self.kind, self.hidden_widths)
 
     @staticmethod
-    def summary(options: dict) -> str:
-        """One line for people, from a run's options or a model's sizes."""
-        return "linear softmax"
+    def parameter_shapes(inputs: int, widths: list[int], classes: int) -> dict[str, tuple[int, ...]]:
+        fans = [inputs, *widths, classes]
+        shapes = {}
+        for (W, b), fan_in, fan_out in zip(layer_names(len(widths)), fans, fans[1:], strict=False):
+            shapes[W], shapes[b] = (fan_in, fan_out), (fan_out,)
+        return shapes
 
     @classmethod
-    def initialize(cls, rng: np.random.Generator, num_inputs=NUM_INPUTS, num_classes=NUM_CLASSES, dtype=np.float32):
-        # Tiny weights: logits start near 0, every class near 1/C, the loss near ln C.
-        W = (0.001 * rng.standard_normal((num_inputs, num_classes))).astype(dtype)
-        return cls({"W": W, "b": np.zeros(num_classes, dtype)})
+    def initialize(cls, rng: np.random.Generator, widths: list[int], num_inputs=NUM_INPUTS, num_classes=NUM_CLASSES,
+                   dtype=np.float32):  # fmt: skip
+        """Weights drawn layer by layer from `rng`, input first; biases 0.
 
-    @property
-    def sizes(self) -> dict[str, int]:
-        return self.sizes_of(self.params)
-
-    def workspace(self, capacity: int) -> Workspace:
-        C, dtype = self.sizes["classes"], self.params["W"].dtype
-        return Workspace(capacity, Z=((C,), dtype))
-
-    def forward(self, X: np.ndarray, ws: Workspace | None = None, dropout: np.ndarray | None = None):
-        """X (N, D) -> logits (N, C), cache."""
-        if dropout is not None:
-            raise MnistSoftmaxError("dropout applies to the hidden layer: it needs the mlp model")
-        out = ws.take("Z", len(X)) if ws is not None else None
-        return affine_forward(X, self.params["W"], self.params["b"], out=out)
-
-    def backward(self, dZ: np.ndarray, cache, grads=None, ws: Workspace | None = None, beta: float = 0.0):
-        """dZ (N, C) -> {"W": (D, C), "b": (C,)}."""
-        g = grads if grads is not None else {}
-        _, g["W"], g["b"] = affine_backward(dZ, cache, dW=g.get("W"), db=g.get("b"), need_dX=False, beta=beta)
-        return g
-
-
-class MLP:
-    """One hidden ReLU layer: A = relu(X @ W1 + b1) (N, H); Z = A @ W2 + b2 (N, C)."""
-
-    kind = "mlp"
-    weight_names = ("W1", "W2")
-    layers = (("affine", "W1", "b1"), ("relu",), ("affine", "W2", "b2"))
-    has_hidden_layer = True
-    unit_caption = "unit"
-
-    def __init__(self, params: dict[str, np.ndarray]):
-        self.params = params
-
-    @staticmethod
-    def parameter_shapes(sizes: dict[str, int]) -> dict[str, tuple[int, ...]]:
-        D, H, C = sizes["inputs"], sizes["hidden"], sizes["classes"]
-        return {"W1": (D, H), "b1": (H,), "W2": (H, C), "b2": (C,)}
-
-    @classmethod
-    def sizes_of(cls, params: dict[str, np.ndarray]) -> dict[str, int]:
-        (D, H), C = params["W1"].shape, params["W2"].shape[-1]
-        return {"inputs": D, "hidden": H, "classes": C}
-
-    @property
-    def dropout_width(self) -> int:
-        return self.params["W1"].shape[1]
-
-    def first_layer(self) -> np.ndarray:
-        """W1 (D, H): each column a hidden unit's weights on the pixels."""
-        return self.params["W1"]
-
-    def unit_strength(self) -> np.ndarray:
-        """||W2[j]|| (H,): how loudly each hidden unit speaks to the outputs.
-
-        Units the output layer has learned to listen to are the ones training shaped; at H = 512
-        most units keep weights that look like their random start, so showing units 0-31 shows noise.
+        He initialisation keeps each hidden layer's activations at unit scale through the ReLU; the
+        output layer starts 10x smaller than that, so the logits start near 0 and the loss near ln C.
+        Softmax regression's single layer starts tinier still (0.001): its inputs are the pixels.
         """
-        return np.linalg.norm(self.params["W2"].astype(np.float64), axis=1)
-
-    def hidden(self, X: np.ndarray):
-        """X (N, D) -> (the ReLU's outputs A (N, H), the outgoing weights W2 (H, C))."""
-        H, _ = affine_forward(X, self.params["W1"], self.params["b1"])  # (N, H)
-        A, _ = relu_forward(H, out=H)
-        return A, self.params["W2"]
-
-    def describe(self) -> str:
-        return self.summary(self.sizes)
-
-    @staticmethod
-    def summary(options: dict) -> str:
-        """One line for people, from a run's options or a model's sizes."""
-        return f"mlp, {options.get('hidden')} hidden units"
-
-    @classmethod
-    def initialize(
-        cls, rng: np.random.Generator, hidden: int, num_inputs=NUM_INPUTS, num_classes=NUM_CLASSES, dtype=np.float32
-    ):
-        # He initialisation keeps the hidden activations at unit scale through the ReLU; the output
-        # layer starts 10x smaller than that so the logits start near 0 and the loss near ln C.
-        W1 = rng.standard_normal((num_inputs, hidden)) * np.sqrt(2.0 / num_inputs)
-        W2 = rng.standard_normal((hidden, num_classes)) * (0.1 / np.sqrt(hidden))
-        params = {"W1": W1, "b1": np.zeros(hidden), "W2": W2, "b2": np.zeros(num_classes)}
+        fans = [num_inputs, *widths, num_classes]
+        params = {}
+        for i, ((W, b), fan_in, fan_out) in enumerate(zip(layer_names(len(widths)), fans, fans[1:], strict=False)):
+            if not widths:
+                params[W] = 0.001 * rng.standard_normal((fan_in, fan_out))
+            elif i < len(widths):
+                params[W] = rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / fan_in)
+            else:
+                params[W] = rng.standard_normal((fan_in, fan_out)) * (0.1 / np.sqrt(fan_in))
+            params[b] = np.zeros(fan_out)
         return cls({k: v.astype(dtype) for k, v in params.items()})
 
-    @property
-    def sizes(self) -> dict[str, int]:
-        return self.sizes_of(self.params)
+    def first_layer(self) -> np.ndarray:
+        """The input layer's weights (D, K): one template per class, or one column per first hidden unit."""
+        return self.params[self.names[0][0]]
+
+    def unit_strength(self) -> np.ndarray:
+        """(K,) how loudly each first-layer column speaks to the layer above: all alike for softmax
+        regression (each template is its class's output), else the norm of the unit's outgoing
+        weights. Units the layer above has learned to listen to are the ones training shaped; at
+        H = 512 most units keep weights that look like their random start."""
+        if len(self.names) == 1:
+            return np.ones(self.first_layer().shape[1])
+        return np.linalg.norm(self.params[self.names[1][0]].astype(np.float64), axis=1)
+
+    def output_strength(self) -> np.ndarray | None:
+        """(H,) for the last hidden layer: the norm of each unit's weights into the logits; None
+        without hidden layers."""
+        if len(self.names) == 1:
+            return None
+        return np.linalg.norm(self.params[self.names[-1][0]].astype(np.float64), axis=1)
+
+    def _hidden_activations(self, X: np.ndarray) -> list[np.ndarray]:
+        """Every hidden layer's ReLU outputs for X (N, D), input side first: [(N, H_1), ...]."""
+        out, a = [], X
+        for W, b in self.names[:-1]:
+            h, _ = affine_forward(a, self.params[W], self.params[b])  # (N, H_l)
+            a, _ = relu_forward(h, out=h)
+            out.append(a)
+        return out
+
+    def hidden(self, X: np.ndarray):
+        """X (N, D) -> (the last hidden layer's ReLU outputs A (N, H), its outgoing weights (H, C)),
+        or None for softmax regression."""
+        if len(self.names) == 1:
+            return None
+        return self._hidden_activations(X)[-1], self.params[self.names[-1][0]]
+
+    def unit_pictures(self, units, x: np.ndarray | None = None) -> np.ndarray:
+        """(D, K): for each of the last hidden layer's `units`, its weights carried down to the
+        pixels, W_1 g_1 W_2 ... g_{L-1} W_L[:, unit], where g_l keeps the units of layer l that
+        input x (1, D) turns on (all of them without x). For one hidden layer that is the unit's
+        own first-layer weights; deeper, it is what the unit adds up from the pixels, exactly,
+        through the layers below as this input sets them (a ReLU net is linear where its on/off
+        pattern is fixed)."""
+        names = self.names[:-1]
+        picture = self.params[names[-1][0]][:, list(units)].astype(np.float64)  # (H_{L-1}, K)
+        gates = self._hidden_activations(x) if x is not None else None
+        for l in range(len(names) - 2, -1, -1):  # noqa: E741  (the layers' letter)
+            if gates is not None:
+                picture *= (gates[l][0] > 0)[:, None]
+            picture = self.params[names[l][0]].astype(np.float64) @ picture  # (H_{l-1} or D, K)
+        return picture
 
     def workspace(self, capacity: int) -> Workspace:
-        s, dtype = self.sizes, self.params["W1"].dtype
-        H, C = s["hidden"], s["classes"]
-        return Workspace(capacity, A=((H,), dtype), Z=((C,), dtype), dA=((H,), dtype), mask=((H,), np.bool_))
+        dtype, widths = self.first_layer().dtype, self.hidden_widths
+        buffers = {"Z": ((self.sizes["classes"],), dtype)}
+        for l, H in enumerate(widths):  # noqa: E741
+            buffers |= {f"A{l}": ((H,), dtype), f"dA{l}": ((H,), dtype), f"mask{l}": ((H,), np.bool_)}
+        return Workspace(capacity, **buffers)
 
-    def forward(self, X: np.ndarray, ws: Workspace | None = None, dropout: np.ndarray | None = None):
-        """X (N, D) -> logits (N, C), cache; with a dropout mask (N, H), the hidden layer dropped."""
+    def forward(self, X: np.ndarray, ws: Workspace | None = None, dropout=None):
+        """X (N, D) -> logits (N, C), cache; with `dropout`, one mask (N, H_l) per hidden layer."""
         n, p = len(X), self.params
         take = (lambda name: ws.take(name, n)) if ws is not None else (lambda name: None)
-        H, cache1 = affine_forward(X, p["W1"], p["b1"], out=take("A"))  # (N, H)
-        A, cache_relu = relu_forward(H, out=H)  # (N, H), in place: H is not needed again
-        cache_drop = None
-        if dropout is not None:
-            # In place too; relu_backward's mask, A > 0, then also leaves out the dropped units.
-            A, cache_drop = dropout_forward(A, dropout, out=A)  # (N, H)
-        Z, cache2 = affine_forward(A, p["W2"], p["b2"], out=take("Z"))  # (N, C)
-        return Z, (cache1, cache_relu, cache_drop, cache2)
+        hidden = self.names[:-1]
+        if dropout is not None and len(dropout) != len(hidden):
+            raise ModelError(f"{len(dropout)} dropout masks for the {len(hidden)} hidden layers of {self.describe()}")
+        caches, a = [], X
+        for l, (W, b) in enumerate(hidden):  # noqa: E741
+            h, cache_affine = affine_forward(a, p[W], p[b], out=take(f"A{l}"))  # (N, H_l)
+            a, cache_relu = relu_forward(h, out=h)  # (N, H_l), in place: h is not needed again
+            cache_drop = None
+            if dropout is not None:
+                # In place too; relu_backward's mask, A > 0, then also leaves out the dropped units.
+                a, cache_drop = dropout_forward(a, dropout[l], out=a)  # (N, H_l)
+            caches.append((cache_affine, cache_relu, cache_drop))
+        W, b = self.names[-1]
+        Z, cache_out = affine_forward(a, p[W], p[b], out=take("Z"))  # (N, C)
+        return Z, (caches, cache_out)
 
     def backward(self, dZ: np.ndarray, cache, grads=None, ws: Workspace | None = None, beta: float = 0.0):
-        """dZ (N, C) -> {"W1": (D, H), "b1": (H,), "W2": (H, C), "b2": (C,)}; reverse order of forward."""
-        cache1, cache_relu, cache_drop, cache2 = cache
+        """dZ (N, C) -> {name: gradient shaped like the parameter}; the layers in reverse order of forward."""
+        caches, cache_out = cache
         n, g = len(dZ), grads if grads is not None else {}
         take = (lambda name: ws.take(name, n)) if ws is not None else (lambda name: None)
-        dA, g["W2"], g["b2"] = affine_backward(dZ, cache2, take("dA"), g.get("W2"), g.get("b2"), beta=beta)  # (N, H)
-        if cache_drop is not None:
-            dA = dropout_backward(dA, cache_drop, out=dA)  # (N, H), in place
-        dH = relu_backward(dA, cache_relu, out=dA, mask=take("mask"))  # (N, H), in place of dA
-        _, g["W1"], g["b1"] = affine_backward(dH, cache1, None, g.get("W1"), g.get("b1"), need_dX=False, beta=beta)
+        W, b = self.names[-1]
+        top = len(caches) - 1  # the last hidden layer, whose output the output layer reads
+        dA_top = take(f"dA{top}") if top >= 0 else None
+        dA, g[W], g[b] = affine_backward(dZ, cache_out, dA_top, g.get(W), g.get(b), need_dX=top >= 0, beta=beta)
+        for l in range(top, -1, -1):  # noqa: E741
+            cache_affine, cache_relu, cache_drop = caches[l]
+            if cache_drop is not None:
+                dA = dropout_backward(dA, cache_drop, out=dA)  # (N, H_l), in place
+            dH = relu_backward(dA, cache_relu, out=dA, mask=take(f"mask{l}"))  # (N, H_l), in place of dA
+            W, b = self.names[l]
+            dA, g[W], g[b] = affine_backward(dH, cache_affine, take(f"dA{l - 1}") if l else None, g.get(W), g.get(b),
+                                             need_dX=l > 0, beta=beta)  # (N, H_{l-1})  # fmt: skip
         return g
 
 
-MODELS = {"linear": LinearSoftmax, "mlp": MLP}
+def summary(kind: str, widths: list[int]) -> str:
+    """One line for people: "linear softmax", "mlp, 512 hidden units", "mlp, 256 and 128 hidden units"."""
+    if not widths:
+        return "linear softmax"
+    if len(widths) == 1:
+        return f"{kind}, {widths[0]} hidden units"
+    return f"{kind}, {', '.join(map(str, widths[:-1]))} and {widths[-1]} hidden units"
 
 
-class ModelError(MnistSoftmaxError):
-    """Arrays that are not the parameters of a model of the kind they claim."""
+def build(kind: str, rng: np.random.Generator, hidden=256, inputs: int = NUM_INPUTS,
+          classes: int = NUM_CLASSES, dtype=np.float32) -> Network:  # fmt: skip
+    """A freshly initialised model of the given kind (`hidden`, its widths, is used by kinds with
+    hidden layers; an int is one layer)."""
+    return Network.initialize(rng, hidden_widths(kind, hidden), num_inputs=inputs, num_classes=classes, dtype=dtype)
 
 
-def model_class(kind: str):
-    try:
-        return MODELS[kind]
-    except (KeyError, TypeError):
-        raise ModelError(f"unknown model kind {kind!r} (expected one of {', '.join(MODELS)})") from None
-
-
-def build(kind: str, rng: np.random.Generator, hidden: int = 256, inputs: int = NUM_INPUTS,
-          classes: int = NUM_CLASSES, dtype=np.float32):  # fmt: skip
-    """A freshly initialised model of the given kind (`hidden` is used by kinds with a hidden layer)."""
-    cls = model_class(kind)
-    if cls.has_hidden_layer:
-        return cls.initialize(rng, hidden, num_inputs=inputs, num_classes=classes, dtype=dtype)
-    return cls.initialize(rng, num_inputs=inputs, num_classes=classes, dtype=dtype)
-
-
-def build_model(kind: str, rng: np.random.Generator, hidden: int = 256, dtype=np.float32):
+def build_model(kind: str, rng: np.random.Generator, hidden=256, dtype=np.float32) -> Network:
     """A freshly initialised MNIST model of the given kind (784 inputs, 10 classes)."""
     return build(kind, rng, hidden, dtype=dtype)
 
 
-def from_arrays(kind: str, arrays: dict[str, np.ndarray], inputs: int = NUM_INPUTS, classes: int = NUM_CLASSES):
-    """The model of that kind holding these arrays, checked: exactly its parameters, floating
-    point, of consistent shapes, mapping `inputs` to `classes`. ModelError says what is wrong."""
-    cls = model_class(kind)
-    expected = cls.parameter_shapes({"inputs": 1, "hidden": 1, "classes": 1})
-    if set(arrays) != set(expected):
-        raise ModelError(f"a {kind} model holds {', '.join(expected)}, found {', '.join(sorted(arrays)) or 'none'}")
-    for name, shape in expected.items():
-        a = arrays[name]
-        if a.ndim != len(shape) or a.dtype.kind != "f" or a.size == 0:
+def from_arrays(kind: str, arrays: dict[str, np.ndarray], inputs: int = NUM_INPUTS,
+                classes: int = NUM_CLASSES) -> Network:  # fmt: skip
+    """The model of that kind holding these arrays, checked: exactly a network's parameters,
+    floating point, of consistent shapes, mapping `inputs` to `classes`. ModelError says what is wrong."""
+    expected_kind = model_kind(kind)
+    depth = depth_of(arrays)
+    if expected_kind.has_hidden_layers != (depth > 0):
+        raise ModelError(f"a {kind} model's parameters are not {', '.join(sorted(arrays))}")
+    for name, a in arrays.items():
+        if a.ndim != (2 if name.startswith("W") else 1) or a.dtype.kind != "f" or a.size == 0:
             raise ModelError(f"parameter {name} has shape {a.shape} and dtype {a.dtype}")
         if not np.isfinite(a).all():
             raise ModelError(f"parameter {name} holds values that are not finite (NaN or infinity)")
-    sizes = cls.sizes_of(arrays)
-    shapes = cls.parameter_shapes(sizes)
+    names = layer_names(depth)
+    widths = [arrays[W].shape[1] for W, _ in names[:-1]]
+    D, C = arrays[names[0][0]].shape[0], arrays[names[-1][0]].shape[1]
+    shapes = Network.parameter_shapes(D, widths, C)
     for name, shape in shapes.items():
         if arrays[name].shape != shape:
             found = ", ".join(f"{k} {arrays[k].shape}" for k in shapes)
             raise ModelError(f"one shape of the {kind} model does not match the next: {found}")
-    if sizes["inputs"] != inputs or sizes["classes"] != classes:
-        raise ModelError(f"the model must map {inputs} inputs to {classes} classes, not "
-                         f"{sizes['inputs']} to {sizes['classes']}")  # fmt: skip
-    return cls(dict(arrays))
+    if D != inputs or C != classes:
+        raise ModelError(f"the model must map {inputs} inputs to {classes} classes, not {D} to {C}")
+    return Network(dict(arrays))
 
 
 def describe(options: dict) -> str:
     """A run's model in one line for people, from its options ("" for an unknown kind)."""
-    cls = MODELS.get(options.get("model")) if isinstance(options.get("model"), str) else None
-    return cls.summary(options) if cls is not None else ""
+    kind = options.get("model")
+    if not isinstance(kind, str) or kind not in MODELS:
+        return ""
+    return summary(kind, hidden_widths(kind, options.get("hidden") or []))
 
 
-def first_layer_gradient(model, grads: dict) -> np.ndarray:
+def first_layer_gradient(model: Network, grads: dict) -> np.ndarray:
     """From a backward pass's gradients, the first layer's weights' one (D, K), as first_layer()."""
-    return grads[model.layers[0][1]]
+    return grads[model.names[0][0]]
 
 
-def parameter_names() -> set[str]:
-    """The names any model's parameters may have (a checkpoint holds no other arrays)."""
-    sizes = {"inputs": 1, "hidden": 1, "classes": 1}
-    return {name for cls in MODELS.values() for name in cls.parameter_shapes(sizes)}
-
-
-def with_dtype(model, dtype):
+def with_dtype(model: Network, dtype) -> Network:
     """A copy of the model with its parameters in another dtype."""
-    return type(model)({k: v.astype(dtype) for k, v in model.params.items()})
+    return Network({k: v.astype(dtype) for k, v in model.params.items()})
 
 
-def loss_and_grads(model, X: np.ndarray, y: np.ndarray, reg: float = 0.0, dropout: np.ndarray | None = None,
-                   smoothing: float = 0.0, loss: str = "cross-entropy"):  # fmt: skip
-    """The full objective and its gradient: the mean loss (losses.LOSSES[loss]) + reg * sum(W**2)
-    over weights.
+def loss_and_grads(model: Network, X: np.ndarray, y: np.ndarray, reg: float = 0.0, dropout=None,
+                   smoothing: float = 0.0, loss: str | None = None):  # fmt: skip
+    """The full objective and its gradient: the mean loss (losses.LOSSES[loss], the default loss
+    when None) + reg * sum(W**2) over weights.
 
-    X (N, D), y (N,) -> (loss, grads); `dropout`, a fixed mask (N, H) for the hidden layer;
+    X (N, D), y (N,) -> (loss, grads); `dropout`, fixed masks (N, H_l), one per hidden layer;
     `smoothing`, label smoothing's e (losses.cross_entropy).
     The plain, allocating path: used by gradcheck and tests; the training loop runs the same
     functions with buffers.
     """
-    from mnistsoftmax.losses import get
+    from mnistsoftmax.losses import DEFAULT_LOSS, get
 
-    objective = get(loss)
+    objective = get(loss or DEFAULT_LOSS)
     Z, cache = model.forward(X, dropout=dropout)
     weights = [model.params[name] for name in model.weight_names]
     value = objective.forward(Z, y, smoothing) + l2_penalty(weights, reg)

@@ -8,7 +8,8 @@ its parameter name (`batch_size`); its config key and flag are that name in keba
 (`batch-size`, `--batch-size`).
 
 Floats are finite unless an option says otherwise: `nan` and `inf` are refused at every door.
-Nothing here imports click or numpy: the schema is plain data and plain checks.
+The choices of `model`, `loss`, `optimizer`, `schedule` and `dataset`, and their help, are the keys
+and descriptions of the registries that implement them: no second list. Nothing here imports click.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ import numbers
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from mnistsoftmax import MnistSoftmaxError
-from mnistsoftmax.names import DATASETS, LOSSES, MODELS, SCHEDULES
+from mnistsoftmax.datasets import DATASETS
+from mnistsoftmax.errors import MnistSoftmaxError
+from mnistsoftmax.losses import DEFAULT_LOSS, LOSSES
+from mnistsoftmax.models import DEFAULT_MODEL, MAX_HIDDEN_LAYERS, MODELS, ModelError, check_dropout, hidden_widths
+from mnistsoftmax.optim import DEFAULT_OPTIMIZER, OPTIMIZERS, SCHEDULES
 
 
 class OptionError(MnistSoftmaxError):
@@ -35,8 +39,9 @@ EVERYWHERE = frozenset({PAGE, ESTIMATOR})
 
 @dataclass(frozen=True)
 class Option:
-    """One option. `kind` is int, float, bool, choice, path or text; `low`/`high` bound a number,
-    each closed unless `low_open`/`high_open`; `default` None means "not set" (and is accepted)."""
+    """One option. `kind` is int, float, bool, choice, path, text or ints (a list of integers, written
+    512,256 on the command line); `low`/`high` bound a number (each of ints'), each closed unless
+    `low_open`/`high_open`; `default` None means "not set" (and is accepted)."""
 
     name: str
     kind: str
@@ -78,6 +83,8 @@ class Option:
     def _one(self, value):
         if self.kind in ("int", "float"):
             return self._number(value)
+        if self.kind == "ints":
+            return self._integers(value)
         if self.kind == "bool":
             if not isinstance(value, bool):
                 raise OptionError(f"{value!r} is not true or false")
@@ -90,6 +97,15 @@ class Option:
         if self.kind == "choice" and text not in self.choices:
             raise OptionError(f"{text!r} is not one of {', '.join(map(repr, self.choices))}")
         return text
+
+    def _integers(self, value) -> list[int]:
+        """ints: an integer, a list of them, or their text "512,256" -> [512, 256], each in range."""
+        if isinstance(value, str):
+            value = [_integer_text(part) for part in value.split(",")]
+        items = list(value) if isinstance(value, list | tuple) else [value]
+        if not 1 <= len(items) <= MAX_HIDDEN_LAYERS:
+            raise OptionError(f"{len(items)} integers, where it takes 1 to {MAX_HIDDEN_LAYERS}")
+        return [replace(self, kind="int")._number(v) for v in items]
 
     def _number(self, value):
         # numbers' classes take numpy's scalars too (an estimator's grid may hold np.int64).
@@ -119,18 +135,35 @@ class Option:
             return self.check(number)
         return self.check(text)
 
+    def format(self, value) -> str:
+        """A value as its flag takes it: 512,256 for ints."""
+        return ",".join(map(str, value)) if self.kind == "ints" else str(value)
+
     def describe(self) -> dict:
         """As a form wants it: key, kind, default, help, group, and choices or range."""
-        entry = {"key": self.key, "kind": self.kind, "default": self.default, "help": self.help, "group": self.group}
+        default = self.format(self.default) if self.kind == "ints" else self.default
+        entry = {"key": self.key, "kind": self.kind, "default": default, "help": self.help, "group": self.group}
         if self.choices:
             entry["choices"] = list(self.choices)
-        if self.kind in ("int", "float"):
+        if self.kind in ("int", "float", "ints"):
             entry.update(min=self.low, max=self.high, min_open=self.low_open, max_open=self.high_open)
         return entry
 
 
 def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _integer_text(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise OptionError(f"{text.strip()[:40]!r} is not an integer (widths are written 512 or 512,256)") from None
+
+
+def _registry_help(registry: dict) -> str:
+    """'name: what it is; ...' from a registry whose entries have a help."""
+    return "; ".join(f"{name} ({entry.help})" for name, entry in registry.items())
 
 
 def _probability(name: str, default: float, help: str, group: str, **kw) -> Option:
@@ -143,65 +176,85 @@ def _distortion(name: str, help: str, high: float | None = None, high_open: bool
 
 NOT_IN_ESTIMATOR = frozenset({PAGE})
 
-TRAIN_OPTIONS: tuple[Option, ...] = (
-    Option("model", "choice", "mlp", "linear: softmax regression; mlp: one hidden ReLU layer.", "model",
-           choices=MODELS),
-    Option("hidden", "int", 256, "Hidden units of the mlp.", "model", low=1),
-    Option("loss", "choice", "cross-entropy", "The loss minimised in training: cross-entropy (softmax, "
-           "log-likelihood) or hinge (the multiclass SVM loss, margin 1).", "model", choices=LOSSES),
-    Option("epochs", "int", 10, "Passes over the training set.", "optimisation", low=1),
-    Option("batch_size", "int", 128, "Samples per SGD step.", "optimisation", low=1),
-    Option("lr", "float", 0.05, "Initial learning rate.", "optimisation", low=0, low_open=True),
-    _probability("momentum", 0.9, "SGD momentum, in [0, 1).", "optimisation"),
-    Option("weight_decay", "float", 0.0, "L2 strength reg: loss += reg * sum(W**2) over weights, not biases.",
-           "optimisation", low=0),
-    Option("schedule", "choice", "cosine", "Learning-rate schedule over all steps.", "optimisation",
-           choices=SCHEDULES),
-    _probability("dropout", 0.0, "Probability of dropping each hidden unit in training (mlp; inverted dropout).",
-                 "regularisation"),
-    _probability("label_smoothing", 0.0, "Label smoothing e: train towards (1 - e) onehot + e / C (C classes) "
-                 "instead of onehot; the training loss shown is the smoothed one.", "regularisation"),
-    _distortion("rotate", "rotate each training image by up to this many degrees, either way.", high=180),
-    _distortion("scale", "zoom by a factor in [1 - scale, 1 + scale].", high=1, high_open=True),
-    _distortion("shear", "shear by up to this many degrees.", high=90, high_open=True),
-    _distortion("shift", "move by up to this many pixels along each axis."),
-    _distortion("elastic_alpha", "elastic displacement strength in pixels (Simard et al.: 34); 0 is off."),
-    Option("elastic_sigma", "float", 4.0, "Distortion: smoothness of the elastic field, a Gaussian's width in "
-           "pixels.", "distortions", low=0, low_open=True),
-    Option("hflip", "bool", False, "Distortion: mirror half the images (for clothes; never for digits).",
-           "distortions"),
-    Option("seed", "int", 0, "Seed of initialisation, validation split and shuffling.", "run", low=0,
-           surfaces=NOT_IN_ESTIMATOR),  # the estimator's is scikit-learn's random_state
-    _probability("val_split", 0.1, "Fraction of the training set held out for validation.", "run",
-                 surfaces=NOT_IN_ESTIMATOR),
-    Option("dataset", "choice", "mnist", "Data set to train on.", "data", choices=DATASETS,
-           surfaces=NOT_IN_ESTIMATOR),
-    # Never from a request: the page chooses among the data sets its server knows (web/trainer.py).
-    Option("data_dir", "path", None, "Folder holding (or to receive) the four IDX files; default: the cache.",
-           "data", surfaces=frozenset()),
-    Option("mirror", "text", (), "Base URL of an extra mirror, tried before the official ones; repeat for several.",
-           "data", multiple=True, surfaces=frozenset(), envvar="MNISTSOFTMAX_MIRROR"),  # never from a request
-    Option("log_every", "int", 50, "Steps between loss records in the metrics file.", "records", low=1,
-           surfaces=NOT_IN_ESTIMATOR),
-    Option("probe_every", "int", None, "Steps between probes of a fixed set of test images (box plots of logits "
-           "and softmax as training goes); default: about 20 an epoch; 0: none.", "records", low=0,
-           surfaces=NOT_IN_ESTIMATOR),
-)  # fmt: skip
+
+def schema() -> tuple[Option, ...]:
+    """The training options, their choices and help read from the registries as they are now
+    (TRAIN_OPTIONS is what it gave at import; tests call it again after adding an entry)."""
+    return (
+        Option("model", "choice", DEFAULT_MODEL, _registry_help(MODELS) + ".", "model", choices=tuple(MODELS)),
+        # 65,536 units: a 784 x 65,536 float32 layer is 205 MB, with its gradient and training buffers about 1 GB.
+        Option("hidden", "ints", (256,), "Widths of the mlp's hidden ReLU layers, input side first: 512 is one "
+               "layer, 512,256 two.", "model", low=1, high=65536),
+        Option("loss", "choice", DEFAULT_LOSS, "The loss minimised in training: " + _registry_help(LOSSES) + ".",
+               "model", choices=tuple(LOSSES)),
+        Option("epochs", "int", 10, "Passes over the training set.", "optimisation", low=1),
+        Option("batch_size", "int", 128, "Samples per step.", "optimisation", low=1),
+        Option("lr", "float", 0.05, "Initial learning rate.", "optimisation", low=0, low_open=True),
+        Option("optimizer", "choice", DEFAULT_OPTIMIZER, "The update of the weights from their gradients: "
+               + _registry_help(OPTIMIZERS) + ".", "optimisation", choices=tuple(OPTIMIZERS)),
+        _probability("momentum", 0.9, "SGD momentum, in [0, 1).", "optimisation"),
+        Option("nesterov", "bool", False, "Nesterov momentum: SGD steps along the gradient plus momentum times "
+               "the new velocity (sgd, with momentum > 0).", "optimisation"),
+        Option("weight_decay", "float", 0.0, "L2 strength reg: loss += reg * sum(W**2) over weights, not biases.",
+               "optimisation", low=0),
+        Option("schedule", "choice", "cosine", "Learning-rate schedule over all steps: " + _registry_help(SCHEDULES)
+               + ".", "optimisation", choices=tuple(SCHEDULES)),
+        _probability("dropout", 0.0, "Probability of dropping each hidden unit of every hidden layer in training "
+                     "(mlp; inverted dropout).", "regularisation"),
+        _probability("label_smoothing", 0.0, "Label smoothing e: train towards (1 - e) onehot + e / C (C classes) "
+                     "instead of onehot; the training loss shown is the smoothed one.", "regularisation"),
+        _distortion("rotate", "rotate each training image by up to this many degrees, either way.", high=180),
+        _distortion("scale", "zoom by a factor in [1 - scale, 1 + scale].", high=1, high_open=True),
+        _distortion("shear", "shear by up to this many degrees.", high=90, high_open=True),
+        _distortion("shift", "move by up to this many pixels along each axis."),
+        _distortion("elastic_alpha", "elastic displacement strength in pixels (Simard et al.: 34); 0 is off."),
+        Option("elastic_sigma", "float", 4.0, "Distortion: smoothness of the elastic field, a Gaussian's width in "
+               "pixels.", "distortions", low=0, low_open=True),
+        Option("hflip", "bool", False, "Distortion: mirror half the images (for clothes; never for digits).",
+               "distortions"),
+        Option("seed", "int", 0, "Seed of initialisation, validation split and shuffling.", "run", low=0,
+               surfaces=NOT_IN_ESTIMATOR),  # the estimator's is scikit-learn's random_state
+        _probability("val_split", 0.1, "Fraction of the training set held out for validation.", "run",
+                     surfaces=NOT_IN_ESTIMATOR),
+        Option("dataset", "choice", "mnist", "Data set to train on.", "data", choices=(*DATASETS, "custom"),
+               surfaces=NOT_IN_ESTIMATOR),
+        # Never from a request: the page chooses among the data sets its server knows (web/trainer.py).
+        Option("data_dir", "path", None, "Folder holding (or to receive) the four IDX files; default: the cache.",
+               "data", surfaces=frozenset()),
+        Option("mirror", "text", (), "Base URL of an extra mirror, tried before the official ones; repeat for several.",
+               "data", multiple=True, surfaces=frozenset(), envvar="MNISTSOFTMAX_MIRROR"),  # never from a request
+        Option("log_every", "int", 50, "Steps between loss records in the metrics file.", "records", low=1,
+               surfaces=NOT_IN_ESTIMATOR),
+        Option("probe_every", "int", None, "Steps between probes of a fixed set of test images (box plots of logits "
+               "and softmax as training goes); default: about 20 an epoch; 0: none.", "records", low=0,
+               surfaces=NOT_IN_ESTIMATOR),
+    )  # fmt: skip
+
+
+TRAIN_OPTIONS: tuple[Option, ...] = schema()
 
 BY_NAME: dict[str, Option] = {o.name: o for o in TRAIN_OPTIONS}
 BY_KEY: dict[str, Option] = {o.key: o for o in TRAIN_OPTIONS}
 DEFAULTS: dict[str, object] = {o.name: (list(o.default) if o.multiple else o.default) for o in TRAIN_OPTIONS}
 
+
+def _default(name: str):
+    """An option's default as a resolved configuration holds it (ints as a list, like every value checked)."""
+    option = BY_NAME[name]
+    return option.check(option.default) if option.default is not None else None
+
+
 # gradcheck checks the same options over a small random batch: the same types and ranges, other defaults.
 GRADCHECK_OPTIONS: tuple[Option, ...] = (
     replace(BY_NAME["model"], default="all", choices=(*MODELS, "all"), help="Which model's backward pass to check."),
     replace(BY_NAME["loss"], default="all", choices=(*LOSSES, "all"), help="Which loss's gradient to check."),
-    replace(BY_NAME["hidden"], default=16),
+    replace(BY_NAME["hidden"], default=(16, 8), help="Hidden widths: the mlp is checked at each depth up to "
+            "this list's (16,8: one layer of 16, then 16 and 8)."),
     replace(BY_NAME["batch_size"], default=8, help="Random samples."),
     replace(BY_NAME["weight_decay"], default=1e-3, help="L2 strength included in the checked loss."),
     replace(BY_NAME["seed"], help="Seed of the random batch and weights."),
     replace(BY_NAME["dropout"], default=0.5,
-            help="Dropout probability of the mlp's hidden layer, checked through one fixed mask (0: none)."),
+            help="Dropout probability of the mlp's hidden layers, checked through fixed masks (0: none)."),
     replace(BY_NAME["label_smoothing"], default=0.1, help="Label smoothing of the checked loss (0: none)."),
     Option("tolerance", "float", 1e-6, "Largest acceptable relative error.", "check", low=0, low_open=True),
 )  # fmt: skip
@@ -220,13 +273,15 @@ def check(name: str, value):
 
 def check_combination(config: dict) -> None:
     """What no single option can say: combinations train refuses before any work."""
-    from mnistsoftmax.losses import LOSSES
-    from mnistsoftmax.models import MODELS as model_classes
-
-    dropout = config.get("dropout") or 0.0
     kind = config.get("model", DEFAULTS["model"])
-    if dropout and not model_classes[kind].has_hidden_layer:
-        raise OptionError(f"--dropout {dropout} applies to the hidden layer: it needs --model mlp")
+    try:
+        check_dropout(config.get("dropout") or 0.0, hidden_widths(kind, config.get("hidden", DEFAULTS["hidden"])))
+    except ModelError as exc:
+        raise OptionError(str(exc)) from None
+    optimizer = config.get("optimizer") or DEFAULT_OPTIMIZER
+    if config.get("nesterov") and (optimizer != "sgd" or not config.get("momentum", DEFAULTS["momentum"])):
+        raise OptionError(f"--nesterov looks ahead along SGD's momentum: it needs --optimizer sgd with --momentum > 0, "
+                          f"not {optimizer} with momentum {config.get('momentum', DEFAULTS['momentum'])}")  # fmt: skip
     smoothing, loss = config.get("label_smoothing") or 0.0, config.get("loss") or DEFAULTS["loss"]
     if smoothing and not LOSSES[loss].smoothable:
         raise OptionError(f"--label-smoothing {smoothing} smooths probability targets: the {loss} loss has none")
@@ -239,7 +294,7 @@ def resolve(values: dict | None = None) -> dict:
     unknown = set(values) - set(BY_NAME)
     if unknown:
         raise OptionError(f"unknown option {sorted(unknown)[0]!r}; the options are: {', '.join(BY_NAME)}")
-    return {name: (check(name, values[name]) if name in values else DEFAULTS[name]) for name in BY_NAME}
+    return {name: (check(name, values[name]) if name in values else _default(name)) for name in BY_NAME}
 
 
 def check_stored(config: dict) -> dict:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistsoftmax import MnistSoftmaxError, analysis
+from mnistsoftmax import analysis
+from mnistsoftmax.errors import MnistSoftmaxError
 from mnistsoftmax.fileio import atomic_write
 
 DPI = 100
@@ -27,6 +28,7 @@ SIZES = {
     "mistakes": (12, 7),
     "calibration": (12, 4.5),
     "weights": (12, 7),
+    "last_units": (12, 4),
     "distortions": (10, 8),
     "compare": (16, 9),  # plot --compare only
 }
@@ -58,7 +60,11 @@ CAPTIONS = {
     "the test margins, and their reliability diagrams.",
     "weights": "First-layer weights as 28x28 images (red positive, blue negative). For linear, the ten class "
     "templates. For mlp, the 16 hidden units with the strongest outgoing weights (rank 1 the strongest), each "
-    "shown as it ended and as what training added to its random start (W1 - W1 at initialisation).",
+    "shown as it ended and as what training added to its random start (W1 - W1 at initialisation); with "
+    "two or more hidden layers, the first layer's units ranked by their weights into the second.",
+    "last_units": "The last hidden layer of a deeper mlp: its 16 units with the strongest weights into the "
+    "logits, each drawn as its weights carried down to the pixels through the layers below (W1 W2 ... column, "
+    "every unit below taken as on; an input that turns some off sees a part of this picture).",
 }
 
 
@@ -120,6 +126,9 @@ def write_figures(
     # What the model says its first layer's columns are picks the figure: class templates, or units.
     draw = {"class": _templates, "unit": _hidden_units}[trained.unit_caption]
     written.append(draw(folder, shown, class_names))
+    last = analysis.last_layer_units(trained, count=16)
+    if last is not None:
+        written.append(_last_units(folder, last, len(trained.hidden_widths)))
     if distortion is not None and train_images is not None:
         written.append(_distortions(folder, train_images[:8], distortion))
     written.append(_index(folder, written))
@@ -377,6 +386,20 @@ def _hidden_units(folder, shown, class_names) -> Path:
                  "and what training added to them (W - W at initialisation)")  # fmt: skip
     fig.tight_layout()
     return _save(fig, folder, "weights")
+
+
+def _last_units(folder, shown, layer: int) -> Path:
+    fig = _figure("last_units")
+    axes = fig.subplots(2, 8)
+    for ax, unit, picture, rank in zip(axes.ravel(), shown["units"], shown["pictures"], range(1, 17), strict=False):
+        ax.imshow(picture, cmap="RdBu_r", vmin=-1, vmax=1)
+        ax.set_title(f"#{rank}: unit {unit}", fontsize=8)
+    for ax in axes.ravel():
+        ax.axis("off")
+    fig.suptitle(f"Hidden layer {layer} (the last) by its strongest weights into the logits: each unit's weights "
+                 "carried down to the pixels")  # fmt: skip
+    fig.tight_layout()
+    return _save(fig, folder, "last_units")
 
 
 def _index(folder: Path, written: list[Path]) -> Path:

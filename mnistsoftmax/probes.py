@@ -24,8 +24,8 @@ import numpy as np
 from mnistsoftmax.analysis import scaled_images, weight_units
 from mnistsoftmax.calibration import five_numbers
 from mnistsoftmax.functional import log_softmax
+from mnistsoftmax.losses import DEFAULT_LOSS, margins
 from mnistsoftmax.losses import get as get_loss
-from mnistsoftmax.losses import margins
 
 PER_CLASS = 20  # a score of each class: 200 images, a forward pass costing about half a training step
 STATS = ("min", "q1", "median", "q3", "max")  # the five-number summary a box plot draws
@@ -58,7 +58,7 @@ class Probe:
     record() is a forward pass and some sorting; it leaves the model untouched. Called as the
     training loop's Hooks.observe, it gives the probe record, and the weights record when asked."""
 
-    def __init__(self, model, images: np.ndarray, labels: np.ndarray, norm, loss: str = "cross-entropy"):
+    def __init__(self, model, images: np.ndarray, labels: np.ndarray, norm, loss: str = DEFAULT_LOSS):
         self.loss = get_loss(loss)
         dtype = next(iter(model.params.values())).dtype
         self.x = norm.apply(images.reshape(len(images), -1), dtype=dtype)  # (P, D)

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistsoftmax import MnistSoftmaxError, checkpoint, datasets, inference, options, probes, training
+from mnistsoftmax import checkpoint, datasets, inference, optim, options, probes, training
+from mnistsoftmax.errors import MnistSoftmaxError
 
 
 @dataclass
@@ -35,13 +36,18 @@ class Resumable:
 
 
 def load_resumable(path: Path) -> Resumable:
-    model, meta, velocity = checkpoint.load_resumable(path)
+    model, meta, optimizer_state = checkpoint.load_resumable(path)
     try:
-        state = training.TrainState.from_meta(meta["resume"], velocity)
+        state = training.TrainState.from_meta(meta["resume"], optimizer_state)
         np.random.default_rng().bit_generator.state = state.rng_state  # a generator state it can take
-        return Resumable(Path(path), dict(meta["config"]), Path(meta["out"]), model, state, list(meta["records"]))
+        resumable = Resumable(Path(path), dict(meta["config"]), Path(meta["out"]), model, state, list(meta["records"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise checkpoint.CheckpointError(f"{path}: the saved training state is incomplete ({exc})") from None
+    try:  # the state this run's optimizer will take back, checked before any work
+        training.optimizer_of(settings_of(resumable.config), model).load_state_dict(optimizer_state)
+    except optim.OptimizerStateError as exc:
+        raise checkpoint.CheckpointError(f"{path}: {exc}") from None
+    return resumable
 
 
 class Stopped(MnistSoftmaxError):
@@ -153,7 +159,7 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
         except training.Interrupted as exc:
             saved = checkpoint.interrupted_path(out)
             stopped = {**meta, "out": str(out), "records": hooks.records, "resume": exc.state.to_meta()}
-            checkpoint.save(saved, run.model, stopped, velocity=exc.state.velocity)
+            checkpoint.save(saved, run.model, stopped, optimizer_state=exc.state.optimizer_state)
             metrics.commit(checkpoint.metrics_path(saved))
             raise Stopped(exc, saved) from None
         test = inference.evaluate(run.model, data.test.images, data.test.labels, run.norm, loss=settings.loss)

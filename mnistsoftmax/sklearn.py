@@ -25,7 +25,7 @@ try:
     from sklearn.utils.multiclass import check_classification_targets
     from sklearn.utils.validation import check_is_fitted, validate_data
 except ImportError:  # pragma: no cover - said in one line, as the other extras do
-    from mnistsoftmax import MnistSoftmaxError
+    from mnistsoftmax.errors import MnistSoftmaxError
 
     raise MnistSoftmaxError("mnistsoftmax.sklearn needs scikit-learn: pip install 'mnistsoftmax[sklearn]'") from None
 
@@ -42,11 +42,12 @@ PARAMETERS = tuple(o.name for o in options.TRAIN_OPTIONS if options.ESTIMATOR in
 
 
 class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
-    """Softmax regression (`model="linear"`) or one hidden ReLU layer (`"mlp"`), trained by SGD with
-    momentum on the mean loss, as `mnistsoftmax train` trains: the parameters are train's options,
-    with its defaults and its checks (options.py). The distortion options apply where the inputs
-    are 28 x 28 images (784 features, pixel values 0-255). `verbose=True` prints one line per
-    epoch to stderr (its loss and accuracy), as `train` does."""
+    """Softmax regression (`model="linear"`) or hidden ReLU layers (`"mlp"`, `hidden=(512, 256)` for
+    two), trained by SGD with momentum (or Adam) on the mean loss, as `mnistsoftmax train` trains:
+    the parameters are train's options, with its defaults and its checks (options.py). The
+    distortion options apply where the inputs are 28 x 28 images (784 features, pixel values
+    0-255). `verbose=True` prints one line per epoch to stderr (its loss and accuracy), as `train`
+    does."""
 
     def __init__(
         self,
@@ -56,7 +57,9 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         epochs=D["epochs"],
         batch_size=D["batch_size"],
         lr=D["lr"],
+        optimizer=D["optimizer"],
         momentum=D["momentum"],
+        nesterov=D["nesterov"],
         weight_decay=D["weight_decay"],
         schedule=D["schedule"],
         dropout=D["dropout"],
@@ -77,7 +80,9 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.optimizer = optimizer
         self.momentum = momentum
+        self.nesterov = nesterov
         self.weight_decay = weight_decay
         self.schedule = schedule
         self.dropout = dropout

@@ -12,18 +12,19 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, make_dataclass
 
 import numpy as np
 
-from mnistsoftmax import MnistSoftmaxError
-from mnistsoftmax.augment import Distorter, Distortion
+from mnistsoftmax import optim
+from mnistsoftmax.augment import Distorter
+from mnistsoftmax.errors import MnistSoftmaxError
 from mnistsoftmax.functional import dropout_mask
 from mnistsoftmax.inference import Normalization, evaluate, flat
 from mnistsoftmax.losses import get as get_loss
-from mnistsoftmax.models import build
-from mnistsoftmax.optim import SGD, learning_rate
-from mnistsoftmax.options import DEFAULTS
+from mnistsoftmax.models import build, check_dropout
+from mnistsoftmax.optim import learning_rate
+from mnistsoftmax.options import BY_NAME, TRAIN_OPTIONS
 
 OBSERVATIONS_PER_EPOCH = 20  # the default cadence of Hooks.observe (the probes' box plots)
 
@@ -32,26 +33,10 @@ class DivergenceError(MnistSoftmaxError):
     """The loss became NaN or infinite."""
 
 
-@dataclass(frozen=True)
-class TrainSettings:
-    """What the loop needs of a run's options (options.TRAIN_OPTIONS; the defaults are theirs)."""
-
-    epochs: int = DEFAULTS["epochs"]
-    batch_size: int = DEFAULTS["batch_size"]
-    lr: float = DEFAULTS["lr"]
-    momentum: float = DEFAULTS["momentum"]
-    weight_decay: float = DEFAULTS["weight_decay"]
-    schedule: str = DEFAULTS["schedule"]
-    log_every: int = DEFAULTS["log_every"]  # steps between loss records (each of the first ones is recorded)
-    distortion: Distortion | None = None  # random distortions of each training batch (augment.py)
-    dropout: float = DEFAULTS["dropout"]  # probability of dropping each hidden unit in training
-    label_smoothing: float = DEFAULTS["label_smoothing"]  # e: targets (1 - e) onehot + e / C
-    loss: str = DEFAULTS["loss"]  # a name of losses.LOSSES
-    probe_every: int | None = 0  # steps between Hooks.observe calls; None: about 20 per epoch; 0: none
-
+class _Settings:
     @classmethod
     def of(cls, values: dict, **given) -> TrainSettings:
-        """The settings from a run's option values (absent or None: the loop's default), and `given`."""
+        """The settings from a run's option values (absent or None: the option's default), and `given`."""
         names = {f.name for f in fields(cls)} - set(given)
         return cls(**{k: values[k] for k in names if values.get(k) is not None}, **given)
 
@@ -60,9 +45,26 @@ class TrainSettings:
         return bool(self.dropout) or (self.distortion is not None and self.distortion.active)
 
 
-def check_dropout(p: float, model) -> None:
-    if p and model.dropout_width is None:
-        raise MnistSoftmaxError(f"--dropout {p} applies to a hidden layer: the {model.describe()} model has none")
+def _option_field(name: str):
+    option = BY_NAME[name]
+    return field(default_factory=lambda: option.check(option.default) if option.default is not None else None)
+
+
+# What the loop reads of a run: every training option (options.TRAIN_OPTIONS, with its default), and
+# `distortion`, the augment.Distortion those options describe (None: none). probe_every is the steps
+# between Hooks.observe calls (None: about 20 an epoch; 0: none).
+TrainSettings = make_dataclass(
+    "TrainSettings",
+    [(o.name, object, _option_field(o.name)) for o in TRAIN_OPTIONS] + [("distortion", object, None)],
+    bases=(_Settings,),
+    frozen=True,
+)
+
+
+def optimizer_of(settings: TrainSettings, model) -> optim.Optimizer:
+    """The run's optimizer over the model's parameters (weight decay on its weights)."""
+    return optim.build(settings.optimizer, model.params, settings.momentum, settings.weight_decay, model.weight_names,
+                       settings.nesterov)  # fmt: skip
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
@@ -103,7 +105,7 @@ class Run:
     rng: np.random.Generator  # continues with the per-epoch shuffles
 
 
-def prepare_run(images: np.ndarray, labels: np.ndarray, kind: str, hidden: int, val_split: float, seed: int) -> Run:
+def prepare_run(images: np.ndarray, labels: np.ndarray, kind: str, hidden, val_split: float, seed: int) -> Run:
     """Everything random about a run, drawn in a fixed order from one generator seeded by `seed`:
     the initial weights, then the validation split; the same generator then shuffles each epoch.
     The PyTorch reference relies on this order to reproduce a run exactly."""
@@ -155,17 +157,17 @@ class TrainState:
     loss_sum: float  # of the epoch so far
     correct: int  # of the epoch so far
     window: float  # sum of the losses since the last step record
-    velocity: dict[str, np.ndarray]  # the optimiser's momentum buffers
+    optimizer_state: dict[str, np.ndarray]  # the optimizer's state_dict()
     seconds: float = 0.0  # spent on the epoch so far (absent from checkpoints of version 0.1.0)
 
     def to_meta(self) -> dict:
-        """The JSON part (the velocity arrays are stored beside it)."""
+        """The JSON part (the optimizer's arrays are stored beside it)."""
         keys = ("epoch", "batch", "step", "rng_state", "loss_sum", "correct", "window", "seconds")
         return {k: getattr(self, k) for k in keys}
 
     @classmethod
-    def from_meta(cls, meta: dict, velocity: dict[str, np.ndarray]) -> TrainState:
-        return cls(**meta, velocity=velocity)
+    def from_meta(cls, meta: dict, optimizer_state: dict[str, np.ndarray]) -> TrainState:
+        return cls(**meta, optimizer_state=optimizer_state)
 
 
 class Interrupted(MnistSoftmaxError):
@@ -223,8 +225,8 @@ class _Loop:
         self.total_steps = settings.epochs * self.epoch_steps
         self.ws = model.workspace(bs)
         self.rows = np.arange(bs)
-        self.optimizer = SGD(model.params, settings.momentum, settings.weight_decay, model.weight_names)
-        check_dropout(settings.dropout, model)
+        check_dropout(settings.dropout, model.hidden_widths)
+        self.optimizer = optimizer_of(settings, model)
         self.loss = get_loss(settings.loss).inplace
         self.batches = _Batches(settings, bs, model, pixels, labels.astype(np.intp), norm)
         every = settings.probe_every
@@ -239,8 +241,7 @@ class _Loop:
     def run(self, rng: np.random.Generator, validation, resume: TrainState | None) -> list[dict]:
         first_epoch = 1
         if resume is not None:
-            for name, v in resume.velocity.items():
-                self.optimizer.velocity[name][...] = v
+            self.optimizer.load_state_dict(resume.optimizer_state)
             rng.bit_generator.state = resume.rng_state
             first_epoch, self.step, self.window = resume.epoch, resume.step, resume.window
         elif self.observe_every:
@@ -281,7 +282,7 @@ class _Loop:
                 if hooks.should_stop and hooks.should_stop():
                     raise Interrupted(
                         TrainState(epoch, i, self.step, epoch_rng_state, loss_sum, correct, self.window,
-                                   self.optimizer.velocity, seconds=time.perf_counter() - started)
+                                   self.optimizer.state_dict(), seconds=time.perf_counter() - started)
                     )  # fmt: skip
                 loss, right, m = self._step(*self.batches.batch(order, epoch_key, i), epoch)
                 correct += right
@@ -300,19 +301,19 @@ class _Loop:
             "started": started,
         }
 
-    def _step(self, x: np.ndarray, y: np.ndarray, mask, epoch: int) -> tuple[float, int, int]:
-        """One SGD step on a batch -> (its mean loss, how many it got right, its size)."""
+    def _step(self, x: np.ndarray, y: np.ndarray, masks, epoch: int) -> tuple[float, int, int]:
+        """One optimizer step on a batch -> (its mean loss, how many it got right, its size)."""
         s = self.settings
-        Z, cache = self.model.forward(x, self.ws, dropout=mask)
+        Z, cache = self.model.forward(x, self.ws, dropout=masks)
         loss, right = self.loss(Z, y, self.rows[: len(y)], s.label_smoothing)  # Z now holds dLoss/dZ
         if not math.isfinite(loss):
             raise DivergenceError(
                 f"the loss became {loss} at epoch {epoch}, step {self.step + 1}: training diverged; "
                 f"try a lower learning rate than --lr {s.lr}"
             )
-        # The gradient lands in the velocity: v <- momentum * v + g (see optim.SGD).
-        self.model.backward(Z, cache, self.optimizer.velocity, self.ws, beta=self.optimizer.momentum)
-        self.optimizer.update(learning_rate(s.schedule, s.lr, self.step, self.total_steps))
+        # The gradient lands where the optimizer reads it (plain SGD: its velocity, v <- momentum * v + g).
+        self.model.backward(Z, cache, self.optimizer.gradients, self.ws, beta=self.optimizer.beta)
+        self.optimizer.step(learning_rate(s.schedule, s.lr, self.step, self.total_steps))
         self.step += 1
         return loss, right, len(y)
 
@@ -353,12 +354,13 @@ class _Batches:
         self.y = np.empty(bs, np.intp)
         self.gathered = np.empty((bs, D), pixels.dtype) if norm is not None or self.distorter else None
         self.distorted = np.empty((bs, D), np.float32) if self.distorter else None
-        if self.p:
-            H = model.dropout_width
-            self.mask, self.keep = np.empty((bs, H), self.dtype), np.empty((bs, H), np.bool_)
+        if self.p:  # one mask per hidden layer, and scratch for each
+            widths = model.hidden_widths
+            self.masks = [np.empty((bs, H), self.dtype) for H in widths]
+            self.keep = [np.empty((bs, H), np.bool_) for H in widths]
 
     def batch(self, order: np.ndarray, epoch_key: int | None, i: int):
-        """Batch i's (x (m, D), y (m,), dropout mask (m, H) or None)."""
+        """Batch i's (x (m, D), y (m,), dropout masks [(m, H_l)] or None)."""
         idx = order[i * self.bs : (i + 1) * self.bs]
         m = len(idx)
         rng = batch_generator(epoch_key, i) if epoch_key is not None else None
@@ -374,8 +376,13 @@ class _Batches:
             else:
                 x = self.norm.apply(pixels, out=self.x[:m], dtype=self.dtype)
         y = np.take(self.labels, idx, out=self.y[:m])
-        mask = dropout_mask(rng, self.p, self.mask[:m], self.keep[:m]) if self.p else None
-        return x, y, mask
+        if not self.p:
+            return x, y, None
+        return (
+            x,
+            y,
+            [dropout_mask(rng, self.p, mask[:m], keep[:m]) for mask, keep in zip(self.masks, self.keep, strict=True)],
+        )
 
 
 def format_epoch(record: dict, epochs: int) -> str:

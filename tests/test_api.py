@@ -32,8 +32,8 @@ def trained(tmp_path_factory):
 def test_train_returns_the_classifier_and_the_records(trained):
     clf, records, root = trained
     assert [r["type"] for r in records][0] == "init" and records[-1]["type"] == "test"
-    assert clf.model.kind == "mlp" and clf.model.sizes["hidden"] == 16
-    assert "Classifier(mlp, inputs=784, hidden=16, classes=10" in repr(clf)
+    assert clf.model.kind == "mlp" and clf.model.hidden_widths == [16]
+    assert "Classifier(mlp, inputs=784, hidden=[16], classes=10" in repr(clf)
     assert (root / "m.npz").exists() and (root / "m.metrics.jsonl").exists()
 
 

@@ -211,16 +211,22 @@ def test_eval_of_a_file_that_is_not_a_checkpoint(tmp_path):
 
 
 def test_gradcheck_command():
-    """gradcheck prints every parameter of both models under every loss with its relative error, all ok."""
-    result = invoke("gradcheck", "--hidden", 8, "--batch-size", 4)
+    """gradcheck prints every parameter of every model at every depth up to --hidden's, under every
+    loss, with its relative error, all ok."""
+    from mnistsoftmax.gradcheck import depths
+    from mnistsoftmax.models import layer_names
+
+    result = invoke("gradcheck", "--hidden", "8,5", "--batch-size", 4)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert [line.split()[:3] for line in lines] == [
-        [kind, loss, name]
-        for kind, names in (("linear", ["W", "b"]), ("mlp", ["W1", "b1", "W2", "b2"]))
+    assert [line.split()[:-4] for line in lines] == [
+        [kind, *([",".join(map(str, widths))] if widths else []), loss, name]
+        for kind, widths in depths("all", [8, 5])
         for loss in losses.LOSSES
-        for name in names
+        for pair in layer_names(len(widths))
+        for name in pair
     ]
+    assert len(lines) == 2 * (2 + 4 + 6)
     assert all(line.endswith("ok") for line in lines)
 
 
@@ -265,9 +271,9 @@ def test_resolve_gives_what_train_would_run_with(tmp_path):
     from mnistsoftmax.config import resolve
 
     defaults = resolve()
-    assert defaults["hidden"] == 256 and defaults["lr"] == 0.05 and "config" not in defaults
+    assert defaults["hidden"] == [256] and defaults["lr"] == 0.05 and "config" not in defaults
     resolved = resolve("configs/mlp.toml")
-    assert resolved["hidden"] == 512 and resolved["weight_decay"] == 2e-4 and resolved["log_every"] == 50
+    assert resolved["hidden"] == [512] and resolved["weight_decay"] == 2e-4 and resolved["log_every"] == 50
 
 
 def test_eval_when_the_custom_training_folder_is_gone(tiny_data, tmp_path):
@@ -330,13 +336,16 @@ def test_shell_completion_through_click():
 
 
 def test_a_net_too_large_for_memory_is_one_line(tiny_data, tmp_path):
-    """--hidden far beyond the machine: numpy's allocation failure as one line, exit 1, nothing written."""
+    """--hidden far beyond the machine, or deeper than the package trains: a usage error naming the
+    bound, exit 2, nothing written; a malformed list says how widths are written."""
     out = tmp_path / "runs" / "huge.npz"
-    result = CliRunner().invoke(main, ["train", "--dataset", "custom", "--data-dir", str(tiny_data),
-                                       "--hidden", "2000000000", "--out", str(out)])  # fmt: skip
-    assert result.exit_code == 1, result.output
-    line = result.stderr.strip().splitlines()[-1]
-    assert line.startswith("Error: out of memory: Unable to allocate") and "(784, 2000000000)" in line
+    for hidden, message in (("2000000000", "2000000000 is not in the range 1<=x<=65536"),
+                            ("8,8,8,8,8,8,8,8,8", "9 integers, where it takes 1 to 8"),
+                            ("512,,256", "'' is not an integer (widths are written 512 or 512,256)")):  # fmt: skip
+        result = CliRunner().invoke(main, ["train", "--dataset", "custom", "--data-dir", str(tiny_data),
+                                           "--hidden", hidden, "--out", str(out)])  # fmt: skip
+        assert result.exit_code == 2, result.output
+        assert message in result.stderr and "Traceback" not in result.output
     assert not out.parent.exists() or list(out.parent.iterdir()) == []
 
 

@@ -85,8 +85,8 @@ def test_signal_saves_resumable_checkpoint_and_resume_is_bit_identical(tmp_path,
     assert "Traceback" not in stopped.stderr
     assert saved.exists() and not out.exists()  # the partial run never poses as a finished one
     assert checkpoint.metrics_path(saved).exists() and not checkpoint.metrics_path(out).exists()
-    _, meta, velocity = checkpoint.load_resumable(saved)
-    assert 0 < meta["resume"]["step"] and set(velocity) == {"W1", "b1", "W2", "b2"}
+    _, meta, state = checkpoint.load_resumable(saved)
+    assert 0 < meta["resume"]["step"] and set(state) == {"velocity.W1", "velocity.b1", "velocity.W2", "velocity.b2"}
 
     resumed = subprocess.run(cli("train", "--resume", saved), capture_output=True, text=True, env=env)
     assert resumed.returncode == 0, resumed.stderr
@@ -150,8 +150,8 @@ def test_resume_refuses_changed_settings_and_finished_checkpoints(tmp_path, data
     assert result.exit_code == 1 and "not one to resume" in result.stderr
     fake = checkpoint.interrupted_path(out)
     model, meta = checkpoint.load(out)
-    velocity = {k: np.zeros_like(v) for k, v in model.params.items()}
-    checkpoint.save(fake, model, {**meta, "resume": {}, "records": [], "out": str(out)}, velocity=velocity)
+    velocity = {f"velocity.{k}": np.zeros_like(v) for k, v in model.params.items()}
+    checkpoint.save(fake, model, {**meta, "resume": {}, "records": [], "out": str(out)}, optimizer_state=velocity)
     result = runner.invoke(main, ["train", "--resume", str(fake), "--lr", "0.5", "--epochs", "3"])
     assert result.exit_code == 2 and "drop --epochs, --lr" in result.stderr
 
@@ -162,8 +162,9 @@ def test_resume_with_a_damaged_state_is_refused(tmp_path, data_dir):
     assert CliRunner().invoke(main, [*QUICK, "--data-dir", str(data_dir), "--out", str(out)]).exit_code == 0
     model, meta = checkpoint.load(out)
     fake = checkpoint.interrupted_path(out)
-    velocity = {k: np.zeros_like(v) for k, v in model.params.items()}
-    checkpoint.save(fake, model, {**meta, "resume": {"epoch": 1}, "records": [], "out": str(out)}, velocity=velocity)
+    velocity = {f"velocity.{k}": np.zeros_like(v) for k, v in model.params.items()}
+    checkpoint.save(fake, model, {**meta, "resume": {"epoch": 1}, "records": [], "out": str(out)},
+                    optimizer_state=velocity)  # fmt: skip
     result = CliRunner().invoke(main, ["train", "--resume", str(fake)])
     assert result.exit_code == 1 and "saved training state is incomplete" in result.stderr
 

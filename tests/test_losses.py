@@ -13,6 +13,7 @@ from hypothesis.extra.numpy import arrays
 from mnistsoftmax import calibration, losses
 from mnistsoftmax.cli import main
 from mnistsoftmax.gradcheck import check_model, numerical_gradient, relative_error
+from tests.nets import NET_IDS, NETS
 
 
 def test_hinge_worked_example_of_cs231n():
@@ -55,17 +56,18 @@ def test_fused_forms_equal_the_plain_ones(Z, labels):
         assert correct == int((Z.argmax(axis=1) == y).sum())
 
 
-@pytest.mark.parametrize("kind", ["linear", "mlp"])
-def test_gradcheck_of_the_hinge_model(kind):
-    """Every parameter of both models under the hinge (and L2), float64, < 1e-6."""
-    errors = check_model(kind, seed=3, hidden=12, batch_size=6, reg=1e-3, loss="hinge")
+@pytest.mark.parametrize(("kind", "widths"), NETS, ids=NET_IDS)
+def test_gradcheck_of_the_hinge_model(kind, widths):
+    """Every parameter of every depth under the hinge (and L2), float64, < 1e-6."""
+    errors = check_model(kind, seed=3, hidden=widths, batch_size=6, reg=1e-3, loss="hinge")
     assert max(errors.values()) < 1e-6, errors
 
 
 def test_gradcheck_command_checks_the_hinge():
     result = CliRunner().invoke(main, ["gradcheck", "--loss", "hinge", "--hidden", "8", "--batch-size", "4"])
     assert result.exit_code == 0, result.output
-    assert all(line.split()[1] == "hinge" and line.endswith("ok") for line in result.stdout.splitlines())
+    lines = result.stdout.splitlines()
+    assert lines and all(" hinge " in line and line.endswith("ok") for line in lines)
 
 
 def test_hinge_refuses_label_smoothing():

@@ -1,56 +1,62 @@
-"""Both models: gradients of every parameter, the untrained loss, buffers, learning a tiny batch."""
+"""Every model at every depth (gradcheck.depths over models.MODELS): gradients of every parameter,
+the untrained loss, buffers, learning a tiny batch; checkpoints of the code before the depth list."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mnistsoftmax.gradcheck import check_model
-from mnistsoftmax.losses import cross_entropy
-from mnistsoftmax.models import MLP, LinearSoftmax, build_model, loss_and_grads
+from mnistsoftmax.gradcheck import check_model, depths
+from mnistsoftmax.losses import LOSSES, cross_entropy
+from mnistsoftmax.models import MODELS, Network, build_model, layer_names, loss_and_grads
 from mnistsoftmax.optim import SGD
+from tests.nets import NET_IDS, NETS
 
 
-@pytest.mark.parametrize("kind", ["linear", "mlp"])
+@pytest.mark.parametrize(("kind", "widths"), NETS, ids=NET_IDS)
+@pytest.mark.parametrize("loss", list(LOSSES))
 @pytest.mark.parametrize("reg", [0.0, 1e-2])
-def test_every_gradient_matches_finite_differences(kind, reg):
-    """Hand-written backward (with the L2 term) agrees with float64 central differences to < 1e-6."""
-    errors = check_model(kind, seed=1, hidden=12, batch_size=6, reg=reg)
-    assert set(errors) == ({"W", "b"} if kind == "linear" else {"W1", "b1", "W2", "b2"})
+def test_every_gradient_matches_finite_differences(kind, widths, loss, reg):
+    """Hand-written backward (with the L2 term) agrees with float64 central differences to < 1e-6,
+    for every parameter of every depth under every loss."""
+    errors = check_model(kind, seed=1, hidden=widths, batch_size=6, reg=reg, loss=loss)
+    assert set(errors) == {n for pair in layer_names(len(widths)) for n in pair}
     assert max(errors.values()) < 1e-6, errors
 
 
-@pytest.mark.parametrize("kind", ["linear", "mlp"])
-def test_label_smoothing_gradients_match_finite_differences(kind, monkeypatch):
-    """The smoothed loss's gradients (with dropout through a fixed mask for the mlp) agree to < 1e-6;
-    a backward that ignores the smoothing is caught."""
+@pytest.mark.parametrize(("kind", "widths"), NETS, ids=NET_IDS)
+def test_label_smoothing_gradients_match_finite_differences(kind, widths, monkeypatch):
+    """The smoothed loss's gradients (with dropout through fixed masks where there are hidden
+    layers) agree to < 1e-6; a backward that ignores the smoothing is caught."""
     import dataclasses
 
     from mnistsoftmax import losses
 
-    dropout = 0.5 if kind == "mlp" else 0.0
-    errors = check_model(kind, seed=2, hidden=12, batch_size=6, reg=1e-3, dropout=dropout, smoothing=0.2)
+    dropout = 0.5 if widths else 0.0
+    errors = check_model(kind, seed=2, hidden=widths, batch_size=6, reg=1e-3, dropout=dropout, smoothing=0.2)
     assert max(errors.values()) < 1e-6, errors
     entry = losses.LOSSES["cross-entropy"]
     unsmoothed = dataclasses.replace(entry, backward=lambda Z, y, smoothing: entry.backward(Z, y))
     monkeypatch.setitem(losses.LOSSES, "cross-entropy", unsmoothed)
-    wrong = check_model(kind, seed=2, hidden=12, batch_size=6, reg=1e-3, dropout=dropout, smoothing=0.2)
+    wrong = check_model(kind, seed=2, hidden=widths, batch_size=6, reg=1e-3, dropout=dropout, smoothing=0.2)
     assert max(wrong.values()) > 1e-3
 
 
-def test_gradcheck_catches_a_wrong_backward(monkeypatch):
-    """The check can fail: a backward that forgets the ReLU mask is reported."""
+@pytest.mark.parametrize("widths", [[6], [6, 5]])
+def test_gradcheck_catches_a_wrong_backward(monkeypatch, widths):
+    """The check can fail: a backward that forgets the ReLU mask is reported, at each depth."""
     from mnistsoftmax import models
 
     monkeypatch.setattr(models, "relu_backward", lambda dA, cache, out=None, mask=None: dA.copy())
-    assert check_model("mlp", seed=1, hidden=12, batch_size=6)["W1"] > 1e-3
+    assert check_model("mlp", seed=1, hidden=widths, batch_size=6)["W1"] > 1e-3
 
 
-@pytest.mark.parametrize("kind", ["linear", "mlp"])
-def test_untrained_loss_is_ln10(kind):
+@pytest.mark.parametrize(("kind", "widths"), depths("all", (256, 128)))
+def test_untrained_loss_is_ln10(kind, widths):
     """Initialisation gives every class ~10 %: the loss on standardised inputs is ln 10 within 0.1."""
     rng = np.random.default_rng(0)
-    model = build_model(kind, rng, hidden=256)
+    model = build_model(kind, rng, hidden=widths)
     X = rng.standard_normal((2000, 784)).astype(np.float32)
     y = rng.integers(0, 10, 2000)
     Z, _ = model.forward(X)
@@ -58,7 +64,7 @@ def test_untrained_loss_is_ln10(kind):
     assert abs(cross_entropy(Z.astype(np.float64), y) - math.log(10)) < 0.1
 
 
-def allocating_pass(kind: str, seed: int, n: int, hidden: int):
+def allocating_pass(kind: str, seed: int, n: int, hidden):
     """A model, a batch X (n, 784) with an output gradient dZ (n, 10), and the allocating path's
     logits, cache and parameter gradients for them."""
     rng = np.random.default_rng(seed)
@@ -70,10 +76,10 @@ def allocating_pass(kind: str, seed: int, n: int, hidden: int):
     return model, X, dZ, Z, cache, grads
 
 
-@pytest.mark.parametrize("kind", ["linear", "mlp"])
-def test_workspace_path_equals_allocating_path(kind):
+@pytest.mark.parametrize(("kind", "widths"), NETS, ids=NET_IDS)
+def test_workspace_path_equals_allocating_path(kind, widths):
     """Forward/backward through reused buffers give the same numbers as the allocating path."""
-    model, X, dZ, Z, _, expected = allocating_pass(kind, seed=4, n=20, hidden=32)
+    model, X, dZ, Z, _, expected = allocating_pass(kind, seed=4, n=20, hidden=widths)
     ws = model.workspace(32)
     grads = {k: np.full_like(v, np.nan) for k, v in model.params.items()}
     Z_ws, cache_ws = model.forward(X, ws)
@@ -83,10 +89,10 @@ def test_workspace_path_equals_allocating_path(kind):
         np.testing.assert_allclose(grads[name], expected[name], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["linear", "mlp"])
-def test_backward_with_beta_accumulates_into_the_buffers(kind):
+@pytest.mark.parametrize(("kind", "widths"), NETS, ids=NET_IDS)
+def test_backward_with_beta_accumulates_into_the_buffers(kind, widths):
     """backward(..., beta) leaves beta * old + gradient: the momentum step the training loop relies on."""
-    model, _, dZ, _, cache, gradient = allocating_pass(kind, seed=6, n=12, hidden=16)
+    model, _, dZ, _, cache, gradient = allocating_pass(kind, seed=6, n=12, hidden=widths)
     rng = np.random.default_rng(7)
     old = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in model.params.items()}
     velocity = {k: v.copy() for k, v in old.items()}
@@ -97,27 +103,72 @@ def test_backward_with_beta_accumulates_into_the_buffers(kind):
         model.backward(dZ, cache, beta=0.9)
 
 
-@pytest.mark.parametrize("kind", ["linear", "mlp"])
-def test_overfits_a_tiny_batch(kind):
+@pytest.mark.parametrize(("kind", "widths"), depths("all", (64, 32)))
+def test_overfits_a_tiny_batch(kind, widths):
     """Plain gradient descent drives the loss of 20 random samples from ~2.3 to near 0."""
     rng = np.random.default_rng(5)
-    model = build_model(kind, rng, hidden=64, dtype=np.float64)
+    model = build_model(kind, rng, hidden=widths, dtype=np.float64)
     X, y = rng.standard_normal((20, 784)), rng.integers(0, 10, 20)
     opt = SGD(model.params, momentum=0.9)
     first, _ = loss_and_grads(model, X, y)
     for _ in range(200):
         loss, grads = loss_and_grads(model, X, y)
-        opt.step(grads, lr=0.05)
+        opt.add_gradients(grads)
+        opt.step(lr=0.05)
     assert first == pytest.approx(math.log(10), abs=0.1)
     assert loss < 0.01
     assert np.array_equal(model.forward(X)[0].argmax(axis=1), y)
 
 
 def test_sizes_and_kinds():
-    """Each model reports its kind and sizes, which checkpoints store."""
+    """Each model reports its kind, widths and sizes, which checkpoints store; one class for every depth."""
     rng = np.random.default_rng(0)
-    assert build_model("linear", rng).sizes == {"inputs": 784, "classes": 10}
-    assert isinstance(build_model("linear", rng), LinearSoftmax)
+    linear = build_model("linear", rng)
+    assert linear.sizes == {"inputs": 784, "classes": 10} and linear.kind == "linear" and linear.hidden_widths == []
     mlp = build_model("mlp", rng, hidden=7)
-    assert isinstance(mlp, MLP) and mlp.sizes == {"inputs": 784, "hidden": 7, "classes": 10}
-    assert mlp.weight_names == ("W1", "W2")
+    assert mlp.sizes == {"inputs": 784, "hidden": [7], "classes": 10} and mlp.weight_names == ("W1", "W2")
+    deep = build_model("mlp", rng, hidden=[9, 5])
+    assert type(deep) is type(mlp) is type(linear) is Network
+    assert deep.sizes == {"inputs": 784, "hidden": [9, 5], "classes": 10} and deep.kind == "mlp"
+    assert deep.weight_names == ("W1", "W2", "W3") and deep.describe() == "mlp, 9 and 5 hidden units"
+    assert [layer[0] for layer in deep.layers] == ["affine", "relu", "affine", "relu", "affine"]
+    assert set(MODELS) == {"linear", "mlp"}
+
+
+LEGACY = Path(__file__).parent / "data" / "legacy"
+
+
+@pytest.mark.parametrize("kind", ["linear", "mlp"])
+def test_checkpoints_of_the_code_before_load_and_predict_bit_identically(kind):
+    """linear.npz and mlp.npz were written by the code before a model became its list of widths
+    (tests/data/legacy/README.md); they load, and give the logits that code gave, bit for bit."""
+    from mnistsoftmax import api
+
+    clf = api.load(LEGACY / f"{kind}.npz")
+    expected = np.load(LEGACY / "expected.npz")
+    assert clf.model.kind == kind
+    np.testing.assert_array_equal(clf.logits(expected["pixels"]), expected[kind])
+
+
+def test_an_interrupted_run_of_the_code_before_resumes_to_its_weights(tmp_path, tiny_data):
+    """stopped.interrupted.npz, an mlp run the code before stopped at its third step (its SGD
+    velocity saved as velocity.W1 ...), resumes to the weights that code's uninterrupted run ended
+    with, bit for bit."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from mnistsoftmax import checkpoint
+    from mnistsoftmax.cli import main
+
+    saved = tmp_path / "stopped.interrupted.npz"
+    shutil.copy(LEGACY / "stopped.interrupted.npz", saved)
+    out = tmp_path / "done.npz"
+    result = CliRunner().invoke(
+        main, ["train", "--resume", str(saved), "--data-dir", str(tiny_data), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    model, _ = checkpoint.load(out)
+    expected = np.load(LEGACY / "expected.npz")
+    for name, value in model.params.items():
+        assert value.tobytes() == expected[f"resumed_{name}"].tobytes(), name

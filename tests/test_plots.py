@@ -18,14 +18,15 @@ from tests.conftest import synthetic_digits
 
 @pytest.fixture(scope="module")
 def models():
-    """A small mlp trained on synthetic digits, the same architecture untrained, and test data."""
+    """A small two-hidden-layer mlp trained on synthetic digits, the same architecture untrained,
+    and test data (two layers: every figure is drawn, the last layer's units too)."""
     images, labels = synthetic_digits(1500, np.random.default_rng(11))
     test_images, test_labels = synthetic_digits(400, np.random.default_rng(12))
     norm = Normalization.of(images)
-    trained = untrained_model("mlp", 32, seed=5)
+    trained = untrained_model("mlp", [32, 16], seed=5)
     settings = TrainSettings(epochs=3, batch_size=32, lr=0.05, momentum=0.9, schedule="cosine", log_every=10)
     train(trained, images, labels, norm, settings, np.random.default_rng(0))
-    return trained, untrained_model("mlp", 32, seed=5), test_images, test_labels, norm
+    return trained, untrained_model("mlp", [32, 16], seed=5), test_images, test_labels, norm
 
 
 def test_untrained_model_is_the_initialisation():
@@ -83,13 +84,13 @@ def test_first_layer_images(models):
 def test_top_units_ranks_a_hand_built_model():
     """Units come strongest first by ||W2[j]||, ties in index order; the images are the chosen
     units' weights and exactly what training added to each."""
-    from mnistsoftmax.models import MLP
+    from mnistsoftmax.models import Network
 
     W2 = np.zeros((5, 10))
     W2[0, 0], W2[1, :2], W2[2, 3], W2[3, 0], W2[4, 9] = 1.0, [3.0, 4.0], 7.0, 2.0, 1.0  # norms 1, 5, 7, 2, 1
     W1 = np.arange(784 * 5, dtype=np.float64).reshape(784, 5) % 13 - 6
-    trained = MLP({"W1": W1, "b1": np.zeros(5), "W2": W2, "b2": np.zeros(10)})
-    untrained = MLP({"W1": W1 / 2, "b1": np.zeros(5), "W2": W2, "b2": np.zeros(10)})
+    trained = Network({"W1": W1, "b1": np.zeros(5), "W2": W2, "b2": np.zeros(10)})
+    untrained = Network({"W1": W1 / 2, "b1": np.zeros(5), "W2": W2, "b2": np.zeros(10)})
     np.testing.assert_allclose(trained.unit_strength(), [1, 5, 7, 2, 1])
     assert analysis.top_units(trained.unit_strength(), 5).tolist() == [2, 1, 3, 0, 4]
     assert analysis.top_units(np.array([0.5, -1.0, 0.5, 3.0]), 2).tolist() == [3, 0]
@@ -169,7 +170,8 @@ def test_plot_command(tmp_path, tiny_data):
                                 "--model", "linear"]).exit_code == 0  # fmt: skip
     result = runner.invoke(main, ["plot", "--out", str(tmp_path / "figs"), "--digit", "7"])
     assert result.exit_code == 0, result.output
-    assert len(result.stdout.splitlines()) == len(plots.SIZES) - 1  # all but distortions and compare, and index.html
+    # all but distortions, compare and the last layer's units (a linear model), and index.html
+    assert len(result.stdout.splitlines()) == len(plots.SIZES) - 2
     assert json.loads(checkpoint.metrics_path(checkpoint.default_path()).read_text().splitlines()[0])["type"] == "init"
 
 

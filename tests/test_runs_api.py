@@ -119,7 +119,7 @@ def test_a_run_from_the_api_is_the_command_lines_run(server, data, tmp_path):
     listed = {r["id"]: r for r in request(url + "api/runs")[1]}
     assert listed[run_id]["status"] == "finished" and listed[run_id]["from_page"]
     assert listed[run_id]["accuracy"] == records[-1]["accuracy"]
-    assert listed[run_id]["options"]["hidden"] == 32
+    assert listed[run_id]["options"]["hidden"] == [32]
     assert listed[run_id]["options"]["data-dir"] == str((data / "tiny").resolve())
     assert listed["latest"]["status"] == "finished" and not listed["latest"]["from_page"]
     # A reconnecting stream (EventSource sends Last-Event-ID) gets only what it has not seen.
@@ -173,7 +173,7 @@ def test_a_command_line_run_in_the_folder_is_listed_and_followed(server, data):
             time.sleep(0.02)
         listed = {r["id"]: r for r in request(url + "api/runs")[1]}
         assert listed["terminal"]["status"] == "running" and not listed["terminal"]["from_page"]
-        assert listed["terminal"]["options"]["hidden"] == 128
+        assert listed["terminal"]["options"]["hidden"] == [128]
         status, answer = request(url + "api/runs/terminal/stop", "POST", {})
         assert status == 409 and "where it was started" in answer["error"]
         got = [r for _, r in events(url, "terminal")]

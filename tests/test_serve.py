@@ -75,7 +75,7 @@ def test_checkpoints_lists_the_runs_folder(client, runs):
     assert listed.status_code == 200
     entries = {e["name"]: e for e in listed.json()}
     assert set(entries) == {"latest", "lin"}
-    assert entries["latest"]["model"] == "mlp" and entries["latest"]["hidden"] == 16
+    assert entries["latest"]["model"] == "mlp" and entries["latest"]["hidden"] == [16]
     assert entries["lin"]["model"] == "linear" and entries["lin"]["dataset"] == "custom"
     for name, e in entries.items():
         _, meta = checkpoint.load(runs / f"{name}.npz")

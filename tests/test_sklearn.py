@@ -14,7 +14,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import check_estimator  # noqa: E402
 
 import mnistsoftmax.sklearn as module  # noqa: E402
-from mnistsoftmax.models import MLP  # noqa: E402
+from mnistsoftmax.models import Network  # noqa: E402
 from mnistsoftmax.sklearn import SoftmaxClassifier  # noqa: E402
 
 
@@ -44,7 +44,11 @@ def test_labels_of_any_type_float32_inside_and_partial_fit():
     names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])[y]
     clf = SoftmaxClassifier(hidden=32, epochs=5, random_state=1).fit(X, names)
     assert set(clf.predict(X[:20])) <= set(names) and clf.score(X, names) > 0.9
-    assert isinstance(clf.model_, MLP) and all(p.dtype == np.float32 for p in clf.model_.params.values())
+    assert (
+        isinstance(clf.model_, Network)
+        and clf.model_.kind == "mlp"
+        and all(p.dtype == np.float32 for p in clf.model_.params.values())
+    )
     incremental = SoftmaxClassifier(hidden=32, random_state=1)
     with pytest.raises(ValueError, match="needs classes"):
         incremental.partial_fit(X[:100], names[:100])

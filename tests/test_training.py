@@ -8,44 +8,56 @@ import pytest
 
 from mnistsoftmax.inference import Normalization, evaluate, logits
 from mnistsoftmax.models import build_model
+from mnistsoftmax.optim import OPTIMIZERS
 from mnistsoftmax.training import DivergenceError, Hooks, TrainSettings, split_validation, train
 from tests.conftest import synthetic_digits
+from tests.nets import NET_IDS, NETS
+
+# Every optimizer of the registry, and SGD with Nesterov's momentum.
+OPTIMIZER_SETTINGS = [{"optimizer": name} for name in OPTIMIZERS] + [{"optimizer": "sgd", "nesterov": True}]
 
 
-def run(kind="mlp", seed=0, epochs=2, lr=0.05, n=500, **kw):
+def run(kind="mlp", seed=0, epochs=2, lr=0.05, n=500, hidden=32, optimizer=None, **kw):
     rng = np.random.default_rng(seed)
     images, labels = synthetic_digits(n, np.random.default_rng(100))
-    model = build_model(kind, rng, hidden=32)
+    model = build_model(kind, rng, hidden=hidden)
     norm = Normalization.of(images)
     settings = TrainSettings(
-        epochs=epochs, batch_size=64, lr=lr, momentum=0.9, weight_decay=1e-4, schedule="cosine", log_every=3
+        epochs=epochs,
+        batch_size=64,
+        lr=lr,
+        momentum=0.9,
+        weight_decay=1e-4,
+        schedule="cosine",
+        log_every=3,
+        **(optimizer or {}),
     )
     hooks = Hooks()
     records = train(model, images, labels, norm, settings, rng, hooks=hooks, **kw)
     return model, records, hooks, (images, labels, norm)
 
 
-@pytest.mark.parametrize("kind", ["linear", "mlp"])
-def test_same_seed_gives_bit_identical_weights(kind):
+@pytest.mark.parametrize(("kind", "widths"), NETS, ids=NET_IDS)
+def test_same_seed_gives_bit_identical_weights(kind, widths):
     """Two runs with one seed end with exactly the same bytes; another seed differs."""
-    a, _, _, _ = run(kind, seed=7)
-    b, _, _, _ = run(kind, seed=7)
-    c, _, _, _ = run(kind, seed=8)
+    a, _, _, _ = run(kind, seed=7, hidden=widths)
+    b, _, _, _ = run(kind, seed=7, hidden=widths)
+    c, _, _, _ = run(kind, seed=8, hidden=widths)
     for name in a.params:
         assert a.params[name].tobytes() == b.params[name].tobytes()
     assert any(a.params[k].tobytes() != c.params[k].tobytes() for k in a.params)
 
 
-@pytest.mark.parametrize("kind", ["linear", "mlp"])
-def test_numpy_fallback_trains_the_same_model(kind, monkeypatch):
+@pytest.mark.parametrize(("kind", "widths"), NETS, ids=NET_IDS)
+def test_numpy_fallback_trains_the_same_model(kind, widths, monkeypatch):
     """Without the BLAS library (another numpy build) training runs the numpy path to the same weights."""
     from mnistsoftmax import blas
 
     if blas.LIBRARY is None:
         pytest.skip("numpy's BLAS is not reachable here: every run is the fallback")
-    fast, fast_records, _, _ = run(kind, seed=3)
+    fast, fast_records, _, _ = run(kind, seed=3, hidden=widths)
     monkeypatch.setattr(blas, "LIBRARY", None)
-    slow, slow_records, _, _ = run(kind, seed=3)
+    slow, slow_records, _, _ = run(kind, seed=3, hidden=widths)
     for name in fast.params:
         np.testing.assert_allclose(slow.params[name], fast.params[name], rtol=1e-3, atol=1e-5)
     assert slow_records[-1]["train_loss"] == pytest.approx(fast_records[-1]["train_loss"], rel=1e-4)
@@ -151,19 +163,21 @@ def test_split_validation():
     assert np.array_equal(again[1], val_idx)
 
 
+@pytest.mark.parametrize("optimizer", OPTIMIZER_SETTINGS, ids=lambda o: "-".join(map(str, o.values())))
 @pytest.mark.parametrize("stop_at", [1, 7, 8, 13])  # mid-epoch, last batch, epoch boundary, later
-def test_interrupt_and_resume_is_bit_identical(stop_at):
-    """A run stopped before batch `stop_at` and resumed from its state ends with the same bytes."""
+def test_interrupt_and_resume_is_bit_identical(stop_at, optimizer):
+    """A run stopped before batch `stop_at` and resumed from its state (through JSON and copies,
+    as a checkpoint carries it) ends with the same bytes, for every optimizer."""
     from mnistsoftmax.training import Interrupted
 
-    uninterrupted, _, _, _ = run("mlp", seed=3, epochs=3)
+    uninterrupted, _, _, _ = run("mlp", seed=3, epochs=3, lr=0.01, optimizer=optimizer)
 
     rng = np.random.default_rng(3)
     images, labels = synthetic_digits(500, np.random.default_rng(100))
     model = build_model("mlp", rng, hidden=32)
     norm = Normalization.of(images)
-    settings = TrainSettings(epochs=3, batch_size=64, lr=0.05, momentum=0.9, weight_decay=1e-4,
-                             schedule="cosine", log_every=3)  # fmt: skip
+    settings = TrainSettings(epochs=3, batch_size=64, lr=0.01, momentum=0.9, weight_decay=1e-4,
+                             schedule="cosine", log_every=3, **optimizer)  # fmt: skip
     calls = iter(range(10**6))
     hooks = Hooks(should_stop=lambda: next(calls) == stop_at)
     with pytest.raises(Interrupted) as stopped:
@@ -174,9 +188,9 @@ def test_interrupt_and_resume_is_bit_identical(stop_at):
     resumed = build_model("mlp", np.random.default_rng(0), hidden=32)
     for name, p in model.params.items():
         resumed.params[name][...] = p
-    velocity = {k: v.copy() for k, v in state.velocity.items()}
+    saved = {k: v.copy() for k, v in state.optimizer_state.items()}
     later = train(resumed, images, labels, norm, settings, np.random.default_rng(999),
-                  resume=type(state).from_meta(json.loads(json.dumps(state.to_meta())), velocity))  # fmt: skip
+                  resume=type(state).from_meta(json.loads(json.dumps(state.to_meta())), saved))  # fmt: skip
     assert later[-1]["epoch"] == 3
     for name in uninterrupted.params:
         assert resumed.params[name].tobytes() == uninterrupted.params[name].tobytes(), name
@@ -199,9 +213,9 @@ def test_resumed_epoch_counts_the_seconds_before_the_interruption():
     meta = json.loads(json.dumps(stopped.value.state.to_meta()))
     assert meta["seconds"] > 0
     meta["seconds"] = 1000.0  # as if the first three batches had taken that long
-    state = type(stopped.value.state).from_meta(meta, stopped.value.state.velocity)
+    state = type(stopped.value.state).from_meta(meta, stopped.value.state.optimizer_state)
     first, second = train(model, images, labels, norm, settings, np.random.default_rng(0), resume=state)
     assert first["epoch"] == 1 and 1000.0 < first["seconds"] < 1010.0
     assert second["seconds"] < 10.0
     old = {k: v for k, v in meta.items() if k != "seconds"}
-    assert type(stopped.value.state).from_meta(old, state.velocity).seconds == 0.0
+    assert type(stopped.value.state).from_meta(old, state.optimizer_state).seconds == 0.0

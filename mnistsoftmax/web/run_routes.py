@@ -7,7 +7,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, StreamingResponse
 
-from mnistsoftmax import MnistSoftmaxError
+from mnistsoftmax.errors import MnistSoftmaxError
 from mnistsoftmax.web.http import JSONResponse, error, read_json, small_int
 from mnistsoftmax.web.trainer import Busy, describe_options
 from mnistsoftmax.web.watch import events

@@ -7,7 +7,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 
-from mnistsoftmax import MnistSoftmaxError
+from mnistsoftmax.errors import MnistSoftmaxError
 
 
 class ServeError(MnistSoftmaxError):

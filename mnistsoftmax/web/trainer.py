@@ -21,7 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mnistsoftmax import MnistSoftmaxError, checkpoint, live, options
+from mnistsoftmax import checkpoint, live, options
+from mnistsoftmax.errors import MnistSoftmaxError
 
 LOG_TAIL = 16384  # bytes of the worker's log read for its last lines
 
@@ -115,6 +116,11 @@ def _parse(option: options.Option, value):
         if not isinstance(value, bool):
             raise OptionsError(f"{option.key} = {_short(value)} should be true or false")
         return value
+    if option.kind == "ints" and isinstance(value, list | tuple):  # [512, 256], as a config file writes it
+        try:
+            return option.check(value)
+        except options.OptionError as exc:
+            raise OptionsError(f"Invalid value for '--{option.key}': {exc}.") from None
     items = value if option.multiple and isinstance(value, list) else [value]
     parsed = []
     for v in items:
@@ -141,7 +147,7 @@ def to_argv(values: dict) -> list[str]:
             argv.append(f"--{option.key}" if value else f"--no-{option.key}")
             continue
         for v in value if option.multiple else [value]:
-            argv += [f"--{option.key}", repr(v) if isinstance(v, float) else str(v)]
+            argv += [f"--{option.key}", repr(v) if isinstance(v, float) else option.format(v)]
     return argv
 
 

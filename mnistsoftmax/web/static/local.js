@@ -116,18 +116,43 @@ function scaledImages({ shape: [D, K], data }, units) {
   });
 }
 
-const firstLayer = (params) => params[embedded.layers[0][1]];
+
+// models.Network.unit_pictures: the last hidden layer's units' weights carried down to the pixels,
+// through each layer below (W), its ReLUs gated as this input sets them: a (D, K) matrix.
+function unitPictures(inputs, last, units) {
+  const top = trained[embedded.layers[last - 1][1]], [H, K] = top.shape;
+  let picture = units.map((u) => Float64Array.from({ length: H }, (_, i) => top.data[i * K + u]));
+  for (let i = last - 2; i >= 0; i--) {
+    const [op, weight] = embedded.layers[i];
+    if (op === "relu") {
+      const on = inputs[i + 1];
+      picture = picture.map((v) => v.map((value, k) => (on[k] > 0 ? value : 0)));
+      continue;
+    }
+    const W = trained[weight], [D, M] = W.shape;
+    picture = picture.map((v) => Float64Array.from({ length: D }, (_, d) => {
+      let s = 0;
+      for (let m = 0; m < M; m++) s += W.data[d * M + m] * v[m];
+      return s;
+    }));
+  }
+  const D = picture[0].length, data = new Float64Array(D * units.length);
+  picture.forEach((v, k) => v.forEach((value, d) => { data[d * units.length + k] = value; }));
+  return { shape: [D, units.length], data };
+}
 
 // explain.hidden_units: the last ReLU's output and the weights after it, for a model that has one.
 function hiddenUnits(inputs, digit) {
-  const last = embedded.layers.map(([op]) => op).lastIndexOf("relu");
+  const ops = embedded.layers.map(([op]) => op), last = ops.lastIndexOf("relu");
   if (last < 0) return undefined;
   const a = inputs[last + 1], W = trained[embedded.layers[last + 1][1]], C = W.shape[1];
   const toward = Array.from(a, (_, j) => W.data[j * C + digit]);
   const push = Array.from(a, (v, j) => v * toward[j]);
-  const units = topUnits(push, HIDDEN_SHOWN), images = scaledImages(firstLayer(trained), units);
+  const units = topUnits(push, HIDDEN_SHOWN);
+  const images = scaledImages(unitPictures(inputs, last, units), units.map((_, k) => k));
+  const layers = ops.filter((op) => op === "relu").length;
   return {
-    active: a.filter((v) => v > 0).length, total: a.length,
+    layer: layers, layers, active: a.filter((v) => v > 0).length, total: a.length,
     units: units.map((j, i) => ({ unit: j, activation: a[j], weight: toward[j], push: push[j],
       weights: images[i].map((row) => row.map((v) => Math.round(v * 1000) / 1000)) })),
   };

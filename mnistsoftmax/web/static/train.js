@@ -13,10 +13,12 @@ let runs = [];
 let watched = null; // {id, source: EventSource, records state}
 let compared = null; // another run's records, drawn beside the watched one's
 let pending = false;
+let defaults = {}; // option key -> its default, from /api/train/options: what a run that does not say ran with
 
 // ---- the form, from train's own options (names, defaults, choices)
 async function buildForm() {
   const described = await call("GET", "/api/train/options");
+  defaults = Object.fromEntries(described.map((o) => [o.key, o.default]));
   const form = $("options");
   const groups = new Map();
   for (const option of described) {
@@ -195,7 +197,7 @@ function renderSide(root, s) {
     return;
   }
   const config = (s.init && s.init.config) || {};
-  q(".side-title").textContent = `${s.id} · ${config.loss ?? "cross-entropy"}`;
+  q(".side-title").textContent = `${s.id} · ${config.loss ?? defaults.loss ?? ""}`;
   const last = s.probes[s.probes.length - 1];
   const accuracy = s.test ? `test accuracy ${(100 * s.test.accuracy).toFixed(2)} %` : "running";
   const margin = last && last.margin ? `, median margin ${last.margin.median.toFixed(2)} at step ${last.step}` : "";

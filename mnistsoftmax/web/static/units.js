@@ -1,4 +1,5 @@
-// View 5: for an mlp, how many hidden units fire, and those pushing the predicted class most.
+// View 5: for an mlp, how many units of its last hidden layer fire, and those pushing the predicted
+// class most, each with the picture of what it responds to.
 import { element } from "./common.js";
 import { weightImage } from "./draw.js";
 
@@ -6,11 +7,15 @@ export function showUnits(result, classNames) {
   const view = document.getElementById("units-view");
   view.hidden = !result.hidden;
   if (!result.hidden) return;
-  const { active, total, units } = result.hidden;
+  const { active, total, units, layer, layers } = result.hidden;
+  const which = layers > 1 ? `units of hidden layer ${layer} (the last of ${layers})` : "hidden units";
+  const pictures = layers > 1
+    ? "each with its weights carried down to the pixels through the layers below, as this digit sets them"
+    : "with their first-layer weights";
   document.getElementById("units-summary").textContent =
-    `${active} of ${total} hidden units fire (ReLU output > 0). The ${units.length} that push ` +
-    `“${classNames[result.digit]}” most, by activation × outgoing weight, with their first-layer weights ` +
-    `(red: ink there excites the unit, blue: inhibits it):`;
+    `${active} of ${total} ${which} fire (ReLU output > 0). The ${units.length} that push ` +
+    `“${classNames[result.digit]}” most, by activation × outgoing weight, ${pictures} ` +
+    `(red: a brighter pixel there excites the unit, blue: inhibits it):`;
   const container = document.getElementById("units");
   container.replaceChildren(...units.map((u) => {
     const figure = element("div", { class: "unit" });
