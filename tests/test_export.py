@@ -13,15 +13,17 @@ from mnistsoftmax.cli import main
 from mnistsoftmax.functional import softmax
 from mnistsoftmax.inference import Normalization, logits
 from tests.conftest import write_dataset
+from tests.nets import NET_IDS, NETS
 
 
-@pytest.fixture(scope="module", params=["mlp", "linear"])
+@pytest.fixture(scope="module", params=NETS, ids=NET_IDS)
 def trained(request, tmp_path_factory):
-    root = tmp_path_factory.mktemp(f"export-{request.param}")
+    kind, widths = request.param
+    root = tmp_path_factory.mktemp(f"export-{kind}")
     write_dataset(root / "data")
     out = root / "model.npz"
-    args = ["train", "--dataset", "custom", "--data-dir", str(root / "data"), "--model", request.param,
-            "--hidden", "24", "--epochs", "2", "--out", str(out)]  # fmt: skip
+    args = ["train", "--dataset", "custom", "--data-dir", str(root / "data"), "--model", kind,
+            "--hidden", ",".join(map(str, widths or [24])), "--epochs", "2", "--out", str(out)]  # fmt: skip
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     return out, root

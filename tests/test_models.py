@@ -172,3 +172,24 @@ def test_an_interrupted_run_of_the_code_before_resumes_to_its_weights(tmp_path, 
     expected = np.load(LEGACY / "expected.npz")
     for name, value in model.params.items():
         assert value.tobytes() == expected[f"resumed_{name}"].tobytes(), name
+
+
+def test_unit_pictures_are_what_the_units_add_up_from_the_pixels():
+    """For a net of two hidden layers, a last-layer unit that an input turns on is, near that input,
+    exactly picture . x + constant (a ReLU net is linear where its on/off pattern stays): the
+    picture matches the unit's finite-difference gradient with respect to the pixels. For one
+    hidden layer the picture is the unit's own first-layer weights."""
+    from mnistsoftmax.gradcheck import numerical_gradient
+
+    rng = np.random.default_rng(4)
+    deep = build_model("mlp", rng, hidden=[20, 12], dtype=np.float64)
+    x = rng.standard_normal((1, 784))
+    on = np.flatnonzero(deep.hidden(x)[0][0] > 0)
+    units = on[:3]
+    pictures = deep.unit_pictures(units, x)  # (784, 3)
+    for k, unit in enumerate(units):
+        gradient = numerical_gradient(lambda: deep.hidden(x)[0][0, unit], x)[0]
+        np.testing.assert_allclose(pictures[:, k], gradient, rtol=1e-6, atol=1e-8)
+    assert not np.allclose(deep.unit_pictures(units), pictures)  # without x, every unit below counts
+    shallow = build_model("mlp", rng, hidden=[20], dtype=np.float64)
+    np.testing.assert_array_equal(shallow.unit_pictures([3, 1], x), shallow.params["W1"][:, [3, 1]])

@@ -108,3 +108,15 @@ def test_verbose_prints_one_line_per_epoch_and_changes_nothing(capsys):
     assert [line.split()[:2] for line in lines] == [["epoch", "1/3"], ["epoch", "2/3"], ["epoch", "3/3"]]
     assert "train loss" in lines[0]
     np.testing.assert_array_equal(quiet.predict_proba(X / 16), loud.predict_proba(X / 16))
+
+
+@pytest.mark.parametrize("optimizer", [{"optimizer": "adam", "lr": 0.01}, {"nesterov": True}])
+def test_two_hidden_layers_and_every_optimizer(optimizer):
+    """hidden=(32, 16) is two hidden layers, as train's --hidden 32,16; Adam and Nesterov's SGD
+    train it; a Nesterov without momentum is refused as train refuses it."""
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    clf = SoftmaxClassifier(hidden=(32, 16), epochs=10, random_state=0, **optimizer).fit(X, y)
+    assert clf.model_.hidden_widths == [32, 16] and clf.score(X, y) > 0.95
+    with pytest.raises(ValueError, match="--nesterov"):
+        SoftmaxClassifier(nesterov=True, momentum=0.0).fit(X, y)

@@ -279,3 +279,39 @@ def test_the_preprocessing_in_javascript_gives_predicts_digits(browser, served, 
             path.name,
             np.abs(np.array(digit) - expected).max(),
         )
+
+
+def test_a_two_hidden_layer_net_equals_the_served_page(browser, served, tmp_path):
+    """A 784-32-16-10 net trained here, served and exported: the same image and label give the
+    same values in every view, the same units of the last hidden layer with the same pictures (its
+    weights carried down through the first layer as this digit sets it), and the page says which
+    layer they are. (Last in the module: it adds a checkpoint to the served folder, then removes it.)"""
+    url, model = served
+    deep = model.parent / "deep.npz"
+    result = CliRunner().invoke(main, ["train", "--data-dir", str(MNIST_DIR), "--hidden", "32,16", "--epochs", "1",
+                                       "--probe-every", "0", "--out", str(deep)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    static = StaticPage(browser, export_html(deep, tmp_path / "deep.html"))
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    read = "() => [...document.querySelectorAll('[data-value]')].map(e => [e.dataset.testid || e.id, e.dataset.value])"
+    pictures = "() => [...document.querySelectorAll('#units canvas')].map(c => c.toDataURL())"
+    try:
+        upload_a_seven_to(static, tmp_path, label=3)
+        live = context.new_page()
+        live.goto(url)
+        live.wait_for_selector("body[data-ready=true]")
+        live.get_by_test_id("checkpoint").select_option("deep")
+        upload_a_seven(live, tmp_path, label=3)
+        here, there = static.page.evaluate(read), live.evaluate(read)
+        assert static.page.evaluate(pictures) == live.evaluate(pictures) != []
+        summary = [p.locator("#units-summary").text_content() for p in (static.page, live)]
+    finally:
+        context.close()
+        static.close()
+        for leftover in (deep, checkpoint.metrics_path(deep)):
+            leftover.unlink(missing_ok=True)
+    assert static.refused == [] and static.errors == [], (static.refused, static.errors)
+    assert summary[0] == summary[1] and "of 16 units of hidden layer 2 (the last of 2) fire" in summary[0]
+    assert len(here) == len(there) > 150 and [k for k, _ in here] == [k for k, _ in there]
+    for (key, mine), (_, theirs) in zip(here, there, strict=True):
+        assert float(mine) == pytest.approx(float(theirs), rel=1e-4, abs=1e-6), key
