@@ -31,18 +31,26 @@ import tempfile
 import time
 from pathlib import Path
 
-ROWS = [("linear", 0, 128), ("linear", 0, 512), ("mlp", 256, 128), ("mlp", 256, 512), ("mlp", 1024, 128),
-        ("mlp", 1024, 512)]  # fmt: skip
+# (model, hidden widths as --hidden writes them, batch size)
+ROWS = [("linear", "", 128), ("linear", "", 512), ("mlp", "256", 128), ("mlp", "256", 512), ("mlp", "1024", 128),
+        ("mlp", "1024", 512), ("mlp", "1024,512", 128), ("mlp", "800,800", 128)]  # fmt: skip
 SETTINGS = {"lr": 0.05, "momentum": 0.9, "weight_decay": 2e-4, "schedule": "cosine", "seed": 0, "val_split": 0.0}
 
 
-def flops_per_sample(kind: str, hidden: int, D: int = 784, C: int = 10) -> int:
+def widths(kind: str, hidden: str) -> list[int]:
+    return [int(h) for h in hidden.split(",")] if kind != "linear" and hidden else []
+
+
+def flops_per_sample(kind: str, hidden: str, D: int = 784, C: int = 10) -> int:
     """Multiply-adds x 2 of one sample's forward and backward matmuls.
 
-    linear: X W (forward) and X^T dZ (dW): 2 * 2DC. mlp: X W1, A W2 forward; A^T dZ, dZ W2^T,
-    X^T dH backward (no dX for the input): 2 * (2DH + 3HC).
+    Each layer of fan-in f and fan-out g: X W forward and X^T dZ for dW, 2fg; dZ W^T for dX, fg
+    more, except in the first layer, whose input is data. linear: 2 * 2DC; one hidden layer:
+    2 * (2DH + 3HC).
     """
-    return 4 * D * C if kind == "linear" else 2 * (2 * D * hidden + 3 * hidden * C)
+    fans = [D, *widths(kind, hidden), C]
+    products = [f * g for f, g in zip(fans, fans[1:], strict=False)]
+    return 2 * (2 * sum(products) + sum(products[1:]))
 
 
 def matmul_peak(threads: int) -> float:
@@ -63,13 +71,13 @@ def _timed(f) -> float:
     return time.perf_counter() - started
 
 
-def worker(framework: str, kind: str, hidden: int, batch: int, epochs: int, data_dir: str, threads: int) -> dict:
+def worker(framework: str, kind: str, hidden: str, batch: int, epochs: int, data_dir: str, threads: int) -> dict:
     """Train one row in this process; return samples/s, test accuracy and peak memory."""
     from mnistsoftmax import datasets
     from mnistsoftmax.config import resolve
 
     data = datasets.load("mnist", data_dir, progressbar=False)
-    config = {**resolve(), **SETTINGS, "model": kind, "hidden": hidden or 1, "batch_size": batch,
+    config = {**resolve(), **SETTINGS, "model": kind, "hidden": widths(kind, hidden) or [1], "batch_size": batch,
               "epochs": epochs}  # fmt: skip
     n = len(data.train.labels)
     if framework == "numpy":
@@ -149,11 +157,12 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="runs of each row, numpy and torch alternating")
     parser.add_argument("--no-augment", action="store_true", help="leave out the distortion rows (bench_augment.py)")
+    parser.add_argument("--rows", nargs="*", help="only these rows, by their name: linear, 'mlp H=1024,512'")
     parser.add_argument("--worker", nargs=4, metavar=("FRAMEWORK", "MODEL", "HIDDEN", "BATCH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         framework, kind, hidden, batch = args.worker
-        print(json.dumps(worker(framework, kind, int(hidden), int(batch), args.epochs, args.data_dir, args.threads)))
+        print(json.dumps(worker(framework, kind, hidden, int(batch), args.epochs, args.data_dir, args.threads)))
         return 0
 
     try:
@@ -192,6 +201,8 @@ def main() -> int:
         ratios = [a["samples_per_s"] / b["samples_per_s"] for a, b in zip(ours, theirs, strict=True)]
         o, t = median_row(ours), median_row(theirs)
         name = kind if kind == "linear" else f"mlp H={hidden}"
+        if args.rows and name not in args.rows:
+            continue
         gflops = o["samples_per_s"] * flops_per_sample(kind, hidden) / 1e9
         spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
         print(f"{name:<12} {batch:>5} {o['samples_per_s']:>16,.0f} {t['samples_per_s']:>16,.0f} "

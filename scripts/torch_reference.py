@@ -25,18 +25,19 @@ from mnistsoftmax.training import prepare_run
 
 
 class TorchModel(torch.nn.Module):
-    """Parameters in mnistsoftmax's layout (W is inputs x outputs), so the weights copy over as they are."""
+    """Parameters in mnistsoftmax's layout (W is inputs x outputs), so the weights copy over as they
+    are; the forward walks the model's layers as the exporters do (affine, relu)."""
 
-    def __init__(self, params: dict[str, np.ndarray]):
+    def __init__(self, model):
         super().__init__()
-        self.names = list(params)
-        for name, value in params.items():
+        self.steps = model.layers
+        for name, value in model.params.items():
             self.register_parameter(name, torch.nn.Parameter(torch.from_numpy(value.copy())))
 
     def forward(self, x):
-        if "W" in self.names:
-            return x @ self.W + self.b
-        return torch.relu(x @ self.W1 + self.b1) @ self.W2 + self.b2
+        for op, *names in self.steps:
+            x = torch.relu(x) if op == "relu" else x @ getattr(self, names[0]) + getattr(self, names[1])
+        return x
 
 
 def train_torch(config: dict, data, threads: int = 2, on_epoch=None):
@@ -46,13 +47,16 @@ def train_torch(config: dict, data, threads: int = 2, on_epoch=None):
     run = prepare_run(data.train.images, data.train.labels, config["model"], config["hidden"],
                       config["val_split"], config["seed"])  # fmt: skip
     norm, rng = run.norm, run.rng
-    model = TorchModel(run.model.params)
-    weights = [p for n, p in model.named_parameters() if n.startswith("W")]
-    biases = [p for n, p in model.named_parameters() if n.startswith("b")]
-    optimizer = torch.optim.SGD(
-        [{"params": weights, "weight_decay": 2 * config["weight_decay"]}, {"params": biases, "weight_decay": 0.0}],
-        lr=config["lr"], momentum=config["momentum"],
-    )  # fmt: skip
+    model = TorchModel(run.model)
+    decayed = set(run.model.weight_names)
+    named = dict(model.named_parameters())
+    groups = [{"params": [p for n, p in named.items() if n in decayed], "weight_decay": 2 * config["weight_decay"]},
+              {"params": [p for n, p in named.items() if n not in decayed], "weight_decay": 0.0}]  # fmt: skip
+    if config.get("optimizer", "sgd") == "adam":
+        optimizer = torch.optim.Adam(groups, lr=config["lr"])
+    else:
+        optimizer = torch.optim.SGD(groups, lr=config["lr"], momentum=config["momentum"],
+                                    nesterov=bool(config.get("nesterov")))  # fmt: skip
     X = torch.from_numpy(norm.apply(flat(run.images)))
     y = torch.from_numpy(run.labels.astype(np.int64))
     n, bs = len(y), min(config["batch_size"], len(y))
