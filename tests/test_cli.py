@@ -226,7 +226,7 @@ def test_gradcheck_command():
         for pair in layer_names(len(widths))
         for name in pair
     ]
-    assert len(lines) == 2 * (2 + 4 + 6)
+    assert len(lines) == len(losses.LOSSES) * (2 + 4 + 6)
     assert all(line.endswith("ok") for line in lines)
 
 
