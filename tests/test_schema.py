@@ -71,6 +71,41 @@ def test_no_import_circle():
             visit(node, [node])
 
 
+# The floors of the package, bottom up (docs/reference/layout.md draws the same): a module imports
+# from its own floor or those below, never from above. The modules stay in one flat package because
+# the documented API names some of them by path (mnistsoftmax.functional, .losses, .datasets, .api,
+# .sklearn); this table is where the layers are declared, and the test below holds them.
+FLOORS = (
+    ("ground", {"errors", "blas", "fileio", "jsontext"}),
+    ("maths and the model", {"functional", "losses", "models", "optim", "gradcheck"}),
+    (
+        "data and files",
+        {"datasets", "images", "augment", "options", "config", "configs", "checkpoint", "live", "inference"},
+    ),
+    ("inspection's numbers", {"analysis", "calibration", "lab", "explain", "predict"}),
+    ("training", {"training", "probes", "runs"}),
+    ("outputs", {"plots", "export"}),
+    ("front ends", {"api", "sklearn", "cli", "web", "__main__", ""}),
+)
+
+
+def floor_of(module: str) -> int:
+    name = module.removeprefix("mnistsoftmax").lstrip(".").split(".")[0]
+    return next(i for i, (_, names) in enumerate(FLOORS) if name in names)
+
+
+def test_imports_point_down_the_floors():
+    """Every module sits on one floor of FLOORS, and imports only from its floor or below."""
+    graph = _graph()
+    upward = [f"{a} ({FLOORS[floor_of(a)][0]}) imports {b} ({FLOORS[floor_of(b)][0]})"
+              for a, targets in graph.items() for b in targets
+              if floor_of(b) > floor_of(a)]  # fmt: skip
+    assert upward == []
+    with pytest.raises(StopIteration):  # a module on no floor fails the test: a new one must be placed
+        floor_of("mnistsoftmax.newcomer")
+    assert floor_of("mnistsoftmax.models") < floor_of("mnistsoftmax.training") < floor_of("mnistsoftmax.cli")
+
+
 def test_only_main_imports_the_command_line():
     """The command line is a front end: nothing in the package but __main__ imports it."""
     importers = {name for name, targets in _graph().items() if "mnistsoftmax.cli" in targets}
