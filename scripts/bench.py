@@ -185,7 +185,7 @@ def main() -> int:
     print(f"{args.epochs} epochs on 60,000 images; samples/s is the median over epochs 2-{args.epochs}, "
           f"then over {args.repeats} repeats\n")  # fmt: skip
     header = (
-        f"{'model':<12} {'batch':>5} {'numpy samples/s':>16} {'torch samples/s':>16} {'ratio':>6} {'range':>10} "
+        f"{'model':<16} {'batch':>5} {'numpy samples/s':>16} {'torch samples/s':>16} {'ratio':>6} {'range':>10} "
         f"{'GFLOP/s':>8} {'of peak':>7} {'acc numpy':>9} {'acc torch':>9} {'MB numpy':>8} {'MB torch':>8}"
     )
     print(header)
@@ -205,7 +205,7 @@ def main() -> int:
             continue
         gflops = o["samples_per_s"] * flops_per_sample(kind, hidden) / 1e9
         spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
-        print(f"{name:<12} {batch:>5} {o['samples_per_s']:>16,.0f} {t['samples_per_s']:>16,.0f} "
+        print(f"{name:<16} {batch:>5} {o['samples_per_s']:>16,.0f} {t['samples_per_s']:>16,.0f} "
               f"{statistics.median(ratios):>5.2f}x {spread:>10} {gflops:>8.1f} {gflops / peak:>7.0%} "
               f"{100 * o['accuracy']:>8.2f}% {100 * t['accuracy']:>8.2f}% {o['peak_mb']:>8.0f} "
               f"{t['peak_mb']:>8.0f}")  # fmt: skip
