@@ -228,7 +228,8 @@ def test_a_run_started_from_the_form_is_watched_to_its_accuracy(training_page):
     assert steps == sorted(steps) and steps[0] == 1
     assert page.locator("#softmax-boxes .box-panel").count() == 10
     assert page.locator("#weights canvas").count() == 16
-
+    # The test record is written before the checkpoint: the run is finished once the page says so.
+    page.wait_for_function("document.body.dataset.runStatus === 'finished'")
     (checkpoint_file,) = [p for p in runs.glob("*.npz")]
     config = checkpoint.read_meta(checkpoint_file)["config"]
     chosen = (config["elastic_alpha"], config["hflip"], config["seed"], config["label_smoothing"])
@@ -239,7 +240,6 @@ def test_a_run_started_from_the_form_is_watched_to_its_accuracy(training_page):
     shown = page.get_by_test_id("run-accuracy")
     assert float(shown.get_attribute("data-value")) == accuracy
     assert shown.text_content() == f"{100 * accuracy:.2f} %" and 0.95 < accuracy < 1
-    page.wait_for_function("document.body.dataset.runStatus === 'finished'")
 
 
 def test_two_runs_side_by_side(browser, tmp_path):
