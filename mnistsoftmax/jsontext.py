@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 
 MAX_DEPTH = 64  # our deepest documents (probe records: summaries of lists of lists) nest 4 levels
 
@@ -35,19 +34,32 @@ def dumps(value, **kwargs) -> str:
         return json.dumps(finite(value), allow_nan=False, **kwargs)
 
 
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')  # deleted: all but brackets and quotes
+_CHUNK = 1 << 20
 
 
 def depth(text: str | bytes) -> int:
-    """How deep the brackets of a JSON text nest (strings are skipped), without parsing it."""
+    """How deep the brackets of a JSON text nest (strings are skipped), without parsing it.
+
+    Linear in time with no Python object per character: escaped backslashes and quotes are taken
+    out (every quote left then opens or closes a string), then all but brackets and quotes; a
+    bracket counts when an even number of quotes precede it. Memory: the text twice over while the
+    escapes go, then a few bytes per bracket or quote, a megabyte of them at a time.
+    """
     import numpy as np
 
     data = text.encode("utf-8") if isinstance(text, str) else text
-    data = _STRING.sub(b'""', data)
-    table = np.zeros(256, np.int32)
-    table[[ord("["), ord("{")]], table[[ord("]"), ord("}")]] = 1, -1
-    steps = table[np.frombuffer(data, dtype=np.uint8)]
-    return int(np.cumsum(steps, out=steps).max(initial=0))
+    kept = data.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _STRUCTURE)
+    deepest = level = quotes = 0
+    for start in range(0, len(kept), _CHUNK):
+        chunk = np.frombuffer(kept, np.uint8, min(_CHUNK, len(kept) - start), start)
+        is_quote = chunk == ord('"')
+        outside = (quotes + np.cumsum(is_quote)) % 2 == 0  # a closing quote itself counts as inside
+        steps = np.where(outside & ((chunk == ord("[")) | (chunk == ord("{"))), 1, 0)
+        steps -= outside & ((chunk == ord("]")) | (chunk == ord("}")))
+        running = level + np.cumsum(steps)
+        deepest, level, quotes = max(deepest, int(running.max())), int(running[-1]), quotes + int(is_quote.sum())
+    return deepest
 
 
 def loads(text: str | bytes, max_depth: int = MAX_DEPTH, strict: bool = False):

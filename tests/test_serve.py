@@ -353,3 +353,48 @@ def test_the_answer_says_what_the_outputs_are_and_their_temperature(client):
     expected = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
     np.testing.assert_allclose(answer["calibrated"], expected, rtol=1e-12)
     assert int(np.argmax(answer["calibrated"])) == answer["digit"]
+
+
+def test_connections_answer_without_waiting_for_acks():
+    """Each accepted socket gets TCP_NODELAY when the connection is made, and TCP_QUICKACK (Linux)
+    again after each read: a kept-alive client that sends its headers and its body in two writes
+    then waits for the answer, not for the server's delayed ACK (48 ms a request before, measured
+    in scripts/bench_serve.py's terms)."""
+    import asyncio
+    import socket
+
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from mnistsoftmax.web.server import _quick_protocol
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    accepted, _ = listener.accept()
+
+    class Transport(asyncio.Transport):
+        def get_extra_info(self, name, default=None):
+            return {"socket": accepted, "peername": ("127.0.0.1", 1), "sockname": ("127.0.0.1", 2)}.get(name, default)
+
+        def is_closing(self):
+            return False
+
+    async def app(scope, receive, send):
+        pass
+
+    config = uvicorn.Config(app, lifespan="off")
+    config.load()
+    loop = asyncio.new_event_loop()
+    try:
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+        protocol = _quick_protocol()(config=config, server_state=ServerState(), app_state={}, _loop=loop)
+        protocol.connection_made(Transport())
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        if hasattr(socket, "TCP_QUICKACK"):
+            accepted.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 0)
+            protocol.data_received(b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # headers not yet ended
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) == 1
+    finally:
+        loop.close()
+        for s in (client, accepted, listener):
+            s.close()
