@@ -493,7 +493,8 @@ def _explained(r: dict, names, label) -> str:
     if "hidden" in r:
         h = r["hidden"]
         pushes = ", ".join(f"{u['unit']} ({u['push']:+.2f})" for u in h["units"][:5])
-        lines.append(f"hidden units: {h['active']} of {h['total']} fire; pushing {r['digit']} most: {pushes}")
+        which = "hidden units" if h["layers"] == 1 else f"units of hidden layer {h['layer']} (the last)"
+        lines.append(f"{which}: {h['active']} of {h['total']} fire; pushing {r['digit']} most: {pushes}")
     if "untrained" in r:
         u = r["untrained"]
         line = (f"untrained (the run's initial weights): probabilities "

@@ -219,3 +219,26 @@ def test_resumed_epoch_counts_the_seconds_before_the_interruption():
     assert second["seconds"] < 10.0
     old = {k: v for k, v in meta.items() if k != "seconds"}
     assert type(stopped.value.state).from_meta(old, state.optimizer_state).seconds == 0.0
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZER_SETTINGS, ids=lambda o: "-".join(map(str, o.values())))
+def test_a_run_stopped_and_resumed_through_its_file_is_bit_identical(tmp_path, tiny_data, optimizer):
+    """Through NAME.interrupted.npz, as `train --resume` goes: the optimizer's whole state (Adam's
+    moments and its step count too) is saved under its own names and taken back; a two-layer net
+    ends with the bytes of a run that never stopped."""
+    import itertools
+
+    from mnistsoftmax import checkpoint, options, runs, training
+
+    config = options.resolve({"dataset": "custom", "data_dir": str(tiny_data), "hidden": [16, 8], "epochs": 2,
+                              "probe_every": 0, "lr": 0.01, **optimizer})  # fmt: skip
+    whole = runs.execute(config, tmp_path / "whole.npz", Hooks()).out
+    calls = itertools.count()
+    with pytest.raises(runs.Stopped) as stopped:
+        runs.execute(config, tmp_path / "cut.npz", Hooks(should_stop=lambda: next(calls) == 7))  # mid epoch 2
+    _, _, state = checkpoint.load_resumable(stopped.value.saved)
+    assert set(state) == set(training.optimizer_of(runs.settings_of(config), checkpoint.load(whole)[0]).state)
+    assert ("steps" in state) == (config["optimizer"] == "adam")
+    resumed = runs.execute(config, tmp_path / "cut.npz", Hooks(), resume=runs.load_resumable(stopped.value.saved))
+    for name, value in checkpoint.load(whole)[0].params.items():
+        assert checkpoint.load(resumed.out)[0].params[name].tobytes() == value.tobytes(), name
