@@ -12,6 +12,7 @@ import math
 import os
 import time
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -229,17 +230,17 @@ def load_resumable(path: Path):
 
 
 def read_meta(path: Path) -> dict:
-    """Only the metadata of a checkpoint (the arrays stay on disk), for listings; the model is not
-    checked, so load() it before using it."""
-    if not Path(path).is_file():
+    """Only the metadata of a checkpoint (the arrays stay on disk), for listings: read as load()
+    reads it and checked by the same schema (check_metadata); the arrays are not, so load() the
+    checkpoint before using its model."""
+    path = Path(path)
+    if not path.is_file():
         raise CheckpointError(f"{path} is not a regular file, so not a checkpoint")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            meta = jsontext.loads(npz[META_KEY].tobytes().decode("utf-8"))
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
-        raise CheckpointError(f"{path} is not a readable mnistsoftmax checkpoint: {exc}") from None
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"{path}: the checkpoint's metadata is not a JSON object")
+    arrays = _read_arrays(path, only=META_KEY)
+    if META_KEY not in arrays:
+        raise CheckpointError(f"{path} is an .npz file but not a mnistsoftmax checkpoint: it has no metadata")
+    meta = _parse_meta(path, arrays[META_KEY])
+    check_metadata(path, meta)
     return meta
 
 
@@ -256,78 +257,166 @@ def _read(path: Path):
         raise CheckpointError(f"{path} is a folder, not a checkpoint file")
     if not path.is_file():  # a FIFO or a device would block the read or never end it
         raise CheckpointError(f"{path} is not a regular file, so not a checkpoint")
-    try:
-        with open(path, "rb") as f:
-            is_zip = f.read(4) == b"PK\x03\x04"
-        if not is_zip:  # np.load would take it for a pickle and suggest loading it "unsafely"
-            raise CheckpointError(f"{path} is not a mnistsoftmax checkpoint: not an .npz archive")
-        _check_members(path)
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except ValueError as exc:
-        reason = "it holds object arrays, which are never loaded" if "allow_pickle" in str(exc) else str(exc)
-        raise CheckpointError(f"{path} is not a mnistsoftmax checkpoint: {reason}") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise CheckpointError(f"{path} is not a readable mnistsoftmax checkpoint: {exc}") from None
+    arrays = _read_arrays(path)
     if META_KEY not in arrays:
         raise CheckpointError(f"{path} is an .npz file but not a mnistsoftmax checkpoint: it has no metadata")
-    try:
-        text = arrays.pop(META_KEY).tobytes().decode("utf-8")
-        if jsontext.depth(text) > jsontext.MAX_DEPTH:
-            raise CheckpointError(f"{path}: the checkpoint's metadata is nested too deeply to be ours")
-        meta = jsontext.loads(text)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: the checkpoint's metadata is not valid JSON ({exc})") from None
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"{path}: the checkpoint's metadata is not a JSON object")
-    if meta.get("format") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: checkpoint format {meta.get('format')!r} is not supported by mnistsoftmax "
-            f"{__version__} (it reads format {FORMAT_VERSION}); retrain, or use the version that wrote it"
-        )
+    meta = _parse_meta(path, arrays.pop(META_KEY))
     state = {k: arrays.pop(k) for k in list(arrays) if not is_parameter_name(k)}
     try:
         model = from_arrays(meta.get("kind"), arrays)
     except ModelError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
+    check_metadata(path, meta)
     _check_meta(path, meta, model)
     return model, meta, state
 
 
 MAX_ARRAY_BYTES = 1 << 30  # all arrays together, as the zip declares them: an mlp of 10,000 units is 31 MB
+MAX_META_BYTES = 64 << 20  # the metadata: a stopped run's records (probes of 40 epochs) are a few MB
 
 
-def _check_members(path: Path) -> None:
-    """Before any array is read: the zip's members are ours by name, and their declared sizes
-    within MAX_ARRAY_BYTES (a small compressed file may declare gigabytes)."""
+def _kind_of(name: str) -> tuple[str, tuple[int, ...]]:
+    """What a member of that name must hold: (dtype kinds, allowed numbers of dimensions)."""
+    if name == META_KEY:
+        return "u1", (1,)
+    if is_parameter_name(name):
+        return "f", (1, 2)
+    if "." in name:  # an optimizer's slot, shaped like its parameter
+        return "f", (1, 2)
+    return "i8", (0,)  # an optimizer's counter
 
-    def ours(name: str) -> bool:
-        return name == META_KEY or is_parameter_name(name) or is_state_name(name, is_parameter_name)
 
-    with zipfile.ZipFile(path) as archive:
-        members = archive.infolist()
-    strangers = [m.filename for m in members if not ours(m.filename.removesuffix(".npy"))]
-    if strangers:
-        raise CheckpointError(f"{path} is not a mnistsoftmax checkpoint: it holds {strangers[0][:60]!r}")
-    declared = sum(m.file_size for m in members)
-    if declared > MAX_ARRAY_BYTES:
-        raise CheckpointError(f"{path}: its arrays declare {declared:,} bytes, above the limit of "
-                              f"{MAX_ARRAY_BYTES:,} for a checkpoint")  # fmt: skip
+def _read_arrays(path: Path, only: str | None = None) -> dict[str, np.ndarray]:
+    """The archive's arrays (or the one named `only`), each checked by its NPY header before its
+    data is read: a member of ours by name, an NPY file of version 1 or 2, of the dtype its name
+    takes (float32 or float64 parameters and optimizer slots, int64 counters, uint8 metadata), its
+    declared shape's bytes equal to the bytes it holds; all together within MAX_ARRAY_BYTES (a
+    small compressed file may declare gigabytes). Every failure, an allocation's included, is a
+    CheckpointError with the reason."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(4) != b"PK\x03\x04":  # np.load would take it for a pickle and suggest loading it "unsafely"
+                raise CheckpointError(f"{path} is not a mnistsoftmax checkpoint: not an .npz archive")
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            names = [m.filename.removesuffix(".npy") for m in members]
+            ours = (n == META_KEY or is_parameter_name(n) or is_state_name(n, is_parameter_name) for n in names)
+            stranger = next((m.filename for m, mine in zip(members, ours, strict=True) if not mine), None)
+            if stranger is not None or len(set(names)) != len(names):
+                what = repr(stranger[:60]) if stranger is not None else "a member twice"
+                raise CheckpointError(f"{path} is not a mnistsoftmax checkpoint: it holds {what}")
+            declared = sum(m.file_size for m in members)
+            if declared > MAX_ARRAY_BYTES:
+                raise CheckpointError(f"{path}: its arrays declare {declared:,} bytes, above the limit of "
+                                      f"{MAX_ARRAY_BYTES:,} for a checkpoint")  # fmt: skip
+            return {name: _member(path, archive, m, name) for m, name in zip(members, names, strict=True)
+                    if only is None or name == only}  # fmt: skip
+    except CheckpointError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError,
+            MemoryError, OverflowError) as exc:  # fmt: skip
+        reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, MemoryError | OverflowError) else str(exc)
+        raise CheckpointError(f"{path} is not a readable mnistsoftmax checkpoint: {reason or type(exc).__name__}") \
+            from None  # fmt: skip
+
+
+def _member(path: Path, archive: zipfile.ZipFile, member: zipfile.ZipInfo, name: str) -> np.ndarray:
+    def refuse(reason: str) -> CheckpointError:
+        return CheckpointError(f"{path} is not a mnistsoftmax checkpoint: its member {name[:40]!r} {reason}")
+
+    if not member.filename.endswith(".npy"):
+        raise refuse("is not an NPY file")
+    kinds, dimensions = _kind_of(name)
+    with archive.open(member) as f:
+        version = np.lib.format.read_magic(f)
+        if version not in ((1, 0), (2, 0)):
+            raise refuse(f"is NPY version {version}, not 1 or 2")
+        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = reader(f, max_header_size=1024)
+        if dtype.hasobject:
+            raise refuse("holds object arrays, which are never loaded")
+        if dtype.str[1:] not in {"f": ("f4", "f8"), "u1": ("u1",), "i8": ("i8",)}[kinds]:
+            raise refuse(f"holds {dtype} values, not {'float32 or float64' if kinds == 'f' else kinds}")
+        if len(shape) not in dimensions or any(not isinstance(n, int) or n < 0 for n in shape):
+            raise refuse(f"has the shape {shape}")
+        size = math.prod(shape) * dtype.itemsize
+        held = member.file_size - f.tell()
+        if size != held or (name == META_KEY and size > MAX_META_BYTES):
+            raise refuse(f"declares {size:,} bytes of data and holds {held:,}" if size != held
+                         else f"holds {size:,} bytes of metadata, above the limit of {MAX_META_BYTES:,}")  # fmt: skip
+        data = bytearray(f.read(size))
+    if len(data) != size:
+        raise refuse("ends before its data does")
+    array = np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")
+    return array if array.dtype.isnative else array.astype(array.dtype.newbyteorder("="))
+
+
+def _parse_meta(path: Path, blob: np.ndarray) -> dict:
+    try:
+        text = blob.tobytes().decode("utf-8")
+        meta = jsontext.loads(text)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: the checkpoint's metadata is not valid JSON ({str(exc)[:80]})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: the checkpoint's metadata is not a JSON object")
+    if meta.get("format") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format {jsontext.dumps(meta.get('format'))[:20]} is not supported by mnistsoftmax "
+            f"{__version__} (it reads format {FORMAT_VERSION}); retrain, or use the version that wrote it"
+        )
+    return meta
+
+
+TEMPERATURES = (1e-3, 1e3)  # the temperature solver's bracket (calibration.fit_temperature)
+
+
+def check_metadata(path: Path, meta: dict) -> None:
+    """The metadata's own schema, checked where a checkpoint is read, so that nothing downstream
+    sees an unchecked value: the normalisation (finite, std > 0, and its float32 scale and shift
+    finite), the temperature (a number in the solver's bracket), the metrics (accuracies in
+    [0, 1], losses finite and >= 0), the names (strings)."""
+
+    def refuse(what: str) -> CheckpointError:
+        return CheckpointError(f"{path}: the checkpoint's {what}")
+
+    norm = meta.get("normalization")
+    if not (isinstance(norm, dict) and all(_finite(norm.get(k)) for k in ("mean", "std")) and norm["std"] > 0):
+        raise refuse("input normalisation is not valid (mean, std > 0)")
+    with np.errstate(over="ignore", divide="ignore"):
+        scale, shift = np.float32(1.0 / (255.0 * norm["std"])), np.float32(norm["mean"] / norm["std"])
+    if not (np.isfinite(scale) and np.isfinite(shift)):
+        raise refuse(f"normalisation (mean {norm['mean']:.3g}, std {norm['std']:.3g}) overflows float32")
+    temperature = meta.get("temperature")
+    if temperature is not None and not (_finite(temperature) and TEMPERATURES[0] <= temperature <= TEMPERATURES[1]):
+        raise refuse(f"temperature {str(temperature)[:20]} is not a number from {TEMPERATURES[0]} to {TEMPERATURES[1]}")
+    metrics = meta.get("metrics")
+    if metrics is not None:
+        if not isinstance(metrics, dict):
+            raise refuse("metrics are not an object")
+        for key, value in metrics.items():
+            if value is None or key == "final_epoch":
+                continue
+            bounded = key.endswith("accuracy")
+            if not _finite(value) or value < 0 or (bounded and value > 1):
+                wanted = "in [0, 1]" if bounded else "a loss"
+                raise refuse(f"metric {str(key)[:30]} = {str(value)[:20]} is not {wanted}")
+    for key in ("dataset", "kind", "run", "version"):
+        if key in meta and not (isinstance(meta[key], str) and len(meta[key]) <= 200):
+            raise refuse(f"{key} must be a short string, not {jsontext.dumps(meta[key])[:40]}")
+    names = meta.get("class_names")
+    short = isinstance(names, list) and all(isinstance(n, str) and len(n) <= 200 for n in names)
+    if names is not None and not short:
+        raise refuse("class_names must be a list of short strings, one per output")
 
 
 def _check_meta(path: Path, meta: dict, model) -> None:
-    """The metadata every reader relies on, checked against the arrays and the options' schema, so
-    that a hand-edited or foreign file is refused here in one line rather than deep in a command."""
-    norm = meta.get("normalization")
-    if not (isinstance(norm, dict) and all(_finite(norm.get(k)) for k in ("mean", "std")) and norm["std"] > 0):
-        raise CheckpointError(f"{path}: the checkpoint has no valid input normalisation (mean, std > 0)")
+    """The metadata checked against the arrays and the options' schema (check_metadata has checked
+    it by itself), so that a hand-edited or foreign file is refused here in one line rather than
+    deep in a command."""
     names = meta.get("class_names")
     classes = model.sizes["classes"]
-    if names is not None and not (isinstance(names, list) and len(names) == classes
-                                  and all(isinstance(n, str) for n in names)):  # fmt: skip
+    if names is not None and len(names) != classes:
         raise CheckpointError(f"{path}: class_names must be a list of {classes} strings, one per output")
-    if "dataset" in meta and not isinstance(meta["dataset"], str):
-        raise CheckpointError(f"{path}: dataset must be a name, not {meta['dataset']!r}")
     config = meta.get("config")
     if config is None:
         return
@@ -344,7 +433,13 @@ def _check_meta(path: Path, meta: dict, model) -> None:
 
 
 def _finite(x) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+    """A JSON number that a float holds, finite (an integer of 400 digits is not)."""
+    if not isinstance(x, int | float) or isinstance(x, bool):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
 
 
 def summary(model, meta: dict) -> dict:

@@ -44,7 +44,7 @@ def translate_errors(command):
             where = f"{exc.filename}: " if exc.filename else ""
             raise click.ClickException(f"{where}{exc.strerror or exc}") from None
         except MemoryError as exc:  # e.g. --hidden 2000000000: numpy says how much it wanted
-            raise click.ClickException(f"out of memory: {exc or 'an allocation failed'}") from None
+            raise click.ClickException(f"out of memory: {str(exc) or 'an allocation failed'}") from None
         except KeyboardInterrupt:
             log("\ninterrupted")
             sys.exit(130)

@@ -302,3 +302,99 @@ def test_a_page_started_run_outlives_its_server(tmp_path, sig):
     finally:
         again.send_signal(signal.SIGINT)
         again.communicate(timeout=60)
+
+
+def _rewritten(good, path, replace: dict[str, bytes]):
+    """A copy of the checkpoint `good` with the members named in `replace` given new bytes."""
+    import zipfile
+
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            dst.writestr(item.filename, replace.pop(item.filename, None) or src.read(item))
+        for name, data in replace.items():
+            dst.writestr(name, data)
+    return path
+
+
+def _npy_header(shape, descr="<f4") -> bytes:
+    header = repr({"descr": descr, "fortran_order": False, "shape": shape}).encode()
+    header += b" " * (-(len(header) + 11) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
+
+
+@pytest.mark.parametrize(
+    "replace, message",
+    [
+        ({"W.npy": b"not an npy file at all"}, "not a readable mnistsoftmax checkpoint"),
+        ({"W.npy": _npy_header((784, 25_000_000)) + b"\x00" * 4000}, "declares 78,400,000,000 bytes of data and holds"),
+        ({"W.npy": _npy_header((784, 10), "<f16") + b"\x00" * (784 * 10 * 16)}, "holds float128 values"),
+        ({"W.npy": _npy_header((784, 10), "|O")}, "object arrays, which are never loaded"),
+        ({"W.npy": _npy_header((784, 10, 1)) + b"\x00" * (784 * 10 * 4)}, "has the shape (784, 10, 1)"),
+        ({"W2": b"\x00" * 100}, "is not an NPY file"),
+        ({"W.npy": b"\x93NUMPY\x03\x00"}, "version (3, 0)"),
+    ],
+    ids=["raw-bytes", "declares-73-GiB", "float128", "object", "three-dimensional", "not-npy-name", "npy-version-3"],
+)
+def test_every_member_is_checked_by_its_header_before_its_data(tmp_path, replace, message):
+    """A member that is not an NPY file, or declares a shape its bytes do not hold, or a dtype or
+    shape no parameter has: one line naming the file, before anything is allocated."""
+    good = tmp_path / "good.npz"
+    checkpoint.save(good, build_model("linear", np.random.default_rng(0)), {"normalization": {"mean": 0, "std": 1}})
+    import re
+
+    bad = _rewritten(good, tmp_path / "bad.npz", dict(replace))
+    with pytest.raises(checkpoint.CheckpointError, match=re.escape(message)):
+        checkpoint.load(bad)
+
+
+@pytest.mark.parametrize(
+    "meta, message",
+    [
+        ({"metrics": "x"}, "metrics are not an object"),
+        ({"metrics": {"test_accuracy": {"a": 1}}}, "metric test_accuracy"),
+        ({"metrics": {"test_accuracy": 1.5}}, "is not in [0, 1]"),
+        ({"temperature": -1}, "temperature -1 is not a number from 0.001 to 1000"),
+        ({"temperature": 0}, "temperature 0 is not"),
+        ({"temperature": "1.2"}, "temperature 1.2 is not"),
+        ({"temperature": [1]}, "temperature [1] is not"),
+        ({"temperature": 10**400}, "temperature 1000000"),
+        ({"normalization": {"mean": 0.1, "std": 1e-320}}, "overflows float32"),
+        ({"normalization": {"mean": 1e300, "std": 1e-10}}, "overflows float32"),
+    ],
+)
+def test_metadata_is_checked_by_its_schema_wherever_it_is_read(tmp_path, meta, message):
+    """Metadata of the wrong type or range (among them a temperature of -1, which turned a 7 into
+    a 6 at 96 %) is refused in one line by load and by read_meta, which the listings use."""
+    import re
+
+    path = tmp_path / "m.npz"
+    checkpoint.save(path, build_model("linear", np.random.default_rng(0)),
+                    {"normalization": {"mean": 0.1, "std": 0.3}, **meta})  # fmt: skip
+    for read in (checkpoint.load, checkpoint.read_meta):
+        with pytest.raises(checkpoint.CheckpointError, match=re.escape(message)):
+            read(path)
+
+
+def test_metadata_above_its_limit_is_refused_before_parsing(tmp_path, monkeypatch):
+    """A metadata member larger than MAX_META_BYTES (200 MB once ended in an empty out-of-memory
+    message) is refused by its header, here with the limit lowered to 1 kB."""
+    path = tmp_path / "m.npz"
+    checkpoint.save(path, build_model("linear", np.random.default_rng(0)),
+                    {"normalization": {"mean": 0.1, "std": 0.3}, "note": "x" * 5000})  # fmt: skip
+    monkeypatch.setattr(checkpoint, "MAX_META_BYTES", 1024)
+    with pytest.raises(checkpoint.CheckpointError, match="bytes of metadata, above the limit of 1,024"):
+        checkpoint.read_meta(path)
+
+
+def test_an_out_of_memory_error_says_why(tiny_data, monkeypatch):
+    """A MemoryError anywhere in a command is one line with numpy's reason, never an empty one."""
+    from mnistsoftmax import training
+
+    def fail(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(training, "prepare_run", fail)
+    result = CliRunner().invoke(main, ["train", "--dataset", "custom", "--data-dir", str(tiny_data)])
+    assert (
+        result.exit_code == 1 and result.stderr.strip().splitlines()[-1] == "Error: out of memory: an allocation failed"
+    )
