@@ -19,7 +19,7 @@ import numpy as np
 
 from mnistsoftmax import __version__, jsontext
 from mnistsoftmax.errors import MnistSoftmaxError
-from mnistsoftmax.fileio import atomic_write, temporary_beside
+from mnistsoftmax.fileio import atomic_write, open_regular, temporary_beside
 from mnistsoftmax.losses import of_run
 from mnistsoftmax.models import ModelError, from_arrays, is_parameter_name
 from mnistsoftmax.optim import is_state_name
@@ -55,7 +55,8 @@ def read_metrics(checkpoint: Path) -> list[dict]:
     settle(checkpoint)
     path = metrics_path(Path(checkpoint))
     try:
-        return [jsontext.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        with open_regular(path, "r") as f:
+            return [jsontext.loads(line) for line in f.read().splitlines() if line.strip()]
     except FileNotFoundError:
         return []
     except (OSError, ValueError) as exc:
@@ -90,19 +91,17 @@ def holds_lock(fd: int, path: Path) -> bool:
 def is_being_written(path: Path) -> bool:
     """Whether a partial metrics file belongs to a run still going."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        f = open_regular(path)
     except OSError:
         return False
-    try:
-        return holds_lock(fd, Path(path))
-    finally:
-        os.close(fd)
+    with f:
+        return holds_lock(f.fileno(), Path(path))
 
 
 def _first_record(path: Path) -> dict:
     """The first record of a metrics file ({} if it has none that can be read)."""
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             first = jsontext.loads(f.readline(1 << 22) or b"{}")
     except (OSError, ValueError):
         return {}

@@ -1,10 +1,29 @@
-"""Writing files so that a crash never leaves half of one that is later read as whole."""
+"""Writing files so that a crash never leaves half of one that is later read as whole, and
+opening files that others may have put there without waiting on one that is not a file."""
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
+
+
+def open_regular(path: Path, mode: str = "rb"):
+    """open(path, mode) for reading, refused with an OSError unless it is a regular file: opened
+    without blocking, so that a FIFO (whose open waits for a writer) or a device put in a watched
+    folder is refused at once instead of hanging its reader."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, mode, encoding="utf-8" if "b" not in mode else None)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def default_file_mode() -> int:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnistsoftmax import checkpoint, jsontext
+from mnistsoftmax.fileio import open_regular
 
 _PARTIAL = re.compile(r"^\.(?P<name>.+)\.metrics\.jsonl\.[^.]+\.partial$")
 
@@ -47,7 +48,7 @@ class Follower:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self._file = open(self.path, "rb")  # noqa: SIM115 (kept open across calls, closed by close())
+        self._file = open_regular(self.path)  # kept open across calls, closed by close()
         self._pending = b""
 
     def read(self) -> list[dict]:

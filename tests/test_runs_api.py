@@ -298,3 +298,30 @@ def test_train_options_describe_the_form(client):
     assert "out" not in described and "resume" not in described
     assert described["dataset"]["choices"] == ["mnist", "fashion-mnist"] and described["dataset"]["default"] == "mnist"
     assert np.isclose(described["momentum"]["max"], 1)
+
+
+def test_files_that_are_not_runs_are_listed_with_the_reason_and_never_block(client):
+    """In the runs folder: a FIFO named like a metrics file beside a good checkpoint (its open once
+    waited for a writer inside a shared lock, hanging /api/runs for everyone), a FIFO named like a
+    checkpoint, a checkpoint whose metadata is wrong, and a FIFO named like a run's partial metrics
+    file. /api/runs answers at once, lists the good run, and the others as unreadable with the
+    reason; /api/checkpoints leaves them out; the page's routes keep answering."""
+    import os
+
+    from mnistsoftmax.models import build_model
+
+    http, runs = client
+    norm = {"normalization": {"mean": 0.1, "std": 0.3}}
+    checkpoint.save(runs / "good.npz", build_model("linear", np.random.default_rng(0)), norm)
+    os.mkfifo(runs / "good.metrics.jsonl")
+    os.mkfifo(runs / "pipe.npz")
+    checkpoint.save(runs / "wrong.npz", build_model("linear", np.random.default_rng(0)), {**norm, "metrics": "x"})
+    os.mkfifo(runs / ".good.metrics.jsonl.abcdefgh.partial")
+    listed = {r["id"]: r for r in http.get("/api/runs").json()}
+    assert listed["good"]["status"] == "finished"
+    assert listed["pipe"]["status"] == "unreadable" and "not a regular file" in listed["pipe"]["error"]
+    assert listed["wrong"]["status"] == "unreadable" and "metrics are not an object" in listed["wrong"]["error"]
+    assert str(runs) not in listed["wrong"]["error"]  # the file's name, not the server's folders
+    assert [e["name"] for e in http.get("/api/checkpoints").json()] == ["good"]
+    events = http.get("/api/runs/pipe/events")  # the stream of a run that has no records ends at once
+    assert events.status_code == 200 and '"type": "error"' in events.text, events.text[:200]

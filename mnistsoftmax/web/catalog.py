@@ -43,9 +43,12 @@ class FileCache:
         key = (st.st_mtime_ns, st.st_size)
         with self._lock:
             cached = self._entries.get(path)
-            if cached is None or cached[0] != key:
-                cached = self._entries[path] = (key, compute(path))
+        if cached is not None and cached[0] == key:
             return cached[1]
+        value = compute(path)  # outside the lock: one slow file never holds up the readers of others
+        with self._lock:
+            self._entries[path] = (key, value)
+        return value
 
 
 def _read(path: Path) -> Loaded | None:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from mnistsoftmax import checkpoint, jsontext, live
+from mnistsoftmax.fileio import open_regular
 from mnistsoftmax.models import describe
 from mnistsoftmax.web.catalog import FileCache
 from mnistsoftmax.web.trainer import Trainer
@@ -25,12 +26,13 @@ def _toml_keys(config: dict) -> dict:
             for k, v in config.items()}  # fmt: skip
 
 
-def _meta_or_none(path: Path) -> dict | None:
+def _meta_or_error(path: Path) -> dict | str:
+    """A checkpoint's metadata, or why it cannot be read (one line, without the folder)."""
     try:
         checkpoint.settle(path)  # a run killed between its two renames: its metrics file into place
         return checkpoint.read_meta(path)
-    except checkpoint.CheckpointError:
-        return None
+    except checkpoint.CheckpointError as exc:
+        return str(exc).replace(str(path), path.name)[:300]
 
 
 class RunList:
@@ -40,13 +42,13 @@ class RunList:
         self.trainer = trainer
         self._meta = FileCache()
 
-    def _read_meta(self, path: Path) -> dict | None:
-        return self._meta.get(path, _meta_or_none)
+    def _read_meta(self, path: Path) -> dict | str | None:
+        return self._meta.get(path, _meta_or_error)
 
     def _running_config(self, partial: Path) -> dict:
         """A run in progress states its configuration in its first record."""
         try:
-            with open(partial, "rb") as f:
+            with open_regular(partial) as f:
                 first = jsontext.loads(f.readline(1 << 20) or b"{}")
         except (OSError, ValueError):
             return {}
@@ -62,7 +64,10 @@ class RunList:
             else:
                 meta = self._read_meta(run.checkpoint)
                 if meta is None:
-                    continue  # not a checkpoint of ours
+                    continue  # gone since the folder was listed
+                if isinstance(meta, str):  # listed with the reason, never taken for a finished run
+                    listed.append({**entry, "status": "unreadable", "error": meta, "options": {}, "description": ""})
+                    continue
                 config = meta.get("config") or {}
                 entry["accuracy"] = (meta.get("metrics") or {}).get("test_accuracy")
             entry["options"] = _toml_keys(config)
