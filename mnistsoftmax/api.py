@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistsoftmax.errors import MnistSoftmaxError
+from mnistsoftmax.errors import MnistSoftmaxError, quoted
 
 
 class Classifier:
@@ -120,13 +120,13 @@ def train(config: str | Path | None = None, progress: bool = False, out: str | P
         name = key.replace("-", "_")
         if name not in schema.BY_NAME:
             raise MnistSoftmaxError(
-                f"train() got an unknown option {key!r}; the options are those of `mnistsoftmax train`: "
+                f"train() got an unknown option {quoted(key)}; the options are those of `mnistsoftmax train`: "
                 f"{', '.join(schema.BY_NAME)}"
             )
         try:
             values[name] = schema.BY_NAME[name].check(value)
         except schema.OptionError as exc:
-            raise MnistSoftmaxError(f"train({key}={value!r}): {exc}") from None
+            raise MnistSoftmaxError(f"train({str(key)[:40]}={quoted(value)}): {exc}") from None
     settings = schema.resolve(values)
     if settings["data_dir"] is not None:
         settings["data_dir"] = str(Path(settings["data_dir"]).resolve())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from mnistsoftmax.errors import MnistSoftmaxError
+from mnistsoftmax.errors import MnistSoftmaxError, quoted
 from mnistsoftmax.options import TRAIN_OPTIONS, Option, OptionError
 from mnistsoftmax.options import resolve as resolve_options
 
@@ -81,7 +81,7 @@ def load(path: str | Path, schema: tuple[Option, ...] = TRAIN_OPTIONS) -> dict:
     for key, value in table.items():
         option = by_key.get(key)
         if option is None:
-            raise ConfigError(f"{path}: unknown key {key!r}; the keys are the option names: {', '.join(by_key)}")
+            raise ConfigError(f"{path}: unknown key {quoted(key)}; the keys are the option names: {', '.join(by_key)}")
         listed = option.multiple or option.kind == "ints"  # hidden = [512, 256]
         items = value if listed and isinstance(value, list) else [value]
         for item in items:
@@ -89,7 +89,7 @@ def load(path: str | Path, schema: tuple[Option, ...] = TRAIN_OPTIONS) -> dict:
         try:
             values[option.name] = option.check(value)
         except OptionError as exc:
-            raise ConfigError(f"{path}: {key} = {value!r}: {exc}") from None
+            raise ConfigError(f"{path}: {key} = {quoted(value)}: {exc}") from None
     return values
 
 
@@ -99,7 +99,7 @@ def _check_type(path, key: str, value, option: Option) -> None:
         expected = " or ".join(t.__name__ for t in accepted)
         if option.multiple or option.kind == "ints":
             expected += f" (or a list of {expected})"
-        raise ConfigError(f"{path}: {key} = {value!r} should be {expected}, not {type(value).__name__}")
+        raise ConfigError(f"{path}: {key} = {quoted(value)} should be {expected}, not {type(value).__name__}")
 
 
 def resolve(path: str | Path | None = None) -> dict:

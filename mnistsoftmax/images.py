@@ -282,7 +282,7 @@ def gray_from_ink(pixels, name: str = "pixels") -> np.ndarray:
     [0, 1] as read_grayscale gives them (light ink on dark paper, MNIST's polarity)."""
     try:
         a = np.asarray(pixels, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer of 400 digits
         raise ImageError(f"{name}: expected rows of numbers 0-255 of equal length") from None
     if a.ndim != 2 or a.size == 0:
         raise ImageError(f"{name}: expected a non-empty 2-D array of rows, got shape {a.shape}")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mnistsoftmax.datasets import DATASETS
-from mnistsoftmax.errors import MnistSoftmaxError
+from mnistsoftmax.errors import MnistSoftmaxError, quoted
 from mnistsoftmax.losses import DEFAULT_LOSS, LOSSES
 from mnistsoftmax.models import DEFAULT_MODEL, MAX_HIDDEN_LAYERS, MODELS, ModelError, check_dropout, hidden_widths
 from mnistsoftmax.optim import DEFAULT_OPTIMIZER, OPTIMIZERS, SCHEDULES
@@ -87,15 +87,15 @@ class Option:
             return self._integers(value)
         if self.kind == "bool":
             if not isinstance(value, bool):
-                raise OptionError(f"{value!r} is not true or false")
+                raise OptionError(f"{quoted(value)} is not true or false")
             return value
         if not isinstance(value, str | Path) or (self.kind != "path" and not isinstance(value, str)):
-            raise OptionError(f"{value!r} is not a string")
+            raise OptionError(f"{quoted(value)} is not a string")
         text = str(value)
         if "\x00" in text:
             raise OptionError("a NUL character is not allowed")
         if self.kind == "choice" and text not in self.choices:
-            raise OptionError(f"{text!r} is not one of {', '.join(map(repr, self.choices))}")
+            raise OptionError(f"{quoted(text)} is not one of {', '.join(map(repr, self.choices))}")
         return text
 
     def _integers(self, value) -> list[int]:
@@ -110,19 +110,22 @@ class Option:
     def _number(self, value):
         # numbers' classes take numpy's scalars too (an estimator's grid may hold np.int64).
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise OptionError(f"{value!r} is not {'an integer' if self.kind == 'int' else 'a number'}")
+            raise OptionError(f"{quoted(value)} is not {'an integer' if self.kind == 'int' else 'a number'}")
         if self.kind == "int":
             if not isinstance(value, numbers.Integral):
-                raise OptionError(f"{value!r} is not an integer")
+                raise OptionError(f"{quoted(value)} is not an integer")
             value = int(value)
         else:
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # an integer of 400 digits
+                raise OptionError(f"{quoted(value)} is not a finite number") from None
             if not math.isfinite(value):
                 raise OptionError(f"{value} is not a finite number")
         too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
         too_high = self.high is not None and (value >= self.high if self.high_open else value > self.high)
         if too_low or too_high:
-            raise OptionError(f"{value} is not in the range {self.range_text()}")
+            raise OptionError(f"{quoted(value)} is not in the range {self.range_text()}")
         return value
 
     def parse(self, text: str):
@@ -131,7 +134,9 @@ class Option:
             try:
                 number = int(text) if self.kind == "int" else float(text)
             except ValueError:
-                raise OptionError(f"{text!r} is not {'an integer' if self.kind == 'int' else 'a number'}") from None
+                raise OptionError(
+                    f"{quoted(text)} is not {'an integer' if self.kind == 'int' else 'a number'}"
+                ) from None
             return self.check(number)
         return self.check(text)
 
@@ -187,8 +192,10 @@ def schema() -> tuple[Option, ...]:
                "layer, 512,256 two.", "model", low=1, high=65536),
         Option("loss", "choice", DEFAULT_LOSS, "The loss minimised in training: " + _registry_help(LOSSES) + ".",
                "model", choices=tuple(LOSSES)),
-        Option("epochs", "int", 10, "Passes over the training set.", "optimisation", low=1),
-        Option("batch_size", "int", 128, "Samples per step.", "optimisation", low=1),
+        # Every integer has an upper bound, so that no value reaches numpy or a loop it would break:
+        # 10,000 epochs are days at MNIST's size; a batch of 65,536 fills 205 MB of input buffer.
+        Option("epochs", "int", 10, "Passes over the training set.", "optimisation", low=1, high=10_000),
+        Option("batch_size", "int", 128, "Samples per step.", "optimisation", low=1, high=65_536),
         Option("lr", "float", 0.05, "Initial learning rate.", "optimisation", low=0, low_open=True),
         Option("optimizer", "choice", DEFAULT_OPTIMIZER, "The update of the weights from their gradients: "
                + _registry_help(OPTIMIZERS) + ".", "optimisation", choices=tuple(OPTIMIZERS)),
@@ -212,8 +219,9 @@ def schema() -> tuple[Option, ...]:
                "pixels.", "distortions", low=0, low_open=True),
         Option("hflip", "bool", False, "Distortion: mirror half the images (for clothes; never for digits).",
                "distortions"),
+        # A 32-bit seed, as numpy's legacy seeding and most tools take one (and JSON readers hold exactly).
         Option("seed", "int", 0, "Seed of initialisation, validation split and shuffling.", "run", low=0,
-               surfaces=NOT_IN_ESTIMATOR),  # the estimator's is scikit-learn's random_state
+               high=2**32 - 1, surfaces=NOT_IN_ESTIMATOR),  # the estimator's is scikit-learn's random_state
         _probability("val_split", 0.1, "Fraction of the training set held out for validation.", "run",
                      surfaces=NOT_IN_ESTIMATOR),
         Option("dataset", "choice", "mnist", "Data set to train on.", "data", choices=(*DATASETS, "custom"),
@@ -223,10 +231,11 @@ def schema() -> tuple[Option, ...]:
                "data", surfaces=frozenset()),
         Option("mirror", "text", (), "Base URL of an extra mirror, tried before the official ones; repeat for several.",
                "data", multiple=True, surfaces=frozenset(), envvar="MNISTSOFTMAX_MIRROR"),  # never from a request
+        # 10**9 steps: more than any run takes (the estimator sets 10**9 to record nothing).
         Option("log_every", "int", 50, "Steps between loss records in the metrics file.", "records", low=1,
-               surfaces=NOT_IN_ESTIMATOR),
+               high=10**9, surfaces=NOT_IN_ESTIMATOR),
         Option("probe_every", "int", None, "Steps between probes of a fixed set of test images (box plots of logits "
-               "and softmax as training goes); default: about 20 an epoch; 0: none.", "records", low=0,
+               "and softmax as training goes); default: about 20 an epoch; 0: none.", "records", low=0, high=10**9,
                surfaces=NOT_IN_ESTIMATOR),
     )  # fmt: skip
 
@@ -264,11 +273,11 @@ def check(name: str, value):
     """One training option's value, checked and converted; OptionError names the option."""
     option = BY_NAME.get(name)
     if option is None:
-        raise OptionError(f"unknown option {name!r}; the options are: {', '.join(BY_NAME)}")
+        raise OptionError(f"unknown option {quoted(name)}; the options are: {', '.join(BY_NAME)}")
     try:
         return option.check(value)
     except OptionError as exc:
-        raise OptionError(f"{option.key} = {value!r}: {exc}") from None
+        raise OptionError(f"{option.key} = {quoted(value)}: {exc}") from None
 
 
 def check_combination(config: dict) -> None:
@@ -293,7 +302,7 @@ def resolve(values: dict | None = None) -> dict:
     values = dict(values or {})
     unknown = set(values) - set(BY_NAME)
     if unknown:
-        raise OptionError(f"unknown option {sorted(unknown)[0]!r}; the options are: {', '.join(BY_NAME)}")
+        raise OptionError(f"unknown option {quoted(sorted(unknown)[0])}; the options are: {', '.join(BY_NAME)}")
     return {name: (check(name, values[name]) if name in values else _default(name)) for name in BY_NAME}
 
 

@@ -353,7 +353,10 @@ def test_a_net_too_large_for_memory_is_one_line(tiny_data, tmp_path):
 def test_a_negative_seed_is_a_usage_error(command):
     """numpy's generators take seeds from 0 up; -1 was a ValueError traceback."""
     result = CliRunner().invoke(main, [*command, "--seed", "-1"])
-    assert result.exit_code == 2 and "Invalid value for '--seed': -1 is not in the range x>=0." in result.stderr
+    assert (
+        result.exit_code == 2
+        and "Invalid value for '--seed': -1 is not in the range 0<=x<=4294967295." in result.stderr
+    )
 
 
 def test_label_smoothing_from_a_config_file_and_flags(tiny_data, tmp_path):

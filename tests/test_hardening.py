@@ -68,6 +68,15 @@ def is_json_error(response) -> bool:
         ("POST", "/api/runs", {"json": {"mirror": "http://127.0.0.1:9/"}}),
         ("POST", "/api/runs/latest/stop", {"content": b"{}"}),  # JSON only
         ("GET", "/api/runs/nope/events", {"headers": {"Last-Event-ID": "\u00b2".encode("latin-1")}}),
+        # the second pass: numbers no machine holds, fields the query string refuses, sizes
+        ("POST", "/api/predict", {"content": b'{"pixels": [[0]], "lr": 1' + b"0" * 400 + b"}", "headers": JSON}),
+        ("POST", "/api/predict?lr=1" + "0" * 400, {"content": drawn_seven()}),
+        ("POST", "/api/predict", {"content": b'{"pixels": [[1' + b"0" * 400 + b"]]}", "headers": JSON}),
+        ("POST", "/api/predict", {"json": {"pixels": [[0]], "colour": "red"}}),
+        ("POST", "/api/runs", {"json": {"epochs": 10**400}}),
+        ("POST", "/api/runs", {"json": {"hidden": 3_000_000}}),
+        ("POST", "/api/runs", {"json": {"hidden": "1e17"}}),
+        ("POST", "/api/runs", {"json": {"lr": 10**400}}),
     ],
 )
 def test_hostile_requests_get_a_4xx_with_one_line(served, method, path, kwargs):
@@ -398,3 +407,40 @@ def test_an_out_of_memory_error_says_why(tiny_data, monkeypatch):
     assert (
         result.exit_code == 1 and result.stderr.strip().splitlines()[-1] == "Error: out of memory: an allocation failed"
     )
+
+
+@pytest.mark.parametrize(
+    "path, kwargs",
+    [
+        ("/api/predict?label=" + "7" * 60_000, {"content": b"x"}),
+        ("/api/predict", {"json": {"pixels": [[0]], "label": "7" * 6_000_000}}),
+        ("/api/runs", {"json": {"loss": "x" * 7_000_000}}),
+        ("/api/runs", {"json": {"x" * 7_000_000: 1}}),
+    ],
+    ids=["label-in-query", "label-in-body", "option-value", "option-key"],
+)
+def test_errors_quote_a_short_prefix_of_what_they_refuse(served, path, kwargs):
+    """A 6 MB label or a 7 MB option comes back as a short, escaped prefix, not whole (the message
+    may list what is expected)."""
+    _, _, client = served
+    response = client.post(path, **kwargs)
+    assert is_json_error(response) and len(response.json()["error"]) < 500, response.json()["error"][:500]
+
+
+def test_numbers_no_machine_holds_are_one_line_at_every_door(tmp_path):
+    """--epochs of 400 digits, hidden = 1e17 in a TOML file, api.train(epochs=10**400): one line."""
+    import mnistsoftmax
+
+    result = CliRunner().invoke(main, ["train", "--epochs", "9" * 400])
+    assert result.exit_code == 2 and "is not in the range 1<=x<=10000" in result.stderr
+    assert len(result.stderr.splitlines()[-1]) < 200
+    config = tmp_path / "c.toml"
+    config.write_text("hidden = 1e17\n")
+    result = CliRunner().invoke(main, ["train", "--config", str(config)])
+    assert result.exit_code == 2 and "hidden = 1e+17 should be int (or a list of int), not float" in result.stderr
+    config.write_text("hidden = 100000000000000000\n")
+    result = CliRunner().invoke(main, ["train", "--config", str(config)])
+    assert result.exit_code == 2 and "is not in the range 1<=x<=65536" in result.stderr
+    for options in ({"epochs": 10**400}, {"lr": 10**400}, {"seed": 2**64}):
+        with pytest.raises(mnistsoftmax.MnistSoftmaxError, match="is not"):
+            mnistsoftmax.train(**options)

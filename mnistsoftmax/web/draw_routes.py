@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from mnistsoftmax import images
+from mnistsoftmax.errors import quoted
 from mnistsoftmax.explain import explain, jsonable
 from mnistsoftmax.web.http import JSONResponse, encode, error, parse_json, read_body, small_int
 
@@ -29,7 +30,7 @@ def parse_label(value, num_classes: int) -> int | None:
     if isinstance(value, str) and small_int(value.strip()) is not None:
         value = small_int(value.strip())
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < num_classes:
-        raise error(400, f"label must be a class number from 0 to {num_classes - 1}, not {value!r}")
+        raise error(400, f"label must be a class number from 0 to {num_classes - 1}, not {quoted(value)}")
     return value
 
 
@@ -96,16 +97,16 @@ def answer(catalog, body: bytes, is_json: bool, fields: dict) -> dict:
         if not isinstance(document, dict) or "pixels" not in document:
             raise error(400, 'a JSON body must be an object with "pixels": rows of ink values 0-255')
         pixels = document.pop("pixels")
-        fields.update({k: v for k, v in document.items() if k in ("checkpoint", "label", "lr")})
+        fields.update(document)  # the same fields as the query string's, checked alike
     unknown = set(fields) - {"checkpoint", "label", "lr"}
     if unknown:
-        raise error(400, f"unknown field {sorted(unknown)[0][:40]!r}: the fields are checkpoint, label and lr")
+        raise error(400, f"unknown field {quoted(sorted(unknown)[0])}: the fields are checkpoint, label and lr")
     name = fields.get("checkpoint")
     if name is not None and not isinstance(name, str):
         raise error(400, "checkpoint must be a name from /api/checkpoints")
     entry = catalog.get(name)
     if entry is None and name is not None:
-        raise error(404, f"no checkpoint named {name[:80]!r}: the names are in /api/checkpoints")
+        raise error(404, f"no checkpoint named {quoted(name)}: the names are in /api/checkpoints")
     if entry is None:
         raise error(404, "no checkpoint to use: train one with `mnistsoftmax train`")
     label = parse_label(fields.get("label"), entry.model.sizes["classes"])
@@ -149,8 +150,8 @@ def parse_lr(value) -> float | None:
         return None
     try:
         lr = float(value) if isinstance(value, str | int | float) and not isinstance(value, bool) else None
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an integer of 400 digits
         lr = None
     if lr is None or not 0 < lr <= 100:  # NaN fails this too
-        raise error(400, f"lr must be a number in (0, 100], not {str(value)[:40]!r}")
+        raise error(400, f"lr must be a number in (0, 100], not {quoted(value)}")
     return lr

@@ -7,7 +7,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, StreamingResponse
 
-from mnistsoftmax.errors import MnistSoftmaxError
+from mnistsoftmax.errors import MnistSoftmaxError, quoted
 from mnistsoftmax.web.http import JSONResponse, error, read_json, small_int
 from mnistsoftmax.web.trainer import Busy, describe_options
 from mnistsoftmax.web.watch import events
@@ -48,7 +48,7 @@ async def run_events(request: Request):
     run_list = request.app.state.run_list
     name = request.path_params["id"]
     if await run_in_threadpool(run_list.find, name) is None:
-        raise error(404, f"no run {name!r}: the runs are in /api/runs")
+        raise error(404, f"no run {quoted(name)}: the runs are in /api/runs")
     last = small_int(request.headers.get("last-event-id", ""))
     skip = last + 1 if last is not None else 0
     state = request.app.state
@@ -73,7 +73,7 @@ async def stop_run(request: Request):
     await read_json(request)  # JSON only, as every request that changes something: no plain cross-site form
     name = request.path_params["id"]
     if await run_in_threadpool(run_list.find, name) is None:
-        raise error(404, f"no run {name!r}: the runs are in /api/runs")
+        raise error(404, f"no run {quoted(name)}: the runs are in /api/runs")
     try:
         trainer.stop(name)
     except Busy as exc:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mnistsoftmax import checkpoint, live, options
-from mnistsoftmax.errors import MnistSoftmaxError
+from mnistsoftmax.errors import MnistSoftmaxError, quoted
 
 LOG_TAIL = 16384  # bytes of the worker's log read for its last lines
 
@@ -86,7 +86,7 @@ def check_options(document, data: dict | None = None) -> dict:
         if option is None:
             reason = ("is chosen by the server" if key in ("config", "out", "resume", "data-dir", "mirror")
                       else "is not an option of train")  # fmt: skip
-            raise OptionsError(f"unknown key {str(key)[:40]!r}: it {reason}; the keys are: {', '.join(known)}")
+            raise OptionsError(f"unknown key {quoted(str(key))}: it {reason}; the keys are: {', '.join(known)}")
         if value is None:
             continue
         if key == "dataset" and data:
@@ -104,7 +104,7 @@ def check_options(document, data: dict | None = None) -> dict:
 
 def _data_set(name, data: dict) -> dict:
     if not isinstance(name, str) or name not in data:
-        raise OptionsError(f"Invalid value for '--dataset': {_short(name)} is not one of the data sets this "
+        raise OptionsError(f"Invalid value for '--dataset': {quoted(name)} is not one of the data sets this "
                            f"server knows: {', '.join(map(repr, data))}")  # fmt: skip
     dataset, folder = data[name]
     return {"dataset": dataset, "data_dir": folder} if folder is not None else {"dataset": dataset}
@@ -114,7 +114,7 @@ def _parse(option: options.Option, value):
     """A request's value, read as the command line reads the same flag (and refused in its words)."""
     if option.kind == "bool":
         if not isinstance(value, bool):
-            raise OptionsError(f"{option.key} = {_short(value)} should be true or false")
+            raise OptionsError(f"{option.key} = {quoted(value)} should be true or false")
         return value
     if option.kind == "ints" and isinstance(value, list | tuple):  # [512, 256], as a config file writes it
         try:
@@ -125,17 +125,12 @@ def _parse(option: options.Option, value):
     parsed = []
     for v in items:
         if isinstance(v, dict | list):
-            raise OptionsError(f"{option.key} = {_short(v)} should be a number or a string")
+            raise OptionsError(f"{option.key} = {quoted(v)} should be a number or a string")
         try:
             parsed.append(option.parse(str(v).lower() if isinstance(v, bool) else str(v)))
         except options.OptionError as exc:
             raise OptionsError(f"Invalid value for '--{option.key}': {exc}.") from None
     return parsed if option.multiple else parsed[0]
-
-
-def _short(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def to_argv(values: dict) -> list[str]:
@@ -253,11 +248,11 @@ class Trainer:
     def resume(self, name: str) -> Job:
         """Go on with a stopped run of the runs folder."""
         if not isinstance(name, str):
-            raise OptionsError(f"resume must be the id of a stopped run, not {name!r}")
+            raise OptionsError(f"resume must be the id of a stopped run, not {quoted(name)}")
         found = live.runs_in(self.runs_dir).get(name)
         if found is None or found.status != "stopped":
             state = "no run" if found is None else f"the run is {found.status}, not stopped:"
-            raise OptionsError(f"{state} {name!r} cannot be resumed; the stopped runs are in /api/runs")
+            raise OptionsError(f"{state} {quoted(name)} cannot be resumed; the stopped runs are in /api/runs")
         config = checkpoint.read_meta(found.checkpoint).get("config") or {}
         with self._lock:
             self._refuse_if_busy()
