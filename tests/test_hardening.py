@@ -444,3 +444,29 @@ def test_numbers_no_machine_holds_are_one_line_at_every_door(tmp_path):
     for options in ({"epochs": 10**400}, {"lr": 10**400}, {"seed": 2**64}):
         with pytest.raises(mnistsoftmax.MnistSoftmaxError, match="is not"):
             mnistsoftmax.train(**options)
+
+
+def test_small_mismatches_of_the_first_pass(served, tmp_path):
+    """Stopping a run that is not there is a 404 whatever the body; an Origin of this host and port
+    but another scheme, or two Origin (or Host) headers, are refused; a server bound to every
+    address tells a refused user an address to open; logs that killed workers left are removed
+    when a server starts on the folder."""
+    runs, _, client = served
+    assert client.post("/api/runs/NOPE/stop").status_code == 404
+    assert client.post("/api/runs/NOPE/stop", content=b"not json").status_code == 404
+    own = BASE.removeprefix("http://")
+    for headers in ({"Origin": f"https://{own}"}, {"Origin": f"ftp://{own}"}):
+        response = client.post("/api/runs", json={}, headers=headers)
+        assert response.status_code == 403 and "are refused" in response.json()["error"]
+    two = [("host", own), ("origin", f"http://{own}"), ("origin", "http://evil.example")]
+    response = client.post("/api/runs/NOPE/stop", json={}, headers=two)
+    assert response.status_code == 403 and "one Host and at most one Origin" in response.json()["error"]
+    wildcard = TestClient(create_app(Catalog(runs), "0.0.0.0", 8765), base_url="http://192.0.2.77:8765")
+    message = wildcard.get("/api/checkpoints").json()["error"]
+    assert "open it as http://127.0.0.1:8765/" in message and "0.0.0.0" not in message
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    (folder / ".run-20260101-000000.log").write_text("killed\n")
+    (folder / ".other.log").write_text("not ours\n")
+    TestClient(create_app(Catalog(folder), "127.0.0.1", 8765), base_url=BASE)
+    assert sorted(p.name for p in folder.iterdir()) == [".other.log"]

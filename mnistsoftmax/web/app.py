@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from mnistsoftmax.errors import quoted
 from mnistsoftmax.web import draw_routes, run_routes
 from mnistsoftmax.web.catalog import Catalog
 from mnistsoftmax.web.http import JSONResponse
@@ -56,6 +57,13 @@ class HostGuard:
         self.allowed = allowed
         self.any_local_port = any_local_port  # bound to every address: any of the machine's, with this port
 
+    def suggested(self) -> str:
+        """The address to tell a refused user to open: 127.0.0.1 when the server binds every
+        address (0.0.0.0 is no address to open), else the one it binds."""
+        if self.any_local_port is not None:
+            return f"127.0.0.1:{self.any_local_port}"
+        return sorted(self.allowed)[0]
+
     def known(self, host: str) -> bool:
         if host in self.allowed:
             return True
@@ -66,15 +74,19 @@ class HostGuard:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
-            headers = dict(scope["headers"])
-            host = headers.get(b"host", b"").decode("latin-1").lower()
-            origin = headers.get(b"origin", b"").decode("latin-1").lower()
+            hosts = [v.decode("latin-1").lower() for k, v in scope["headers"] if k == b"host"]
+            origins = [v.decode("latin-1").lower() for k, v in scope["headers"] if k == b"origin"]
+            host, origin = (hosts or [""])[0], (origins or [""])[0]
+            scheme, _, origin_host = origin.partition("://")
+            changes = scope["method"] not in ("GET", "HEAD")
             message = None
-            if not self.known(host):
-                message = (f"host {host or '(none)'!r} is not this server's address; open it as "
-                           f"http://{sorted(self.allowed)[0]}/")  # fmt: skip
-            elif origin and scope["method"] not in ("GET", "HEAD") and not self.known(origin.split("://", 1)[-1]):
-                message = f"requests from the page {origin!r} are refused: use this server's own page"
+            if len(hosts) > 1 or len(origins) > 1:  # which one counts would be each reader's guess: none does
+                message = "a request names one Host and at most one Origin"
+            elif not self.known(host):
+                message = (f"host {quoted(host or '(none)')} is not this server's address; open it as "
+                           f"http://{self.suggested()}/")  # fmt: skip
+            elif origin and changes and not (scheme == "http" and self.known(origin_host)):
+                message = f"requests from the page {quoted(origin)} are refused: use this server's own page"
             if message is not None:
                 await JSONResponse({"error": message}, status_code=403)(scope, receive, send)
                 return

@@ -70,10 +70,10 @@ async def run_events(request: Request):
 
 async def stop_run(request: Request):
     run_list, trainer = request.app.state.run_list, request.app.state.trainer
-    await read_json(request)  # JSON only, as every request that changes something: no plain cross-site form
     name = request.path_params["id"]
-    if await run_in_threadpool(run_list.find, name) is None:
+    if await run_in_threadpool(run_list.find, name) is None:  # a run that is not there: 404, whatever the body
         raise error(404, f"no run {quoted(name)}: the runs are in /api/runs")
+    await read_json(request)  # JSON only, as every request that changes something: no plain cross-site form
     try:
         trainer.stop(name)
     except Busy as exc:

@@ -225,6 +225,18 @@ class Trainer:
         self.job: Job | None = None
         self._lock = threading.Lock()
         self.closing = False
+        self._remove_stale_logs()
+
+    def _remove_stale_logs(self) -> None:
+        """The logs that workers of earlier servers left (a worker killed outright, or a server
+        that ended before reading its worker's last lines): only the server that started a worker
+        reads its log, so none of them will be read again. A run still going keeps its own."""
+        if not self.runs_dir.is_dir():
+            return
+        going = set(live.in_progress(self.runs_dir))
+        for log in self.runs_dir.glob(".run-*.log"):
+            if log.name.removeprefix(".").removesuffix(".log") not in going:
+                log.unlink(missing_ok=True)
 
     def _new_name(self) -> str:
         stamp = time.strftime("run-%Y%m%d-%H%M%S")
