@@ -451,7 +451,8 @@ def test_small_mismatches_of_the_first_pass(served, tmp_path):
     but another scheme, or two Origin (or Host) headers, are refused; a server bound to every
     address tells a refused user an address to open; logs that killed workers left are removed
     when a server starts on the folder."""
-    runs, _, client = served
+    runs, _, _ = served
+    client = TestClient(create_app(Catalog(runs), "127.0.0.1", 8765), base_url=BASE)  # a trainer of its own
     assert client.post("/api/runs/NOPE/stop").status_code == 404
     assert client.post("/api/runs/NOPE/stop", content=b"not json").status_code == 404
     own = BASE.removeprefix("http://")
