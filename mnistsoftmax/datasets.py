@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from mnistsoftmax.errors import MnistSoftmaxError
-from mnistsoftmax.fileio import default_file_mode
+from mnistsoftmax.fileio import default_file_mode, open_regular
 
 DATA_DIR_ENV = "MNISTSOFTMAX_DATA_DIR"
 MIRROR_ENV = "MNISTSOFTMAX_MIRROR"
@@ -233,28 +233,43 @@ def idx_bytes(array: np.ndarray) -> bytes:
     return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
 
 
-def read_idx_bytes(path: Path) -> bytes:
+READ_CHUNK = 16 << 20
+
+
+def read_idx_bytes(path: Path, limit: int = MAX_IDX_BYTES) -> bytes:
     """The content of an IDX file, decompressed when its name ends in .gz.
 
-    A .gz is decompressed only as far as its IDX header announces, plus one byte to reveal
-    trailing data, and never beyond MAX_IDX_BYTES: a small file that inflates to gigabytes (a
-    gzip bomb) costs nothing. parse_idx then judges the result.
+    The header is read first, and the rest only as far as it announces, plus one byte to reveal
+    trailing data, and never beyond `limit` bytes: a small .gz that inflates to gigabytes (a gzip
+    bomb), a header announcing billions of labels, or a plain file whose size is not the one its
+    header announces (a sparse file of gigabytes) costs a header's read, not the file's. The data
+    is read in chunks, so memory follows what the file holds, not what it claims. parse_idx then
+    judges the result. A FIFO or a device is refused, not waited on.
     """
     try:
-        if path.suffix != ".gz":
-            if path.stat().st_size > MAX_IDX_BYTES:
-                raise DataError(f"{path}: {path.stat().st_size:,} bytes, more than the {MAX_IDX_BYTES:,} read at most")
-            return path.read_bytes()
-        with gzip.open(path, "rb") as f:
+        with open_regular(path) as raw:
+            size = os.fstat(raw.fileno()).st_size
+            compressed = path.suffix == ".gz"
+            f = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
             head = f.read(4)
             ndim = head[3] if len(head) == 4 and head[:3] == b"\x00\x00\x08" else 0
             head += f.read(4 * ndim)
             dims = [int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
             announced = len(head) + math.prod(dims) if len(head) == 4 + 4 * ndim else 0
-            if announced > MAX_IDX_BYTES:
+            if announced > limit:
                 raise DataError(f"{path}: the header announces {announced:,} bytes, more than the "
-                                f"{MAX_IDX_BYTES:,} read at most")  # fmt: skip
-            return head + f.read(max(announced - len(head), 0) + 1)
+                                f"{limit:,} read at most")  # fmt: skip
+            if not compressed and ndim and size != announced:
+                what = "truncated" if size < announced else "has trailing bytes"
+                raise DataError(f"{path}: {what}: the header announces {announced:,} bytes but the file has {size:,}")
+            chunks, wanted = [head], max(announced - len(head), 0) + 1
+            while wanted > 0:
+                chunk = f.read(min(wanted, READ_CHUNK))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                wanted -= len(chunk)
+            return b"".join(chunks)
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise DataError(f"{path}: damaged gzip file ({exc})") from None
     except OSError as exc:
@@ -427,7 +442,10 @@ def identify(folder: Path) -> str:
     missing = [FILE_NAMES[role] for role in ROLES if find_file(folder, FILE_NAMES[role]) is None]
     if missing:
         raise DataError(f"{folder} does not hold the four IDX files of a data set: {missing[0]} is missing")
-    labels = sha256(read_idx_bytes(find_file(folder, FILE_NAMES["test_labels"])))
+    try:  # a registered set's test labels are 10,008 bytes: a larger file is custom, known by its header
+        labels = sha256(read_idx_bytes(find_file(folder, FILE_NAMES["test_labels"]), limit=1 << 20))
+    except DataError:
+        return "custom"
     known = [name for name, info in DATASETS.items() if info.verified and info.files["test_labels"].sha256 == labels]
     return known[0] if known else "custom"
 
