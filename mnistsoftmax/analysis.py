@@ -96,25 +96,34 @@ def last_layer_units(model, count: int = 16) -> dict | None:
     return {"units": units, "pictures": scaled_images(model.unit_pictures(units))}
 
 
+def _number(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return math.nan
+    try:
+        return float(value)
+    except OverflowError:
+        return math.nan
+
+
 def training_curves(records: list[dict]) -> dict[str, np.ndarray]:
     """The metrics file's records -> arrays for the training-curve figure (empty where absent)."""
     steps = [r for r in records if r.get("type") == "step"]
     epochs = [r for r in records if r.get("type") == "epoch"]
 
-    def column(rows, key):
-        return np.array([r.get(key, math.nan) for r in rows], dtype=np.float64)
+    def column(rows, key):  # a value that is not a number (a hand's, another version's) is NaN
+        return np.array([_number(r.get(key)) for r in rows], dtype=np.float64)
 
     return {
         "step": column(steps, "step"),
         "step_loss": column(steps, "loss"),
-        "step_count": np.array([r.get("steps", 1) for r in steps], dtype=np.float64),  # 1, or a window's steps
+        "step_count": np.array([_number(r.get("steps", 1)) for r in steps], dtype=np.float64),  # 1, or a window's steps
         "epoch": column(epochs, "epoch"),
         "epoch_step": column(epochs, "step"),
         "train_loss": column(epochs, "train_loss"),
         "val_loss": column(epochs, "val_loss"),
         "train_accuracy": column(epochs, "train_accuracy"),
         "val_accuracy": column(epochs, "val_accuracy"),
-        "initial_loss": np.array([r["loss"] for r in records if r.get("type") == "init"], dtype=np.float64),
+        "initial_loss": column([r for r in records if r.get("type") == "init"], "loss"),
     }
 
 

@@ -56,7 +56,8 @@ def read_metrics(checkpoint: Path) -> list[dict]:
     path = metrics_path(Path(checkpoint))
     try:
         with open_regular(path, "r") as f:
-            return [jsontext.loads(line) for line in f.read().splitlines() if line.strip()]
+            records = [jsontext.loads(line) for line in f.read().splitlines() if line.strip()]
+        return [r for r in records if isinstance(r, dict)]  # a record is an object; `null` or `5` is no record
     except FileNotFoundError:
         return []
     except (OSError, ValueError) as exc:
@@ -331,7 +332,10 @@ def _member(path: Path, archive: zipfile.ZipFile, member: zipfile.ZipInfo, name:
         if version not in ((1, 0), (2, 0)):
             raise refuse(f"is NPY version {version}, not 1 or 2")
         reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, fortran, dtype = reader(f, max_header_size=1024)
+        try:
+            shape, fortran, dtype = reader(f, max_header_size=1024)
+        except Exception as exc:  # noqa: BLE001 - numpy parses the header with tokenize and ast: any error
+            raise refuse(f"has an NPY header that cannot be read ({type(exc).__name__})") from None
         if dtype.hasobject:
             raise refuse("holds object arrays, which are never loaded")
         if dtype.str[1:] not in {"f": ("f4", "f8"), "u1": ("u1",), "i8": ("i8",)}[kinds]:

@@ -76,8 +76,8 @@ def read_table(path: str | Path) -> dict:
         return tomllib.loads(text)
     except UnicodeDecodeError:
         raise ConfigError(f"{path} is not a text file in UTF-8: not a config file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    except ValueError as exc:  # TOMLDecodeError, or an integer of thousands of digits
+        raise ConfigError(f"{path} is not valid TOML: {str(exc)[:200]}") from None
     except RecursionError:
         raise ConfigError(f"{path} is nested too deeply: a config file is a flat list of keys") from None
 

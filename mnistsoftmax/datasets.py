@@ -252,7 +252,8 @@ def read_idx_bytes(path: Path, limit: int = MAX_IDX_BYTES) -> bytes:
             compressed = path.suffix == ".gz"
             f = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
             head = f.read(4)
-            ndim = head[3] if len(head) == 4 and head[:3] == b"\x00\x00\x08" else 0
+            # labels (1) or images (3); parse_idx names any other magic number
+            ndim = head[3] if len(head) == 4 and head[:3] == b"\x00\x00\x08" and head[3] in (1, 3) else 0
             head += f.read(4 * ndim)
             dims = [int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
             announced = len(head) + math.prod(dims) if len(head) == 4 + 4 * ndim else 0

@@ -58,9 +58,11 @@ class Follower:
         for line in lines:
             if line.strip():
                 try:
-                    records.append(jsontext.loads(line))
+                    record = jsontext.loads(line)
                 except ValueError:  # not a record: a file that is not ours
                     continue
+                if isinstance(record, dict):  # a record is an object; `null` or `5` is no record
+                    records.append(record)
         return records
 
     def writing(self) -> bool:

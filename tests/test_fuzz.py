@@ -4,6 +4,7 @@ writes there)."""
 
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -40,3 +41,32 @@ def test_json_depth_of_large_hostile_bodies():
     assert jsontext.depth(one_string) == 101
     assert jsontext.depth(b'["\\"",' * 1_300_000) == 1_300_000
     assert jsontext.depth(b"[]" * 4_000_000) == 1
+
+
+def _inputs():
+    from tests.fuzz_targets import CORPUS, TARGETS
+
+    for name, (_, seeds, _) in TARGETS.items():
+        for i, data in enumerate(seeds()):
+            yield pytest.param(name, data, id=f"{name}-seed-{i}")
+        for path in sorted((CORPUS / name).glob("*")):
+            yield pytest.param(name, path.read_bytes(), id=f"{name}-{path.name}")
+
+
+@pytest.mark.parametrize(("target", "data"), list(_inputs()))
+def test_every_input_that_ever_failed_is_replayed(target, data, isolated_folders):
+    """Each reader's seeds and every input scripts/fuzz.py found failing (tests/corpus/TARGET/):
+    the reader's answer or its one-line error, nothing else."""
+    from tests.fuzz_targets import TARGETS
+
+    TARGETS[target][0](data)
+
+
+def test_the_corpus_holds_each_class_the_fuzzer_found():
+    """The corpus is not empty: the classes found so far (a header numpy cannot tokenize, an IDX
+    header of 255 dimensions, records that are not objects, a 404 echoing a 3 kB path, an
+    integer of 5,000 digits in a config file) each have an input there."""
+    from tests.fuzz_targets import CORPUS, TARGETS
+
+    assert all(any((CORPUS / name).glob("*")) for name in ("checkpoint", "idx", "metrics", "request", "config"))
+    assert set(p.name for p in CORPUS.iterdir()) <= set(TARGETS)

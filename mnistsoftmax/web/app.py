@@ -137,9 +137,9 @@ def create_app(
 async def http_error(request: Request, exc: HTTPException):
     message = exc.detail
     if exc.status_code == 404 and message == "Not Found":
-        message = f"no such page: {request.url.path}"
+        message = f"no such page: {quoted(request.url.path)}"
     elif exc.status_code == 405:
-        message = f"{request.method} is not allowed on {request.url.path}"
+        message = f"{quoted(request.method, 20)} is not allowed on {quoted(request.url.path)}"
     return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
 
 
