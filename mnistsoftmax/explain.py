@@ -19,7 +19,7 @@ import numpy as np
 
 from mnistsoftmax.analysis import scaled_images, top_units
 from mnistsoftmax.functional import onehot
-from mnistsoftmax.inference import Normalization, logits
+from mnistsoftmax.inference import Normalization, finite, logits
 from mnistsoftmax.losses import nll
 
 
@@ -91,7 +91,7 @@ def explain(model, norm: Normalization, digit: np.ndarray, label: int | None = N
     from mnistsoftmax import lab
 
     pixels = np.asarray(digit, dtype=np.uint8).reshape(1, -1)
-    result = softmax_steps(logits(model, pixels, norm)[0], label)
+    result = softmax_steps(finite(logits(model, pixels, norm))[0], label)
     dtype = model.first_layer().dtype
     x = norm.apply(pixels, dtype=dtype)
     hidden = hidden_units(model, x, result["digit"])

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mnistsoftmax.errors import MnistSoftmaxError
 from mnistsoftmax.losses import DEFAULT_LOSS
 from mnistsoftmax.losses import get as get_loss
 from mnistsoftmax.models import build
@@ -93,6 +94,19 @@ def logits(model, images: np.ndarray, norm: Normalization, batch_size: int = EVA
         x = norm.apply(chunk, out=xbuf[: len(chunk)], dtype=dtype)
         out[start : start + len(chunk)], _ = model.forward(x, ws)
     return out
+
+
+class OverflowingModel(MnistSoftmaxError):
+    """A model whose logits for an input are not finite: its weights are too large for float32."""
+
+
+def finite(Z: np.ndarray) -> np.ndarray:
+    """Logits (N, C) as they are, or OverflowingModel: a probability from an infinite logit is NaN,
+    an answer no one should be given."""
+    if not np.isfinite(Z).all():
+        raise OverflowingModel("the model's logits for this input are not finite: its weights overflow float32, "
+                               "so it has no answer to give (retrain it, or check the checkpoint)")  # fmt: skip
+    return Z
 
 
 def evaluate(model, images: np.ndarray, labels: np.ndarray, norm: Normalization, num_classes: int = 10,

@@ -12,7 +12,7 @@ import numpy as np
 
 from mnistsoftmax.functional import softmax
 from mnistsoftmax.images import ImageError, preprocess
-from mnistsoftmax.inference import Normalization, initial_model, logits
+from mnistsoftmax.inference import Normalization, finite, initial_model, logits
 
 
 def preprocessed(sources, stdin: bytes | None = None, save_dir: Path | None = None):
@@ -54,7 +54,7 @@ def predict_files(
             inputs.append(digit)
     if inputs:
         norm = Normalization(**meta["normalization"])
-        Z = logits(model, np.stack(inputs), norm).astype(np.float64)
+        Z = finite(logits(model, np.stack(inputs), norm).astype(np.float64))
         probabilities = softmax(Z / temperature if temperature is not None else Z)
         ok = (r for r in results if "error" not in r)
         for r, p in zip(ok, probabilities, strict=True):

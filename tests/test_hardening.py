@@ -508,3 +508,20 @@ def test_a_config_with_a_key_of_thousands_of_parts_is_refused_at_once(tmp_path):
     result = CliRunner().invoke(main, ["train", "--config", str(path)])
     assert result.exit_code == 2 and "has a dotted key or number of 100,001 parts" in result.stderr
     assert all(config.load(name) for name in config.shipped())
+
+
+def test_weights_that_overflow_give_an_error_not_nan(tmp_path):
+    """Weights 1e30 times their start, each finite, make the logits infinite: predict and the page refuse to answer in
+    one line (a 422) instead of giving NaN probabilities with a 200."""
+    model = build_model("mlp", np.random.default_rng(0), 8)
+    model.params["W1"] *= 1e30  # each weight finite, their products past what float32 holds
+    model.params["W2"] *= 1e30
+    runs = tmp_path / "runs"
+    checkpoint.save(runs / "latest.npz", model, {"normalization": {"mean": 0.1, "std": 0.3}})
+    image = tmp_path / "seven.png"
+    image.write_bytes(drawn_seven())
+    result = CliRunner().invoke(main, ["predict", str(image), "--checkpoint", str(runs / "latest.npz")])
+    assert result.exit_code == 1 and "logits for this input are not finite" in result.stderr
+    client = TestClient(create_app(Catalog(runs), "127.0.0.1", 8765), base_url=BASE)
+    response = client.post("/api/predict", content=drawn_seven())
+    assert response.status_code == 422 and is_json_error(response)

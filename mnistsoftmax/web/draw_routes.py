@@ -15,6 +15,7 @@ from starlette.responses import FileResponse, Response
 from mnistsoftmax import images
 from mnistsoftmax.errors import quoted
 from mnistsoftmax.explain import explain, jsonable
+from mnistsoftmax.inference import OverflowingModel
 from mnistsoftmax.web.http import JSONResponse, encode, error, parse_json, read_body, small_int
 
 PREVIEW_SIDE = 140  # the largest side of the ink image sent back to draw the crop on
@@ -122,7 +123,10 @@ def answer(catalog, body: bytes, is_json: bool, fields: dict) -> dict:
     except MemoryError:
         raise error(413, "the image is too large to decode here") from None
     temperature = entry.meta.get("temperature")
-    result = jsonable(explain(entry.model, entry.norm, stages.digit, label, entry.untrained, temperature, lr))
+    try:
+        result = jsonable(explain(entry.model, entry.norm, stages.digit, label, entry.untrained, temperature, lr))
+    except OverflowingModel as exc:
+        raise error(422, str(exc)) from None
     h, w = stages.ink.shape
     top, left, bottom, right = stages.crop
     result.update(
