@@ -139,7 +139,7 @@ async def http_error(request: Request, exc: HTTPException):
     if exc.status_code == 404 and message == "Not Found":
         message = f"no such page: {quoted(request.url.path)}"
     elif exc.status_code == 405:
-        message = f"{quoted(request.method, 20)} is not allowed on {quoted(request.url.path)}"
+        message = f"{request.method[:20]} is not allowed on {quoted(request.url.path)}"
     return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
 
 

@@ -117,6 +117,13 @@ function scaledImages({ shape: [D, K], data }, units) {
 }
 
 
+// 28 x 28 images in [-1, 1] as the server sends them: uint8, 128 = 0, base64.
+function base64Pixels(images) {
+  const pixels = new Uint8Array(images.length * 784);
+  images.forEach((image, i) => image.flat().forEach((v, p) => { pixels[i * 784 + p] = Math.round(128 + 127 * v); }));
+  return btoa(String.fromCharCode(...pixels));
+}
+
 // models.Network.unit_pictures: the last hidden layer's units' weights carried down to the pixels,
 // through each layer below (W), its ReLUs gated as this input sets them: a (D, K) matrix.
 function unitPictures(inputs, last, units) {
@@ -152,9 +159,8 @@ function hiddenUnits(inputs, digit) {
   const images = scaledImages(unitPictures(inputs, last, units), units.map((_, k) => k));
   const layers = ops.filter((op) => op === "relu").length;
   return {
-    layer: layers, layers, active: a.filter((v) => v > 0).length, total: a.length,
-    units: units.map((j, i) => ({ unit: j, activation: a[j], weight: toward[j], push: push[j],
-      weights: images[i].map((row) => row.map((v) => Math.round(v * 1000) / 1000)) })),
+    layer: layers, layers, active: a.filter((v) => v > 0).length, total: a.length, side: 28, images: base64Pixels(images),
+    units: units.map((j) => ({ unit: j, activation: a[j], weight: toward[j], push: push[j] })),
   };
 }
 
@@ -188,10 +194,6 @@ function trainingStep(x, { inputs, z }, label, lr) {
     return Math.sqrt(s);
   });
   const shown = topUnits(norms, GRADIENT_IMAGES);
-  const pixels = new Uint8Array(shown.length * 784);
-  scaledImages(first, shown).forEach((image, i) => image.flat().forEach((v, p) => {
-    pixels[i * 784 + p] = Math.round(128 + 127 * v);
-  }));
   const stepped = {};
   for (const [name, p] of Object.entries(trained)) {
     stepped[name] = { shape: p.shape, data: p.data.map((v, i) => v - lr * grads[name].data[i]) };
@@ -200,7 +202,7 @@ function trainingStep(x, { inputs, z }, label, lr) {
   return {
     lr, loss_before: before.loss, loss_after: after.loss, probabilities_after: after.probabilities,
     gradient: { caption: embedded.unit_caption, units: shown, norms: shown.map((k) => norms[k]), side: 28,
-      images: btoa(String.fromCharCode(...pixels)) },
+      images: base64Pixels(scaledImages(first, shown)) },
   };
 }
 

@@ -1,7 +1,7 @@
 // View 5: for an mlp, how many units of its last hidden layer fire, and those pushing the predicted
 // class most, each with the picture of what it responds to.
 import { element } from "./common.js";
-import { weightImage } from "./draw.js";
+import { decodeImages, weightImage } from "./draw.js";
 
 export function showUnits(result, classNames) {
   const view = document.getElementById("units-view");
@@ -17,10 +17,11 @@ export function showUnits(result, classNames) {
     `“${classNames[result.digit]}” most, by activation × outgoing weight, ${pictures} ` +
     `(red: a brighter pixel there excites the unit, blue: inhibits it):`;
   const container = document.getElementById("units");
-  container.replaceChildren(...units.map((u) => {
+  const images = decodeImages(result.hidden.images, result.hidden.side);
+  container.replaceChildren(...units.map((u, i) => {
     const figure = element("div", { class: "unit" });
     const canvas = element("canvas");
-    weightImage(canvas, u.weights);
+    weightImage(canvas, images[i]);
     figure.append(canvas, element("div", {}, `unit ${u.unit}`),
       element("div", { class: "muted" }, `${u.activation.toFixed(2)} × ${u.weight.toFixed(2)} = ${u.push.toFixed(2)}`));
     return figure;
