@@ -49,8 +49,10 @@ def find(name_or_path: str | Path) -> Path:
 
 
 MAX_KEY_PARTS = 64  # our keys have one part; tomllib takes 0.03 s at 2,000 parts and 11 s at 20,000
-_KEY_PART = r"""(?:[A-Za-z0-9_+-]+|"[^"\\\n]*"|'[^'\n]*')"""
-_DOTTED = re.compile(_KEY_PART + r"(?:[ \t]*\.[ \t]*" + _KEY_PART + ")+")
+# A part of a dotted key: bare, or quoted. Possessive (nothing given back) and started only where a
+# bare part starts, so that finding them is linear: a plain + here made a 24 kB number take 5 s.
+_KEY_PART = r"""(?:(?<![A-Za-z0-9_+-])[A-Za-z0-9_+-]++|"[^"\\\n]*+"|'[^'\n]*+')"""
+_DOTTED = re.compile(_KEY_PART + r"(?:[ \t]*+\.[ \t]*+" + _KEY_PART + ")++")
 
 
 def read_table(path: str | Path) -> dict:
