@@ -77,7 +77,7 @@ def check_model(
 def depths(model: str = "all", hidden=(16, 8)) -> list[tuple[str, list[int]]]:
     """(kind, widths) of every net check_all checks: each kind named ("all": every one), a kind with
     hidden layers at each depth up to `hidden`'s ([16], then [16, 8])."""
-    widths = hidden_widths("mlp", hidden)
+    widths = [hidden] if isinstance(hidden, int) else list(hidden)
     nets = []
     for kind in MODELS if model == "all" else [model]:
         full = hidden_widths(kind, widths)

@@ -192,16 +192,17 @@ class Network:
         output layer starts 10x smaller than that, so the logits start near 0 and the loss near ln C.
         Softmax regression's single layer starts tinier still (0.001): its inputs are the pixels.
         """
-        fans = [num_inputs, *widths, num_classes]
+        shapes = cls.parameter_shapes(num_inputs, widths, num_classes)
         params = {}
-        for i, ((W, b), fan_in, fan_out) in enumerate(zip(layer_names(len(widths)), fans, fans[1:], strict=False)):
+        for i, (W, b) in enumerate(layer_names(len(widths))):
+            fan_in = shapes[W][0]
             if not widths:
-                params[W] = 0.001 * rng.standard_normal((fan_in, fan_out))
+                params[W] = 0.001 * rng.standard_normal(shapes[W])
             elif i < len(widths):
-                params[W] = rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / fan_in)
+                params[W] = rng.standard_normal(shapes[W]) * np.sqrt(2.0 / fan_in)
             else:
-                params[W] = rng.standard_normal((fan_in, fan_out)) * (0.1 / np.sqrt(fan_in))
-            params[b] = np.zeros(fan_out)
+                params[W] = rng.standard_normal(shapes[W]) * (0.1 / np.sqrt(fan_in))
+            params[b] = np.zeros(shapes[b])
         return cls({k: v.astype(dtype) for k, v in params.items()})
 
     def first_layer(self) -> np.ndarray:
@@ -224,10 +225,11 @@ class Network:
             return None
         return np.linalg.norm(self.params[self.names[-1][0]].astype(np.float64), axis=1)
 
-    def _hidden_activations(self, X: np.ndarray) -> list[np.ndarray]:
-        """Every hidden layer's ReLU outputs for X (N, D), input side first: [(N, H_1), ...]."""
+    def _hidden_activations(self, X: np.ndarray, count: int | None = None) -> list[np.ndarray]:
+        """The hidden layers' ReLU outputs for X (N, D), input side first: [(N, H_1), ...]; the
+        first `count` of them (all without)."""
         out, a = [], X
-        for W, b in self.names[:-1]:
+        for W, b in self.names[:-1][:count]:
             h, _ = affine_forward(a, self.params[W], self.params[b])  # (N, H_l)
             a, _ = relu_forward(h, out=h)
             out.append(a)
@@ -249,8 +251,9 @@ class Network:
         pattern is fixed)."""
         names = self.names[:-1]
         picture = self.params[names[-1][0]][:, list(units)].astype(np.float64)  # (H_{L-1}, K)
-        gates = self._hidden_activations(x) if x is not None else None
-        for l in range(len(names) - 2, -1, -1):  # noqa: E741  (the layers' letter)
+        below = len(names) - 1  # the hidden layers under the last one; none in a one-layer net
+        gates = self._hidden_activations(x, below) if x is not None and below else None
+        for l in range(below - 1, -1, -1):  # noqa: E741  (the layers' letter)
             if gates is not None:
                 picture *= (gates[l][0] > 0)[:, None]
             picture = self.params[names[l][0]].astype(np.float64) @ picture  # (H_{l-1} or D, K)

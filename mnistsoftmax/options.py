@@ -163,11 +163,11 @@ def _integer_text(text: str) -> int:
     try:
         return int(text.strip())
     except ValueError:
-        raise OptionError(f"{text.strip()[:40]!r} is not an integer (widths are written 512 or 512,256)") from None
+        raise OptionError(f"{quoted(text.strip())} is not an integer (widths are written 512 or 512,256)") from None
 
 
 def _registry_help(registry: dict) -> str:
-    """'name: what it is; ...' from a registry whose entries have a help."""
+    """'name (what it is); ...' from a registry whose entries have a help."""
     return "; ".join(f"{name} ({entry.help})" for name, entry in registry.items())
 
 
@@ -247,7 +247,7 @@ BY_KEY: dict[str, Option] = {o.key: o for o in TRAIN_OPTIONS}
 DEFAULTS: dict[str, object] = {o.name: (list(o.default) if o.multiple else o.default) for o in TRAIN_OPTIONS}
 
 
-def _default(name: str):
+def default_of(name: str):
     """An option's default as a resolved configuration holds it (ints as a list, like every value checked)."""
     option = BY_NAME[name]
     return option.check(option.default) if option.default is not None else None
@@ -303,7 +303,7 @@ def resolve(values: dict | None = None) -> dict:
     unknown = set(values) - set(BY_NAME)
     if unknown:
         raise OptionError(f"unknown option {quoted(sorted(unknown)[0])}; the options are: {', '.join(BY_NAME)}")
-    return {name: (check(name, values[name]) if name in values else _default(name)) for name in BY_NAME}
+    return {name: (check(name, values[name]) if name in values else default_of(name)) for name in BY_NAME}
 
 
 def check_stored(config: dict) -> dict:

@@ -24,7 +24,7 @@ from mnistsoftmax.inference import Normalization, evaluate, flat
 from mnistsoftmax.losses import get as get_loss
 from mnistsoftmax.models import build, check_dropout
 from mnistsoftmax.optim import learning_rate
-from mnistsoftmax.options import BY_NAME, TRAIN_OPTIONS
+from mnistsoftmax.options import TRAIN_OPTIONS, default_of
 
 OBSERVATIONS_PER_EPOCH = 20  # the default cadence of Hooks.observe (the probes' box plots)
 
@@ -46,8 +46,7 @@ class _Settings:
 
 
 def _option_field(name: str):
-    option = BY_NAME[name]
-    return field(default_factory=lambda: option.check(option.default) if option.default is not None else None)
+    return field(default_factory=lambda: default_of(name))
 
 
 # What the loop reads of a run: every training option (options.TRAIN_OPTIONS, with its default), and
