@@ -175,7 +175,9 @@ function showStep(result, names) {
     const canvas = element("canvas", { "data-testid": `grad-image-${k}` });
     weightImage(canvas, image);
     const figure = element("div", { class: "unit" });
-    const what = g.caption === "class" ? `class ${names[g.units[k]]}` : `${g.caption} ${g.units[k]}`;
+    // In a deeper net the first layer's units are hidden layer 1's, not the last one's of view 5: say so.
+    const layer = result.hidden && result.hidden.layers > 1 ? "layer 1 " : "";
+    const what = g.caption === "class" ? `class ${names[g.units[k]]}` : `${layer}${g.caption} ${g.units[k]}`;
     figure.append(canvas, element("div", {}, `${what}: |∇| ${fmt(g.norms[k])}`));
     root.append(figure);
   });
