@@ -24,6 +24,7 @@ from mnistsoftmax.losses import of_run
 from mnistsoftmax.models import ModelError, from_arrays, is_parameter_name
 from mnistsoftmax.optim import is_state_name
 from mnistsoftmax.options import OptionError, check_stored
+from mnistsoftmax.snapshots import STEPS, SnapshotError, Snapshots, is_member
 
 FORMAT_VERSION = 1
 META_KEY = "__meta__"
@@ -196,15 +197,18 @@ class MetricsFile:
         self._tmp.unlink(missing_ok=True)
 
 
-def save(path: Path, model, meta: dict, optimizer_state: dict[str, np.ndarray] | None = None) -> None:
+def save(path: Path, model, meta: dict, optimizer_state: dict[str, np.ndarray] | None = None,
+         snapshots: Snapshots | None = None) -> None:  # fmt: skip
     """Write model parameters and metadata (JSON-serialisable dict) to `path`, atomically.
 
     `optimizer_state` (the optimizer's state_dict(), its arrays named as it names them:
-    velocity.W1, moment1.W1, steps) makes it a resumable checkpoint.
+    velocity.W1, moment1.W1, steps) makes it a resumable checkpoint; `snapshots` are stored beside
+    the parameters (snapshots.py).
     """
     meta = {**meta, "format": FORMAT_VERSION, "kind": model.kind, "sizes": model.sizes, "version": __version__}
     blob = np.frombuffer(jsontext.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    arrays = {**model.params, **(optimizer_state or {}), META_KEY: blob}
+    stored = snapshots.to_arrays() if snapshots is not None else {}
+    arrays = {**model.params, **(optimizer_state or {}), **stored, META_KEY: blob}
     try:
         atomic_write(Path(path), lambda f: np.savez(f, **arrays))
     except OSError as exc:
@@ -215,6 +219,25 @@ def load(path: Path):
     """Read a checkpoint -> (model, meta). Raises CheckpointError naming the file and the problem."""
     model, meta, _ = _read(path)
     return model, meta
+
+
+def load_snapshots(path: Path, model, planned: tuple[int, ...] | None = None) -> Snapshots | None:
+    """The snapshots stored in a checkpoint, checked against its model (None: it has none); see
+    Snapshots.from_arrays for `planned`."""
+    path = Path(path)
+    arrays = _read_arrays(path, wanted=is_member)
+    if STEPS not in arrays:
+        return None
+    try:
+        return Snapshots.from_arrays(arrays, model, planned)
+    except SnapshotError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+
+
+def snapshot_steps(path: Path) -> list[int] | None:
+    """Only the steps of a checkpoint's snapshots (None: it has none), for listings."""
+    steps = _read_arrays(Path(path), wanted=lambda name: name == STEPS).get(STEPS)
+    return None if steps is None else [int(s) for s in steps]
 
 
 def load_resumable(path: Path):
@@ -236,7 +259,7 @@ def read_meta(path: Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path} is not a regular file, so not a checkpoint")
-    arrays = _read_arrays(path, only=META_KEY)
+    arrays = _read_arrays(path, wanted=lambda name: name == META_KEY)
     if META_KEY not in arrays:
         raise CheckpointError(f"{path} is an .npz file but not a mnistsoftmax checkpoint: it has no metadata")
     meta = _parse_meta(path, arrays[META_KEY])
@@ -257,7 +280,7 @@ def _read(path: Path):
         raise CheckpointError(f"{path} is a folder, not a checkpoint file")
     if not path.is_file():  # a FIFO or a device would block the read or never end it
         raise CheckpointError(f"{path} is not a regular file, so not a checkpoint")
-    arrays = _read_arrays(path)
+    arrays = _read_arrays(path, wanted=lambda name: not is_member(name))
     if META_KEY not in arrays:
         raise CheckpointError(f"{path} is an .npz file but not a mnistsoftmax checkpoint: it has no metadata")
     meta = _parse_meta(path, arrays.pop(META_KEY))
@@ -279,6 +302,10 @@ def _kind_of(name: str) -> tuple[str, tuple[int, ...]]:
     """What a member of that name must hold: (dtype kinds, allowed numbers of dimensions)."""
     if name == META_KEY:
         return "u1", (1,)
+    if name == STEPS:
+        return "i8", (1,)
+    if is_member(name):  # a parameter's snapshots, stacked
+        return "h", (2, 3)
     if is_parameter_name(name):
         return "f", (1, 2)
     if "." in name:  # an optimizer's slot, shaped like its parameter
@@ -286,10 +313,11 @@ def _kind_of(name: str) -> tuple[str, tuple[int, ...]]:
     return "i8", (0,)  # an optimizer's counter
 
 
-def _read_arrays(path: Path, only: str | None = None) -> dict[str, np.ndarray]:
-    """The archive's arrays (or the one named `only`), each checked by its NPY header before its
+def _read_arrays(path: Path, wanted=lambda name: True) -> dict[str, np.ndarray]:
+    """The archive's arrays whose names are `wanted`, each checked by its NPY header before its
     data is read: a member of ours by name, an NPY file of version 1 or 2, of the dtype its name
-    takes (float32 or float64 parameters and optimizer slots, int64 counters, uint8 metadata), its
+    takes (float32 or float64 parameters and optimizer slots, float16 or float32 snapshots, int64
+    counters and steps, uint8 metadata), its
     declared shape's bytes equal to the bytes it holds; all together within MAX_ARRAY_BYTES (a
     small compressed file may declare gigabytes). Every failure, an allocation's included, is a
     CheckpointError with the reason."""
@@ -300,7 +328,13 @@ def _read_arrays(path: Path, only: str | None = None) -> dict[str, np.ndarray]:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
             names = [m.filename.removesuffix(".npy") for m in members]
-            ours = (n == META_KEY or is_parameter_name(n) or is_state_name(n, is_parameter_name) for n in names)
+            ours = (
+                n == META_KEY
+                or is_parameter_name(n)
+                or is_state_name(n, is_parameter_name)
+                or (is_member(n) and (n == STEPS or is_parameter_name(n.split("/", 1)[1])))
+                for n in names
+            )
             stranger = next((m.filename for m, mine in zip(members, ours, strict=True) if not mine), None)
             if stranger is not None or len(set(names)) != len(names):
                 what = repr(stranger[:60]) if stranger is not None else "a member twice"
@@ -310,7 +344,7 @@ def _read_arrays(path: Path, only: str | None = None) -> dict[str, np.ndarray]:
                 raise CheckpointError(f"{path}: its arrays declare {declared:,} bytes, above the limit of "
                                       f"{MAX_ARRAY_BYTES:,} for a checkpoint")  # fmt: skip
             return {name: _member(path, archive, m, name) for m, name in zip(members, names, strict=True)
-                    if only is None or name == only}  # fmt: skip
+                    if wanted(name)}  # fmt: skip
     except CheckpointError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError,
@@ -338,8 +372,9 @@ def _member(path: Path, archive: zipfile.ZipFile, member: zipfile.ZipInfo, name:
             raise refuse(f"has an NPY header that cannot be read ({type(exc).__name__})") from None
         if dtype.hasobject:
             raise refuse("holds object arrays, which are never loaded")
-        if dtype.str[1:] not in {"f": ("f4", "f8"), "u1": ("u1",), "i8": ("i8",)}[kinds]:
-            raise refuse(f"holds {dtype} values, not {'float32 or float64' if kinds == 'f' else kinds}")
+        allowed = {"f": ("f4", "f8"), "h": ("f2", "f4"), "u1": ("u1",), "i8": ("i8",)}[kinds]
+        if dtype.str[1:] not in allowed:
+            raise refuse(f"holds {dtype} values, not {' or '.join(np.dtype(a).name for a in allowed)}")
         if len(shape) not in dimensions or any(not isinstance(n, int) or n < 0 for n in shape):
             raise refuse(f"has the shape {shape}")
         size = math.prod(shape) * dtype.itemsize

@@ -24,6 +24,7 @@ from mnistsoftmax.errors import MnistSoftmaxError, quoted
 from mnistsoftmax.losses import DEFAULT_LOSS, LOSSES
 from mnistsoftmax.models import DEFAULT_MODEL, MAX_HIDDEN_LAYERS, MODELS, ModelError, check_dropout, hidden_widths
 from mnistsoftmax.optim import DEFAULT_OPTIMIZER, OPTIMIZERS, SCHEDULES
+from mnistsoftmax.snapshots import DEFAULT_COUNT, MAX_COUNT
 
 
 class OptionError(MnistSoftmaxError):
@@ -237,6 +238,10 @@ def schema() -> tuple[Option, ...]:
         Option("probe_every", "int", None, "Steps between probes of a fixed set of test images (box plots of logits "
                "and softmax as training goes); default: about 20 an epoch; 0: none.", "records", low=0, high=10**9,
                surfaces=NOT_IN_ESTIMATOR),
+        Option("snapshots", "int", None, "Snapshots of the weights kept in the checkpoint for the timeline (the "
+               "page, predict --through-training): about this many, from step 0 to the last, spaced evenly in "
+               f"log(step); default: {DEFAULT_COUNT} (fewer for a net too large to keep them in 256 MB); 0: none.",
+               "records", low=0, high=MAX_COUNT, surfaces=NOT_IN_ESTIMATOR),
     )  # fmt: skip
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistsoftmax import checkpoint, datasets, inference, optim, options, probes, training
+from mnistsoftmax import checkpoint, datasets, inference, optim, options, probes, snapshots, training
 from mnistsoftmax.errors import MnistSoftmaxError
 
 
@@ -33,6 +33,7 @@ class Resumable:
     model: object
     state: training.TrainState
     records: list[dict]
+    snapshots: snapshots.Snapshots | None  # those taken before the interruption
 
 
 def load_resumable(path: Path) -> Resumable:
@@ -40,7 +41,8 @@ def load_resumable(path: Path) -> Resumable:
     try:
         state = training.TrainState.from_meta(meta["resume"], optimizer_state)
         np.random.default_rng().bit_generator.state = state.rng_state  # a generator state it can take
-        resumable = Resumable(Path(path), dict(meta["config"]), Path(meta["out"]), model, state, list(meta["records"]))
+        resumable = Resumable(Path(path), dict(meta["config"]), Path(meta["out"]), model, state, list(meta["records"]),
+                              checkpoint.load_snapshots(path, model))  # fmt: skip
     except (KeyError, TypeError, ValueError) as exc:
         raise checkpoint.CheckpointError(f"{path}: the saved training state is incomplete ({exc})") from None
     try:  # the state this run's optimizer will take back, checked before any work
@@ -132,6 +134,8 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
     }
 
     settings = settings_of(config)
+    kept = _snapshots(config, run, resume, log)
+    hooks.snapshot = kept.take if kept is not None else None
     if settings.probe_every != 0:
         chosen = probes.choose(data.test.labels, config["seed"])
         hooks.observe = probes.Probe(run.model, data.test.images[chosen], data.test.labels[chosen], run.norm,
@@ -159,7 +163,7 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
         except training.Interrupted as exc:
             saved = checkpoint.interrupted_path(out)
             stopped = {**meta, "out": str(out), "records": hooks.records, "resume": exc.state.to_meta()}
-            checkpoint.save(saved, run.model, stopped, optimizer_state=exc.state.optimizer_state)
+            checkpoint.save(saved, run.model, stopped, optimizer_state=exc.state.optimizer_state, snapshots=kept)
             metrics.commit(checkpoint.metrics_path(saved))
             raise Stopped(exc, saved) from None
         test = inference.evaluate(run.model, data.test.images, data.test.labels, run.norm, loss=settings.loss)
@@ -175,7 +179,7 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
             meta["temperature"] = _temperature(run)
             log(f"temperature fitted on the validation split: T = {meta['temperature']:.4f}")
         meta["reliability"] = _reliability(run, data.test, meta.get("temperature"))
-        checkpoint.save(out, run.model, meta)
+        checkpoint.save(out, run.model, meta, snapshots=kept)
         metrics.commit()
     except BaseException:
         metrics.discard()  # after commit() this does nothing
@@ -184,6 +188,25 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
         resume.path.unlink(missing_ok=True)  # used up: the finished checkpoint replaces it
         checkpoint.metrics_path(resume.path).unlink(missing_ok=True)
     return Outcome(out, test)
+
+
+def _snapshots(config: dict, run: training.Run, resume: Resumable | None, log) -> snapshots.Snapshots | None:
+    """The run's snapshots: none when asked for none; a resumed run's go on from those it had
+    (checked against the schedule), and one interrupted before snapshots existed keeps none."""
+    count = snapshots.count_for(config.get("snapshots"), run.model)
+    total = config["epochs"] * training.steps_per_epoch(len(run.labels), config["batch_size"])
+    planned = snapshots.schedule(total, count)
+    if not planned:
+        return None
+    if resume is None:
+        return snapshots.Snapshots(planned)
+    if resume.snapshots is None:
+        log("this run was stopped by a version that kept no snapshots: its checkpoint will have none")
+        return None
+    try:
+        return snapshots.Snapshots(planned, resume.snapshots.steps, resume.snapshots.arrays)
+    except snapshots.SnapshotError as exc:
+        raise checkpoint.CheckpointError(f"{resume.path}: {exc}") from None
 
 
 def _reliability(run: training.Run, test, temperature: float | None) -> dict:

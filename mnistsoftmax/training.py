@@ -133,6 +133,9 @@ class Hooks:
     # step), "step" (every settings.probe_every steps and after the last) and "epoch" (each
     # epoch's end). It must only read the parameters: the weights are the same with it or without.
     observe: Callable[..., list[dict]] | None = None
+    # snapshot(model, step) before the first step and after every step (snapshots.Snapshots.take
+    # keeps the scheduled ones); it too must only read the parameters.
+    snapshot: Callable[..., None] | None = None
     records: list = field(default_factory=list)  # every record so far (init, steps, epochs)
 
     def emit(self, record: dict) -> None:
@@ -243,8 +246,11 @@ class _Loop:
             self.optimizer.load_state_dict(resume.optimizer_state)
             rng.bit_generator.state = resume.rng_state
             first_epoch, self.step, self.window = resume.epoch, resume.step, resume.window
-        elif self.observe_every:
-            self._observe(1, "start")
+        else:
+            if self.hooks.snapshot:
+                self.hooks.snapshot(self.model, 0)
+            if self.observe_every:
+                self._observe(1, "start")
         epochs = []
         # Overflow on the way to divergence is expected: it is caught as a non-finite loss.
         with np.errstate(over="ignore", invalid="ignore"):
@@ -287,6 +293,8 @@ class _Loop:
                 correct += right
                 loss_sum += loss * m
                 self._record_step(loss, epoch, bar)
+                if hooks.snapshot:
+                    hooks.snapshot(self.model, self.step)
                 bar.update(1)
         finally:
             bar.close()

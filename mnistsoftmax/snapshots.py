@@ -1,0 +1,148 @@
+"""Snapshots of a run's weights at fixed steps, for the timeline: the user's digit under the
+weights of step 0 (every class near 10 %, loss near ln 10), of the steps where the loss falls
+fastest, and of the end.
+
+The schedule depends only on the run's length and the count asked for: step 0, then steps spaced
+evenly in log(step) up to the last one (dense early, where the loss falls fastest, sparse late).
+A resumed run computes the same schedule and goes on taking the snapshots the interrupted one had
+not reached, so it ends with the same snapshots as a run that never stopped.
+
+Stored in the checkpoint beside the parameters, one array per parameter stacked over the
+snapshots, in float16 (half the bytes; each snapshot's forward pass then differs from the float32
+weights' by what float16's 11-bit mantissa loses, bounded by a test), under the member names
+`snapshots/steps` (int64, (S,)) and `snapshots/NAME` ((S, *NAME's shape)). A 784-512-10 net's 24
+snapshots are 19.5 MB. The last snapshot is the final weights rounded to float16: the views show
+the checkpoint's own float32 weights at the last index (Snapshots.model_at).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mnistsoftmax.errors import MnistSoftmaxError
+from mnistsoftmax.models import Network
+
+DEFAULT_COUNT = 24
+MAX_COUNT = 200
+BUDGET_BYTES = 256 << 20  # a default count is lowered to fit: a checkpoint must stay readable (1 GB of arrays)
+PREFIX = "snapshots/"
+STEPS = PREFIX + "steps"
+STORED = np.dtype(np.float16)
+
+
+class SnapshotError(MnistSoftmaxError):
+    """Snapshots that do not belong to the model or the run they are stored with."""
+
+
+def is_member(name: str) -> bool:
+    """Whether a checkpoint member of this name is part of the snapshots."""
+    return name.startswith(PREFIX)
+
+
+def schedule(total_steps: int, count: int) -> tuple[int, ...]:
+    """About `count` steps from 0 to total_steps (both included), spaced evenly in log(step) after
+    step 0; every step when count exceeds the run's length. () when count is 0."""
+    if count <= 0:
+        return ()
+    if count >= total_steps + 1:
+        return tuple(range(total_steps + 1))
+    if count == 1:
+        return (total_steps,)
+    # Rounding merges the first points of a log spacing: ask for more until `count` remain distinct.
+    for n in range(count - 1, total_steps + 1):
+        spaced = np.geomspace(1, total_steps, n) if n > 1 else [total_steps]
+        steps = sorted({0, *np.round(spaced).astype(int).tolist()})
+        if len(steps) >= count:
+            return tuple(steps)
+    return tuple(range(total_steps + 1))
+
+
+def snapshot_bytes(model) -> int:
+    """The bytes one snapshot of this model takes in the checkpoint."""
+    return sum(p.size for p in model.params.values()) * STORED.itemsize
+
+
+def count_for(requested: int | None, model) -> int:
+    """The count a run keeps: `requested`, or for None DEFAULT_COUNT lowered to fit BUDGET_BYTES
+    (0 for a net too large to keep two). Raises SnapshotError for a requested count over budget."""
+    size = snapshot_bytes(model)
+    fits = BUDGET_BYTES // size
+    if requested is None:
+        return min(DEFAULT_COUNT, fits) if fits >= 2 else 0
+    if requested > fits:
+        raise SnapshotError(
+            f"--snapshots {requested} of this net would take {requested * size / 2**20:.0f} MB, above the "
+            f"{BUDGET_BYTES >> 20} MB a checkpoint keeps for them: ask for at most {fits}, or 0 for none"
+        )
+    return requested
+
+
+class Snapshots:
+    """The snapshots of one run: `planned` steps (the schedule), `steps` taken so far, and per
+    parameter the list of its copies. take() is called after every step and keeps the scheduled ones."""
+
+    def __init__(self, planned: tuple[int, ...], steps=(), arrays: dict[str, list[np.ndarray]] | None = None):
+        self.planned = tuple(planned)
+        self.steps = list(steps)
+        self.arrays = arrays or {}
+        if tuple(self.steps) != self.planned[: len(self.steps)]:
+            raise SnapshotError(
+                f"the snapshots stored were taken at steps {self.steps[:4]}..., not the run's schedule "
+                f"{list(self.planned[:4])}..."
+            )
+
+    @property
+    def done(self) -> bool:
+        return len(self.steps) == len(self.planned)
+
+    def take(self, model, step: int) -> None:
+        """Keep a copy of the parameters if `step` is the next one scheduled."""
+        if self.done or step != self.planned[len(self.steps)]:
+            return
+        for name, p in model.params.items():
+            copy = p.astype(STORED)
+            if not np.isfinite(copy).all():  # beyond float16's range: this one is kept in float32
+                copy = p.astype(np.float32)
+            self.arrays.setdefault(name, []).append(copy)
+        self.steps.append(step)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The checkpoint members ({} with none taken): steps (S,) int64, each parameter (S, ...)."""
+        if not self.steps:
+            return {}
+        stacked = {PREFIX + name: np.stack(copies) for name, copies in self.arrays.items()}
+        return {STEPS: np.array(self.steps, np.int64), **stacked}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], model, planned: tuple[int, ...] | None = None) -> Snapshots:
+        """Snapshots read from a checkpoint's members, checked against its model: the same
+        parameters, each (S, *shape) and finite, the steps increasing from 0. `planned`, for a run
+        to resume, is the schedule the steps must begin (default: the steps themselves)."""
+        steps = arrays.get(STEPS)
+        if steps is None or steps.ndim != 1 or len(steps) == 0:
+            raise SnapshotError("the snapshots have no steps")
+        steps = [int(s) for s in steps]
+        if steps[0] != 0 or any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+            raise SnapshotError(f"the snapshots' steps {steps[:6]} do not increase from 0")
+        names = {name[len(PREFIX) :] for name in arrays if name != STEPS}
+        if names != set(model.params):
+            raise SnapshotError(f"the snapshots hold {sorted(names)}, the model {sorted(model.params)}")
+        per_name = {}
+        for name, p in model.params.items():
+            stack = arrays[PREFIX + name]
+            if stack.shape != (len(steps), *p.shape):
+                raise SnapshotError(f"the snapshots of {name} are {stack.shape}, not {(len(steps), *p.shape)}")
+            if not np.isfinite(stack).all():
+                raise SnapshotError(f"the snapshots of {name} hold values that are not finite")
+            per_name[name] = list(stack)
+        return cls(steps if planned is None else planned, steps, per_name)
+
+    def model_at(self, index: int, final):
+        """The model of snapshot `index` (float32); the last is `final` itself, the checkpoint's
+        own weights, so that the timeline's end shows exactly what the trained model answers."""
+        if not 0 <= index < len(self.steps):
+            raise IndexError(index)
+        if index == len(self.steps) - 1 and self.done:
+            return final
+        params = {name: copies[index].astype(final.params[name].dtype) for name, copies in self.arrays.items()}
+        return Network(params)
