@@ -406,10 +406,17 @@ def gradcheck(model, loss, hidden, batch_size, weight_decay, seed, dropout, labe
     help="Show the math for each image: logits, e^(z - max z), softmax, log-softmax, and the untrained model.",
 )
 @click.option(
+    "--through-training",
+    is_flag=True,
+    help="Each image under the weights of every snapshot the run kept, from step 0 to the last: its step, "
+    "the predicted digit, p(predicted), and with --label p(label) and the loss.",
+)
+@click.option(
     "--label",
     type=click.IntRange(0, 9),
     default=None,
-    help="With --explain: the true class, for the loss -log p(label) and the gradient softmax - onehot.",
+    help="With --explain or --through-training: the true class, for the loss -log p(label) (and with "
+    "--explain the gradient softmax - onehot).",
 )
 @translate_errors
 @click.option(
@@ -417,7 +424,7 @@ def gradcheck(model, loss, hidden, batch_size, weight_decay, seed, dropout, labe
     is_flag=True,
     help="Probabilities softmax(z / T) with the temperature T fitted on the validation split at the end of training.",
 )
-def predict(images, checkpoint_path, top_k, as_json, save_preprocessed, explain, label, calibrated):
+def predict(images, checkpoint_path, top_k, as_json, save_preprocessed, explain, through_training, label, calibrated):
     """Classify your own images (PNG, JPEG, BMP, GIF, TIFF, WebP; - reads standard input).
 
     Each image is brought into MNIST's form first: grayscale, light ink on dark, cropped to the
@@ -426,8 +433,12 @@ def predict(images, checkpoint_path, top_k, as_json, save_preprocessed, explain,
     from mnistsoftmax import checkpoint
     from mnistsoftmax.predict import predict_files
 
-    if label is not None and not explain:
-        raise click.UsageError("--label goes with --explain")
+    if label is not None and not (explain or through_training):
+        raise click.UsageError("--label goes with --explain or --through-training")
+    if explain and through_training:
+        raise click.UsageError("--explain and --through-training are two views: choose one")
+    if calibrated and through_training:
+        raise click.UsageError("--calibrated applies to the final model's temperature, not to the snapshots")
     path = checkpoint_path or checkpoint.default_path()
     model, meta = checkpoint.load(path)
     temperature = meta.get("temperature") if calibrated else None
@@ -439,8 +450,16 @@ def predict(images, checkpoint_path, top_k, as_json, save_preprocessed, explain,
             save_preprocessed.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise click.ClickException(f"cannot create {save_preprocessed}: {exc.strerror or exc}") from None
+    kept = checkpoint.load_snapshots(path, model) if through_training else None
+    if through_training and kept is None:
+        raise click.ClickException(f"{path} has no snapshots (trained with --snapshots 0, or by a version before "
+                                   f"they existed): train again to see the digit through training")  # fmt: skip
     stdin = _read_stdin() if "-" in images else None
-    if explain:
+    if through_training:
+        from mnistsoftmax.predict import through_training_files
+
+        results = through_training_files(model, meta, kept, images, label, stdin=stdin, save_dir=save_preprocessed)
+    elif explain:
         from mnistsoftmax.predict import explain_files
 
         results = explain_files(model, meta, images, label, stdin=stdin, save_dir=save_preprocessed,
@@ -463,7 +482,8 @@ def predict(images, checkpoint_path, top_k, as_json, save_preprocessed, explain,
         names = meta.get("class_names") or [str(i) for i in range(10)]
         for r in results:
             if "error" not in r:
-                click.echo(_explained(r, names, label) if explain else _predicted(r, names))
+                shown = _through_training if through_training else _explained if explain else _predicted
+                click.echo(shown(r, names, label))
     if any("error" in r for r in results):
         sys.exit(1)
 
@@ -478,10 +498,29 @@ def _read_stdin() -> bytes:
     return data
 
 
-def _predicted(r: dict, names) -> str:
+def _predicted(r: dict, names, label=None) -> str:
     ranked = ", ".join(f"{_class_label(d, names)} {100 * p:.1f}%" for d, p in r["top_k"])
     return (f"{r['file']}: {_class_label(r['digit'], names)} ({100 * r['probability']:.1f}%)  "
             f"top {len(r['top_k'])}: {ranked}")  # fmt: skip
+
+
+def _through_training(r: dict, names, label) -> str:
+    """One image's table: per snapshot its step, the predicted class, p(predicted), and with a label
+    p(label) and the loss."""
+    width = max(4, len(str(r["snapshots"][-1]["step"])))
+    head = f"{'step':>{width}}  {'predicted':<12}{'p(predicted)':>13}"
+    if label is not None:
+        head += f"{f'p({label})':>10}{'loss':>10}"
+    lines = [f"{r['file']}: under the weights of each snapshot, from the untrained net to the trained one", head]
+    for s in r["snapshots"]:
+        p = s["probabilities"]
+        line = f"{s['step']:>{width}}  {_class_label(s['predicted'], names)[:12]:<12}{100 * p[s['predicted']]:>12.1f}%"
+        if label is not None:
+            line += f"{100 * p[label]:>9.1f}%{s['loss']:>10.4f}"
+        lines.append(line)
+    if label is not None:
+        lines.append(f"loss = -ln p({label}); ln 10 = 2.3026 is a uniform guess's")
+    return "\n".join(lines)
 
 
 def _explained(r: dict, names, label) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from mnistsoftmax.analysis import scaled_images, top_units
-from mnistsoftmax.functional import onehot
+from mnistsoftmax.functional import onehot, softmax
 from mnistsoftmax.inference import Normalization, finite, logits
 from mnistsoftmax.losses import nll
 
@@ -103,6 +103,19 @@ def explain(model, norm: Normalization, digit: np.ndarray, label: int | None = N
         result["temperature"] = float(temperature)
         result["calibrated"] = softmax_steps(result["logits"] / temperature, label)["probabilities"]
     result["lab"] = lab.lab(model, x, result, result.get("untrained"), lr if lr is not None else lab.DEFAULT_LR)
+    return result
+
+
+def through_training(models: list, steps: list[int], norm: Normalization, digit: np.ndarray,
+                     label: int | None = None) -> dict:  # fmt: skip
+    """One 28x28 uint8 input under each snapshot's weights (models, taken at `steps`, S of them):
+    {"steps" (S,), "probabilities" (S, C), "predicted" (S,), and with a label "loss" (S,), its
+    -log p(label)}, float64, each row as explain()'s softmax_steps computes it."""
+    pixels = np.asarray(digit, dtype=np.uint8).reshape(1, -1)
+    Z = np.concatenate([finite(logits(m, pixels, norm)).astype(np.float64) for m in models])  # (S, C)
+    result = {"steps": [int(s) for s in steps], "probabilities": softmax(Z), "predicted": Z.argmax(axis=1)}
+    if label is not None:
+        result["loss"] = nll(Z, np.full(len(Z), label))
     return result
 
 

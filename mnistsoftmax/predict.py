@@ -101,3 +101,34 @@ def explain_files(
         else {"file": name, **jsonable(explain(model, norm, digit, label, untrained, temperature))}
         for name, digit in preprocessed(sources, stdin, save_dir)
     ]
+
+
+def through_training_files(
+    model,
+    meta: dict,
+    kept,
+    sources,
+    label: int | None = None,
+    stdin: bytes | None = None,
+    save_dir: Path | None = None,
+) -> list[dict]:
+    """One result per source: {file, label, snapshots: [{step, predicted, probabilities, loss}, ...]}
+    under each of the checkpoint's snapshots (`kept`, snapshots.Snapshots; the last is the
+    checkpoint's own model), the loss -log p(label) with a label (else None), or {file, error}."""
+    from mnistsoftmax.explain import through_training
+
+    norm = Normalization(**meta["normalization"])
+    models = kept.models(model)
+    results = []
+    for name, digit in preprocessed(sources, stdin, save_dir):
+        if isinstance(digit, ImageError):
+            results.append({"file": name, "error": str(digit)})
+            continue
+        seen = through_training(models, kept.steps, norm, digit, label)
+        losses = seen["loss"].tolist() if label is not None else [None] * len(kept.steps)
+        snapshots = [
+            {"step": step, "predicted": int(c), "probabilities": p.tolist(), "loss": loss}
+            for step, c, p, loss in zip(seen["steps"], seen["predicted"], seen["probabilities"], losses, strict=True)
+        ]
+        results.append({"file": name, "label": label, "snapshots": snapshots})
+    return results

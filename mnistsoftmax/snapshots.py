@@ -137,6 +137,10 @@ class Snapshots:
             per_name[name] = list(stack)
         return cls(steps if planned is None else planned, steps, per_name)
 
+    def models(self, final) -> list:
+        """Every snapshot's model, in order (model_at for each index)."""
+        return [self.model_at(i, final) for i in range(len(self.steps))]
+
     def model_at(self, index: int, final):
         """The model of snapshot `index` (float32); the last is `final` itself, the checkpoint's
         own weights, so that the timeline's end shows exactly what the trained model answers."""

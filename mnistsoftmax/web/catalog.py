@@ -4,13 +4,24 @@ never chooses a path."""
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mnistsoftmax import checkpoint
 from mnistsoftmax.inference import Normalization, initial_model
+
+
+@dataclass
+class Timeline:
+    """What the timeline draws from: each snapshot's model (the last the checkpoint's own), their
+    steps, and the run's mean training loss as [step, loss] pairs from its metrics file."""
+
+    models: list
+    steps: list[int]
+    train_loss: list[list[float]]
 
 
 @dataclass
@@ -21,9 +32,41 @@ class Loaded:
     meta: dict
     norm: Normalization
     untrained: object | None  # the run's initial model, redrawn from its seed
+    snapshot_steps: list[int] | None  # read with the checkpoint; the weights only when first asked for
+    snapshots_note: str | None  # why there are none, for the page to say
+    _timeline: Timeline | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def summary(self) -> dict:
-        return {"name": self.name, **checkpoint.summary(self.model, self.meta)}
+        return {"name": self.name, **checkpoint.summary(self.model, self.meta), "snapshots": self.snapshot_steps,
+                "snapshots_note": self.snapshots_note}
+
+    def timeline(self) -> Timeline | None:
+        """The snapshots' models, read on first use (None without snapshots). Raises
+        checkpoint.CheckpointError when they cannot be read."""
+        if self.snapshot_steps is None:
+            return None
+        with self._lock:
+            if self._timeline is None:
+                kept = checkpoint.load_snapshots(self.path, self.model)
+                if kept is None:
+                    raise checkpoint.CheckpointError(f"{self.path}: its snapshots are gone")
+                try:
+                    records = checkpoint.read_metrics(self.path)
+                except checkpoint.CheckpointError:
+                    records = []  # the curve behind is a courtesy: the digit's own needs only the weights
+                curve = [[r["step"], r["loss"]] for r in records if r.get("type") == "step" and _numbers(r)]
+                self._timeline = Timeline(kept.models(self.model), kept.steps, curve)
+            return self._timeline
+
+
+NO_SNAPSHOTS = "this checkpoint kept no snapshots (trained with --snapshots 0, or by a version before they existed)"
+
+
+def _numbers(record: dict) -> bool:
+    step, loss = record.get("step"), record.get("loss")
+    return (isinstance(step, int) and not isinstance(step, bool) and isinstance(loss, int | float)
+            and math.isfinite(loss))  # fmt: skip
 
 
 class FileCache:
@@ -58,7 +101,13 @@ def _read(path: Path) -> Loaded | None:
         model, meta = checkpoint.load(path)
     except checkpoint.CheckpointError:
         return None
-    return Loaded(path.stem, path, model, meta, Normalization(**meta["normalization"]), initial_model(meta))
+    try:
+        steps = checkpoint.snapshot_steps(path)
+        note = None if steps is not None else NO_SNAPSHOTS
+    except checkpoint.CheckpointError as exc:
+        steps, note = None, f"its snapshots cannot be read: {exc}"  # the model still answers
+    return Loaded(path.stem, path, model, meta, Normalization(**meta["normalization"]), initial_model(meta), steps,
+                  note)  # fmt: skip
 
 
 class Catalog:

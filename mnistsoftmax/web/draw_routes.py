@@ -13,8 +13,9 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from mnistsoftmax import images
+from mnistsoftmax.checkpoint import CheckpointError
 from mnistsoftmax.errors import quoted
-from mnistsoftmax.explain import explain, jsonable
+from mnistsoftmax.explain import explain, jsonable, through_training
 from mnistsoftmax.inference import OverflowingModel
 from mnistsoftmax.web.http import JSONResponse, encode, error, parse_json, read_body, small_int
 
@@ -99,9 +100,10 @@ def answer(catalog, body: bytes, is_json: bool, fields: dict) -> dict:
             raise error(400, 'a JSON body must be an object with "pixels": rows of ink values 0-255')
         pixels = document.pop("pixels")
         fields.update(document)  # the same fields as the query string's, checked alike
-    unknown = set(fields) - {"checkpoint", "label", "lr"}
+    unknown = set(fields) - {"checkpoint", "label", "lr", "snapshot"}
     if unknown:
-        raise error(400, f"unknown field {quoted(sorted(unknown)[0])}: the fields are checkpoint, label and lr")
+        raise error(400, f"unknown field {quoted(sorted(unknown)[0])}: the fields are checkpoint, label, lr and "
+                         f"snapshot")  # fmt: skip
     name = fields.get("checkpoint")
     if name is not None and not isinstance(name, str):
         raise error(400, "checkpoint must be a name from /api/checkpoints")
@@ -113,6 +115,15 @@ def answer(catalog, body: bytes, is_json: bool, fields: dict) -> dict:
     label = parse_label(fields.get("label"), entry.model.sizes["classes"])
     lr = parse_lr(fields.get("lr"))
     try:
+        timeline, absent = entry.timeline(), entry.snapshots_note
+    except CheckpointError as exc:  # the model answers all the same; only a request for a snapshot fails
+        timeline, absent = None, f"its snapshots cannot be read: {exc}"
+        if fields.get("snapshot") not in (None, ""):
+            raise error(422, absent) from None
+    index = parse_snapshot(fields.get("snapshot"), entry, timeline)
+    last = index is None or index == len(timeline.steps) - 1
+    model = entry.model if index is None else timeline.models[index]
+    try:
         if pixels is not None:
             gray = images.gray_from_ink(pixels, "pixels")
         else:
@@ -122,9 +133,14 @@ def answer(catalog, body: bytes, is_json: bool, fields: dict) -> dict:
         raise error(400, str(exc)) from None
     except MemoryError:
         raise error(413, "the image is too large to decode here") from None
-    temperature = entry.meta.get("temperature")
+    # The temperature was fitted to the final weights: it says nothing of an earlier snapshot's.
+    temperature = entry.meta.get("temperature") if last else None
     try:
-        explained = explain(entry.model, entry.norm, stages.digit, label, entry.untrained, temperature, lr)
+        explained = explain(model, entry.norm, stages.digit, label, entry.untrained, temperature, lr)
+        if timeline is not None:
+            explained["timeline"] = _timeline(timeline, entry.norm, stages.digit, label, index)
+        else:
+            explained["timeline_note"] = absent
     except OverflowingModel as exc:
         raise error(422, str(exc)) from None
     hidden = explained.get("hidden")
@@ -146,6 +162,41 @@ def answer(catalog, body: bytes, is_json: bool, fields: dict) -> dict:
         },
     )
     return result
+
+
+def _timeline(timeline, norm, digit, label: int | None, index: int | None) -> dict:
+    """This digit under every snapshot (explain.through_training), for the slider's curve: its loss
+    for the label, or for the trained net's answer when no label is chosen (`label_from` says
+    which), p(that class), the predicted class, and the run's mean training loss behind it."""
+    last = len(timeline.steps) - 1
+    final = through_training(timeline.models[-1:], timeline.steps[-1:], norm, digit)["predicted"][0]
+    shown = int(final) if label is None else label
+    seen = through_training(timeline.models, timeline.steps, norm, digit, shown)
+    return {
+        "steps": timeline.steps,
+        "index": last if index is None else index,
+        "label": shown,
+        "label_from": "prediction" if label is None else "label",
+        "loss": seen["loss"],
+        "probability": seen["probabilities"][:, shown],
+        "predicted": seen["predicted"],
+        "train_loss": timeline.train_loss,
+    }
+
+
+def parse_snapshot(value, entry, timeline) -> int | None:
+    """The snapshot's index, or None (the checkpoint's own model)."""
+    if value is None or value == "":
+        return None
+    if timeline is None:
+        raise error(400, f"checkpoint {quoted(entry.name)} has no snapshots: {entry.snapshots_note}")
+    if isinstance(value, str) and small_int(value.strip()) is not None:
+        value = small_int(value.strip())
+    last = len(timeline.steps) - 1
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= last:
+        raise error(400, f"snapshot must be an index from 0 to {last} (the steps are in /api/checkpoints), "
+                         f"not {quoted(value)}")  # fmt: skip
+    return value
 
 
 def _pixels(images) -> str:
