@@ -11,11 +11,12 @@ export async function listCheckpoints() {
 }
 
 // image: a Blob or File holding an image file, sent as the raw body.
-export async function predict(image, { checkpoint, label, lr }) {
-  if (local) return (await local).predict(image, { label, lr });
+export async function predict(image, { checkpoint, label, lr, snapshot }) {
+  if (local) return (await local).predict(image, { label, lr, snapshot });
   const query = new URLSearchParams();
   if (checkpoint) query.set("checkpoint", checkpoint);
   if (lr) query.set("lr", lr);
+  if (snapshot !== null && snapshot !== undefined) query.set("snapshot", snapshot);
   if (label !== "" && label !== null && label !== undefined) query.set("label", label);
   const response = await fetch(`/api/predict?${query}`, {
     method: "POST",

@@ -11,6 +11,8 @@ function side(container, steps, classNames, label) {
 }
 
 export function showCompare(result, classNames) {
+  const t = result.timeline, end = !t || t.index === t.steps.length - 1;
+  document.getElementById("trained-title").textContent = end ? "trained" : `at step ${t.steps[t.index]} (the timeline's)`;
   side(document.getElementById("trained"), result, classNames, result.label);
   const untrained = document.getElementById("untrained");
   if (result.untrained) side(untrained, result.untrained, classNames, result.label);

@@ -9,10 +9,12 @@ import { showStages } from "./stages.js";
 import { showLab, wireLab } from "./lab.js";
 import { showReliability } from "./reliability.js";
 import { showUnits } from "./units.js";
+import { prepareTimeline, showTimeline, wireTimeline } from "./timeline.js";
 
 let checkpoints = [];
 let source = null; // what to classify: () => Promise<Blob | null>
 let inFlight = false, again = false;
+let snapshot = null; // the timeline's index; null: the checkpoint's own (trained) weights
 
 function classNames() {
   const entry = checkpoints.find((c) => c.name === $("checkpoint").value);
@@ -26,6 +28,8 @@ function checkpoint() {
 function show(result) {
   const names = classNames();
   $("prediction").textContent = names[result.digit];
+  // The temperature was fitted to the trained weights: an earlier snapshot's answer has none.
+  $("calibrated-switch").hidden = result.calibrated === undefined;
   // Temperature scaling changes the confidences, never the digit.
   const shown = $("calibrated").checked && result.calibrated ? result.calibrated : result.probabilities;
   probabilityBars($("probabilities"), shown, names, { testids: true, highlight: result.digit });
@@ -35,6 +39,7 @@ function show(result) {
   showCompare(result, names);
   showUnits(result, names);
   showLab(result, names, checkpoint());
+  showTimeline(result, names);
 }
 
 function reset() {
@@ -53,7 +58,7 @@ async function update() {
     const image = source ? await source() : null;
     if (!image) { reset(); showError(""); return; }
     const result = await predict(image, { checkpoint: $("checkpoint").value, label: $("label").value,
-      lr: $("step-lr").value });
+      lr: $("step-lr").value, snapshot });
     showError("");
     const drawn = performance.now();
     show(result);
@@ -83,11 +88,18 @@ $("upload").addEventListener("change", (e) => { if (e.target.files[0]) useFile(e
 $("label").addEventListener("change", update);
 $("calibrated").addEventListener("change", update);
 wireLab(update);
-$("checkpoint").addEventListener("change", () => { describeCheckpoint(); fillLabels(); update(); });
+wireTimeline((index) => { snapshot = index; update(); });
+$("checkpoint").addEventListener("change", () => {
+  snapshot = null;
+  describeCheckpoint();
+  fillLabels();
+  update();
+});
 
 function describeCheckpoint() {
   const c = checkpoint();
   showReliability(c);
+  prepareTimeline(c);
   if (!c) return;
   $("calibrated-switch").hidden = c.temperature === null || c.temperature === undefined;
   $("temperature").textContent = $("calibrated-switch").hidden ? "" : `T = ${c.temperature.toFixed(3)}`;
