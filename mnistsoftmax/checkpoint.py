@@ -65,6 +65,22 @@ def read_metrics(checkpoint: Path) -> list[dict]:
         raise CheckpointError(f"cannot read the metrics file {path}: {exc}") from None
 
 
+def training_loss_curve(checkpoint: Path) -> list[list]:
+    """The run's mean training loss as [step, loss] pairs, from the step records of the metrics file
+    beside a checkpoint ([] when there is none or it cannot be read: the timeline draws it behind
+    the digit's own loss as a courtesy)."""
+    try:
+        records = read_metrics(checkpoint)
+    except CheckpointError:
+        return []
+    return [[r["step"], r["loss"]] for r in records if r.get("type") == "step" and _step_loss(r)]
+
+
+def _step_loss(record: dict) -> bool:
+    step, loss = record.get("step"), record.get("loss")
+    return isinstance(step, int) and not isinstance(step, bool) and step >= 0 and _finite(loss)
+
+
 def interrupted_path(checkpoint: Path) -> Path:
     """Where an interrupted run leaves its resumable checkpoint: beside, never over, the last good one."""
     return checkpoint.with_name(checkpoint.stem + ".interrupted.npz")
@@ -437,7 +453,8 @@ def check_metadata(path: Path, meta: dict) -> None:
             bounded = key.endswith("accuracy")
             if not _finite(value) or value < 0 or (bounded and value > 1):
                 wanted = "in [0, 1]" if bounded else "a loss"
-                raise refuse(f"metric {str(key)[:30]} = {str(value)[:20]} is not {wanted}")
+                # JSON-quoted: a key of the file's is any string, a newline's included.
+                raise refuse(f"metric {jsontext.dumps(key)[:30]} = {jsontext.dumps(value)[:20]} is not {wanted}")
     for key in ("dataset", "kind", "run", "version"):
         if key in meta and not (isinstance(meta[key], str) and len(meta[key]) <= 200):
             raise refuse(f"{key} must be a short string, not {jsontext.dumps(meta[key])[:40]}")
@@ -497,6 +514,9 @@ def summary(model, meta: dict) -> dict:
         "accuracy": (meta.get("metrics") or {}).get("test_accuracy"),
         "epochs": config.get("epochs"),
         "seed": config.get("seed"),
+        "lr": config.get("lr"),
+        "batch_size": config.get("batch_size"),
+        "normalization": meta["normalization"],  # x = (pixel / 255 - mean) / std
         "class_names": meta.get("class_names") or [str(i) for i in range(10)],
     }
 

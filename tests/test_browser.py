@@ -432,3 +432,58 @@ def test_a_click_is_a_dot_and_moves_nothing(page):
       return c.getContext('2d').getImageData(140, 140, 1, 1).data[0];
     }""")
     assert ink < 50
+
+
+def page_digit(page) -> np.ndarray:
+    """The 28x28 input the page shows (view 2's last canvas, grey levels as drawn)."""
+    pixels = page.get_by_test_id("preprocessed").evaluate(
+        "c => Array.from(c.getContext('2d').getImageData(0, 0, 28, 28).data.filter((_, i) => i % 4 === 0))"
+    )
+    return np.array(pixels, np.uint8).reshape(28, 28)
+
+
+def move_timeline(page, index: int, settled) -> None:
+    """The slider set to `index` as a hand drags it (an input event); settled(answers before) awaits
+    the answer."""
+    before = int(page.evaluate("() => Number(document.body.dataset.answers || 0)"))
+    page.get_by_test_id("timeline").fill(str(index))
+    settled(before)
+
+
+def check_timeline(page, model: Path, settled, label: int | None) -> None:
+    """Each of three snapshots: the slider's step, the ten bars and this digit's loss under every
+    snapshot equal a NumPy float64 forward of the stored weights to 1e-6; step 0 near 10 %; the
+    last index exactly the answer shown before the slider moved."""
+    from tests.test_timeline import forward64
+
+    trained = values(page, "prob-")
+    kept = checkpoint.load_snapshots(model, checkpoint.load(model)[0])
+    last = len(kept.steps) - 1
+    assert page.get_by_test_id("timeline").get_attribute("max") == str(last)
+    digit = page_digit(page)
+    for index in (0, last // 2, last):
+        move_timeline(page, index, settled)
+        assert page.get_by_test_id("timeline-step").get_attribute("data-value") == str(kept.steps[index])
+        shown = values(page, "prob-")
+        np.testing.assert_allclose(shown, forward64(model, index, digit), atol=1e-6, rtol=0)
+        if index == 0:
+            assert max(shown) < 0.2
+        if index == last:
+            assert shown == trained
+    follow = label if label is not None else int(np.argmax(forward64(model, last, digit)))
+    losses = [float(page.get_by_test_id(f"timeline-loss-{i}").get_attribute("data-value")) for i in range(last + 1)]
+    expected = [-math.log(forward64(model, i, digit)[follow]) for i in range(last + 1)]
+    np.testing.assert_allclose(losses, expected, atol=1e-5, rtol=1e-6)
+    assert abs(losses[0] - math.log(10)) < 0.3 and losses[-1] < 0.5
+
+
+def test_the_timeline_moves_every_view_for_an_uploaded_digit(page, served, tmp_path):
+    _, model = served
+    upload_a_seven(page, tmp_path, label=7)
+    check_timeline(page, model, lambda before: settle(page, before), label=7)
+
+
+def test_the_timeline_moves_every_view_for_a_drawn_digit(page, served):
+    _, model = served
+    draw(page, DIGITS["7"])
+    check_timeline(page, model, lambda before: settle(page, before), label=None)

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -260,6 +260,7 @@ def test_fuzzed_predict_bodies_get_a_4xx_or_an_answer(served, pixels, label):
 @given(extra=st.dictionaries(st.sampled_from(["config", "class_names", "normalization", "dataset", "metrics", "x"]),
                              JSON_VALUES, max_size=3),
        config=st.dictionaries(OPTION_KEYS, JSON_VALUES, max_size=4))  # fmt: skip
+@example(extra={"metrics": {"\n": False}}, config={})  # a key with a newline was echoed as it was
 def test_fuzzed_checkpoint_metadata_is_loaded_or_refused_in_one_line(tmp_path_factory, extra, config):
     """Whatever the metadata, checkpoint.load gives a model whose explanation works, or a
     CheckpointError; nothing else comes out."""
@@ -360,7 +361,7 @@ def test_every_member_is_checked_by_its_header_before_its_data(tmp_path, replace
     "meta, message",
     [
         ({"metrics": "x"}, "metrics are not an object"),
-        ({"metrics": {"test_accuracy": {"a": 1}}}, "metric test_accuracy"),
+        ({"metrics": {"test_accuracy": {"a": 1}}}, 'metric "test_accuracy"'),
         ({"metrics": {"test_accuracy": 1.5}}, "is not in [0, 1]"),
         ({"temperature": -1}, "temperature -1 is not a number from 0.001 to 1000"),
         ({"temperature": 0}, "temperature 0 is not"),

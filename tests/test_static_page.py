@@ -175,11 +175,43 @@ def test_every_number_equals_the_served_page(browser, served, static, tmp_path):
         assert float(mine) == pytest.approx(float(theirs), rel=1e-4, abs=1e-6), key
 
 
+def test_the_timeline_in_the_file_for_an_uploaded_and_a_drawn_digit(static, served, tmp_path):
+    """The same checks as the served page's (test_browser.check_timeline), computed in the browser
+    from the snapshots inside the file."""
+    from tests.test_browser import check_timeline
+
+    _, model = served
+    upload_a_seven_to(static, tmp_path, label=7)
+    check_timeline(static.page, model, static.settle, label=7)
+    static.page.get_by_test_id("clear").click()
+    static.draw(DIGITS["7"])
+    check_timeline(static.page, model, static.settle, label=7)
+
+
+def test_the_file_without_snapshots_says_why_there_is_no_timeline(browser, served, tmp_path):
+    _, model = served
+    html = tmp_path / "small.html"
+    result = CliRunner().invoke(main, ["export", str(model), "--format", "html", "--no-snapshots", "-o", str(html)])
+    assert result.exit_code == 0, result.output
+    assert html.stat().st_size < 5 * 2**20
+    page = StaticPage(browser, html)
+    try:
+        assert page.page.get_by_test_id("timeline").is_hidden()
+        assert "exported without the run's snapshots" in page.page.locator("#timeline-summary").text_content()
+        upload_a_seven_to(page, tmp_path, label=7)
+        assert page.prediction()[0] == "7" and page.page.get_by_test_id("timeline").is_hidden()
+    finally:
+        page.close()
+    assert page.errors == [] and page.refused == []
+
+
 def test_the_file_is_one_page_that_loads_nothing(exported):
-    """One HTML file under 5 MB with the model inside, a policy that refuses every request, no URL
-    of a server or a CDN."""
+    """One HTML file with the model and its snapshots inside (under the limit for a page with a
+    timeline), a policy that refuses every request, no URL of a server or a CDN."""
+    from mnistsoftmax.export import TIMELINE_HTML_LIMIT
+
     text = exported.read_text(encoding="utf-8")
-    assert exported.stat().st_size < 5 * 2**20
+    assert 5 * 2**20 < exported.stat().st_size < TIMELINE_HTML_LIMIT
     assert 'http-equiv="Content-Security-Policy"' in text and "connect-src 'none'" in text
     assert (
         'id="mnistsoftmax-model"' in text
@@ -194,8 +226,10 @@ def test_a_model_too_large_to_share_is_one_line(served, tmp_path, monkeypatch):
 
     _, model = served
     monkeypatch.setattr(export, "HTML_LIMIT", 100_000)
+    monkeypatch.setattr(export, "TIMELINE_HTML_LIMIT", 100_000)
     result = CliRunner().invoke(main, ["export", str(model), "--format", "html", "-o", str(tmp_path / "big.html")])
     assert result.exit_code == 1 and "above the 0.1 MB a page to share should" in result.output
+    assert "(--no-snapshots)" in result.output
     assert "export a smaller model" in result.output and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "big.html").exists()
 

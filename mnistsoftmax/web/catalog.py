@@ -4,7 +4,6 @@ never chooses a path."""
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,8 +37,12 @@ class Loaded:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def summary(self) -> dict:
-        return {"name": self.name, **checkpoint.summary(self.model, self.meta), "snapshots": self.snapshot_steps,
-                "snapshots_note": self.snapshots_note}
+        return {
+            "name": self.name,
+            **checkpoint.summary(self.model, self.meta),
+            "snapshots": self.snapshot_steps,
+            "snapshots_note": self.snapshots_note,
+        }
 
     def timeline(self) -> Timeline | None:
         """The snapshots' models, read on first use (None without snapshots). Raises
@@ -51,22 +54,12 @@ class Loaded:
                 kept = checkpoint.load_snapshots(self.path, self.model)
                 if kept is None:
                     raise checkpoint.CheckpointError(f"{self.path}: its snapshots are gone")
-                try:
-                    records = checkpoint.read_metrics(self.path)
-                except checkpoint.CheckpointError:
-                    records = []  # the curve behind is a courtesy: the digit's own needs only the weights
-                curve = [[r["step"], r["loss"]] for r in records if r.get("type") == "step" and _numbers(r)]
+                curve = checkpoint.training_loss_curve(self.path)
                 self._timeline = Timeline(kept.models(self.model), kept.steps, curve)
             return self._timeline
 
 
 NO_SNAPSHOTS = "this checkpoint kept no snapshots (trained with --snapshots 0, or by a version before they existed)"
-
-
-def _numbers(record: dict) -> bool:
-    step, loss = record.get("step"), record.get("loss")
-    return (isinstance(step, int) and not isinstance(step, bool) and isinstance(loss, int | float)
-            and math.isfinite(loss))  # fmt: skip
 
 
 class FileCache:

@@ -153,9 +153,13 @@ function showHinge(result, names) {
   root.replaceChildren();
   const h = result.lab.hinge;
   if (!h) { root.textContent = "Choose a true label: the hinge compares every score with the label's."; return; }
+  const y = result.label;
   h.terms.forEach((v, k) => root.append(element("div", { "data-testid": `hinge-${k}`, "data-value": String(v),
-    class: v > 0 ? "violating" : "" },
-    `${names[k]}: max(0, z${k} − z${result.label} + 1) = ${fmt(v)}   cross entropy's gradient ${fmt(result.gradient[k])}`)));
+    class: v > 0 ? "violating" : k === y ? "muted" : "" }, k === y
+    // The label's own term would be max(0, z_y - z_y + 1) = 1 for every input: the sum leaves it out.
+    ? `${names[k]}: the label, left out of the sum (its own term would always be max(0, z${k} − z${k} + 1) = 1)` +
+      `   cross entropy's gradient ${fmt(result.gradient[k])}`
+    : `${names[k]}: max(0, z${k} − z${y} + 1) = ${fmt(v)}   cross entropy's gradient ${fmt(result.gradient[k])}`)));
   $("hinge-loss").textContent = fmt(h.loss);
   $("hinge-loss").dataset.value = String(h.loss);
   $("hinge-note").textContent = h.violating.length
@@ -169,6 +173,7 @@ function showStep(result, names) {
   const root = $("grad-images");
   root.replaceChildren();
   for (const id of ["step-loss-before", "step-loss-after"]) { $(id).textContent = "–"; delete $(id).dataset.value; }
+  stepSentences(current.checkpoint);
   if (!st) { $("step-probs").textContent = "Choose a true label: the gradient is of the loss for it."; return; }
   const g = st.gradient;
   decodeImages(g.images, g.side).forEach((image, k) => {
@@ -187,6 +192,20 @@ function showStep(result, names) {
   $("step-loss-after").dataset.value = String(st.loss_after);
   $("step-probs").textContent = "after the step: " +
     st.probabilities_after.map((p, c) => `${names[c]} ${(100 * p).toFixed(1)} %`).join(", ");
+}
+
+// What view 12 says of the inputs and of a training step, with this checkpoint's own numbers.
+function stepSentences(checkpoint) {
+  const n = checkpoint && checkpoint.normalization;
+  $("step-inputs").textContent = !n ? "" : "The inputs are standardised, x = (pixel / 255 − mean) / std: " +
+    `a background pixel enters as −mean / std = ${(-n.mean / n.std).toFixed(2)}, not 0, and full ink as ` +
+    `${((1 - n.mean) / n.std).toFixed(2)}, so the gradient moves the weights of every pixel, the background's ` +
+    "in the opposite direction to the ink's and more weakly.";
+  const lr = checkpoint && checkpoint.lr, batch = checkpoint && checkpoint.batch_size;
+  $("step-share").textContent = lr && batch
+    ? `(in this run's training a digit's share of one step was lr / batch size = ${lr} / ${batch} = ` +
+      `${(lr / batch).toPrecision(2)} at the start, before momentum and the schedule)`
+    : "";
 }
 
 export function wireLab(onLearningRate) {

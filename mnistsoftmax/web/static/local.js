@@ -10,6 +10,7 @@ const PREVIEW_SIDE = 140, HIDDEN_SHOWN = 8, GRADIENT_IMAGES = 12, DEFAULT_LR = 0
 const embedded = JSON.parse(document.getElementById("mnistsoftmax-model").textContent);
 const trained = parameters(embedded.parameters);
 const untrained = embedded.untrained ? parameters(embedded.untrained) : null;
+const snapshots = embedded.snapshots; // {steps, parameters: stacked (S, ...) float16, train_loss} or null
 
 function bytesOf(base64) {
   return Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
@@ -34,6 +35,33 @@ function parameters(stored) {
   }
   return out;
 }
+
+// Snapshot `index`'s parameters, decoded on first use (Float32Array: float16 values fit exactly);
+// the last is the checkpoint's own weights, as the server answers.
+const snapshotParams = (() => {
+  let table = null, stacks = null;
+  const cache = new Map();
+  return (index) => {
+    if (index === snapshots.steps.length - 1) return trained;
+    if (!cache.has(index)) {
+      table = table || Float64Array.from({ length: 65536 }, (_, bits) => float16(bits));
+      stacks = stacks || Object.fromEntries(Object.entries(snapshots.parameters).map(([name, { shape, dtype, data }]) => {
+        const bytes = bytesOf(data);
+        return [name, { shape: shape.slice(1), dtype, view: new DataView(bytes.buffer) }];
+      }));
+      const params = {};
+      for (const [name, { shape, dtype, view }] of Object.entries(stacks)) {
+        const size = shape.reduce((a, b) => a * b, 1), offset = index * size;
+        const data = dtype === "float16"
+          ? Float32Array.from({ length: size }, (_, i) => table[view.getUint16(2 * (offset + i), true)])
+          : Float32Array.from({ length: size }, (_, i) => view.getFloat32(4 * (offset + i), true));
+        params[name] = { shape, data };
+      }
+      cache.set(index, params);
+    }
+    return cache.get(index);
+  };
+})();
 
 // ---- forward and backward, layer by layer --------------------------------------------------
 
@@ -126,8 +154,8 @@ function base64Pixels(images) {
 
 // models.Network.unit_pictures: the last hidden layer's units' weights carried down to the pixels,
 // through each layer below (W), its ReLUs gated as this input sets them: a (D, K) matrix.
-function unitPictures(inputs, last, units) {
-  const top = trained[embedded.layers[last - 1][1]], [H, K] = top.shape;
+function unitPictures(params, inputs, last, units) {
+  const top = params[embedded.layers[last - 1][1]], [H, K] = top.shape;
   let picture = units.map((u) => Float64Array.from({ length: H }, (_, i) => top.data[i * K + u]));
   for (let i = last - 2; i >= 0; i--) {
     const [op, weight] = embedded.layers[i];
@@ -136,7 +164,7 @@ function unitPictures(inputs, last, units) {
       picture = picture.map((v) => v.map((value, k) => (on[k] > 0 ? value : 0)));
       continue;
     }
-    const W = trained[weight], [D, M] = W.shape;
+    const W = params[weight], [D, M] = W.shape;
     picture = picture.map((v) => Float64Array.from({ length: D }, (_, d) => {
       let s = 0;
       for (let m = 0; m < M; m++) s += W.data[d * M + m] * v[m];
@@ -149,14 +177,14 @@ function unitPictures(inputs, last, units) {
 }
 
 // explain.hidden_units: the last ReLU's output and the weights after it, for a model that has one.
-function hiddenUnits(inputs, digit) {
+function hiddenUnits(params, inputs, digit) {
   const ops = embedded.layers.map(([op]) => op), last = ops.lastIndexOf("relu");
   if (last < 0) return undefined;
-  const a = inputs[last + 1], W = trained[embedded.layers[last + 1][1]], C = W.shape[1];
+  const a = inputs[last + 1], W = params[embedded.layers[last + 1][1]], C = W.shape[1];
   const toward = Array.from(a, (_, j) => W.data[j * C + digit]);
   const push = Array.from(a, (v, j) => v * toward[j]);
   const units = topUnits(push, HIDDEN_SHOWN);
-  const images = scaledImages(unitPictures(inputs, last, units), units.map((_, k) => k));
+  const images = scaledImages(unitPictures(params, inputs, last, units), units.map((_, k) => k));
   const layers = ops.filter((op) => op === "relu").length;
   return {
     layer: layers, layers, active: a.filter((v) => v > 0).length, total: a.length, side: 28, images: base64Pixels(images),
@@ -183,10 +211,10 @@ function hinge(steps) {
 }
 
 // lab.training_step: this digit's gradient, the first layer's as images, and one SGD step.
-// forwarded: forward(trained, x), which the answer has computed already.
-function trainingStep(x, { inputs, z }, label, lr) {
+// forwarded: forward(params, x), which the answer has computed already.
+function trainingStep(params, x, { inputs, z }, label, lr) {
   const before = softmaxSteps(z, label);
-  const grads = backward(trained, inputs, before.gradient); // dz = softmax - onehot (one image: N = 1)
+  const grads = backward(params, inputs, before.gradient); // dz = softmax - onehot (one image: N = 1)
   const first = grads[embedded.layers[0][1]], [D, K] = first.shape;
   const norms = Array.from({ length: K }, (_, k) => {
     let s = 0;
@@ -195,7 +223,7 @@ function trainingStep(x, { inputs, z }, label, lr) {
   });
   const shown = topUnits(norms, GRADIENT_IMAGES);
   const stepped = {};
-  for (const [name, p] of Object.entries(trained)) {
+  for (const [name, p] of Object.entries(params)) {
     stepped[name] = { shape: p.shape, data: p.data.map((v, i) => v - lr * grads[name].data[i]) };
   }
   const after = softmaxSteps(forward(stepped, x).z, label);
@@ -206,7 +234,7 @@ function trainingStep(x, { inputs, z }, label, lr) {
   };
 }
 
-function lab(x, forwarded, steps, lr) {
+function lab(params, x, forwarded, steps, lr) {
   const p = steps.probabilities, logp = steps.log_softmax;
   const curves = {
     exp: steps.shifted.map((v, c) => [v, steps.exp_shifted[c]]),
@@ -219,9 +247,28 @@ function lab(x, forwarded, steps, lr) {
   const result = { curves, jacobian: jacobian(steps) };
   if (steps.label !== undefined) {
     result.hinge = hinge(steps);
-    result.step = trainingStep(x, forwarded, steps.label, lr);
+    result.step = trainingStep(params, x, forwarded, steps.label, lr);
   }
   return result;
+}
+
+// draw_routes._timeline: this digit under every snapshot, for the label or, without one, for the
+// trained net's answer. Kept for the last digit and label: a slider move changes neither.
+let seen = { key: null, timeline: null };
+
+function timeline(x, digit, label, index) {
+  const last = snapshots.steps.length - 1;
+  const shown = label === null ? softmaxSteps(forward(trained, x).z, null).digit : label;
+  const key = `${digit.join(",")}|${shown}|${label === null}`;
+  if (seen.key !== key) {
+    const each = snapshots.steps.map((_, i) => softmaxSteps(forward(snapshotParams(i), x).z, shown));
+    seen = { key, timeline: {
+      steps: snapshots.steps, label: shown, label_from: label === null ? "prediction" : "label",
+      loss: each.map((s) => s.loss), probability: each.map((s) => s.probabilities[shown]),
+      predicted: each.map((s) => s.digit), train_loss: snapshots.train_loss,
+    } };
+  }
+  return { ...seen.timeline, index: index === null ? last : index };
 }
 
 // ---- the two answers --------------------------------------------------------------------------
@@ -235,12 +282,18 @@ function rows({ w, h, data }, scale = 1) {
 }
 
 // image: a Blob (a drawing or a file) -> the answer POST /api/predict gives for it.
-export async function predict(image, { label, lr }) {
+export async function predict(image, { label, lr, snapshot }) {
   const C = embedded.entry.class_names.length;
   const y = label === "" || label === null || label === undefined ? null : Number(label);
   if (y !== null && !(Number.isInteger(y) && y >= 0 && y < C)) throw new Error(`label must be a class number from 0 to ${C - 1}`);
   const rate = lr === "" || lr === undefined || lr === null ? DEFAULT_LR : Number(lr);
   if (!(rate > 0 && rate <= 100)) throw new Error(`lr must be a number in (0, 100], not ${lr}`);
+  const index = snapshot === null || snapshot === undefined || snapshot === "" ? null : Number(snapshot);
+  if (index !== null && !snapshots) throw new Error(`this page has no snapshots: ${embedded.entry.snapshots_note}`);
+  if (index !== null && !(Number.isInteger(index) && index >= 0 && index < snapshots.steps.length)) {
+    throw new Error(`snapshot must be an index from 0 to ${snapshots.steps.length - 1}, not ${snapshot}`);
+  }
+  const params = index === null ? trained : snapshotParams(index);
   let stages;
   try {
     stages = mnistStages(await readGray(image), "the image");
@@ -249,17 +302,19 @@ export async function predict(image, { label, lr }) {
   }
   const { mean, std } = embedded.normalization;
   const x = Float64Array.from(stages.digit, (v) => v / (255 * std) - mean / std);
-  const forwarded = forward(trained, x), { inputs, z } = forwarded;
+  const forwarded = forward(params, x), { inputs, z } = forwarded;
   const result = softmaxSteps(z, y);
-  const hidden = hiddenUnits(inputs, result.digit);
+  const hidden = hiddenUnits(params, inputs, result.digit);
   if (hidden) result.hidden = hidden;
   if (untrained) result.untrained = softmaxSteps(forward(untrained, x).z, y);
-  const T = embedded.entry.temperature;
-  if (T !== null && T !== undefined) {
+  const T = embedded.entry.temperature, atEnd = index === null || params === trained;
+  if (T !== null && T !== undefined && atEnd) { // fitted to the trained weights only
     result.temperature = T;
     result.calibrated = softmaxSteps(z.map((v) => v / T), y).probabilities;
   }
-  result.lab = lab(x, forwarded, result, rate);
+  result.lab = lab(params, x, forwarded, result, rate);
+  if (snapshots) result.timeline = timeline(x, stages.digit, y, index);
+  else result.timeline_note = embedded.entry.snapshots_note;
   const { w, h } = stages.ink, [top, left, bottom, right] = stages.crop;
   const ink = { w, h, data: Uint8ClampedArray.from(stages.ink.data, (v) => Math.round(v * 255)) };
   const scale = Math.min(1, PREVIEW_SIDE / Math.max(w, h));

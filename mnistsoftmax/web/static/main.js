@@ -40,6 +40,8 @@ function show(result) {
   showUnits(result, names);
   showLab(result, names, checkpoint());
   showTimeline(result, names);
+  const t = result.timeline;
+  $("reliability-snapshot").hidden = !t || t.index === t.steps.length - 1;
 }
 
 function reset() {

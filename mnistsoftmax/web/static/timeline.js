@@ -57,7 +57,8 @@ function chart(root, t, names) {
   root.append(svg("polyline", { points: path(t.steps.map((s, i) => [s, t.loss[i]])), class: "loss" }));
   t.steps.forEach((s, i) => {
     const dot = svg("circle", { cx: x(s), cy: y(t.loss[i]), r: i === t.index ? 5 : 2.5,
-      class: i === t.index ? "label-point" : "class-point", "data-index": i });
+      class: i === t.index ? "label-point" : "class-point", "data-testid": `timeline-loss-${i}`,
+      "data-value": String(t.loss[i]) });
     dot.append(svg("title", {}, `step ${s}: loss ${number(t.loss[i])}, p(${names[t.label]}) ` +
       `${(100 * t.probability[i]).toFixed(1)} %, predicted ${names[t.predicted[i]]}`));
     root.append(dot);

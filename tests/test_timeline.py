@@ -1,0 +1,198 @@
+"""The timeline outside the browser: /api/predict's `snapshot` field and `timeline`, /api/checkpoints'
+snapshot steps, `predict --through-training`, each against a NumPy forward pass of the snapshot's
+weights in float64."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mnistsoftmax import checkpoint, snapshots
+from mnistsoftmax.cli import main
+from mnistsoftmax.inference import Normalization
+from tests.test_serve import BASE, drawn_seven
+
+pytest.importorskip("starlette")
+from starlette.testclient import TestClient  # noqa: E402
+
+from mnistsoftmax.web.app import create_app  # noqa: E402
+from mnistsoftmax.web.catalog import Catalog  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two mlps trained on synthetic digits: `latest` with 12 snapshots, `none` with none."""
+    from tests.conftest import write_dataset
+
+    root = tmp_path_factory.mktemp("timeline")
+    write_dataset(root / "data")
+    common = ["train", "--dataset", "custom", "--data-dir", str(root / "data"), "--epochs", "3", "--hidden", "24,16"]
+    for name, count in (("latest", "12"), ("none", "0")):
+        result = CliRunner().invoke(main, [*common, "--snapshots", count, "--out", str(root / "runs" / f"{name}.npz")])
+        assert result.exit_code == 0, result.output
+    return root / "runs"
+
+
+@pytest.fixture
+def client(runs):
+    return TestClient(create_app(Catalog(runs), "127.0.0.1", 8765), base_url=BASE)
+
+
+def forward64(path, index: int, digit) -> np.ndarray:
+    """Softmax probabilities (C,) of a 28x28 uint8 digit under snapshot `index`'s stored weights,
+    computed here in float64 from the arrays as stored (float16, upcast)."""
+    model, meta = checkpoint.load(path)
+    kept = checkpoint.load_snapshots(path, model)
+    params = {name: np.asarray(copies[index], np.float64) for name, copies in kept.arrays.items()}
+    if index == len(kept.steps) - 1:  # the last index is the checkpoint's own float32 weights
+        params = {name: p.astype(np.float64) for name, p in model.params.items()}
+    norm = meta["normalization"]
+    a = (np.asarray(digit, np.float64).reshape(-1) / 255 - norm["mean"]) / norm["std"]
+    depth = len(model.hidden_widths)
+    for layer in range(1, depth + 2):
+        a = a @ params[f"W{layer}"] + params[f"b{layer}"]
+        if layer <= depth:
+            a = np.maximum(a, 0)
+    e = np.exp(a - a.max())
+    return e / e.sum()
+
+
+def post(client, query: str = ""):
+    return client.post(f"/api/predict{query}", content=drawn_seven(), headers={"Content-Type": "image/png"})
+
+
+def test_checkpoints_list_their_snapshot_steps_or_why_there_are_none(client):
+    listed = {c["name"]: c for c in client.get("/api/checkpoints").json()}
+    steps = listed["latest"]["snapshots"]
+    assert steps == list(snapshots.schedule(3 * 5, 12)) and steps[0] == 0 and steps[-1] == 15
+    assert listed["latest"]["snapshots_note"] is None
+    assert listed["none"]["snapshots"] is None and "--snapshots 0" in listed["none"]["snapshots_note"]
+
+
+@pytest.mark.parametrize("index", [0, 1, 5, 11])
+def test_each_snapshot_answers_as_numpy_forwards_its_weights(client, runs, index):
+    r = post(client, f"?snapshot={index}&label=7").json()
+    digit = np.array(r["preprocessed"], np.uint8)
+    expected = forward64(runs / "latest.npz", index, digit)
+    np.testing.assert_allclose(r["probabilities"], expected, atol=1e-6, rtol=0)
+    assert r["loss"] == pytest.approx(-math.log(expected[7]), abs=1e-5)
+    t = r["timeline"]
+    assert t["index"] == index and t["label"] == 7 and t["label_from"] == "label"
+    assert len(t["loss"]) == len(t["steps"]) == 12
+    for i in range(12):
+        p = forward64(runs / "latest.npz", i, digit)
+        assert t["probability"][i] == pytest.approx(p[7], abs=1e-6)
+        assert t["loss"][i] == pytest.approx(-math.log(p[7]), abs=1e-5)
+        assert t["predicted"][i] == int(np.argmax(p))
+    assert [s for s, _ in t["train_loss"]] == sorted(s for s, _ in t["train_loss"]) and t["train_loss"]
+
+
+def test_step_0_is_near_a_uniform_guess_and_the_last_is_the_trained_answer(client):
+    first = post(client, "?snapshot=0&label=7").json()
+    assert max(first["probabilities"]) < 0.2 and abs(first["loss"] - math.log(10)) < 0.3
+    assert "calibrated" not in first  # the temperature belongs to the trained weights
+    trained, last = post(client, "?label=7").json(), post(client, "?snapshot=11&label=7").json()
+    for key in ("probabilities", "loss", "logits", "hidden", "lab", "calibrated"):
+        assert last[key] == trained[key], key
+    assert trained["timeline"]["index"] == 11
+
+
+def test_without_a_label_the_curve_follows_the_trained_answer(client):
+    t = post(client, "?snapshot=3").json()["timeline"]
+    assert t["label_from"] == "prediction" and t["label"] == t["predicted"][-1]
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "words"),
+    [
+        ("?snapshot=12", 400, "snapshot must be an index from 0 to 11"),
+        ("?snapshot=-1", 400, "snapshot must be an index from 0 to 11"),
+        ("?snapshot=1.5", 400, "snapshot must be an index"),
+        ("?snapshot=%C2%B2", 400, "snapshot must be an index"),
+        ("?checkpoint=none&snapshot=0", 400, "has no snapshots: this checkpoint kept no snapshots"),
+    ],
+)
+def test_a_bad_snapshot_is_one_line(client, query, status, words):
+    answer = post(client, query)
+    assert answer.status_code == status and words in answer.json()["error"], answer.text
+    assert "\n" not in answer.json()["error"]
+
+
+def test_a_json_snapshot_must_be_an_integer(client):
+    for value in (True, "x", [1], 2**70):
+        answer = client.post("/api/predict", json={"pixels": [[0, 255], [255, 0]], "snapshot": value})
+        assert answer.status_code == 400 and "snapshot must be an index" in answer.json()["error"], value
+
+
+def test_a_checkpoint_without_snapshots_says_why(client):
+    r = post(client, "?checkpoint=none").json()
+    assert "timeline" not in r and "--snapshots 0" in r["timeline_note"]
+
+
+def test_damaged_snapshots_leave_the_model_answering(tmp_path, runs):
+    """Snapshots that cannot be read: the prediction answers with the reason, a request for a
+    snapshot is a 422 in one line."""
+    import shutil
+
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    shutil.copy(runs / "latest.npz", folder / "latest.npz")
+    with np.load(folder / "latest.npz") as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    arrays["snapshots/W1"] = arrays["snapshots/W1"][:, :3]
+    with open(folder / "latest.npz", "wb") as f:
+        np.savez(f, **arrays)
+    client = TestClient(create_app(Catalog(folder), "127.0.0.1", 8765), base_url=BASE)
+    r = post(client).json()
+    assert "snapshots of W1 are" in r["timeline_note"] and "probabilities" in r
+    answer = post(client, "?snapshot=0")
+    assert answer.status_code == 422 and "snapshots of W1 are" in answer.json()["error"]
+
+
+def test_predict_through_training_agrees_with_the_page(client, runs, tmp_path):
+    image = tmp_path / "seven.png"
+    image.write_bytes(drawn_seven())
+    cli = CliRunner().invoke(main, ["predict", str(image), "--through-training", "--label", "7", "--json",
+                                    "--checkpoint", str(runs / "latest.npz")])  # fmt: skip
+    assert cli.exit_code == 0, cli.output
+    (result,) = json.loads(cli.stdout)
+    t = post(client, "?label=7").json()["timeline"]
+    assert result["label"] == 7 and [s["step"] for s in result["snapshots"]] == t["steps"]
+    assert [s["loss"] for s in result["snapshots"]] == pytest.approx(t["loss"], abs=1e-12)
+    assert [s["probabilities"][7] for s in result["snapshots"]] == pytest.approx(t["probability"], abs=1e-12)
+    assert [s["predicted"] for s in result["snapshots"]] == t["predicted"]
+    text = CliRunner().invoke(main, ["predict", str(image), "--through-training", "--label", "7",
+                                     "--checkpoint", str(runs / "latest.npz")])  # fmt: skip
+    lines = text.stdout.splitlines()
+    assert lines[1].split() == ["step", "predicted", "p(predicted)", "p(7)", "loss"] and len(lines) == 2 + 12 + 1
+    first = lines[2].split()
+    assert first[0] == "0" and float(first[-1]) == pytest.approx(t["loss"][0], abs=1e-4)
+
+
+def test_predict_through_training_without_snapshots_or_with_explain_is_one_line(runs, tmp_path):
+    image = tmp_path / "seven.png"
+    image.write_bytes(drawn_seven())
+    for args, words in (
+        (["--checkpoint", str(runs / "none.npz")], "has no snapshots (trained with --snapshots 0"),
+        (["--explain"], "--explain and --through-training are two views"),
+        (["--calibrated"], "--calibrated applies to the final model's temperature"),
+    ):
+        result = CliRunner().invoke(main, ["predict", str(image), "--through-training", *args])
+        assert result.exit_code != 0 and words in result.output, result.output
+        assert "Traceback" not in result.output
+
+
+def test_snapshots_of_the_page_numbers_use_the_normalisation(runs):
+    """The helper above normalises as the package does: its last index equals predict's answer."""
+    model, meta = checkpoint.load(runs / "latest.npz")
+    digit = np.zeros((28, 28), np.uint8)
+    digit[6:22, 12:16] = 255
+    from mnistsoftmax.inference import logits
+
+    z = logits(model, digit[None], Normalization(**meta["normalization"]))[0].astype(np.float64)
+    e = np.exp(z - z.max())
+    np.testing.assert_allclose(forward64(runs / "latest.npz", 11, digit), e / e.sum(), atol=1e-6)
