@@ -11,7 +11,7 @@ Stored in the checkpoint beside the parameters, one array per parameter stacked 
 snapshots, in float16 (half the bytes; each snapshot's forward pass then differs from the float32
 weights' by what float16's 11-bit mantissa loses, bounded by a test), under the member names
 `snapshots/steps` (int64, (S,)) and `snapshots/NAME` ((S, *NAME's shape)). A 784-512-10 net's 24
-snapshots are 19.5 MB. The last snapshot is the final weights rounded to float16: the views show
+snapshots are 18.6 MB. The last snapshot is the final weights rounded to float16: the views show
 the checkpoint's own float32 weights at the last index (Snapshots.model_at).
 """
 

@@ -50,8 +50,7 @@ def timed_moves(page, image: Path, moves: int) -> list[float]:
     page.wait_for_selector("body[data-busy=false][data-answers='2']", timeout=60_000)
     last = int(page.get_by_test_id("timeline").get_attribute("max"))
     order = [(7 * k + 3) % (last + 1) for k in range(moves + 1)]  # every snapshot, in a scattered order
-    times = [page.evaluate(MOVE, index) for index in order]
-    return times[1:]  # the first move decodes the file's snapshots; it is reported apart
+    return [page.evaluate(MOVE, index) for index in order]  # the first: the exported file decodes its snapshots
 
 
 def main() -> int:
@@ -90,11 +89,11 @@ def main() -> int:
             browser.close()
     print(f"checkpoint: {path} ({model.describe()}, {len(steps)} snapshots); viewport {args.width} px; "
           f"{args.moves} moves of the slider on each page")  # fmt: skip
-    print(f"{'page':<18} {'median':>9} {'p90':>9} {'max':>9}  goal")
-    print("-" * 56)
-    for name, times in rows:
+    print(f"{'page':<18} {'first move':>11} {'median':>9} {'p90':>9} {'max':>9}  goal (after the first)")
+    print("-" * 80)
+    for name, (first, *times) in rows:
         p90 = statistics.quantiles(times, n=10)[-1]
-        print(f"{name:<18} {statistics.median(times):7.1f}ms {p90:7.1f}ms {max(times):7.1f}ms  < 100 ms")
+        print(f"{name:<18} {first:9.1f}ms {statistics.median(times):7.1f}ms {p90:7.1f}ms {max(times):7.1f}ms  < 100 ms")
     return 0
 
 

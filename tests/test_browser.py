@@ -380,6 +380,8 @@ def test_the_lab_views_equal_the_math(page, served, tmp_path):
     np.testing.assert_allclose(values(page, "play-prob-"), played, **close)
     page.get_by_test_id("preset-1-2-3").click()
     np.testing.assert_allclose(values(page, "play-prob-")[:3], [0.09003057, 0.24472847, 0.66524096], rtol=1e-6)
+    # The preset brings its own label (class 2, its largest logit): -ln 0.66524 = 0.4076, not the loss of 3.
+    assert page.locator("#play-loss").text_content().startswith("loss −log p(2) = 0.4076 (the preset's label")
 
     assert page.locator("[data-testid^=grad-image]").count() >= 8
     before_loss = float(page.get_by_test_id("step-loss-before").get_attribute("data-value"))

@@ -59,9 +59,11 @@ export function lossChart(root, { steps, epochs, totalSteps }) {
   }
   const legend = [["loss-point", "loss of each step"], ["window-point", `mean loss of ${windows[0]?.steps ?? "n"} steps`]];
   if (validation.length) legend.push(["val-point", "validation loss, each epoch"]);
+  // Below the ln 10 line and its label, where the curve has already fallen away.
+  const legendTop = y(LN10) + 30;
   legend.forEach(([cls, text], k) => {
-    root.append(svg("rect", { x: W - right - 190, y: top + 24 + 14 * k - 7, width: 8, height: 8, class: cls }));
-    root.append(svg("text", { x: W - right - 178, y: top + 24 + 14 * k, class: "tick" }, text));
+    root.append(svg("rect", { x: W - right - 190, y: legendTop + 14 * k - 7, width: 8, height: 8, class: cls }));
+    root.append(svg("text", { x: W - right - 178, y: legendTop + 14 * k, class: "tick" }, text));
   });
 }
 

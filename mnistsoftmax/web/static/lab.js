@@ -17,6 +17,7 @@ export function softmax(z) {
 }
 
 let current = null; // the last answer, for the views moved by hand
+let playLabel; // the playground's label: the digit's, or a preset's own
 
 export function showLab(result, names, checkpoint) {
   current = { result, names, checkpoint };
@@ -32,11 +33,13 @@ export function showLab(result, names, checkpoint) {
 function curve(root, { f, xmin, xmax, ymin, ymax, xlabel, ylabel }, points, { label, untrained } = {}) {
   const W = 300, H = 220, left = 40, right = 10, top = 24, bottom = 34;
   root.replaceChildren();
-  const x = (v) => left + ((W - left - right) * (v - xmin)) / (xmax - xmin);
+  const x = (v) => left + ((W - left - right) * (Math.max(xmin, Math.min(xmax, v)) - xmin)) / (xmax - xmin);
   const y = (v) => top + ((H - top - bottom) * (ymax - Math.max(ymin, Math.min(ymax, v)))) / (ymax - ymin);
   const line = [];
-  for (let k = 0; k <= 200; k++) {
-    const v = xmin + ((xmax - xmin) * k) / 200;
+  // Samples crowd towards xmin ((k/400)^4 of the range: down to 4e-11 of it), where log p runs off
+  // to −∞: the curve reaches the axis's end instead of stopping short of the points near p = 0.
+  for (let k = 0; k <= 400; k++) {
+    const v = xmin + (xmax - xmin) * (k / 400) ** 4;
     const fv = f(v);
     if (Number.isFinite(fv)) line.push(`${x(v).toFixed(1)},${y(fv).toFixed(1)}`);
   }
@@ -49,12 +52,18 @@ function curve(root, { f, xmin, xmax, ymin, ymax, xlabel, ylabel }, points, { la
   for (const v of [ymin, ymax]) {
     root.append(svg("text", { x: left - 4, y: y(v) + 4, class: "tick", "text-anchor": "end" }, String(v)));
   }
+  // A point beyond the axes is drawn hollow at their edge, and says so.
+  const beyond = (px, py) => px < xmin || px > xmax || py < ymin || py > ymax;
   points.forEach(([px, py], c) => {
+    const out = beyond(px, py);
     const mark = svg("circle", { cx: x(px), cy: y(py), r: c === label ? 5 : 3,
-      class: c === label ? "label-point" : "class-point", "data-class": c, "data-y": py });
-    mark.append(svg("title", {}, `class ${c}: (${fmt(px)}, ${fmt(py)})`));
+      class: `${c === label ? "label-point" : "class-point"}${out ? " clipped" : ""}`, "data-class": c, "data-y": py });
+    mark.append(svg("title", {}, `class ${c}: (${fmt(px)}, ${fmt(py)})${out ? ", beyond the axis: drawn at its edge" : ""}`));
     root.append(mark);
   });
+  if (points.some(([px, py]) => beyond(px, py))) {
+    root.append(svg("text", { x: W - right, y: 22, class: "tick", "text-anchor": "end" }, "○ beyond the axis, at its edge"));
+  }
   if (untrained) {
     const [ux, uy] = untrained;
     root.append(svg("circle", { cx: x(ux), cy: y(uy), r: 5, class: "untrained-point", "data-testid": "untrained-point",
@@ -95,9 +104,10 @@ function showTemperature() {
 }
 
 // ---- 9: the logit playground
-function resetPlayground(values) {
+function resetPlayground(values, label) {
   if (!current) return;
   const z = values || current.result.logits;
+  playLabel = values ? label : current.result.label;
   const root = $("logits-play");
   root.replaceChildren();
   z.forEach((v, c) => {
@@ -116,14 +126,16 @@ function showPlayground() {
   root.replaceChildren();
   if (z.some((v) => !Number.isFinite(v))) { root.textContent = "every logit must be a number"; return; }
   const { p, logp } = softmax(z);
-  const label = current.result.label;
+  const label = playLabel;
   p.forEach((v, c) => {
     const grad = label === undefined ? "" : `, gradient ${fmt(v - (c === label ? 1 : 0))}`;
     root.append(element("div", { "data-testid": `play-prob-${c}`, "data-value": String(v) },
       `${current.names[c]}: p ${(100 * v).toFixed(2)} %, log p ${fmt(logp[c])}${grad}`));
   });
+  const whose = label === current.result.label ? "" : ` (the preset's label: class ${current.names[label]}, its largest ` +
+    "logit, as in the articles)";
   $("play-loss").textContent = label === undefined ? "choose a true label for the loss"
-    : `loss −log p(${label}) = ${fmt(-logp[label])}`;
+    : `loss −log p(${label}) = ${fmt(-logp[label])}${whose}`;
 }
 
 // ---- 10: the Jacobian
@@ -144,7 +156,7 @@ function showJacobian(result, names) {
   out.replaceChildren();
   if (!chain) { out.textContent = "Choose a true label: the chain rule needs ∂L/∂S."; return; }
   chain.forEach((v, k) => out.append(element("div", { "data-testid": `chain-${k}`, "data-value": String(v) },
-    `${names[k]}: (Jᵀ ∂L/∂S)${k} = ${fmt(v)}   S − onehot = ${fmt(result.gradient[k])}`)));
+    `${names[k]}: (Jᵀ ∂L/∂S)${k} = ${fmt(v)};  S${k} − onehot${k} = ${fmt(result.gradient[k])}`)));
 }
 
 // ---- 11: hinge beside cross entropy
@@ -214,7 +226,8 @@ export function wireLab(onLearningRate) {
   for (const [name, values] of Object.entries(PRESETS)) {
     const button = element("button", { type: "button", "data-testid": `preset-${values.join("-")}` }, name);
     // The articles' three classes; the other seven far below, at e^-50 of them.
-    button.addEventListener("click", () => resetPlayground([...values, ...Array(7).fill(-50)]));
+    // A preset brings its own label, its largest logit (class 2): the drawn digit's would not fit it.
+    button.addEventListener("click", () => resetPlayground([...values, ...Array(7).fill(-50)], 2));
     $("play-presets").append(button);
   }
   $("step-lr").addEventListener("change", onLearningRate);

@@ -281,6 +281,23 @@ function rows({ w, h, data }, scale = 1) {
   return Array.from({ length: h }, (_, y) => Array.from(data.subarray(y * w, (y + 1) * w), (v) => Math.round(v * scale)));
 }
 
+// predict's preprocessing of an image, kept for the last image's bytes: a move of the timeline's
+// slider or a new label sends the same image again.
+let preprocessed = { bytes: null, stages: null };
+
+async function stagesOf(image) {
+  const bytes = new Uint8Array(await image.arrayBuffer()), last = preprocessed.bytes;
+  if (last && last.length === bytes.length && last.every((b, i) => b === bytes[i])) return preprocessed.stages;
+  let stages;
+  try {
+    stages = mnistStages(await readGray(image), "the image");
+  } catch (err) {
+    throw err instanceof ImageError ? new Error(err.message) : err;
+  }
+  preprocessed = { bytes, stages };
+  return stages;
+}
+
 // image: a Blob (a drawing or a file) -> the answer POST /api/predict gives for it.
 export async function predict(image, { label, lr, snapshot }) {
   const C = embedded.entry.class_names.length;
@@ -294,12 +311,7 @@ export async function predict(image, { label, lr, snapshot }) {
     throw new Error(`snapshot must be an index from 0 to ${snapshots.steps.length - 1}, not ${snapshot}`);
   }
   const params = index === null ? trained : snapshotParams(index);
-  let stages;
-  try {
-    stages = mnistStages(await readGray(image), "the image");
-  } catch (err) {
-    throw err instanceof ImageError ? new Error(err.message) : err;
-  }
+  const stages = await stagesOf(image);
   const { mean, std } = embedded.normalization;
   const x = Float64Array.from(stages.digit, (v) => v / (255 * std) - mean / std);
   const forwarded = forward(params, x), { inputs, z } = forwarded;

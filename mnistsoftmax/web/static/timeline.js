@@ -134,7 +134,8 @@ export function showTimeline(result, names) {
     : `${names[t.label]}, the trained net's answer (choose the true label to follow it instead)`;
   $("timeline-summary").textContent = `This digit's loss −ln p for ${whose} under each of the run's ` +
     `${t.steps.length} snapshots: ${number(t.loss[0])} at step 0 (ln 10 = 2.3026 is a uniform guess's), ` +
-    `${number(t.loss[t.index])} at step ${t.steps[t.index]}, ${number(t.loss[t.loss.length - 1])} at the end. ` +
+    (t.index > 0 && t.index < t.steps.length - 1 ? `${number(t.loss[t.index])} at step ${t.steps[t.index]}, ` : "") +
+    `${number(t.loss[t.loss.length - 1])} at the end (step ${t.steps[t.steps.length - 1]}). ` +
     "Faint behind it: the run's mean training loss. Drag the slider (or click the chart): every view below " +
     "shows this digit under the weights of that step.";
   chart($("timeline-chart"), t, names);

@@ -166,8 +166,6 @@ function take(state, record) {
     case "epoch": state.epochs.push(record); break;
     case "probe":
       state.probes.push(record);
-      state.logitLow = Math.min(state.logitLow ?? 0, ...record.logits.min.flat());
-      state.logitHigh = Math.max(state.logitHigh ?? 0, ...record.logits.max.flat());
       break;
     case "weights": state.weights = record; break;
     case "test": state.test = record; state.source.close(); refreshRuns(); break;
@@ -205,8 +203,7 @@ function renderSide(root, s) {
   lossChart(q(".side-loss"), { steps: s.steps, epochs: s.epochs, totalSteps: s.init ? s.init.steps_per_epoch * config.epochs : 0 });
   marginChart(q(".side-margin"), s.probes);
   if (last) {
-    boxPlots(q(".side-logits"), last.logits, last.classes, classNames(),
-      { low: Math.floor(s.logitLow), high: Math.ceil(s.logitHigh) || 1, format: (v) => v.toFixed(0) });
+    boxPlots(q(".side-logits"), last.logits, last.classes, classNames(), logitAxis(last));
   }
 }
 
@@ -274,9 +271,15 @@ function renderProbe(s) {
     `on ${p.images} probe images`;
   const names = classNames();
   boxPlots($("softmax-boxes"), p.softmax, p.classes, names, { low: 0, high: 1, format: (v) => v.toFixed(1) });
-  // The logits' range over all probes so far, so that the boxes move in a fixed frame.
-  boxPlots($("logit-boxes"), p.logits, p.classes, names,
-    { low: Math.floor(s.logitLow), high: Math.ceil(s.logitHigh) || 1, format: (v) => v.toFixed(0) });
+  boxPlots($("logit-boxes"), p.logits, p.classes, names, logitAxis(p));
+}
+
+// A probe's logits on their own axis (its ticks say which): in the frame of the end of training the
+// untrained net's logits, all within a unit or two of 0, would look flat.
+function logitAxis(probe) {
+  const low = Math.min(...probe.logits.min.flat()), high = Math.max(...probe.logits.max.flat());
+  const span = Math.max(high - low, 0.5), digits = span < 5 ? 1 : 0;
+  return { low: low - 0.05 * span, high: high + 0.05 * span, format: (v) => v.toFixed(digits) };
 }
 
 function renderWeights(s) {
