@@ -134,7 +134,7 @@ function showPlayground() {
   });
   const whose = label === current.result.label ? "" : ` (the preset's label: class ${current.names[label]}, its largest ` +
     "logit, as in the articles)";
-  $("play-loss").textContent = label === undefined ? "choose a true label for the loss"
+  $("play-loss").textContent = label === undefined ? "choose a true label (in the bar at the top) for the loss"
     : `loss −log p(${label}) = ${fmt(-logp[label])}${whose}`;
 }
 
@@ -144,17 +144,33 @@ function showJacobian(result, names) {
   const root = $("jacobian");
   root.replaceChildren();
   const scale = Math.max(...J.flat().map(Math.abs)) || 1;
-  J.forEach((row, i) => row.forEach((v, j) => {
-    const a = Math.min(1, Math.abs(v) / scale);
-    const cell = element("div", { class: "jcell", "data-i": i, "data-j": j, "data-value": String(v),
-      title: `dS${i}/dz${j} = ${fmt(v)}` });
-    cell.style.background = v >= 0 ? `rgba(200, 40, 40, ${a})` : `rgba(40, 80, 200, ${a})`;
-    root.append(cell);
-  }));
+  const said = (i, j) => `∂S${i}/∂z${j} = ${fmt(J[i][j])}` + (i === j ? `: S${i}(1 − S${i})` : `: −S${i}·S${j}`);
+  // Row i is S_i, column j is z_j; the corner is empty, the first row and column name them.
+  root.append(element("div", { class: "jhead" }, "S\\z"), ...names.map((_, j) => element("div", { class: "jhead" },
+    `z${j}`)));
+  J.forEach((row, i) => {
+    root.append(element("div", { class: "jhead" }, `S${i}`));
+    row.forEach((v, j) => {
+      const a = Math.min(1, Math.abs(v) / scale);
+      const cell = element("div", { class: "jcell", "data-i": i, "data-j": j, "data-value": String(v),
+        title: said(i, j), tabindex: "0" });
+      cell.style.background = v >= 0 ? `rgba(200, 40, 40, ${a})` : `rgba(40, 80, 200, ${a})`;
+      // Hover, tap or focus: the cell's value in the line below (a phone has no hover).
+      const show = () => { $("jacobian-cell").textContent = said(i, j); };
+      cell.addEventListener("mouseenter", show);
+      cell.addEventListener("click", show);
+      cell.addEventListener("focus", show);
+      root.append(cell);
+    });
+  });
+  const y = result.label ?? result.digit;
+  $("jacobian-cell").textContent = `${said(y, y)} (hover or tap a cell for its value)`;
+  $("jacobian-scale-low").textContent = `−${fmt(scale)}`;
+  $("jacobian-scale-high").textContent = `+${fmt(scale)}`;
   const chain = result.lab.jacobian.chain;
   const out = $("jacobian-chain");
   out.replaceChildren();
-  if (!chain) { out.textContent = "Choose a true label: the chain rule needs ∂L/∂S."; return; }
+  if (!chain) { out.textContent = "Choose a true label (in the bar at the top): the chain rule needs ∂L/∂S."; return; }
   chain.forEach((v, k) => out.append(element("div", { "data-testid": `chain-${k}`, "data-value": String(v) },
     `${names[k]}: (Jᵀ ∂L/∂S)${k} = ${fmt(v)};  S${k} − onehot${k} = ${fmt(result.gradient[k])}`)));
 }
@@ -164,7 +180,7 @@ function showHinge(result, names) {
   const root = $("hinge-terms");
   root.replaceChildren();
   const h = result.lab.hinge;
-  if (!h) { root.textContent = "Choose a true label: the hinge compares every score with the label's."; return; }
+  if (!h) { root.textContent = "Choose a true label (in the bar at the top): the hinge compares every score with the label's."; return; }
   const y = result.label;
   h.terms.forEach((v, k) => root.append(element("div", { "data-testid": `hinge-${k}`, "data-value": String(v),
     class: v > 0 ? "violating" : k === y ? "muted" : "" }, k === y
@@ -186,7 +202,7 @@ function showStep(result, names) {
   root.replaceChildren();
   for (const id of ["step-loss-before", "step-loss-after"]) { $(id).textContent = "–"; delete $(id).dataset.value; }
   stepSentences(current.checkpoint);
-  if (!st) { $("step-probs").textContent = "Choose a true label: the gradient is of the loss for it."; return; }
+  if (!st) { $("step-probs").textContent = "Choose a true label (in the bar at the top): the gradient is of the loss for it."; return; }
   const g = st.gradient;
   decodeImages(g.images, g.side).forEach((image, k) => {
     const canvas = element("canvas", { "data-testid": `grad-image-${k}` });

@@ -88,6 +88,11 @@ const pad = new Pad($("pad"), {
 $("clear").addEventListener("click", () => { $("upload").value = ""; pad.clear(); });
 $("upload").addEventListener("change", (e) => { if (e.target.files[0]) useFile(e.target.files[0]); });
 $("label").addEventListener("change", update);
+$("toc").addEventListener("change", (e) => {
+  const target = e.target.value && $(e.target.value);
+  if (target && !target.hidden) target.scrollIntoView({ behavior: "smooth", block: "start" });
+  e.target.value = "";
+});
 $("calibrated").addEventListener("change", update);
 wireLab(update);
 wireTimeline((index) => { snapshot = index; update(); });

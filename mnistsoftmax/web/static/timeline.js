@@ -16,9 +16,9 @@ function scale(last, left, width) {
 
 function describe(t) {
   const step = t.steps[t.index], last = t.steps.length - 1;
-  if (t.index === 0) return `step 0: the initial weights, before any training`;
-  if (t.index === last) return `step ${step}: the trained weights, the end of the run`;
-  return `step ${step} of ${t.steps[last]}: the weights after ${step} update${step === 1 ? "" : "s"}`;
+  if (t.index === 0) return "step 0 · untrained: the initial weights";
+  if (t.index === last) return `step ${step} · trained: the end of the run`;
+  return `step ${step} of ${t.steps[last]} · after ${step} update${step === 1 ? "" : "s"}`;
 }
 
 function chart(root, t, names) {
