@@ -489,3 +489,64 @@ def test_the_timeline_moves_every_view_for_a_drawn_digit(page, served):
     _, model = served
     draw(page, DIGITS["7"])
     check_timeline(page, model, lambda before: settle(page, before), label=None)
+
+
+def test_the_lab_views_are_pictures_that_follow_the_hand(page, served, tmp_path):
+    """The temperature's log slider, the playground's sliders, the Jacobian of the playground's
+    logits, the hinge's picture and the step's before/after bars: each drawn number equals the
+    math on the API's answer; every lab view has its section-NAME testid."""
+    url, _ = served
+    image = upload_a_seven(page, tmp_path, label=3)
+    api = lab_answer(url, image.read_bytes(), 3)
+    z = np.asarray(api["logits"], dtype=np.float64)
+    close = dict(rtol=1e-6, atol=1e-12)
+    for name in ("curves", "temperature", "playground", "jacobian", "hinge", "step"):
+        assert page.get_by_test_id(f"section-{name}").count() == 1
+
+    page.get_by_test_id("temperature-slider").fill(str(math.log10(2.5)))
+    assert float(page.get_by_test_id("temperature").input_value()) == 2.51  # 10 ** 0.40: the slider's steps of 0.01
+    T = float(page.get_by_test_id("temperature").input_value())
+    np.testing.assert_allclose(values(page, "t-prob-"), np.exp((z - z.max()) / T) / np.exp((z - z.max()) / T).sum(),
+                               **close)  # fmt: skip
+
+    page.get_by_test_id("logit-range-5").fill("4")
+    assert float(page.get_by_test_id("logit-5").input_value()) == 4
+    edited = z.copy()
+    edited[5] = 4
+    played = np.exp(edited - edited.max()) / np.exp(edited - edited.max()).sum()
+    np.testing.assert_allclose(values(page, "play-prob-"), played, **close)
+
+    page.get_by_test_id("preset-1-2-3").click()
+    page.get_by_test_id("jacobian-source").select_option("playground")
+    played = np.array([1, 2, 3] + [-50] * 7, dtype=np.float64)
+    S = np.exp(played - played.max()) / np.exp(played - played.max()).sum()
+    cells = page.get_by_test_id("jacobian").locator("[data-i]")
+    J = np.zeros((10, 10))
+    for k in range(100):
+        cell = cells.nth(k)
+        J[int(cell.get_attribute("data-i")), int(cell.get_attribute("data-j"))] = float(
+            cell.get_attribute("data-value")
+        )
+    np.testing.assert_allclose(J, np.diag(S) - np.outer(S, S), rtol=1e-6, atol=1e-15)
+    np.testing.assert_allclose(values(page, "chain-"), S - np.eye(10)[2], rtol=1e-6, atol=1e-12)  # the preset's label
+    assert J[2, 2] == pytest.approx(S[2] * (1 - S[2])) and J[0, 1] == pytest.approx(-S[0] * S[1])
+
+    picture = page.get_by_test_id("hinge-picture")
+    violating = [k for k in range(10) if k != 3 and z[k] - z[3] + 1 > 0]
+    assert picture.locator("g[data-class]").count() == 10
+    assert picture.locator("circle.violating-point").count() == len(violating)
+    assert picture.locator("circle.label-point").get_attribute("data-class") == "3"
+
+    np.testing.assert_allclose(values(page, "step-after-"), api["lab"]["step"]["probabilities_after"], rtol=1e-6)
+
+
+def test_choosing_a_class_marks_it_in_every_view(page, tmp_path):
+    upload_a_seven(page, tmp_path, label=7)
+    page.get_by_test_id("prob-4").click()
+    marked = page.evaluate("() => [...document.querySelectorAll('.chosen')].map(e => e.closest('section').id)")
+    for view in ("answer-view", "math-view", "compare-view", "curves-view", "temperature-view", "playground-view",
+                 "jacobian-view", "hinge-view", "step-view"):  # fmt: skip
+        assert view in marked, view
+    assert page.locator("#math-table tr.chosen").get_attribute("data-class") == "4"
+    page.get_by_test_id("prob-4").click()  # the same class again: chosen no more
+    assert page.locator(".chosen").count() == 0

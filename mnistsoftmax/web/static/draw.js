@@ -47,20 +47,45 @@ export function weightImage(canvas, rows) {
 }
 
 
-// Ten horizontal bars of probabilities (fractions); testids gives each number's data-testid.
-export function probabilityBars(container, probabilities, classNames, { testids = false, highlight = -1 } = {}) {
+// Ten horizontal bars of probabilities (fractions); testids gives each number's data-testid
+// (`prefix` and the class: prob-3), `before` a second, faint bar per class (the same quantity
+// before a change). Every part carries data-class, for the class chosen anywhere on the page.
+export function probabilityBars(container, probabilities, classNames,
+  { testids = false, highlight = -1, prefix = "prob-", before = null } = {}) {
   container.replaceChildren();
   probabilities.forEach((p, c) => {
     const percent = 100 * p;
-    const name = element("span", { class: c === highlight ? "top" : "" }, classNames[c]);
-    const bar = element("div", { class: "bar" });
+    const name = element("span", { class: c === highlight ? "top" : "", "data-class": c }, classNames[c]);
+    const bar = element("div", { class: "bar", "data-class": c });
+    if (before) bar.append(element("div", { class: "before", style: `width: ${(100 * before[c]).toFixed(2)}%` }));
     bar.append(element("div", { style: `width: ${percent.toFixed(2)}%` }));
-    const num = element("span", { class: "num" });
+    const num = element("span", { class: "num", "data-class": c });
     // The text is the percentage shown; data-value keeps the probability itself, unrounded.
-    const attributes = testids ? { "data-testid": `prob-${c}`, "data-value": String(p) } : {};
+    const attributes = testids ? { "data-testid": `${prefix}${c}`, "data-value": String(p) } : {};
+    if (before) num.append(`${(100 * before[c]).toFixed(1)} → `);
     const value = element("span", attributes, percent.toFixed(2));
     num.append(value, "%");
     container.append(name, bar, num);
+  });
+}
+
+// The class chosen anywhere (a click on anything that carries data-class): marked in every view.
+let chosen = null;
+
+export function markChosen() {
+  for (const e of document.querySelectorAll("[data-class], [data-i]")) {
+    const own = e.dataset.class ?? null;
+    const cell = e.dataset.i !== undefined && (e.dataset.i === String(chosen) || e.dataset.j === String(chosen));
+    e.classList.toggle("chosen", chosen !== null && (own === String(chosen) || cell));
+  }
+}
+
+export function wireChoosing() {
+  document.addEventListener("click", (event) => {
+    const target = event.target.closest && event.target.closest("[data-class]");
+    if (!target || target.closest("input, select, button")) return;
+    chosen = chosen === Number(target.dataset.class) ? null : Number(target.dataset.class);
+    markChosen();
   });
 }
 

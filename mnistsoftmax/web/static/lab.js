@@ -2,7 +2,7 @@
 // number from the model (explain.explain's `lab`); this module draws them, and computes only what
 // the user moves by hand: the temperature and the logit playground.
 import { $, element, svg } from "./common.js";
-import { decodeImages, weightImage } from "./draw.js";
+import { decodeImages, markChosen, probabilityBars, weightImage } from "./draw.js";
 
 const PRESETS = { "[1, 2, 3]": [1, 2, 3], "[1, 2, 5]": [1, 2, 5] }; // the articles' worked examples
 
@@ -27,6 +27,7 @@ export function showLab(result, names, checkpoint) {
   showJacobian(result, names);
   showHinge(result, names);
   showStep(result, names);
+  markChosen();
 }
 
 // ---- 7: the curves (Tam's Figures 5, 6 and 8)
@@ -88,68 +89,90 @@ function showTemperature() {
   if (!current) return;
   const T = Number($("temperature-input").value);
   const root = $("t-probs");
-  root.replaceChildren();
-  if (!(T > 0) || !Number.isFinite(T)) { root.textContent = "T must be a positive number"; return; }
+  if (!(T > 0) || !Number.isFinite(T)) { root.replaceChildren("T must be a positive number"); return; }
   const { p, logp } = softmax(current.result.logits.map((z) => z / T));
-  p.forEach((v, c) => {
-    const cell = element("span", { class: "cell", "data-testid": `t-prob-${c}`, "data-value": String(v) },
-      `${current.names[c]}: ${(100 * v).toFixed(2)} %`);
-    root.append(cell);
-  });
+  probabilityBars(root, p, current.names, { testids: true, prefix: "t-prob-", highlight: current.result.digit });
   const entropy = -p.reduce((a, v, c) => a + (v > 0 ? v * logp[c] : 0), 0);
   $("t-entropy").textContent = `entropy ${entropy.toFixed(4)} nats (ln 10 = 2.3026 at T → ∞, 0 at T → 0)`;
   $("t-entropy").dataset.value = String(entropy);
   const fitted = current.checkpoint && current.checkpoint.temperature;
   $("t-fitted").textContent = fitted ? `this checkpoint's fitted T = ${fitted.toFixed(3)}` : "";
+  markChosen();
 }
 
-// ---- 9: the logit playground
+// ---- 9: the logit playground: each logit a slider and a number, the bars and the loss following
 function resetPlayground(values, label) {
   if (!current) return;
   const z = values || current.result.logits;
   playLabel = values ? label : current.result.label;
+  const low = Math.min(-10, Math.floor(Math.min(...z)) - 2), high = Math.max(10, Math.ceil(Math.max(...z)) + 2);
   const root = $("logits-play");
   root.replaceChildren();
   z.forEach((v, c) => {
+    const slider = element("input", { type: "range", min: String(low), max: String(high), step: "0.01",
+      "data-testid": `logit-range-${c}`, "aria-label": `z${c}, dragged` });
     const input = element("input", { type: "number", step: "0.1", "data-testid": `logit-${c}`, "aria-label": `z${c}` });
     input.value = String(v); // every digit of the logit: the playground starts from the model's own numbers
-    input.addEventListener("input", showPlayground);
-    root.append(element("label", {}, current.names[c]), input);
+    slider.value = String(v);
+    slider.addEventListener("input", () => { input.value = slider.value; showPlayground(); });
+    input.addEventListener("input", () => { slider.value = input.value; showPlayground(); });
+    const row = element("div", { class: "play-row" });
+    row.append(element("span", { "data-class": c }, `z${current.names[c] === String(c) ? c : ` ${current.names[c]}`}`),
+      slider, input);
+    root.append(row);
   });
   showPlayground();
 }
 
+// The playground's logits as typed (null when one is not a number).
+function playedLogits() {
+  const z = [...$("logits-play").querySelectorAll("input[type=number]")].map((i) => Number(i.value));
+  return z.length && z.every(Number.isFinite) ? z : null;
+}
+
 function showPlayground() {
-  const inputs = [...$("logits-play").querySelectorAll("input")];
-  const z = inputs.map((i) => Number(i.value));
+  const z = playedLogits();
   const root = $("play-probs");
-  root.replaceChildren();
-  if (z.some((v) => !Number.isFinite(v))) { root.textContent = "every logit must be a number"; return; }
+  if (!z) { root.replaceChildren("every logit must be a number"); return; }
   const { p, logp } = softmax(z);
   const label = playLabel;
-  p.forEach((v, c) => {
-    const grad = label === undefined ? "" : `, gradient ${fmt(v - (c === label ? 1 : 0))}`;
-    root.append(element("div", { "data-testid": `play-prob-${c}`, "data-value": String(v) },
-      `${current.names[c]}: p ${(100 * v).toFixed(2)} %, log p ${fmt(logp[c])}${grad}`));
-  });
+  probabilityBars(root, p, current.names, { testids: true, prefix: "play-prob-", highlight: z.indexOf(Math.max(...z)) });
+  $("play-numbers").replaceChildren(...p.map((v, c) => element("div", { "data-class": c },
+    `${current.names[c]}: p ${(100 * v).toFixed(2)} %, log p ${fmt(logp[c])}` +
+    (label === undefined ? "" : `, gradient ${fmt(v - (c === label ? 1 : 0))}`))));
   const whose = label === current.result.label ? "" : ` (the preset's label: class ${current.names[label]}, its largest ` +
     "logit, as in the articles)";
   $("play-loss").textContent = label === undefined ? "choose a true label (in the bar at the top) for the loss"
     : `loss −log p(${label}) = ${fmt(-logp[label])}${whose}`;
+  if ($("jacobian-source").value === "playground") showJacobian(current.result, current.names);
+  markChosen();
 }
 
-// ---- 10: the Jacobian
+// ---- 10: the Jacobian, of this digit's softmax or of the playground's
+function playgroundJacobian(names) {
+  const z = playedLogits();
+  if (!z) return null;
+  const { p } = softmax(z), y = playLabel;
+  const matrix = p.map((si, i) => p.map((sj, j) => si * ((i === j ? 1 : 0) - sj)));
+  if (y === undefined) return { matrix, probabilities: p };
+  // (Jᵀ ∂L/∂S)_j with ∂L/∂S = −1/S_y at y, 0 elsewhere: the same sum as lab.softmax_jacobian_chain.
+  const chain = p.map((_, j) => matrix[y][j] * (-1 / p[y]));
+  return { matrix, chain, probabilities: p, gradient: p.map((v, c) => v - (c === y ? 1 : 0)), label: y, names };
+}
+
 function showJacobian(result, names) {
-  const J = result.lab.jacobian.matrix;
+  const fromPlay = $("jacobian-source").value === "playground" ? playgroundJacobian(names) : null;
+  const { matrix: J, chain } = fromPlay || result.lab.jacobian;
+  const gradient = fromPlay ? fromPlay.gradient : result.gradient;
   const root = $("jacobian");
   root.replaceChildren();
   const scale = Math.max(...J.flat().map(Math.abs)) || 1;
   const said = (i, j) => `∂S${i}/∂z${j} = ${fmt(J[i][j])}` + (i === j ? `: S${i}(1 − S${i})` : `: −S${i}·S${j}`);
   // Row i is S_i, column j is z_j; the corner is empty, the first row and column name them.
-  root.append(element("div", { class: "jhead" }, "S\\z"), ...names.map((_, j) => element("div", { class: "jhead" },
-    `z${j}`)));
+  root.append(element("div", { class: "jhead" }, "S\\z"), ...names.map((_, j) => element("div",
+    { class: "jhead", "data-class": j }, `z${j}`)));
   J.forEach((row, i) => {
-    root.append(element("div", { class: "jhead" }, `S${i}`));
+    root.append(element("div", { class: "jhead", "data-class": i }, `S${i}`));
     row.forEach((v, j) => {
       const a = Math.min(1, Math.abs(v) / scale);
       const cell = element("div", { class: "jcell", "data-i": i, "data-j": j, "data-value": String(v),
@@ -163,27 +186,59 @@ function showJacobian(result, names) {
       root.append(cell);
     });
   });
-  const y = result.label ?? result.digit;
+  const y = fromPlay ? (fromPlay.label ?? 0) : (result.label ?? result.digit);
   $("jacobian-cell").textContent = `${said(y, y)} (hover or tap a cell for its value)`;
   $("jacobian-scale-low").textContent = `−${fmt(scale)}`;
   $("jacobian-scale-high").textContent = `+${fmt(scale)}`;
-  const chain = result.lab.jacobian.chain;
   const out = $("jacobian-chain");
   out.replaceChildren();
   if (!chain) { out.textContent = "Choose a true label (in the bar at the top): the chain rule needs ∂L/∂S."; return; }
-  chain.forEach((v, k) => out.append(element("div", { "data-testid": `chain-${k}`, "data-value": String(v) },
-    `${names[k]}: (Jᵀ ∂L/∂S)${k} = ${fmt(v)};  S${k} − onehot${k} = ${fmt(result.gradient[k])}`)));
+  chain.forEach((v, k) => out.append(element("div", { "data-testid": `chain-${k}`, "data-value": String(v),
+    "data-class": k }, `${names[k]}: (Jᵀ ∂L/∂S)${k} = ${fmt(v)};  S${k} − onehot${k} = ${fmt(gradient[k])}`)));
 }
 
-// ---- 11: hinge beside cross entropy
+// ---- 11: hinge beside cross entropy: each z_k on a line against z_y − 1, and the numbers
+function hingePicture(root, z, y, terms, gradient, names) {
+  const W = 560, rowH = 20, top = 30, left = 34, right = 150, H = top + rowH * z.length + 24;
+  root.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  root.replaceChildren();
+  const lo = Math.min(...z, z[y] - 1) - 0.5, hi = Math.max(...z, z[y]) + 0.5;
+  const x = (v) => left + ((W - left - right) * (v - lo)) / (hi - lo);
+  const margin = z[y] - 1;
+  root.append(svg("line", { x1: x(margin), x2: x(margin), y1: top - 12, y2: top + rowH * z.length, class: "margin-line" }));
+  root.append(svg("text", { x: x(margin), y: top - 16, class: "tick", "text-anchor": "middle" }, `z${y} − 1 = ${fmt(margin)}`));
+  root.append(svg("text", { x: W - right + 8, y: top - 16, class: "tick" }, "term · CE gradient"));
+  z.forEach((v, k) => {
+    const cy = top + rowH * k + rowH / 2, row = svg("g", { "data-class": k });
+    row.append(svg("line", { x1: left, x2: W - right, y1: cy, y2: cy, class: "axis" }));
+    row.append(svg("text", { x: left - 6, y: cy + 4, class: "tick", "text-anchor": "end" }, names[k]));
+    const violating = k !== y && terms[k] > 0;
+    if (violating) row.append(svg("line", { x1: x(margin), x2: x(v), y1: cy, y2: cy, class: "violation" }));
+    const dot = svg("circle", { cx: x(v), cy, r: k === y ? 6 : 4, "data-class": k,
+      class: k === y ? "label-point" : violating ? "violating-point" : "satisfied" });
+    dot.append(svg("title", {}, k === y ? `z${k} = ${fmt(v)}: the label` : `z${k} = ${fmt(v)}: term ${fmt(terms[k])}`));
+    row.append(dot);
+    const said = k === y ? "label" : violating ? fmt(terms[k]) : "0 (met)";
+    row.append(svg("text", { x: W - right + 8, y: cy + 4, class: "tick" }, `${said} · ${fmt(gradient[k])}`));
+    root.append(row);
+  });
+  root.append(svg("text", { x: (left + W - right) / 2, y: H - 8, class: "tick", "text-anchor": "middle" }, "logit z"));
+}
+
 function showHinge(result, names) {
   const root = $("hinge-terms");
   root.replaceChildren();
   const h = result.lab.hinge;
-  if (!h) { root.textContent = "Choose a true label (in the bar at the top): the hinge compares every score with the label's."; return; }
+  if (!h) {
+    $("hinge-picture").replaceChildren();
+    root.textContent = "Choose a true label (in the bar at the top): the hinge compares every score with the label's.";
+    $("hinge-note").textContent = root.textContent;
+    return;
+  }
   const y = result.label;
+  hingePicture($("hinge-picture"), result.logits, y, h.terms, result.gradient, names);
   h.terms.forEach((v, k) => root.append(element("div", { "data-testid": `hinge-${k}`, "data-value": String(v),
-    class: v > 0 ? "violating" : k === y ? "muted" : "" }, k === y
+    "data-class": k, class: v > 0 ? "violating" : k === y ? "muted" : "" }, k === y
     // The label's own term would be max(0, z_y - z_y + 1) = 1 for every input: the sum leaves it out.
     ? `${names[k]}: the label, left out of the sum (its own term would always be max(0, z${k} − z${k} + 1) = 1)` +
       `   cross entropy's gradient ${fmt(result.gradient[k])}`
@@ -202,7 +257,11 @@ function showStep(result, names) {
   root.replaceChildren();
   for (const id of ["step-loss-before", "step-loss-after"]) { $(id).textContent = "–"; delete $(id).dataset.value; }
   stepSentences(current.checkpoint);
-  if (!st) { $("step-probs").textContent = "Choose a true label (in the bar at the top): the gradient is of the loss for it."; return; }
+  if (!st) {
+    $("step-bars").replaceChildren();
+    $("step-probs").textContent = "Choose a true label (in the bar at the top): the gradient is of the loss for it.";
+    return;
+  }
   const g = st.gradient;
   decodeImages(g.images, g.side).forEach((image, k) => {
     const canvas = element("canvas", { "data-testid": `grad-image-${k}` });
@@ -218,6 +277,9 @@ function showStep(result, names) {
   $("step-loss-before").dataset.value = String(st.loss_before);
   $("step-loss-after").textContent = fmt(st.loss_after);
   $("step-loss-after").dataset.value = String(st.loss_after);
+  // Before (grey, above) and after (blue) the step, each class.
+  probabilityBars($("step-bars"), st.probabilities_after, names, { testids: true, prefix: "step-after-",
+    before: result.probabilities, highlight: result.label });
   $("step-probs").textContent = "after the step: " +
     st.probabilities_after.map((p, c) => `${names[c]} ${(100 * p).toFixed(1)} %`).join(", ");
 }
@@ -237,7 +299,16 @@ function stepSentences(checkpoint) {
 }
 
 export function wireLab(onLearningRate) {
-  $("temperature-input").addEventListener("input", showTemperature);
+  $("temperature-input").addEventListener("input", () => {
+    const T = Number($("temperature-input").value);
+    if (T > 0 && Number.isFinite(T)) $("temperature-slider").value = String(Math.log10(T));
+    showTemperature();
+  });
+  $("temperature-slider").addEventListener("input", () => {
+    $("temperature-input").value = (10 ** Number($("temperature-slider").value)).toPrecision(3);
+    showTemperature();
+  });
+  $("jacobian-source").addEventListener("change", () => current && showJacobian(current.result, current.names));
   $("play-reset").addEventListener("click", () => resetPlayground());
   for (const [name, values] of Object.entries(PRESETS)) {
     const button = element("button", { type: "button", "data-testid": `preset-${values.join("-")}` }, name);

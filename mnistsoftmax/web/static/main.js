@@ -1,7 +1,7 @@
 // The page: wires the pad and the upload to the API and hands each answer to the views.
 import { listCheckpoints, predict } from "./api.js";
 import { $, showError } from "./common.js";
-import { number, probabilityBars } from "./draw.js";
+import { markChosen, number, probabilityBars, wireChoosing } from "./draw.js";
 import { showCompare } from "./compare.js";
 import { showMath } from "./mathview.js";
 import { Pad } from "./pad.js";
@@ -42,6 +42,7 @@ function show(result) {
   showTimeline(result, names);
   const t = result.timeline;
   $("reliability-snapshot").hidden = !t || t.index === t.steps.length - 1;
+  markChosen();
 }
 
 function reset() {
@@ -95,6 +96,7 @@ $("toc").addEventListener("change", (e) => {
 });
 $("calibrated").addEventListener("change", update);
 wireLab(update);
+wireChoosing();
 wireTimeline((index) => { snapshot = index; update(); });
 $("checkpoint").addEventListener("change", () => {
   snapshot = null;

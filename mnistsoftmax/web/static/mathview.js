@@ -20,7 +20,7 @@ export function showMath(table, r, classNames) {
   const tbody = element("tbody");
   r.logits.forEach((z, c) => {
     const classes = [c === r.digit ? "predicted" : "", c === r.label ? "label" : ""].join(" ").trim();
-    const row = element("tr", classes ? { class: classes } : {});
+    const row = element("tr", { ...(classes ? { class: classes } : {}), "data-class": c });
     const cells = [classNames[c], fmt(z, d), ...(compact ? [] : [fmt(r.shifted[c])]), fmt(r.exp_shifted[c], dp),
       fmt(r.probabilities[c], dp), fmt(r.log_softmax[c], d)];
     if (hasLabel) cells.push(fmt(r.gradient[c], dp));
