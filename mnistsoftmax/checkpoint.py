@@ -515,6 +515,7 @@ def summary(model, meta: dict) -> dict:
         "epochs": config.get("epochs"),
         "seed": config.get("seed"),
         "lr": config.get("lr"),
+        "label_smoothing": config.get("label_smoothing"),
         "batch_size": config.get("batch_size"),
         "normalization": meta["normalization"],  # x = (pixel / 255 - mean) / std
         "class_names": meta.get("class_names") or [str(i) for i in range(10)],

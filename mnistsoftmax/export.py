@@ -135,6 +135,7 @@ TIMELINE_HTML_LIMIT = 48 * 1024 * 1024
 # The exported page may load nothing: the browser refuses any request but the page's own modules.
 CONTENT_POLICY = ("default-src 'none'; script-src 'unsafe-inline' blob:; style-src 'unsafe-inline'; "
                   "img-src data: blob:; connect-src 'none'; form-action 'none'; base-uri 'none'")  # fmt: skip
+KATEX = "vendor/katex.min.js"  # the formulas' renderer (MIT), a plain script: inlined as one
 MODULE_IMPORT = re.compile(r"""(?:from|import)\s*\(?\s*"\./([\w.-]+\.js)\"""")
 LOADER = """(() => {
   // The page's ES modules, each from a Blob URL whose imports name the others' Blob URLs.
@@ -195,9 +196,12 @@ def to_html(model, meta: dict, name: str, kept=None, train_loss=()) -> bytes:
     }  # fmt: skip
     page = (STATIC / "index.html").read_text(encoding="utf-8")
     style = (STATIC / "style.css").read_text(encoding="utf-8")
+    katex = (STATIC / KATEX).read_text(encoding="utf-8").replace("</script", "<\\/script")
     replacements = [
         ('<link rel="stylesheet" href="/static/style.css">',
          f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_POLICY}">\n  <style>\n{style}</style>'),
+        (f'<script src="/static/{KATEX}"></script>',
+         f"<script>/* KaTeX 0.19.1, MIT licence, (c) Khan Academy and other contributors */\n{katex}\n</script>"),
         ('<script type="module" src="/static/main.js"></script>',
          f'<script type="application/json" id="mnistsoftmax-model">{_script_json(document)}</script>\n'
          f'  <script type="application/json" id="mnistsoftmax-modules">{_script_json(_modules())}</script>\n'

@@ -550,3 +550,39 @@ def test_choosing_a_class_marks_it_in_every_view(page, tmp_path):
     assert page.locator("#math-table tr.chosen").get_attribute("data-class") == "4"
     page.get_by_test_id("prob-4").click()  # the same class again: chosen no more
     assert page.locator(".chosen").count() == 0
+
+
+def test_the_derivations_carry_this_digits_numbers(page, served, tmp_path):
+    """Item by item against NumPy on the API's answer: the quotient rule's two cases, the output
+    layer's weight gradient (S_i - delta_iy) a_j, cross entropy against label smoothing's target, and
+    e^z overflowing float32 where e^(z - max z) does not; every formula rendered as MathML."""
+    url, _ = served
+    image = upload_a_seven(page, tmp_path, label=7)
+    api = lab_answer(url, image.read_bytes(), 7)
+    S = np.asarray(api["probabilities"], dtype=np.float64)
+    runner = max((c for c in range(10) if c != 7), key=lambda c: S[c])
+    rule = page.get_by_test_id("quotient-rule")
+    assert float(rule.get_attribute("data-same")) == pytest.approx(S[7] * (1 - S[7]), rel=1e-9)
+    assert float(rule.get_attribute("data-cross")) == pytest.approx(-S[7] * S[runner], rel=1e-9)
+    assert rule.locator("math").count() >= 4 and "\\frac" not in rule.inner_text()
+
+    unit = api["hidden"]["units"][0]
+    layer = page.get_by_test_id("layer-jacobian")
+    assert float(layer.get_attribute("data-own")) == pytest.approx((S[7] - 1) * unit["activation"], rel=1e-9)
+    assert float(layer.get_attribute("data-runner")) == pytest.approx(S[runner] * unit["activation"], rel=1e-9)
+    assert "10 × 1,280 = 12,800 entries" in layer.inner_text()  # T x NT for N = 128 hidden units
+
+    q = np.full(10, 0.1 / 10)
+    q[7] += 0.9
+    loss = page.get_by_test_id("soft-loss")
+    assert float(loss.get_attribute("data-value")) == pytest.approx(-(q * np.log(S)).sum(), rel=1e-9)
+    assert float(loss.get_attribute("data-entropy")) == pytest.approx(-(q * np.log(q)).sum(), rel=1e-12)
+
+    page.get_by_test_id("overflow-scale").fill("100")
+    z = 100 * np.asarray(api["logits"], dtype=np.float64)
+    cells = page.get_by_test_id("overflow-table").locator("tr[data-class]")
+    assert (z.max() > 88.73) and "overflows float32" in page.get_by_test_id("overflow-verdict").text_content()
+    top = cells.nth(int(np.argmax(z))).locator("td[data-value]")
+    assert top.nth(0).get_attribute("data-value") == "Infinity" and top.nth(1).get_attribute("data-value") == "NaN"
+    assert float(top.nth(3).get_attribute("data-value")) == pytest.approx(1.0, abs=1e-6)
+    assert page.locator("#math-view math").count() >= 2

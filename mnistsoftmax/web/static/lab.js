@@ -124,6 +124,12 @@ function resetPlayground(values, label) {
   showPlayground();
 }
 
+// softmax of the playground's logits (null when one is not a number): a target for view 13.
+export function playedProbabilities() {
+  const z = playedLogits();
+  return z ? softmax(z).p : null;
+}
+
 // The playground's logits as typed (null when one is not a number).
 function playedLogits() {
   const z = [...$("logits-play").querySelectorAll("input[type=number]")].map((i) => Number(i.value));

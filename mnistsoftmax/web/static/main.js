@@ -7,6 +7,8 @@ import { showMath } from "./mathview.js";
 import { Pad } from "./pad.js";
 import { showStages } from "./stages.js";
 import { showLab, wireLab } from "./lab.js";
+import { showDerivations, wireDerivations } from "./derivations.js";
+import { renderAll } from "./tex.js";
 import { showReliability } from "./reliability.js";
 import { showUnits } from "./units.js";
 import { prepareTimeline, showTimeline, wireTimeline } from "./timeline.js";
@@ -39,6 +41,7 @@ function show(result) {
   showCompare(result, names);
   showUnits(result, names);
   showLab(result, names, checkpoint());
+  showDerivations(result, names, checkpoint());
   showTimeline(result, names);
   const t = result.timeline;
   $("reliability-snapshot").hidden = !t || t.index === t.steps.length - 1;
@@ -96,7 +99,9 @@ $("toc").addEventListener("change", (e) => {
 });
 $("calibrated").addEventListener("change", update);
 wireLab(update);
+wireDerivations();
 wireChoosing();
+renderAll();
 wireTimeline((index) => { snapshot = index; update(); });
 $("checkpoint").addEventListener("change", () => {
   snapshot = null;
