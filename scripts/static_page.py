@@ -58,7 +58,9 @@ def main() -> int:
     steps = snapshot_steps(args.checkpoint)
     limit = HTML_LIMIT if steps is None else TIMELINE_HTML_LIMIT
     with_what = "no snapshots" if steps is None else f"the timeline's {len(steps)} snapshots"
-    print(f"file: {size / 2**20:.2f} MB with {with_what} (goal <= {limit / 2**20:.0f} MB), exported in {exported:.2f} s")
+    print(
+        f"file: {size / 2**20:.2f} MB with {with_what} (goal <= {limit / 2**20:.0f} MB), exported in {exported:.2f} s"
+    )
     print(f"the same digit as predict: {same}/{len(rows)}; largest probability difference {worst:.2e} (goal < 1e-3)")
     print(f"a 7 drawn with the mouse reads: {seven}")
     print(f"upload to answer shown, per image (preprocessing, forward passes, lab, drawing): {1000 * per_image:.0f} ms")
