@@ -569,9 +569,14 @@ def _explained(r: dict, names, label) -> str:
 @click.option("--compare", "others", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Another checkpoint to draw beside this one (compare.png: loss, margins as training went, "
               "test margins, reliability); repeat for several.")  # fmt: skip
+@click.option("--image", type=click.Path(dir_okay=False, path_type=Path),
+              help="Your own image, drawn through training (through_training.png: p of each class under each "
+              "snapshot); default: the first test image of --digit.")  # fmt: skip
+@click.option("--label", type=click.IntRange(0, 9), default=None,
+              help="With --image: its true class, drawn bold (default: the trained net's answer).")  # fmt: skip
 @data_options
 @translate_errors
-def plot(checkpoint_path, out, digit, others, data_dir, mirror):
+def plot(checkpoint_path, out, digit, others, image, label, data_dir, mirror):
     """Draw what the network learned, before and after training (needs the `plot` extra).
 
     Training curves; logits, softmax and log-softmax of an untrained model of the same
@@ -593,11 +598,13 @@ def plot(checkpoint_path, out, digit, others, data_dir, mirror):
     # The training split only for a run with distortions: its figure shows training digits.
     splits = ("train", "test") if distortion.active else ("test",)
     data = datasets.load(meta["dataset"], data_dir, mirror or config.get("mirror"), splits=splits)
+    norm = inference.Normalization(**meta["normalization"])
     written = plots.write_figures(
-        out, model, untrained, data.test.images, data.test.labels, inference.Normalization(**meta["normalization"]),
+        out, model, untrained, data.test.images, data.test.labels, norm,
         meta.get("class_names") or list(data.class_names), checkpoint.read_metrics(path), digit,
         distortion=distortion if distortion.active else None,
         train_images=data.train.images if distortion.active else None, temperature=meta.get("temperature"),
+        timeline=_digit_through_training(path, model, norm, data.test, digit, image, label),
     )  # fmt: skip
     if others:
         compared = {path.stem: (model, inference.Normalization(**meta["normalization"]), checkpoint.read_metrics(path),
@@ -610,6 +617,34 @@ def plot(checkpoint_path, out, digit, others, data_dir, mirror):
         written.append(plots.write_comparison(out, compared, data.test.images, data.test.labels))
     for p in written:
         click.echo(str(p))
+
+
+def _digit_through_training(path, model, norm, test, digit: int, image: Path | None, label: int | None):
+    """plot's one digit under every snapshot: (explain.through_training's numbers, its label, its
+    name), or None for a checkpoint without snapshots (an --image then is an error)."""
+    from mnistsoftmax import checkpoint
+    from mnistsoftmax.explain import through_training
+    from mnistsoftmax.images import preprocess
+
+    if label is not None and image is None:
+        raise click.UsageError("--label goes with --image (without it the figure follows a test image of --digit)")
+    kept = checkpoint.load_snapshots(path, model)
+    if kept is None:
+        if image is not None:
+            raise click.ClickException(f"{path} has no snapshots (trained with --snapshots 0, or by a version "
+                                       f"before they existed): no digit to draw through training")  # fmt: skip
+        return None
+    if image is not None:
+        pixels, name = preprocess(image, str(image)), image.name
+    else:
+        import numpy as np
+
+        found = np.flatnonzero(test.labels == digit)
+        if not len(found):  # a data set of the user's may lack that class
+            return None
+        index = int(found[0])
+        pixels, name, label = test.images[index], f"test image {index} (a {digit})", digit
+    return through_training(kept.models(model), kept.steps, norm, pixels, label), label, name
 
 
 @main.command()

@@ -31,8 +31,12 @@ SIZES = {
     "last_units": (12, 4),
     "distortions": (10, 8),
     "compare": (16, 9),  # plot --compare only
+    "through_training": (12, 5),
 }
 CAPTIONS = {
+    "through_training": "One digit through training: its probability of each class under the weights of each "
+    "snapshot the run kept (log step axis, step 0 at the left): at step 0 every class sits near 10 % (dashed), then "
+    "the classes separate until one takes nearly all.",
     "curves": "Training curves: the loss starts at ln 10 ≈ 2.303 (dashed), where every class has 10 %, and falls "
     "towards 0; the gap between training and validation is what the net memorised.",
     "logits": "Raw outputs (logits) for test images of each digit: untrained, all ten outputs look alike whatever "
@@ -100,9 +104,12 @@ def write_figures(
     distortion=None,
     train_images: np.ndarray | None = None,
     temperature: float | None = None,
+    timeline: tuple | None = None,
 ) -> list[Path]:
     """Write every figure and index.html into folder; returns the paths written. With the run's
-    distortion settings and some training images (N, 28, 28), also the distorted copies."""
+    distortion settings and some training images (N, 28, 28), also the distorted copies; with
+    `timeline` (explain.through_training's numbers of one digit, its label, its name), that digit's
+    path through the run's snapshots."""
     _figure("curves")  # fail early, before any work, when matplotlib is missing
     folder.mkdir(parents=True, exist_ok=True)
     before, after = analysis.outputs(untrained, images, norm), analysis.outputs(trained, images, norm)
@@ -131,6 +138,8 @@ def write_figures(
         written.append(_last_units(folder, last, len(trained.hidden_widths)))
     if distortion is not None and train_images is not None:
         written.append(_distortions(folder, train_images[:8], distortion))
+    if timeline is not None:
+        written.append(_through_training(folder, *timeline, class_names))
     written.append(_index(folder, written))
     return written
 
@@ -314,6 +323,28 @@ def _one_digit(folder, kind, before, after, labels, digit, class_names) -> Path:
     axes[0].set_ylabel("probability" if kind == "softmax" else "log-probability")
     fig.tight_layout()
     return _save(fig, folder, kind)
+
+
+def _through_training(folder, seen: dict, label: int | None, name: str, class_names) -> Path:
+    """p of each class against step (symmetric log axis, so that step 0 is drawn), the label's bold."""
+    fig = _figure("through_training")
+    ax = fig.subplots()
+    steps, p = np.asarray(seen["steps"]), np.asarray(seen["probabilities"])
+    followed = label if label is not None else int(seen["predicted"][-1])
+    for c in range(p.shape[1]):
+        strong = c == followed
+        ax.plot(steps, p[:, c], marker="o", ms=3 if strong else 2, lw=2.4 if strong else 1, alpha=1 if strong else 0.7,
+                color="black" if strong else None,
+                label=class_names[c] + (" (label)" if c == label else " (the answer)" if strong else ""))  # fmt: skip
+    ax.axhline(0.1, ls="--", color="gray", lw=1)
+    ax.text(steps[-1], 0.1, " 10 %", va="bottom", ha="right", color="gray")
+    ax.set_xscale("symlog", linthresh=1)
+    ax.xaxis.set_major_formatter(lambda v, _: f"{v:g}")
+    ax.set(xlabel="step (log scale; 0 at the left)", ylabel="probability", ylim=(0, 1), xlim=(0, steps[-1] * 1.05),
+           title=f"{name} under each of the run's {len(steps)} snapshots")  # fmt: skip
+    ax.legend(ncols=2, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return _save(fig, folder, "through_training")
 
 
 def _loss_per_sample(folder, before, after) -> Path:

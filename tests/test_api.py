@@ -102,3 +102,4 @@ def test_train_writes_a_checkpoint_only_when_asked(tiny_data, tmp_path, monkeypa
     out = tmp_path / "mine.npz"
     mnistsoftmax.train(config="linear", dataset="custom", data_dir=tiny_data, epochs=1, out=out)
     assert out.exists() and checkpoint.metrics_path(out).exists()
+    assert checkpoint.snapshot_steps(out)[0] == 0  # api.train keeps the timeline's snapshots as train does

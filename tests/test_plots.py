@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from mnistsoftmax import analysis, checkpoint, plots
 from mnistsoftmax.cli import main
@@ -147,8 +147,12 @@ def test_every_figure_is_a_png_of_its_size(models, tmp_path):
     for step, model in ((0, untrained), (4, trained), (9, trained), (20, trained), (33, trained), (47, trained)):
         records.append(Probe(model, images[chosen], labels[chosen], norm).record(model, step, 1))
 
+    from mnistsoftmax.explain import through_training
+
+    seen = through_training([untrained, trained], [0, 47], norm, images[0], int(labels[0]))
     written = plots.write_figures(tmp_path, trained, untrained, images, labels, norm, list("0123456789"), records, 3,
-                                  distortion=Distortion(rotate=15, elastic_alpha=34), train_images=images)  # fmt: skip
+                                  distortion=Distortion(rotate=15, elastic_alpha=34), train_images=images,
+                                  timeline=(seen, int(labels[0]), "test image 0"))  # fmt: skip
     pngs = [p for p in written if p.suffix == ".png"]
     # distortions.png only for a run with distortions, compare.png only with plot --compare
     assert [p.stem for p in pngs] == [name for name in plots.SIZES if name != "compare"]
@@ -173,6 +177,33 @@ def test_plot_command(tmp_path, tiny_data):
     # all but distortions, compare and the last layer's units (a linear model), and index.html
     assert len(result.stdout.splitlines()) == len(plots.SIZES) - 2
     assert json.loads(checkpoint.metrics_path(checkpoint.default_path()).read_text().splitlines()[0])["type"] == "init"
+
+
+def test_plot_draws_your_digit_through_training(tmp_path, tiny_data):
+    """--image draws that image under each snapshot (and is a one-line error for a checkpoint
+    without them); --label without --image is a usage error."""
+    runner = CliRunner()
+    common = ["train", "--dataset", "custom", "--data-dir", str(tiny_data), "--epochs", "2"]
+    assert runner.invoke(main, [*common, "--out", str(tmp_path / "kept.npz")]).exit_code == 0
+    assert runner.invoke(main, [*common, "--snapshots", "0", "--out", str(tmp_path / "none.npz")]).exit_code == 0
+    image = tmp_path / "seven.png"
+    im = Image.new("L", (200, 200), 255)
+    ImageDraw.Draw(im).line([(50, 40), (150, 40), (90, 170)], fill=0, width=14)
+    im.save(image)
+    result = runner.invoke(main, ["plot", str(tmp_path / "kept.npz"), "--out", str(tmp_path / "figs"), "--image",
+                                  str(image), "--label", "7"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    drawn = tmp_path / "figs" / "through_training.png"
+    assert str(drawn) in result.stdout.splitlines()
+    with Image.open(drawn) as png:
+        assert png.size == tuple(plots.DPI * v for v in plots.SIZES["through_training"])
+    result = runner.invoke(main, ["plot", str(tmp_path / "none.npz"), "--out", str(tmp_path / "f2"), "--image",
+                                  str(image)])  # fmt: skip
+    assert result.exit_code == 1 and "has no snapshots" in result.output and "Traceback" not in result.output
+    result = runner.invoke(main, ["plot", str(tmp_path / "none.npz"), "--out", str(tmp_path / "f3")])
+    assert result.exit_code == 0 and "through_training" not in result.stdout
+    result = runner.invoke(main, ["plot", str(tmp_path / "kept.npz"), "--out", str(tmp_path / "f4"), "--label", "3"])
+    assert result.exit_code == 2 and "--label goes with --image" in result.output
 
 
 def test_plot_without_matplotlib_says_how_to_install(tmp_path, tiny_data, monkeypatch):

@@ -87,13 +87,22 @@ def options(data, folder="tiny", **more):
 
 
 def cli_run(tmp_path, data, opts: dict):
-    """The same options through `mnistsoftmax train`: its checkpoint's parameters."""
+    """The same options through `mnistsoftmax train`: its checkpoint's parameters, and with them
+    its snapshots' arrays (under their member names), which the page's run must equal too."""
     out = tmp_path / "cli" / "model.npz"
     opts = {**opts, "dataset": "custom", "data-dir": opts["dataset"]}
     flags = [x for k, v in opts.items() for x in (f"--{k}", str(v))]
     result = CliRunner().invoke(main, ["train", *flags, "--out", str(out)])
     assert result.exit_code == 0, result.output
-    return checkpoint.load(out)[0].params
+    return with_snapshots(out)
+
+
+def with_snapshots(path) -> dict:
+    """A checkpoint's parameters and its snapshots' stacked arrays, by member name."""
+    model = checkpoint.load(path)[0]
+    kept = checkpoint.load_snapshots(path, model)
+    assert kept is not None and kept.steps[0] == 0, f"{path} kept no snapshots"
+    return {**model.params, **kept.to_arrays()}
 
 
 def same_bytes(a: dict, b: dict) -> bool:
@@ -114,7 +123,7 @@ def test_a_run_from_the_api_is_the_command_lines_run(server, data, tmp_path):
     assert records[0]["type"] == "init" and records[1]["type"] == "probe" and records[1]["step"] == 0
     assert records[-1]["type"] == "test"
     assert records == checkpoint.read_metrics(runs / f"{run_id}.npz")
-    assert same_bytes(checkpoint.load(runs / f"{run_id}.npz")[0].params, cli_run(tmp_path, data, options(data)))
+    assert same_bytes(with_snapshots(runs / f"{run_id}.npz"), cli_run(tmp_path, data, options(data)))
 
     listed = {r["id"]: r for r in request(url + "api/runs")[1]}
     assert listed[run_id]["status"] == "finished" and listed[run_id]["from_page"]
@@ -155,7 +164,7 @@ def test_stop_resume_and_one_run_at_a_time(server, data, tmp_path):
     done = [r for _, r in first + rest[:-1]]
     assert resumed[: len(done)] == done  # the records before the stop come first, as they were
     assert not checkpoint.interrupted_path(runs / f"{run_id}.npz").exists()
-    assert same_bytes(checkpoint.load(runs / f"{run_id}.npz")[0].params, cli_run(tmp_path, data, opts))
+    assert same_bytes(with_snapshots(runs / f"{run_id}.npz"), cli_run(tmp_path, data, opts))  # a resumed page run
 
 
 def test_a_command_line_run_in_the_folder_is_listed_and_followed(server, data):
