@@ -403,21 +403,6 @@ def test_the_lab_says_what_needs_a_label(page, tmp_path):
     assert "Choose a true label" in page.locator("#step-probs").text_content()
 
 
-def test_the_draw_page_fits_a_phone(browser, served, tmp_path):
-    """At 390 px wide, with a digit drawn and a label chosen (every view and the lab shown), the
-    page does not scroll sideways."""
-    url, _ = served
-    context = browser.new_context(viewport={"width": 390, "height": 800})
-    page = context.new_page()
-    try:
-        page.goto(url)
-        page.wait_for_selector("body[data-ready=true]")
-        upload_a_seven(page, tmp_path, label=7)
-        assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    finally:
-        context.close()
-
-
 def test_a_click_is_a_dot_and_moves_nothing(page):
     """A bare click on the pad leaves a dot of ink and sends it (never the blank pad): no error,
     and the pad stays where it was under the pointer."""
@@ -586,3 +571,33 @@ def test_the_derivations_carry_this_digits_numbers(page, served, tmp_path):
     assert top.nth(0).get_attribute("data-value") == "Infinity" and top.nth(1).get_attribute("data-value") == "NaN"
     assert float(top.nth(3).get_attribute("data-value")) == pytest.approx(1.0, abs=1e-6)
     assert page.locator("#math-view math").count() >= 2
+
+
+# Every element that scrolls sideways (its own overflow-x auto or scroll, content wider than it).
+SIDEWAYS = """() => [...document.querySelectorAll('*')].filter(e => {
+  const o = getComputedStyle(e).overflowX;
+  return (o === 'auto' || o === 'scroll') && e.scrollWidth > e.clientWidth + 1;
+}).map(e => `${(e.closest('section') || e).id}: ${e.tagName} ${e.scrollWidth}/${e.clientWidth}`)"""
+
+
+def test_nothing_scrolls_sideways_at_phone_width(browser, served, tmp_path):
+    """At 390 px, with a digit, a label, an early snapshot, the overflow slider at its end and the
+    playground's Jacobian: neither the page nor any box in it scrolls sideways; nor does /train."""
+    url, _ = served
+    context = browser.new_context(viewport={"width": 390, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("body[data-ready=true]")
+        upload_a_seven(page, tmp_path, label=7)
+        move_timeline(page, 1, lambda before: settle(page, before))
+        page.get_by_test_id("overflow-scale").fill("100")
+        page.get_by_test_id("jacobian-source").select_option("playground")
+        assert page.evaluate(SIDEWAYS) == [] and page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        page.goto(url + "train")
+        page.wait_for_selector("#runs tbody tr")
+        page.locator("#runs tbody tr").first.click()
+        page.wait_for_selector("#loss-chart polyline")
+        assert page.evaluate(SIDEWAYS) == [] and page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    finally:
+        context.close()

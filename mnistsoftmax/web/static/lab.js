@@ -96,7 +96,8 @@ function showTemperature() {
   $("t-entropy").textContent = `entropy ${entropy.toFixed(4)} nats (ln 10 = 2.3026 at T → ∞, 0 at T → 0)`;
   $("t-entropy").dataset.value = String(entropy);
   const fitted = current.checkpoint && current.checkpoint.temperature;
-  $("t-fitted").textContent = fitted ? `this checkpoint's fitted T = ${fitted.toFixed(3)}` : "";
+  $("t-fitted").textContent = fitted ? `this checkpoint's fitted T = ${fitted.toFixed(3)} (fitted to the trained ` +
+    "weights, on the validation split)" : "";
   markChosen();
 }
 

@@ -74,6 +74,20 @@ function chart(root, t, names) {
   };
 }
 
+// Beside the slider: this digit's loss against step in small (the same log axis), the step shown marked.
+function spark(root, t) {
+  const W = 160, H = 30, pad = 3, last = t.steps[t.steps.length - 1];
+  const x = scale(last, pad, W - 2 * pad), top = Math.max(LN10, ...t.loss.filter(Number.isFinite).map((l) => Math.min(l, 12)));
+  const y = (v) => pad + ((H - 2 * pad) * (top - Math.min(v, top))) / top;
+  root.replaceChildren(
+    svg("line", { x1: pad, x2: W - pad, y1: y(LN10), y2: y(LN10), class: "ln10" }),
+    svg("polyline", { points: t.steps.map((s, i) => `${x(s).toFixed(1)},${y(t.loss[i]).toFixed(1)}`).join(" "),
+      class: "loss" }),
+    svg("circle", { cx: x(t.steps[t.index]), cy: y(t.loss[t.index]), r: 3, class: "label-point" }),
+  );
+  root.append(svg("title", {}, `this digit's loss: ${number(t.loss[t.index])} at step ${t.steps[t.index]}`));
+}
+
 function move(index) {
   $("timeline").value = String(index);
   onMove(index);
@@ -107,6 +121,7 @@ export function prepareTimeline(checkpoint) {
   $("timeline-summary").textContent = !checkpoint ? "" : steps
     ? "Draw a digit: its loss under every snapshot of the run appears here."
     : `No timeline: ${checkpoint.snapshots_note}.`;
+  $("timeline-spark").replaceChildren();
   if (!steps) return;
   $("timeline").max = String(steps.length - 1);
   $("timeline").value = String(steps.length - 1);
@@ -139,6 +154,7 @@ export function showTimeline(result, names) {
     "Faint behind it: the run's mean training loss. Drag the slider (or click the chart): every view below " +
     "shows this digit under the weights of that step.";
   chart($("timeline-chart"), t, names);
+  spark($("timeline-spark"), t);
 }
 
 export function wireTimeline(moved) {
