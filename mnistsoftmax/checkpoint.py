@@ -24,7 +24,7 @@ from mnistsoftmax.losses import of_run
 from mnistsoftmax.models import ModelError, from_arrays, is_parameter_name
 from mnistsoftmax.optim import is_state_name
 from mnistsoftmax.options import OptionError, check_stored
-from mnistsoftmax.snapshots import STEPS, SnapshotError, Snapshots, is_member
+from mnistsoftmax.snapshots import STEPS, SnapshotError, Snapshots, check_steps, is_member
 
 FORMAT_VERSION = 1
 META_KEY = "__meta__"
@@ -253,7 +253,12 @@ def load_snapshots(path: Path, model, planned: tuple[int, ...] | None = None) ->
 def snapshot_steps(path: Path) -> list[int] | None:
     """Only the steps of a checkpoint's snapshots (None: it has none), for listings."""
     steps = _read_arrays(Path(path), wanted=lambda name: name == STEPS).get(STEPS)
-    return None if steps is None else [int(s) for s in steps]
+    if steps is None:
+        return None
+    try:
+        return check_steps(steps)
+    except SnapshotError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
 
 
 def load_resumable(path: Path):
@@ -366,6 +371,8 @@ def _read_arrays(path: Path, wanted=lambda name: True) -> dict[str, np.ndarray]:
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError,
             MemoryError, OverflowError) as exc:  # fmt: skip
         reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, MemoryError | OverflowError) else str(exc)
+        # zipfile quotes what it read (a damaged header's "file name" may be kilobytes of the file).
+        reason = reason if len(reason) <= 200 else reason[:200] + "…"
         raise CheckpointError(f"{path} is not a readable mnistsoftmax checkpoint: {reason or type(exc).__name__}") \
             from None  # fmt: skip
 

@@ -77,6 +77,19 @@ def count_for(requested: int | None, model) -> int:
     return requested
 
 
+def check_steps(steps: np.ndarray | None) -> list[int]:
+    """A checkpoint's snapshot steps, checked: 1 to MAX_COUNT + 2 of them (what schedule() gives at
+    most), increasing from 0. Raises SnapshotError."""
+    if steps is None or steps.ndim != 1 or len(steps) == 0:
+        raise SnapshotError("the snapshots have no steps")
+    if len(steps) > MAX_COUNT + 2:
+        raise SnapshotError(f"the snapshots claim {len(steps):,} steps, more than a run keeps ({MAX_COUNT + 2})")
+    steps = [int(s) for s in steps]
+    if steps[0] != 0 or any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+        raise SnapshotError(f"the snapshots' steps {steps[:6]} do not increase from 0")
+    return steps
+
+
 class Snapshots:
     """The snapshots of one run: `planned` steps (the schedule), `steps` taken so far, and per
     parameter the list of its copies. take() is called after every step and keeps the scheduled ones."""
@@ -118,12 +131,7 @@ class Snapshots:
         """Snapshots read from a checkpoint's members, checked against its model: the same
         parameters, each (S, *shape) and finite, the steps increasing from 0. `planned`, for a run
         to resume, is the schedule the steps must begin (default: the steps themselves)."""
-        steps = arrays.get(STEPS)
-        if steps is None or steps.ndim != 1 or len(steps) == 0:
-            raise SnapshotError("the snapshots have no steps")
-        steps = [int(s) for s in steps]
-        if steps[0] != 0 or any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
-            raise SnapshotError(f"the snapshots' steps {steps[:6]} do not increase from 0")
+        steps = check_steps(arrays.get(STEPS))
         names = {name[len(PREFIX) :] for name in arrays if name != STEPS}
         if names != set(model.params):
             raise SnapshotError(f"the snapshots hold {sorted(names)}, the model {sorted(model.params)}")

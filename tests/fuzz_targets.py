@@ -61,6 +61,30 @@ def checkpoint_target(data: bytes) -> None:
         export.to_html(model, meta, "fuzz")
     except MnistSoftmaxError as exc:
         _one_line(str(exc))
+    _snapshots(path, model, meta, digit)
+
+
+def _snapshots(path, model, meta, digit) -> None:
+    """The timeline of a checkpoint that loaded: its snapshots read (or refused in one line), and
+    the digit under each of them with finite probabilities, as the page and predict draw it."""
+    from mnistsoftmax import checkpoint
+    from mnistsoftmax.explain import through_training
+    from mnistsoftmax.inference import Normalization
+
+    try:
+        kept = checkpoint.load_snapshots(path, model)
+        checkpoint.snapshot_steps(path)
+    except MnistSoftmaxError as exc:
+        _one_line(str(exc))
+        return
+    if kept is None:
+        return
+    try:
+        seen = through_training(kept.models(model), kept.steps, Normalization(**meta["normalization"]), digit, 3)
+    except MnistSoftmaxError as exc:  # a snapshot whose float16 weights overflow float32 logits
+        _one_line(str(exc))
+        return
+    assert np.isfinite(seen["probabilities"]).all() and np.isfinite(seen["loss"]).all()
 
 
 def _npz(members: dict[str, bytes]) -> bytes:
@@ -78,7 +102,7 @@ def _npy(array: np.ndarray) -> bytes:
 
 
 def checkpoint_seeds() -> list[bytes]:
-    from mnistsoftmax import checkpoint
+    from mnistsoftmax import checkpoint, snapshots
     from mnistsoftmax.models import build_model
 
     seeds = []
@@ -88,6 +112,13 @@ def checkpoint_seeds() -> list[bytes]:
                 "metrics": {"test_accuracy": 0.9, "test_loss": 0.3}, "dataset": "mnist"}  # fmt: skip
         checkpoint.save(path, build_model(kind, np.random.default_rng(0), hidden), meta)
         seeds.append(path.read_bytes())
+    # One with the timeline's snapshots: three of them, at steps 0, 1 and 2.
+    model = build_model("mlp", np.random.default_rng(0), [4])
+    kept = snapshots.Snapshots((0, 1, 2))
+    for step in (0, 1, 2):
+        kept.take(model, step)
+    checkpoint.save(path, model, {**NORM, "config": {"model": "mlp", "hidden": [4], "seed": 0}}, snapshots=kept)
+    seeds.append(path.read_bytes())
     return seeds
 
 
@@ -96,7 +127,26 @@ def checkpoint_structured(draw) -> bytes:
     data of any length, metadata of any JSON (hypothesis's `draw`)."""
     from hypothesis import strategies as st
 
-    names = st.sampled_from(["W", "b", "W1", "b1", "W2", "b2", "__meta__", "velocity.W", "moment1.W1", "steps", "x"])
+    names = st.sampled_from(
+        [
+            "W",
+            "b",
+            "W1",
+            "b1",
+            "W2",
+            "b2",
+            "__meta__",
+            "velocity.W",
+            "moment1.W1",
+            "steps",
+            "x",
+            "snapshots/steps",
+            "snapshots/W1",
+            "snapshots/b1",
+            "snapshots/W",
+            "snapshots/x",
+        ]
+    )
     members = {}
     for name in draw(st.lists(names, max_size=6, unique=True)):
         if name == "__meta__":

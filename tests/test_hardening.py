@@ -248,10 +248,10 @@ class _Stub:
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(pixels=JSON_VALUES, label=JSON_VALUES)
-def test_fuzzed_predict_bodies_get_a_4xx_or_an_answer(served, pixels, label):
+@given(pixels=JSON_VALUES, label=JSON_VALUES, snapshot=JSON_VALUES)
+def test_fuzzed_predict_bodies_get_a_4xx_or_an_answer(served, pixels, label, snapshot):
     _, _, client = served
-    body = json.dumps({"pixels": pixels, "label": label}, allow_nan=True)
+    body = json.dumps({"pixels": pixels, "label": label, "snapshot": snapshot}, allow_nan=True)
     r = client.post("/api/predict", content=body, headers=JSON)
     assert r.status_code == 200 or is_json_error(r), (pixels, label, r.status_code, r.text)
 

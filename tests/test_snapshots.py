@@ -131,11 +131,12 @@ def _rewrite(path, change):
         (lambda a: a.update({"snapshots/W1": a["snapshots/W1"][:, :5]}), r"snapshots of W1 are \(\d+, 5, 16\)"),
         (lambda a: a.pop("snapshots/b2"), r"the snapshots hold \['W1', 'W2', 'W3', 'b1', 'b3'\]"),
         (lambda a: a.update({"snapshots/steps": a["snapshots/steps"][::-1].copy()}), "do not increase from 0"),
+        (lambda a: a.update({"snapshots/steps": np.arange(10**6)}), "claim 1,000,000 steps, more than a run keeps"),
         (lambda a: a["snapshots/W2"].__setitem__((0, 0, 0), np.inf), "not finite"),
         (lambda a: a.update({"snapshots/W1": a["snapshots/W1"].astype(np.int8)}), "holds int8 values, not float16"),
         (lambda a: a.update({"snapshots/Wx": a["snapshots/W1"]}), "it holds 'snapshots/Wx.npy'"),
     ],
-    ids=["shape", "missing", "order", "infinite", "dtype", "stranger"],
+    ids=["shape", "missing", "order", "many", "infinite", "dtype", "stranger"],
 )
 def test_damaged_snapshots_are_refused_in_one_line_and_leave_the_model_readable(tmp_path, tiny_data, change, message):
     out = runs.execute(_config(tiny_data, snapshots=5), tmp_path / "run.npz", Hooks()).out
