@@ -46,6 +46,10 @@ def test_schedules():
     assert [learning_rate("step", 1.0, s, 100) for s in (0, 49, 50, 74, 75, 99)] == pytest.approx(
         [1, 1, 0.1, 0.1, 0.01, 0.01]
     )
+    # warmup-cosine: 0.01 -> 0.1 linearly over the first 10 of 100 steps, then cosine over the other 90
+    warm = [learning_rate("warmup-cosine", 0.1, s, 100) for s in (0, 5, 10, 55, 99)]
+    assert warm == pytest.approx([0.01, 0.055, 0.1, 0.05, 0.05 * (1 + np.cos(np.pi * 89 / 90))])
+    assert learning_rate("warmup-cosine", 0.1, 0, 1) == pytest.approx(0.01)  # one step: at least one warm step
     with pytest.raises(ValueError, match="unknown learning-rate schedule"):
         learning_rate("linear", 0.1, 0, 10)
 
