@@ -1,8 +1,10 @@
 """The same training in PyTorch, as a reference for accuracy and speed (never used by the package).
 
 Same architecture, same initial weights (drawn by mnistsoftmax from the same seed), same
-validation split, same minibatch order, same SGD (momentum, L2 as 2*reg*W on weights only, the
-same learning-rate schedule), float32, on the CPU.
+validation split, same minibatch order, same SGD (momentum, Nesterov's or not, L2 as 2*reg*W on
+weights only, the same learning-rate schedule), the same label smoothing, and for a run with
+distortions the same distorted batches (mnistsoftmax's own Distorter, drawing what `train` draws),
+float32, on the CPU.
 
     pip install torch==2.13.0
     python scripts/torch_reference.py --config configs/mlp.toml --data-dir data/mnist
@@ -18,10 +20,11 @@ import numpy as np
 import torch
 
 from mnistsoftmax import datasets
+from mnistsoftmax.augment import Distorter, Distortion
 from mnistsoftmax.config import resolve
 from mnistsoftmax.inference import flat
 from mnistsoftmax.optim import learning_rate
-from mnistsoftmax.training import prepare_run
+from mnistsoftmax.training import batch_generator, prepare_run
 
 
 class TorchModel(torch.nn.Module):
@@ -60,17 +63,28 @@ def train_torch(config: dict, data, threads: int = 2, on_epoch=None):
     X = torch.from_numpy(norm.apply(flat(run.images)))
     y = torch.from_numpy(run.labels.astype(np.int64))
     n, bs = len(y), min(config["batch_size"], len(y))
+    distortion = Distortion.from_config(config)
+    distorter = Distorter(distortion, bs) if distortion.active else None
+    pixels, distorted = flat(run.images), np.empty((bs, X.shape[1]), np.float32)
+    smoothing = config.get("label_smoothing") or 0.0
     steps_per_epoch = math.ceil(n / bs)
     total = config["epochs"] * steps_per_epoch
     step, seconds = 0, []
     for epoch in range(config["epochs"]):
         started = time.perf_counter()
-        order = torch.from_numpy(rng.permutation(n))
+        order = rng.permutation(n)
+        # As training.py: only runs with distortions draw the epoch's key, from the same generator.
+        epoch_key = int(rng.integers(2**63)) if distorter else None
         for i in range(steps_per_epoch):
             idx = order[i * bs : (i + 1) * bs]
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config["schedule"], config["lr"], step, total)
-            loss = torch.nn.functional.cross_entropy(model(X[idx]), y[idx])
+            if distorter:
+                moved = distorter(pixels[idx], batch_generator(epoch_key, i), distorted)
+                xb = torch.from_numpy(norm.apply(moved))
+            else:
+                xb = X[torch.from_numpy(idx)]
+            loss = torch.nn.functional.cross_entropy(model(xb), y[torch.from_numpy(idx)], label_smoothing=smoothing)
             optimizer.zero_grad(set_to_none=False)
             loss.backward()
             optimizer.step()
