@@ -237,15 +237,14 @@ def load(path: Path):
     return model, meta
 
 
-def load_snapshots(path: Path, model, planned: tuple[int, ...] | None = None) -> Snapshots | None:
-    """The snapshots stored in a checkpoint, checked against its model (None: it has none); see
-    Snapshots.from_arrays for `planned`."""
+def load_snapshots(path: Path, model) -> Snapshots | None:
+    """The snapshots stored in a checkpoint, checked against its model (None: it has none)."""
     path = Path(path)
     arrays = _read_arrays(path, wanted=is_member)
     if STEPS not in arrays:
         return None
     try:
-        return Snapshots.from_arrays(arrays, model, planned)
+        return Snapshots.from_arrays(arrays, model)
     except SnapshotError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
 

@@ -109,11 +109,11 @@ def explain(model, norm: Normalization, digit: np.ndarray, label: int | None = N
 def through_training(models: list, steps: list[int], norm: Normalization, digit: np.ndarray,
                      label: int | None = None) -> dict:  # fmt: skip
     """One 28x28 uint8 input under each snapshot's weights (models, taken at `steps`, S of them):
-    {"steps" (S,), "probabilities" (S, C), "predicted" (S,), and with a label "loss" (S,), its
-    -log p(label)}, float64, each row as explain()'s softmax_steps computes it."""
+    {"steps" (S,), "logits" (S, C), "probabilities" (S, C), "predicted" (S,), and with a label
+    "loss" (S,), its -log p(label)}, float64, each row as explain()'s softmax_steps computes it."""
     pixels = np.asarray(digit, dtype=np.uint8).reshape(1, -1)
     Z = np.concatenate([finite(logits(m, pixels, norm)).astype(np.float64) for m in models])  # (S, C)
-    result = {"steps": [int(s) for s in steps], "probabilities": softmax(Z), "predicted": Z.argmax(axis=1)}
+    result = {"steps": [int(s) for s in steps], "logits": Z, "probabilities": softmax(Z), "predicted": Z.argmax(axis=1)}
     if label is not None:
         result["loss"] = nll(Z, np.full(len(Z), label))
     return result

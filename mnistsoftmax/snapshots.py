@@ -127,10 +127,10 @@ class Snapshots:
         return {STEPS: np.array(self.steps, np.int64), **stacked}
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], model, planned: tuple[int, ...] | None = None) -> Snapshots:
+    def from_arrays(cls, arrays: dict[str, np.ndarray], model) -> Snapshots:
         """Snapshots read from a checkpoint's members, checked against its model: the same
-        parameters, each (S, *shape) and finite, the steps increasing from 0. `planned`, for a run
-        to resume, is the schedule the steps must begin (default: the steps themselves)."""
+        parameters, each (S, *shape) and finite, the steps increasing from 0. Their schedule is
+        the steps themselves (a resumed run checks them against its own: runs._snapshots)."""
         steps = check_steps(arrays.get(STEPS))
         names = {name[len(PREFIX) :] for name in arrays if name != STEPS}
         if names != set(model.params):
@@ -143,7 +143,7 @@ class Snapshots:
             if not np.isfinite(stack).all():
                 raise SnapshotError(f"the snapshots of {name} hold values that are not finite")
             per_name[name] = list(stack)
-        return cls(steps if planned is None else planned, steps, per_name)
+        return cls(steps, steps, per_name)
 
     def models(self, final) -> list:
         """Every snapshot's model, in order (model_at for each index)."""

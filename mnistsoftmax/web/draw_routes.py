@@ -17,6 +17,7 @@ from mnistsoftmax.checkpoint import CheckpointError
 from mnistsoftmax.errors import quoted
 from mnistsoftmax.explain import explain, jsonable, through_training
 from mnistsoftmax.inference import OverflowingModel
+from mnistsoftmax.losses import nll
 from mnistsoftmax.web.http import JSONResponse, encode, error, parse_json, read_body, small_int
 
 PREVIEW_SIDE = 140  # the largest side of the ink image sent back to draw the crop on
@@ -169,9 +170,10 @@ def _timeline(timeline, norm, digit, label: int | None, index: int | None) -> di
     for the label, or for the trained net's answer when no label is chosen (`label_from` says
     which), p(that class), the predicted class, and the run's mean training loss behind it."""
     last = len(timeline.steps) - 1
-    final = through_training(timeline.models[-1:], timeline.steps[-1:], norm, digit)["predicted"][0]
-    shown = int(final) if label is None else label
-    seen = through_training(timeline.models, timeline.steps, norm, digit, shown)
+    seen = through_training(timeline.models, timeline.steps, norm, digit, label)
+    shown = int(seen["predicted"][-1]) if label is None else label
+    if label is None:  # the trained net's answer is known only once every snapshot has answered
+        seen["loss"] = nll(seen["logits"], np.full(last + 1, shown))
     return {
         "steps": timeline.steps,
         "index": last if index is None else index,

@@ -27,7 +27,6 @@ export function showLab(result, names, checkpoint) {
   showJacobian(result, names);
   showHinge(result, names);
   showStep(result, names);
-  markChosen();
 }
 
 // ---- 7: the curves (Tam's Figures 5, 6 and 8)
@@ -156,19 +155,19 @@ function showPlayground() {
 }
 
 // ---- 10: the Jacobian, of this digit's softmax or of the playground's
-function playgroundJacobian(names) {
+function playgroundJacobian() {
   const z = playedLogits();
   if (!z) return null;
   const { p } = softmax(z), y = playLabel;
   const matrix = p.map((si, i) => p.map((sj, j) => si * ((i === j ? 1 : 0) - sj)));
-  if (y === undefined) return { matrix, probabilities: p };
+  if (y === undefined) return { matrix };
   // (Jᵀ ∂L/∂S)_j with ∂L/∂S = −1/S_y at y, 0 elsewhere: the same sum as lab.softmax_jacobian_chain.
   const chain = p.map((_, j) => matrix[y][j] * (-1 / p[y]));
-  return { matrix, chain, probabilities: p, gradient: p.map((v, c) => v - (c === y ? 1 : 0)), label: y, names };
+  return { matrix, chain, gradient: p.map((v, c) => v - (c === y ? 1 : 0)), label: y };
 }
 
 function showJacobian(result, names) {
-  const fromPlay = $("jacobian-source").value === "playground" ? playgroundJacobian(names) : null;
+  const fromPlay = $("jacobian-source").value === "playground" ? playgroundJacobian() : null;
   const { matrix: J, chain } = fromPlay || result.lab.jacobian;
   const gradient = fromPlay ? fromPlay.gradient : result.gradient;
   const root = $("jacobian");

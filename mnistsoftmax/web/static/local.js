@@ -253,22 +253,22 @@ function lab(params, x, forwarded, steps, lr) {
 }
 
 // draw_routes._timeline: this digit under every snapshot, for the label or, without one, for the
-// trained net's answer. Kept for the last digit and label: a slider move changes neither.
-let seen = { key: null, timeline: null };
+// trained net's answer (the last snapshot's). Each snapshot's softmax is kept for the last digit: a
+// slider move or a new label changes nothing of it.
+let seen = { key: null, each: null };
 
 function timeline(x, digit, label, index) {
-  const last = snapshots.steps.length - 1;
-  const shown = label === null ? softmaxSteps(forward(trained, x).z, null).digit : label;
-  const key = `${digit.join(",")}|${shown}|${label === null}`;
+  const last = snapshots.steps.length - 1, key = digit.join(",");
   if (seen.key !== key) {
-    const each = snapshots.steps.map((_, i) => softmaxSteps(forward(snapshotParams(i), x).z, shown));
-    seen = { key, timeline: {
-      steps: snapshots.steps, label: shown, label_from: label === null ? "prediction" : "label",
-      loss: each.map((s) => s.loss), probability: each.map((s) => s.probabilities[shown]),
-      predicted: each.map((s) => s.digit), train_loss: snapshots.train_loss,
-    } };
+    seen = { key, each: snapshots.steps.map((_, i) => softmaxSteps(forward(snapshotParams(i), x).z, null)) };
   }
-  return { ...seen.timeline, index: index === null ? last : index };
+  const { each } = seen, shown = label === null ? each[last].digit : label;
+  return {
+    steps: snapshots.steps, index: index === null ? last : index, label: shown,
+    label_from: label === null ? "prediction" : "label", loss: each.map((s) => -s.log_softmax[shown]),
+    probability: each.map((s) => s.probabilities[shown]), predicted: each.map((s) => s.digit),
+    train_loss: snapshots.train_loss,
+  };
 }
 
 // ---- the two answers --------------------------------------------------------------------------
