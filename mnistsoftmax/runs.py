@@ -81,13 +81,15 @@ def settings_of(config: dict) -> training.TrainSettings:
     )
 
 
-def resume_config(resume: Resumable, data_dir: Path | None = None, mirror=()) -> dict:
+def resume_config(resume: Resumable, data_dir: Path | None = None, mirror=(), source: str | None = None) -> dict:
     """The configuration a resumed run goes on with: its own, but the data may live elsewhere now."""
     config = dict(resume.config)
     if data_dir is not None:
         config["data_dir"] = str(Path(data_dir).resolve())
     if mirror:
         config["mirror"] = list(mirror)
+    if source is not None:
+        config["source"] = source
     return config
 
 
@@ -115,7 +117,8 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
     """Load the data, train (or go on training), evaluate on the test set and save."""
     options.check_combination(config)  # before any work: what no single option can say
     log = hooks.log or (lambda line: None)
-    data = datasets.load(config["dataset"], config["data_dir"], config["mirror"])
+    source = config.get("source", "mirrors")  # checkpoints from before --source have no such key
+    data = datasets.load(config["dataset"], config["data_dir"], config["mirror"], source=source)
     run = training.prepare_run(
         data.train.images, data.train.labels, config["model"], config["hidden"], config["val_split"], config["seed"]
     )

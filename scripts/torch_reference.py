@@ -105,6 +105,7 @@ def main() -> None:
     parser.add_argument("--data-dir")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", help="save the trained state dict here (torch.save), as train writes its checkpoint")
     args = parser.parse_args()
     config = resolve(args.config)  # train's defaults under the file, checked as train checks them
     if args.seed is not None:
@@ -115,11 +116,13 @@ def main() -> None:
     def report(epoch, loss, seconds):
         print(f"epoch {epoch}: last batch loss {loss:.4f}, {seconds:.1f}s")
 
-    _, seconds, accuracy = train_torch(config, data, args.threads, on_epoch=report)
+    model, seconds, accuracy = train_torch(config, data, args.threads, on_epoch=report)
+    if args.out:
+        torch.save(model.state_dict(), args.out)
     total = time.perf_counter() - started
     print(
         f"pytorch {torch.__version__} {config['model']} {args.dataset} seed {config['seed']}: "
-        f"test accuracy {100 * accuracy:.2f}%  training {sum(seconds):.1f}s  total {total:.1f}s"
+        f"test accuracy {100 * accuracy:.2f}%  training {sum(seconds):.2f}s  total {total:.1f}s"
     )
 
 

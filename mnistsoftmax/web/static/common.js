@@ -2,6 +2,10 @@
 
 export const $ = (id) => document.getElementById(id);
 
+// A digit already in MNIST's form (784 bytes, light ink on black), as a Blob of this type: the
+// digit a page exported by mnistsoftmax.explore opens with; nothing preprocesses it.
+export const DIGIT_TYPE = "application/x-mnist-digit";
+
 export function element(tag, attributes = {}, text) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attributes)) e.setAttribute(k, v);

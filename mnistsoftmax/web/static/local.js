@@ -3,6 +3,7 @@
 // same fields and the same math, for a page with no server. The model is its layers as
 // models.py describes them (["affine", W, b], ["relu"]), so nothing here asks which kind it is.
 // Shapes: D = 784 inputs, K a layer's outputs, C classes.
+import { DIGIT_TYPE } from "./common.js";
 import { ImageError, mnistStages, readGray, resize } from "./preprocess.js";
 
 const PREVIEW_SIDE = 140, HIDDEN_SHOWN = 8, GRADIENT_IMAGES = 12, DEFAULT_LR = 0.001, MARGIN = 1.0;
@@ -289,6 +290,12 @@ async function stagesOf(image) {
   const bytes = new Uint8Array(await image.arrayBuffer()), last = preprocessed.bytes;
   if (last && last.length === bytes.length && last.every((b, i) => b === bytes[i])) return preprocessed.stages;
   let stages;
+  if (image.type === DIGIT_TYPE && bytes.length === 28 * 28) {
+    const ink = { w: 28, h: 28, data: Float32Array.from(bytes, (v) => v / 255) };
+    stages = { digit: bytes, ink, crop: [0, 0, 28, 28], box: ink };
+    preprocessed = { bytes, stages };
+    return stages;
+  }
   try {
     stages = mnistStages(await readGray(image), "the image");
   } catch (err) {
@@ -296,6 +303,15 @@ async function stagesOf(image) {
   }
   preprocessed = { bytes, stages };
   return stages;
+}
+
+// The digit the page opens with and its label ({image: Blob or null, label}), or null.
+export function initialDigit() {
+  const first = embedded.initial;
+  if (!first) return null;
+  const image = first.pixels !== undefined ? new Blob([bytesOf(first.pixels)], { type: DIGIT_TYPE })
+    : first.file !== undefined ? new Blob([bytesOf(first.file)], { type: first.type }) : null;
+  return { image, label: first.label };
 }
 
 // image: a Blob (a drawing or a file) -> the answer POST /api/predict gives for it.

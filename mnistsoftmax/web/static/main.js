@@ -1,5 +1,5 @@
 // The page: wires the pad and the upload to the API and hands each answer to the views.
-import { listCheckpoints, predict } from "./api.js";
+import { initialDigit, listCheckpoints, predict } from "./api.js";
 import { $, showError } from "./common.js";
 import { markChosen, number, probabilityBars, wireChoosing } from "./draw.js";
 import { showCompare } from "./compare.js";
@@ -143,6 +143,11 @@ async function start() {
   describeCheckpoint();
   fillLabels();
   reset();
+  const first = await initialDigit();
+  if (first) {
+    if (first.label !== null && first.label !== undefined) $("label").value = String(first.label);
+    if (first.image) useFile(first.image);
+  }
   document.body.dataset.ready = "true";
 }
 start();

@@ -1,5 +1,6 @@
 // The drawing pad: mouse, touch and pen through pointer events, dark ink on white paper, and
 // image files dropped on it. It hands out what to classify as an image file (a PNG of the pad).
+import { DIGIT_TYPE } from "./common.js";
 
 export class Pad {
   constructor(canvas, { onChange, onFile }) {
@@ -87,6 +88,7 @@ export class Pad {
 
   showFile(file) {
     // Shows an uploaded image on the pad, fitted, so that the page keeps one picture of the input.
+    if (file.type === DIGIT_TYPE) { this.showDigit(file); return; }
     const url = URL.createObjectURL(file);
     const img = new Image();
     img.onload = () => {
@@ -98,5 +100,17 @@ export class Pad {
       URL.revokeObjectURL(url);
     };
     img.src = url;
+  }
+
+  async showDigit(file) {
+    // A digit in MNIST's form (light ink on black), drawn as ink on the pad's paper.
+    const bytes = new Uint8Array(await file.arrayBuffer()), cell = this.canvas.width / 28;
+    this.clear(false);
+    for (let i = 0; i < 28 * 28; i++) {
+      const v = 255 - bytes[i];
+      this.ctx.fillStyle = `rgb(${v},${v},${v})`;
+      this.ctx.fillRect((i % 28) * cell, Math.floor(i / 28) * cell, cell + 0.5, cell + 0.5);
+    }
+    this.empty = true; // what is classified is the digit itself, not this picture of it
   }
 }
