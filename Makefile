@@ -25,6 +25,7 @@ data: $(DATA_DIR)/t10k-labels-idx1-ubyte
 train: $(VENV)/.installed data
 	$(BIN)/mnistsoftmax train --config $(CONFIG) --data-dir $(DATA_DIR) $(ARGS)
 	$(BIN)/mnistsoftmax eval
+	@echo "In a new shell, first: source $(VENV)/bin/activate   (then mnistsoftmax eval, predict, serve: the README's tour)"
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -2,7 +2,7 @@
 
     python scripts/bench_predict.py [--checkpoint PATH] [--runs 20]
 
-Without --checkpoint it saves an untrained mlp (H = 512, the recommended size) in a temporary
+Without --checkpoint it saves an untrained mlp (H = 512, the size of the docs' figures) in a temporary
 folder: start-up does not depend on what the weights are. Target: under 0.5 s, with pooch, tqdm
 and matplotlib off the import path.
 """

@@ -8,7 +8,7 @@ from starting `mnistsoftmax serve` to its printed URL.
 
 The server time is what the route reports in its Server-Timing header (body read, preprocessing,
 the trained and the untrained forward pass, the JSON answer); the round trip over loopback is
-shown beside it. Default checkpoint: the one `train` saved last (configs/mlp.toml: H = 512).
+shown beside it. Default checkpoint: the one `train` saved last (the docs' figures: configs/mlp-512.toml, H = 512).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 (`serve`'s worker, with the training view open in Chromium following it, or a plain SSE client
 with --no-browser), and from the command line with probes switched off.
 
-    python scripts/bench_watch.py [--data-dir data/mnist] [--config configs/mlp.toml] [--epochs 3] [--repeats 3]
+    python scripts/bench_watch.py [--data-dir data/mnist] [--config configs/mlp-512.toml] [--epochs 3] [--repeats 3]
 
 Each row is the median over its repeats (the rows alternate, so that drifts of the machine's speed
 hit all of them alike) of the training seconds per epoch, as the epoch records give them
@@ -138,7 +138,7 @@ def probe_share(data_dir: str, config: dict, repeats: int) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default="data/mnist")
-    parser.add_argument("--config", default="configs/mlp.toml")
+    parser.add_argument("--config", default="configs/mlp-512.toml")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-browser", action="store_true", help="follow the page's runs with an SSE client")

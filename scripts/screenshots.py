@@ -9,6 +9,9 @@ Draws a 3 on the pad with the mouse and picks the label 3, then writes:
                    digit half learnt), and the prediction beside
     lab.png        the lab's views (7 to 12) at 960 px
 With --phone, the same page at 390 px as phone-*.png (to look at, not for the docs).
+With --notebook, instead: docs/how-to/notebook.ipynb executed by nbclient in a scratch folder (the
+MNIST of $MNISTSOFTMAX_DATA_DIR or data/), saved as HTML by nbconvert, and its first explorer at
+1280 px as notebook.png; prints the size of each output cell.
 """
 
 from __future__ import annotations
@@ -70,12 +73,56 @@ def region(page, first: str, last: str, pad: int = 8) -> dict:
     return {"x": 0, "y": max(0, top - pad), "width": width, "height": bottom["y"] + bottom["height"] - top + 2 * pad}
 
 
+def notebook(out: Path) -> None:
+    """notebook.png: the tutorial's first explorer, in the notebook as nbconvert writes it."""
+    import os
+    import tempfile
+
+    import nbclient
+    import nbconvert
+    import nbformat
+    from playwright.sync_api import sync_playwright
+
+    tutorial = nbformat.read(ROOT / "docs" / "how-to" / "notebook.ipynb", as_version=4)
+    with tempfile.TemporaryDirectory(prefix="notebook-") as folder:
+        os.environ.setdefault("MNISTSOFTMAX_DATA_DIR", str(ROOT / "data"))
+        os.environ["MNISTSOFTMAX_RUNS_DIR"] = folder
+        nbclient.NotebookClient(tutorial, timeout=300, kernel_name="python3",
+                                resources={"metadata": {"path": folder}}).execute()  # fmt: skip
+        for number, cell in enumerate(c for c in tutorial.cells if c.cell_type == "code"):
+            sizes = [len(o.get("data", {}).get("text/html", o.get("text", ""))) for o in cell.outputs]
+            print(f"code cell {number + 1}: outputs of {', '.join(f'{n / 1e6:.2f} MB' for n in sizes) or 'nothing'}")
+        page_file = Path(folder) / "notebook.html"
+        page_file.write_text(nbconvert.HTMLExporter().from_notebook_node(tutorial)[0], encoding="utf-8")
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            # nbconvert's template asks a CDN for MathJax and require.js; nothing leaves the machine.
+            local = ("file:", "blob:", "data:", "about:")
+            page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(local) else r.abort())
+            page.goto(page_file.as_uri())
+            first = page.frame_locator("iframe.mnistsoftmax-explorer").first
+            first.locator("body[data-ready=true][data-busy=false]").wait_for(timeout=60_000)
+            frame = page.locator("iframe.mnistsoftmax-explorer").first
+            frame.scroll_into_view_if_needed()
+            box = frame.bounding_box()
+            top = page.evaluate("window.scrollY") + box["y"] - 260  # the cell's code and the classifier's end above
+            page.screenshot(path=out / "notebook.png", full_page=True,
+                            clip={"x": 0, "y": max(0, top), "width": 1280, "height": 1100})  # fmt: skip
+            browser.close()
+    print(f"wrote notebook.png to {out}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     parser.add_argument("--phone", action="store_true")
+    parser.add_argument("--notebook", action="store_true", help="the notebook tutorial's screenshot instead")
     args = parser.parse_args()
+    if args.notebook:
+        notebook(args.out)
+        return 0
     from playwright.sync_api import sync_playwright
 
     from mnistsoftmax import checkpoint

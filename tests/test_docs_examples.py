@@ -132,7 +132,7 @@ def folder(tmp_path_factory):
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")  # fmt: skip
     env["MNISTSOFTMAX_DATA_DIR"] = str(here / "cache")  # a download would land here, never in the user's cache
     write_digits(here)
-    train = subprocess.run(["mnistsoftmax", "train", "--config", "mlp", "--data-dir", "data/mnist", "--epochs", "1"],
+    train = subprocess.run(["mnistsoftmax", "train", "--config", "mlp", "--data-dir", "data/mnist"],
                            cwd=here, env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
     assert train.returncode == 0, train.stderr[-2000:]
     shutil.copytree(runs_of(here), here / ".pristine-runs")
