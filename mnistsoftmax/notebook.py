@@ -8,16 +8,13 @@ works saved as HTML with nbconvert. Its size is the exported page's: about 4 byt
 bytes of weights (float32), plus 2 bytes per weight per snapshot (float16) with the timeline;
 `snapshots=False` leaves the timeline out.
 
-Nothing here is imported by `predict` or `train`; it needs no package beyond the core's (Pillow
-only when handed a PIL image).
+Nothing here is imported by `predict` or `train`; it needs no package beyond the core's.
 """
 
 from __future__ import annotations
 
 import html
 import io
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -77,11 +74,11 @@ def _initial(clf, image) -> dict:
         from mnistsoftmax.images import preprocess
 
         path = Path(image)
-        preprocess(path)  # a file the page could not read fails here, in one line
+        digit = preprocess(path)  # a file the page could not read fails here, in one line
         data = path.read_bytes()
         kind = next((t for magic, t in BROWSER_IMAGES.items() if data.startswith(magic)), None)
         if kind is None:  # a format browsers may not decode: hand over the digit Python made of it
-            return {"pixels": preprocess(path).reshape(-1)}
+            return {"pixels": digit.reshape(-1)}
         return {"file": data, "type": kind}
     if hasattr(image, "save") and hasattr(image, "mode"):  # a PIL image
         from mnistsoftmax.images import preprocess
@@ -156,15 +153,12 @@ def diverging(values: np.ndarray) -> np.ndarray:
 
 
 def png(rgb: np.ndarray) -> bytes:
-    """(H, W, 3) uint8 -> a PNG file's bytes (8-bit RGB, no filtering): no imaging library needed."""
-    h, w, _ = rgb.shape
-    raw = b"".join(b"\x00" + rgb[y].tobytes() for y in range(h))
+    """(H, W, 3) uint8 -> a PNG file's bytes."""
+    from PIL import Image
 
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), mode="RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def _base64(data: bytes) -> str:
