@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DATA_DIR ?= data/mnist
 CONFIG ?= configs/mlp.toml
 
-.PHONY: train test lint bench data clean
+.PHONY: train test test-kernels lint bench data clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,18 @@ test: $(VENV)/.installed
 	$(BIN)/ruff check .
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 	$(BIN)/pytest -q
+
+# The numerical tests again under OpenBLAS kernels other than the ones this CPU picks (or the ones
+# OPENBLAS_CORETYPE names): a test that expects one CPU's float32 rounding fails here on any CPU.
+# SkylakeX (AVX-512) where the CPU has it, else Sandybridge (AVX); Haswell when those are the ones in use.
+NUMERICAL_TESTS := tests/test_models.py tests/test_training.py tests/test_speedrun.py tests/test_optim.py \
+	tests/test_losses.py tests/test_functional.py tests/test_checkpoint.py tests/test_snapshots.py \
+	tests/test_timeline.py tests/test_blas.py tests/test_augment.py tests/test_lab.py tests/test_predict_real.py \
+	tests/test_real_data.py tests/test_api.py tests/test_probes.py tests/test_properties.py
+OTHER_KERNEL = $(shell if grep -qw avx512f /proc/cpuinfo; then k=SkylakeX; else k=Sandybridge; fi; \
+	[ "$$OPENBLAS_CORETYPE" = "$$k" ] && k=Haswell; echo $$k)
+test-kernels: $(VENV)/.installed
+	OPENBLAS_CORETYPE=$(OTHER_KERNEL) $(BIN)/pytest -q -p no:cacheprovider $(NUMERICAL_TESTS)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

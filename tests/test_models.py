@@ -139,21 +139,29 @@ LEGACY = Path(__file__).parent / "data" / "legacy"
 
 
 @pytest.mark.parametrize("kind", ["linear", "mlp"])
-def test_checkpoints_of_the_code_before_load_and_predict_bit_identically(kind):
+def test_checkpoints_of_the_code_before_load_and_predict_as_they_did(kind):
     """linear.npz and mlp.npz were written by the code before a model became its list of widths
-    (tests/data/legacy/README.md); they load, and give the logits that code gave, bit for bit."""
+    (tests/data/legacy/README.md); they load with their arrays bit for bit, and give the logits that
+    code gave. Those logits were computed on another CPU, whose BLAS kernels round float32 products
+    otherwise: equal to float32 rounding, not bit for bit (that is a promise of one machine)."""
     from mnistsoftmax import api
 
     clf = api.load(LEGACY / f"{kind}.npz")
+    stored = np.load(LEGACY / f"{kind}.npz")
     expected = np.load(LEGACY / "expected.npz")
     assert clf.model.kind == kind
-    np.testing.assert_array_equal(clf.logits(expected["pixels"]), expected[kind])
+    for name, value in clf.model.params.items():
+        assert value.tobytes() == stored[name].tobytes(), name
+    logits = clf.logits(expected["pixels"])
+    np.testing.assert_allclose(logits, expected[kind], rtol=1e-5, atol=1e-5)
+    assert np.array_equal(logits.argmax(axis=1), expected[kind].argmax(axis=1))
 
 
 def test_an_interrupted_run_of_the_code_before_resumes_to_its_weights(tmp_path, tiny_data):
     """stopped.interrupted.npz, an mlp run the code before stopped at its third step (its SGD
     velocity saved as velocity.W1 ...), resumes to the weights that code's uninterrupted run ended
-    with, bit for bit."""
+    with. That run was computed on another CPU: equal to float32 rounding over its steps, not bit
+    for bit (a resumed run against an uninterrupted one on the same machine is, in test_training)."""
     import shutil
 
     from click.testing import CliRunner
@@ -170,8 +178,11 @@ def test_an_interrupted_run_of_the_code_before_resumes_to_its_weights(tmp_path, 
     assert result.exit_code == 0, result.output
     model, _ = checkpoint.load(out)
     expected = np.load(LEGACY / "expected.npz")
+    stopped = np.load(LEGACY / "stopped.interrupted.npz")
     for name, value in model.params.items():
-        assert value.tobytes() == expected[f"resumed_{name}"].tobytes(), name
+        np.testing.assert_allclose(value, expected[f"resumed_{name}"], rtol=1e-4, atol=1e-5, err_msg=name)
+        # the steps after the stop moved every parameter 100 times that tolerance
+        assert np.abs(value - stopped[name]).max() > 1e-3, name
 
 
 def test_unit_pictures_are_what_the_units_add_up_from_the_pixels():

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from mnistsoftmax import checkpoint
 from mnistsoftmax.config import resolve
 from scripts import speedrun
 from tests.test_browser import require_mnist
@@ -33,7 +34,7 @@ def test_an_unknown_config_is_one_line():
     ]
 
 
-def test_a_row_is_the_mean_of_the_accuracies_its_checkpoints_record():
+def test_a_row_is_the_mean_of_the_accuracies_its_checkpoints_record(tmp_path):
     require_mnist()
     run = subprocess.run([sys.executable, "scripts/speedrun.py", "--data-dir", str(MNIST_DIR), "--configs", "fast",
                           "--seeds", "0", "--no-torch"], cwd=ROOT, capture_output=True, text=True)  # fmt: skip
@@ -41,8 +42,16 @@ def test_a_row_is_the_mean_of_the_accuracies_its_checkpoints_record():
     row = next(line for line in run.stdout.splitlines() if line.startswith("| fast |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     per_seed = re.search(r"fast per seed: 0 ([\d.]+) % ([\d.]+) s", run.stdout)
-    # fast seed 0 is one of the three the config was chosen on (98.18 %); the row shows the same run
-    assert cells[:3] == ["fast", "98.0 %", "1 s"] and cells[5] == cells[6] == cells[7] == per_seed[1] == "98.18"
+    # The same run trained here, on this machine (another CPU's BLAS rounds otherwise: its accuracy is
+    # no constant to write down), records the accuracy the row shows.
+    out = tmp_path / "fast-0.npz"
+    train = subprocess.run([sys.executable, "-m", "mnistsoftmax", "train", "--config", "fast", "--seed", "0",
+                            "--data-dir", str(MNIST_DIR), "--out", str(out)],
+                           cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    assert train.returncode == 0, train.stderr[-2000:]
+    recorded = f"{100 * checkpoint.load(out)[1]['metrics']['test_accuracy']:.2f}"
+    assert float(recorded) >= 97.5  # the recipe reaches about 98 % on any CPU
+    assert cells[:3] == ["fast", "98.0 %", "1 s"] and cells[5] == cells[6] == cells[7] == per_seed[1] == recorded
     assert cells[3] == cells[4] == f"{float(per_seed[2]):.2f}" and cells[8] == "yes"
     phases = [line for line in run.stdout.splitlines() if line.startswith("| fast |")][1]
     spent = [float(c) for c in phases.strip("|").split("|")[1:]]
