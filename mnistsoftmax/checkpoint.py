@@ -86,6 +86,17 @@ def interrupted_path(checkpoint: Path) -> Path:
     return checkpoint.with_name(checkpoint.stem + ".interrupted.npz")
 
 
+def finished_path(interrupted: Path) -> Path:
+    """Where a resumed run writes its checkpoint when the user names none: beside the file it resumes,
+    NAME.npz for NAME.interrupted.npz (the inverse of interrupted_path), NAME.resumed.npz for a file
+    named otherwise. Never the path stored inside the file: a file someone handed over must not
+    choose where a checkpoint lands."""
+    suffix = ".interrupted.npz"
+    if interrupted.name.endswith(suffix) and len(interrupted.name) > len(suffix):
+        return interrupted.with_name(interrupted.name[: -len(suffix)] + ".npz")
+    return interrupted.with_name(interrupted.stem + ".resumed.npz")
+
+
 PARTIAL_SUFFIX = ".partial"
 STALE_SECONDS = 120  # without flock(): a partial file untouched this long is taken for a dead run's
 

@@ -219,7 +219,8 @@ def train(**values):
         resume = runs.load_resumable(resume_from)
         given_dir = values["data_dir"] if ctx.get_parameter_source("data_dir") is ParameterSource.COMMANDLINE else None
         config = runs.resume_config(resume, given_dir, values["mirror"], values["source"])
-        out = out or resume.out
+        out = out or checkpoint.finished_path(resume_from)
+        _refuse_overwriting_input([out, checkpoint.metrics_path(out)], resume_from, "--resume")
         log(f"resuming {resume_from} at epoch {resume.state.epoch}, step {resume.state.step}")
     else:
         config = options.resolve(values)
@@ -251,6 +252,17 @@ def _config_line(config: dict) -> str:
         f"{BY_NAME[k].key if k in BY_NAME else k}={BY_NAME[k].format(v) if k in BY_NAME else v}"
         for k, v in shown.items()
     )
+
+
+def _refuse_overwriting_input(outputs: list[Path], given: Path, flag: str) -> None:
+    """Nothing on disk is lost: an output that is the command's own input (the checkpoint it reads, or
+    the metrics file beside it) is refused before anything is read or written."""
+    from mnistsoftmax import checkpoint
+
+    for written in outputs:
+        for read in (given, checkpoint.metrics_path(given)):
+            if written.exists() and read.exists() and written.resolve() == read.resolve():
+                raise click.UsageError(f"{written} is a file {flag} reads: name another output")
 
 
 RESUME_KEEPS = {"resume", "out", "data_dir", "mirror", "source"}
@@ -731,8 +743,9 @@ def _made_data() -> bool:
 @click.option("--format", "fmt", type=click.Choice(["onnx", "safetensors", "html"]), required=True,
               help="onnx: uint8 pixels to probabilities and logits; safetensors: the parameters; html: the draw "
               "page as one file running the model in the browser, to open from disk or any web host.")  # fmt: skip
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="The file to write.")  # fmt: skip
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The file to write; default: the checkpoint's name with the format's extension, in the "
+              "current folder (never over a file already there).")  # fmt: skip
 @click.option("--no-snapshots", is_flag=True,
               help="html: leave the run's snapshots (the timeline) out of the page; the page of a 784-512-10 net "
               "weighs 28 MB with its 24 snapshots, 3.2 MB without.")  # fmt: skip
@@ -745,6 +758,11 @@ def export(checkpoint_path, fmt, output, no_snapshots):
     from mnistsoftmax.fileio import atomic_write
 
     path = checkpoint_path or checkpoint.default_path()
+    if output is None:
+        output = Path(Path(path).stem + "." + fmt)
+        if output.exists() or output.is_symlink():
+            raise click.UsageError(f"{output} exists: name the file to write with -o/--output")
+    _refuse_overwriting_input([output], Path(path), "export")
     model, meta = checkpoint.load(path)
     if fmt == "html":
         kept = None if no_snapshots else checkpoint.load_snapshots(path, model)

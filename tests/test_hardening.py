@@ -526,3 +526,69 @@ def test_weights_that_overflow_give_an_error_not_nan(tmp_path):
     client = TestClient(create_app(Catalog(runs), "127.0.0.1", 8765), base_url=BASE)
     response = client.post("/api/predict", content=drawn_seven())
     assert response.status_code == 422 and is_json_error(response)
+
+
+def _stopped_run(folder, tiny_data, stored_out):
+    """An interrupted run in `folder` whose stored `out` is rewritten to `stored_out`, as a crafted
+    file would carry it."""
+    import itertools
+
+    from mnistsoftmax import options, runs
+    from mnistsoftmax.training import Hooks
+
+    config = options.resolve({"dataset": "custom", "data_dir": str(tiny_data), "hidden": [8], "epochs": 1,
+                              "probe_every": 0, "snapshots": 0})  # fmt: skip
+    calls = itertools.count()
+    with pytest.raises(runs.Stopped) as stopped:
+        runs.execute(config, folder / "cut.npz", Hooks(should_stop=lambda: next(calls) == 2))
+    saved = stopped.value.saved
+    model, meta, state = checkpoint.load_resumable(saved)
+    checkpoint.save(saved, model, {**meta, "out": str(stored_out)}, optimizer_state=state)
+    return saved
+
+
+def test_a_resumed_file_does_not_choose_where_to_write(tmp_path, tiny_data):
+    """The `out` stored in an interrupted file is never followed: without --out the checkpoint lands
+    beside the resumed file (cut.npz for cut.interrupted.npz); a victim named by the file stays as it was."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "important.txt").write_text("keep me")
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    saved = _stopped_run(folder, tiny_data, victim / "important.txt")
+    result = CliRunner().invoke(main, ["train", "--resume", str(saved)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in victim.iterdir()) == ["important.txt"]
+    assert (victim / "important.txt").read_text() == "keep me"
+    assert sorted(p.name for p in folder.iterdir()) == ["cut.metrics.jsonl", "cut.npz"]
+    assert checkpoint.load(folder / "cut.npz")[0].hidden_widths == [8]
+
+
+def test_no_command_writes_over_the_file_it_reads(tmp_path, tiny_data, monkeypatch):
+    """`export -o` naming its own checkpoint (or the metrics beside it) and `train --resume --out`
+    naming the resumed file are refused in one line, before anything is written; export without -o
+    writes NAME.FORMAT in the current folder, and refuses to replace one already there."""
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    saved = _stopped_run(folder, tiny_data, folder / "elsewhere.npz")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    runner = CliRunner()
+    result = runner.invoke(main, ["train", "--resume", str(saved), "--out", str(saved)])
+    assert result.exit_code == 2 and "is a file --resume reads" in result.stderr
+    assert "Traceback" not in result.output
+    trained = tmp_path / "a.npz"
+    assert runner.invoke(main, ["train", "--dataset", "custom", "--data-dir", str(tiny_data), "--hidden", "8",
+                                "--epochs", "1", "--snapshots", "0", "--out", str(trained)]).exit_code == 0  # fmt: skip
+    kept = trained.read_bytes(), checkpoint.metrics_path(trained).read_bytes()
+    for target in (trained, checkpoint.metrics_path(trained)):
+        result = runner.invoke(main, ["export", str(trained), "--format", "safetensors", "-o", str(target)])
+        assert result.exit_code == 2 and "is a file export reads" in result.stderr, result.output
+    assert (trained.read_bytes(), checkpoint.metrics_path(trained).read_bytes()) == kept
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(main, ["export", str(trained), "--format", "safetensors"])
+    assert result.exit_code == 0 and result.stdout.strip() == "a.safetensors"
+    written = (tmp_path / "a.safetensors").read_bytes()
+    result = runner.invoke(main, ["export", str(trained), "--format", "safetensors"])
+    assert result.exit_code == 2 and "a.safetensors exists" in result.stderr
+    assert (tmp_path / "a.safetensors").read_bytes() == written
