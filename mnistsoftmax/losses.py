@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mnistsoftmax import registry
 from mnistsoftmax.functional import log_softmax, onehot, softmax
 
 
@@ -168,31 +169,31 @@ def margins(Z: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Loss:
-    """One loss: its forward per sample, its backward and its fused training form (module docstring).
-    `smoothable`: whether it takes label smoothing."""
+    """One loss: its forward per sample, its backward and its fused training form (module docstring);
+    its name, help, whether it takes label smoothing and what softmax of its logits is come from
+    registry.LOSSES."""
 
-    name: str
+    info: registry.LossInfo
     per_sample: Callable[..., np.ndarray]
     backward: Callable[..., np.ndarray]
     inplace: Callable[..., tuple[float, int]]
-    smoothable: bool
-    outputs: str  # what softmax of the logits is, for readers of the answers
-    help: str  # what it is, in a few words, for the option's help
+
+    name = property(lambda self: self.info.name)
+    help = property(lambda self: self.info.help)
+    smoothable = property(lambda self: self.info.smoothable)
+    outputs = property(lambda self: self.info.outputs)
 
     def forward(self, Z: np.ndarray, y: np.ndarray, smoothing: float = 0.0) -> float:
         """The mean loss over the batch."""
         return float(self.per_sample(Z, y, smoothing).mean())
 
 
-LOSSES: dict[str, Loss] = {
-    "cross-entropy": Loss(
-        "cross-entropy", cross_entropy_per_sample, cross_entropy_backward, inplace_softmax_cross_entropy,
-        smoothable=True, outputs="probabilities", help="softmax, log-likelihood",
-    ),
-    "hinge": Loss("hinge", hinge_per_sample, hinge_backward, inplace_hinge, smoothable=False, outputs="scores",
-                  help="the multiclass SVM loss, margin 1"),
-}  # fmt: skip
-DEFAULT_LOSS = "cross-entropy"
+_IMPLEMENTATIONS = {
+    "cross-entropy": (cross_entropy_per_sample, cross_entropy_backward, inplace_softmax_cross_entropy),
+    "hinge": (hinge_per_sample, hinge_backward, inplace_hinge),
+}
+LOSSES: dict[str, Loss] = {name: Loss(info, *_IMPLEMENTATIONS[name]) for name, info in registry.LOSSES.items()}
+DEFAULT_LOSS = registry.DEFAULT_LOSS
 
 
 def of_run(config: dict | None) -> Loss:

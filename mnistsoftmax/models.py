@@ -36,11 +36,9 @@ hidden layer l, C = 10.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import numpy as np
 
-from mnistsoftmax.errors import MnistSoftmaxError
 from mnistsoftmax.functional import (
     affine_backward,
     affine_forward,
@@ -51,51 +49,19 @@ from mnistsoftmax.functional import (
     relu_backward,
     relu_forward,
 )
+from mnistsoftmax.registry import (  # noqa: F401  (the kinds are described without numpy, for the options)
+    DEFAULT_MODEL,
+    MAX_HIDDEN_LAYERS,
+    MODELS,
+    Kind,
+    ModelError,
+    check_dropout,
+    hidden_widths,
+    model_kind,
+)
 
 NUM_INPUTS = 784
 NUM_CLASSES = 10
-MAX_HIDDEN_LAYERS = 8  # deeper plain ReLU stacks need normalisation layers this package does not have
-
-
-@dataclass(frozen=True)
-class Kind:
-    """One kind of model the `model` option names: its help, and whether `hidden` applies."""
-
-    name: str
-    help: str
-    has_hidden_layers: bool
-
-
-MODELS: dict[str, Kind] = {
-    "linear": Kind("linear", "softmax regression, logits = x W + b", has_hidden_layers=False),
-    "mlp": Kind("mlp", "hidden ReLU layers of the --hidden widths", has_hidden_layers=True),
-}
-DEFAULT_MODEL = "mlp"
-
-
-class ModelError(MnistSoftmaxError):
-    """Arrays that are not the parameters of a model of the kind they claim."""
-
-
-def model_kind(kind: str) -> Kind:
-    try:
-        return MODELS[kind]
-    except (KeyError, TypeError):
-        raise ModelError(f"unknown model kind {kind!r} (expected one of {', '.join(MODELS)})") from None
-
-
-def hidden_widths(kind: str, hidden) -> list[int]:
-    """The hidden widths a model of this kind has for the `hidden` option's value (an int is one
-    layer): [] for a kind without hidden layers, whatever `hidden` says."""
-    if not model_kind(kind).has_hidden_layers:
-        return []
-    return [int(hidden)] if isinstance(hidden, int | np.integer) else [int(h) for h in hidden]
-
-
-def check_dropout(p: float, widths: list[int]) -> None:
-    """The dropout rule: it drops hidden units, so a model without hidden layers takes none."""
-    if p and not widths:
-        raise ModelError(f"--dropout {p} drops hidden units: it needs --model mlp (softmax regression has none)")
 
 
 def layer_names(depth: int) -> list[tuple[str, str]]:

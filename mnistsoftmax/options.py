@@ -9,7 +9,8 @@ its parameter name (`batch_size`); its config key and flag are that name in keba
 
 Floats are finite unless an option says otherwise: `nan` and `inf` are refused at every door.
 The choices of `model`, `loss`, `optimizer`, `schedule` and `dataset`, and their help, are the keys
-and descriptions of the registries that implement them: no second list. Nothing here imports click.
+and descriptions of the registries (registry.py, schedules.py): no second list. Nothing here
+imports click or numpy.
 """
 
 from __future__ import annotations
@@ -19,12 +20,25 @@ import numbers
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from mnistsoftmax.datasets import DATASETS, PYPI_WHEEL, SOURCES
 from mnistsoftmax.errors import MnistSoftmaxError, quoted
-from mnistsoftmax.losses import DEFAULT_LOSS, LOSSES
-from mnistsoftmax.models import DEFAULT_MODEL, MAX_HIDDEN_LAYERS, MODELS, ModelError, check_dropout, hidden_widths
-from mnistsoftmax.optim import DEFAULT_OPTIMIZER, OPTIMIZERS, SCHEDULES
-from mnistsoftmax.snapshots import DEFAULT_COUNT, MAX_COUNT
+from mnistsoftmax.registry import (
+    DATASETS,
+    DEFAULT_LOSS,
+    DEFAULT_MODEL,
+    DEFAULT_OPTIMIZER,
+    LOSSES,
+    MAX_HIDDEN_LAYERS,
+    MODELS,
+    OPTIMIZERS,
+    PYPI_WHEEL,
+    SOURCES,
+    ModelError,
+    check_dropout,
+    hidden_widths,
+)
+from mnistsoftmax.registry import DEFAULT_SNAPSHOTS as DEFAULT_COUNT
+from mnistsoftmax.registry import MAX_SNAPSHOTS as MAX_COUNT
+from mnistsoftmax.schedules import SCHEDULES
 
 
 class OptionError(MnistSoftmaxError):
@@ -225,7 +239,7 @@ def schema() -> tuple[Option, ...]:
                high=2**32 - 1, surfaces=NOT_IN_ESTIMATOR),  # the estimator's is scikit-learn's random_state
         _probability("val_split", 0.1, "Fraction of the training set held out for validation.", "run",
                      surfaces=NOT_IN_ESTIMATOR),
-        Option("dataset", "choice", "mnist", "Data set to train on.", "data", choices=(*DATASETS, "custom"),
+        Option("dataset", "choice", "mnist", "Data set to train on.", "data", choices=tuple(DATASETS),
                surfaces=NOT_IN_ESTIMATOR),
         # Never from a request: the page chooses among the data sets its server knows (web/trainer.py).
         Option("data_dir", "path", None, "Folder holding (or to receive) the four IDX files; default: the cache.",

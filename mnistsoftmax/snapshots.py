@@ -21,9 +21,9 @@ import numpy as np
 
 from mnistsoftmax.errors import MnistSoftmaxError
 from mnistsoftmax.models import Network
+from mnistsoftmax.registry import DEFAULT_SNAPSHOTS as DEFAULT_COUNT
+from mnistsoftmax.registry import MAX_SNAPSHOTS as MAX_COUNT
 
-DEFAULT_COUNT = 24
-MAX_COUNT = 200
 BUDGET_BYTES = 256 << 20  # a default count is lowered to fit: a checkpoint must stay readable (1 GB of arrays)
 PREFIX = "snapshots/"
 STEPS = PREFIX + "steps"

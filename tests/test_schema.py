@@ -76,7 +76,7 @@ def test_no_import_circle():
 # the documented API names some of them by path (mnistsoftmax.functional, .losses, .datasets, .api,
 # .sklearn); this table is where the layers are declared, and the test below holds them.
 FLOORS = (
-    ("ground", {"errors", "blas", "fileio", "jsontext"}),
+    ("ground", {"errors", "blas", "fileio", "jsontext", "registry", "schedules"}),
     ("maths and the model", {"functional", "losses", "models", "optim", "snapshots", "gradcheck"}),
     (
         "data and files",
@@ -188,8 +188,40 @@ def test_the_kind_guard_can_fail():
     assert _asks_the_kind("m = build('mlp', rng, [8])\nkind = options['model']\nh = config['hidden']") == []
 
 
-REGISTRIES = {"model": ("models", "MODELS"), "loss": ("losses", "LOSSES"), "optimizer": ("optim", "OPTIMIZERS"),
-              "schedule": ("optim", "SCHEDULES")}  # fmt: skip
+REGISTRIES = {"model": ("registry", "MODELS"), "loss": ("registry", "LOSSES"), "optimizer": ("registry", "OPTIMIZERS"),
+              "schedule": ("schedules", "SCHEDULES")}  # fmt: skip
+IMPLEMENTATIONS = {"model": ("models", "MODELS"), "loss": ("losses", "LOSSES"), "optimizer": ("optim", "OPTIMIZERS"),
+                   "schedule": ("optim", "SCHEDULES"), "dataset": ("datasets", "DATASETS")}  # fmt: skip
+
+
+@pytest.mark.parametrize("option", list(IMPLEMENTATIONS))
+def test_every_name_in_the_registry_has_its_implementation(option):
+    """The numpy-free registry's names are exactly the implementing modules' (in the same order), and
+    each implementation carries the registry's own description, not a copy."""
+    import importlib
+
+    from mnistsoftmax import registry, schedules
+
+    module_name, attribute = IMPLEMENTATIONS[option]
+    implemented = getattr(importlib.import_module(f"mnistsoftmax.{module_name}"), attribute)
+    described = {"model": registry.MODELS, "loss": registry.LOSSES, "optimizer": registry.OPTIMIZERS,
+                 "schedule": schedules.SCHEDULES, "dataset": registry.DATASETS}[option]  # fmt: skip
+    assert list(implemented) == list(described) == list(options.BY_NAME[option].choices)
+    for name, entry in implemented.items():
+        assert getattr(entry, "info", entry) is described[name], name
+
+
+@pytest.mark.parametrize("args", [["--help"], ["train", "--help"], ["gradcheck", "--help"], ["predict", "--help"]])
+def test_help_imports_no_numpy(args):
+    """The command line's help (and so shell completion, which builds the same options) loads no numpy:
+    the options' choices come from registry.py and schedules.py."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom mnistsoftmax.cli import main\ntry:\n    main(sys.argv[1:], prog_name='mnistsoftmax')\n"
+            "except SystemExit:\n    pass\nprint('numpy' in sys.modules)")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
+    assert "Usage:" in done.stdout and done.stdout.strip().splitlines()[-1] == "False", done.stdout[-300:]
 
 
 @pytest.mark.parametrize("option", list(REGISTRIES))
@@ -211,7 +243,8 @@ def test_the_registries_are_the_one_list(option, monkeypatch):
     assert "newcomer" in rebuilt[option].describe()["choices"]
     from mnistsoftmax import datasets
 
-    assert options.BY_NAME["dataset"].choices == (*datasets.DATASETS, "custom")
+    assert options.BY_NAME["dataset"].choices == tuple(datasets.DATASETS)
+    assert options.BY_NAME["dataset"].choices.count("custom") == 1
 
 
 # ---- every option reaches every surface, with one default

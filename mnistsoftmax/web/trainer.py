@@ -53,8 +53,9 @@ def server_data(folders=()) -> dict[str, tuple[str, str | None]]:
         absolute = Path(folder).resolve()
         if all(path != str(absolute) for _, path in found.values()):
             found[str(Path(folder))] = (datasets.identify(absolute), str(absolute))
-    for name in ("mnist", "fashion-mnist"):
-        found[name] = (name, None)
+    for name, info in datasets.DATASETS.items():
+        if info.verified:  # the registered sets the cache can fetch and check; "custom" needs a folder
+            found[name] = (name, None)
     return found
 
 
