@@ -327,10 +327,13 @@ class _Loop:
     def _record_step(self, loss: float, epoch: int, bar) -> None:
         every, step = self.settings.log_every, self.step
         self.window += loss
-        if step < every:
+        if step <= every:
             # The first fall from ln 10 happens within a few dozen steps: record each of them, or
-            # the curve jumps from the loss before training to the first window.
+            # the curve jumps from the loss before training to the first window. Each record covers
+            # only its own steps (the windows tile the run), so the first window's mean holds none
+            # of the first steps' high losses.
             self.hooks.emit({"type": "step", "step": step, "epoch": epoch, "loss": loss, "steps": 1})
+            self.window = 0.0
         elif step % every == 0:
             mean = self.window / every
             self.hooks.emit({"type": "step", "step": step, "epoch": epoch, "loss": mean, "steps": every})

@@ -68,9 +68,12 @@ def test_training_learns_and_reports():
     model, records, hooks, (images, labels, norm) = run(epochs=3)
     assert [r["epoch"] for r in records] == [1, 2, 3]
     steps = [r for r in hooks.records if r["type"] == "step"]
-    # each of the first log_every - 1 steps, then one record per log_every steps (8 batches per epoch)
-    assert [r["step"] for r in steps] == [1, 2, *range(3, 25, 3)]
-    assert [r["steps"] for r in steps] == [1, 1] + [3] * 8
+    # each of the first log_every steps, then one record per log_every steps (8 batches per epoch)
+    assert [r["step"] for r in steps] == [1, 2, 3, *range(6, 25, 3)]
+    assert [r["steps"] for r in steps] == [1, 1, 1] + [3] * 7
+    # the records' windows tile the run: each step's loss is in exactly one record (a window that
+    # also held the first steps made the curve jump up where the windows began)
+    assert np.cumsum([r["steps"] for r in steps]).tolist() == [r["step"] for r in steps]
     assert steps[0]["loss"] > records[-1]["train_loss"]
     assert evaluate(model, images, labels, norm).accuracy > 0.95
     assert all(p.dtype == np.float32 for p in model.params.values())
