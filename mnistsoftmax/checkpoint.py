@@ -76,6 +76,13 @@ def training_loss_curve(checkpoint: Path) -> list[list]:
     return [[r["step"], r["loss"]] for r in records if r.get("type") == "step" and _step_loss(r)]
 
 
+def label_smoothing(meta: dict) -> float:
+    """The label smoothing a checkpoint's run trained with (0 for none, and for runs from before the option)."""
+    config = meta.get("config")
+    value = config.get("label_smoothing") if isinstance(config, dict) else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
 def _step_loss(record: dict) -> bool:
     step, loss = record.get("step"), record.get("loss")
     return isinstance(step, int) and not isinstance(step, bool) and step >= 0 and _finite(loss)

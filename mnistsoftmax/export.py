@@ -205,6 +205,7 @@ def to_html(model, meta: dict, name: str, kept=None, train_loss=(), initial: dic
             "steps": kept.steps,
             "parameters": {n: _stored(np.stack(copies), copies[0].dtype.name) for n, copies in kept.arrays.items()},
             "train_loss": [list(pair) for pair in train_loss],
+            "smoothing": checkpoint.label_smoothing(meta),
         },
         "initial": None if initial is None else _initial(initial),
     }  # fmt: skip

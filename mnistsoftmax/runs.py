@@ -153,6 +153,8 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
             held_out = run.validation or (run.images[:10000], run.labels[:10000])
             initial = inference.evaluate(run.model, *held_out, run.norm, loss=settings.loss)
             log(f"loss before training: {initial.loss:.4f}  (ln 10 = {math.log(10):.4f}: every class near 10 %)")
+            if settings.label_smoothing:
+                log(smoothing_note(settings.label_smoothing, len(data.class_names)))
             # What a reader of the file while the run goes on needs to draw it: its settings and length.
             steps = training.steps_per_epoch(len(run.labels), config["batch_size"])
             hooks.emit({"type": "init", "run": meta["run"], "loss": initial.loss, "accuracy": initial.accuracy,
@@ -180,7 +182,8 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
         }
         if run.validation is not None:  # temperature scaling, fitted on the held-out split
             meta["temperature"] = _temperature(run)
-            log(f"temperature fitted on the validation split: T = {meta['temperature']:.4f}")
+            log(f"temperature fitted on the validation split: T = {meta['temperature']:.4f}"
+                + temperature_note(meta["temperature"], settings.label_smoothing))
         meta["reliability"] = _reliability(run, data.test, meta.get("temperature"))
         checkpoint.save(out, run.model, meta, snapshots=kept)
         metrics.commit()
@@ -191,6 +194,26 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
         resume.path.unlink(missing_ok=True)  # used up: the finished checkpoint replaces it
         checkpoint.metrics_path(resume.path).unlink(missing_ok=True)
     return Outcome(out, test)
+
+
+def smoothing_note(smoothing: float, classes: int) -> str:
+    """One sentence for the log of a run with label smoothing: what its training loss measures and
+    where it stops (the entropy of the smoothed target, the least cross entropy against it)."""
+    on_label, elsewhere = 1 - smoothing + smoothing / classes, smoothing / classes
+    floor = -on_label * math.log(on_label) - (classes - 1) * elsewhere * math.log(elsewhere)
+    return (f"label smoothing e = {smoothing:g}: training asks for p = {on_label:.3g} on the label rather than 1, "
+            f"so the training loss stops near {floor:.2f} instead of falling to 0, and the net ends less sure; "
+            "the validation and test losses are plain cross entropy")  # fmt: skip
+
+
+def temperature_note(temperature: float, smoothing: float) -> str:
+    """What a fitted T says, in a few words: T < 1 sharpens an under-confident net's probabilities."""
+    if temperature < 0.9:
+        why = ", as label smoothing makes it" if smoothing else ""
+        return f"  (below 1: the net is less sure than it is right{why}; softmax(z / T) sharpens it)"
+    if temperature > 1.1:
+        return "  (above 1: the net is surer than it is right; softmax(z / T) softens it)"
+    return "  (near 1: its probabilities already match how often it is right)"
 
 
 def _snapshots(config: dict, run: training.Run, resume: Resumable | None, log) -> snapshots.Snapshots | None:

@@ -265,7 +265,7 @@ class _Loop:
                 if self.observe_every:
                     self._observe(epoch, "epoch")
                 if self.hooks.log:
-                    self.hooks.log(format_epoch(record, self.settings.epochs))
+                    self.hooks.log(format_epoch(record, self.settings.epochs, self.settings.label_smoothing))
                 epochs.append(record)
         return epochs
 
@@ -395,10 +395,12 @@ class _Batches:
         )
 
 
-def format_epoch(record: dict, epochs: int) -> str:
+def format_epoch(record: dict, epochs: int, smoothing: float = 0.0) -> str:
+    """One epoch's line; a run with label smoothing says its training loss is the smoothed one."""
+    which = f"train loss (smoothed, e = {smoothing:g})" if smoothing else "train loss"
     line = (
         f"epoch {record['epoch']:>{len(str(epochs))}}/{epochs}  "
-        f"train loss {record['train_loss']:.4f} acc {100 * record['train_accuracy']:.2f}%"
+        f"{which} {record['train_loss']:.4f} acc {100 * record['train_accuracy']:.2f}%"
     )
     if "val_loss" in record:
         line += f"  val loss {record['val_loss']:.4f} acc {100 * record['val_accuracy']:.2f}%"

@@ -273,8 +273,9 @@ def test_resolve_gives_what_train_would_run_with(tmp_path):
     defaults = resolve()
     assert defaults["hidden"] == [256] and defaults["lr"] == 0.05 and "config" not in defaults
     resolved = resolve("configs/mlp.toml")
-    assert resolved["hidden"] == [256] and resolved["weight_decay"] == 5e-5 and resolved["nesterov"] is True
-    assert resolved["label_smoothing"] == 0.05 and resolved["log_every"] == 50
+    assert resolved["hidden"] == [256] and resolved["weight_decay"] == 2e-4 and resolved["nesterov"] is True
+    # the recommended run trains on plain cross entropy: its loss goes toward 0, as the tutorial says
+    assert resolved["label_smoothing"] == 0.0 and resolved["loss"] == "cross-entropy" and resolved["log_every"] == 50
 
 
 def test_eval_when_the_custom_training_folder_is_gone(tiny_data, tmp_path):

@@ -245,3 +245,22 @@ def test_a_run_stopped_and_resumed_through_its_file_is_bit_identical(tmp_path, t
     resumed = runs.execute(config, tmp_path / "cut.npz", Hooks(), resume=runs.load_resumable(stopped.value.saved))
     for name, value in checkpoint.load(whole)[0].params.items():
         assert checkpoint.load(resumed.out)[0].params[name].tobytes() == value.tobytes(), name
+
+
+def test_a_smoothed_run_says_what_its_training_loss_is():
+    """Label smoothing's loss stops above 0: the log says so once, with the floor H(q) computed from
+    e and C (e = 0.05, C = 10: q = 0.955 on the label, 0.005 elsewhere, H(q) = 0.282), and every
+    epoch's line names its training loss as the smoothed one; a plain run's line does not."""
+    from mnistsoftmax.runs import smoothing_note, temperature_note
+    from mnistsoftmax.training import format_epoch
+
+    q = np.array([0.955] + [0.005] * 9)
+    floor = -(q * np.log(q)).sum()
+    assert f"{floor:.2f}" == "0.28"
+    note = smoothing_note(0.05, 10)
+    assert "p = 0.955 on the label" in note and "stops near 0.28" in note and "plain cross entropy" in note
+    record = {"epoch": 2, "train_loss": 0.3169, "train_accuracy": 0.9984, "seconds": 0.6}
+    assert format_epoch(record, 6, 0.05).startswith("epoch 2/6  train loss (smoothed, e = 0.05) 0.3169")
+    assert format_epoch(record, 6).startswith("epoch 2/6  train loss 0.3169 acc 99.84%")
+    assert "label smoothing" in temperature_note(0.55, 0.05) and "less sure" in temperature_note(0.55, 0.0)
+    assert "label smoothing" not in temperature_note(0.55, 0.0) and "surer" in temperature_note(1.3, 0.0)

@@ -21,6 +21,7 @@ class Timeline:
     models: list
     steps: list[int]
     train_loss: list[list[float]]
+    smoothing: float = 0.0  # the run's label smoothing: its training loss is the smoothed one, above 0
 
 
 @dataclass
@@ -55,7 +56,8 @@ class Loaded:
                 if kept is None:
                     raise checkpoint.CheckpointError(f"{self.path}: its snapshots are gone")
                 curve = checkpoint.training_loss_curve(self.path)
-                self._timeline = Timeline(kept.models(self.model), kept.steps, curve)
+                smoothing = checkpoint.label_smoothing(self.meta)
+                self._timeline = Timeline(kept.models(self.model), kept.steps, curve, smoothing)
             return self._timeline
 
 

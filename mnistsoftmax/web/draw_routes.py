@@ -183,6 +183,7 @@ def _timeline(timeline, norm, digit, label: int | None, index: int | None) -> di
         "probability": seen["probabilities"][:, shown],
         "predicted": seen["predicted"],
         "train_loss": timeline.train_loss,
+        "train_loss_smoothing": timeline.smoothing,
     }
 
 

@@ -268,7 +268,7 @@ function timeline(x, digit, label, index) {
     steps: snapshots.steps, index: index === null ? last : index, label: shown,
     label_from: label === null ? "prediction" : "label", loss: each.map((s) => -s.log_softmax[shown]),
     probability: each.map((s) => s.probabilities[shown]), predicted: each.map((s) => s.digit),
-    train_loss: snapshots.train_loss,
+    train_loss: snapshots.train_loss, train_loss_smoothing: snapshots.smoothing ?? 0,
   };
 }
 

@@ -46,7 +46,7 @@ function chart(root, t, names) {
   root.append(svg("line", { x1: lx, x2: lx + 20, y1: ly - 4, y2: ly - 4, class: "loss" }));
   root.append(svg("text", { x: lx + 24, y: ly, class: "tick" }, "this digit"));
   root.append(svg("line", { x1: lx + 90, x2: lx + 110, y1: ly - 4, y2: ly - 4, class: "train-mean" }));
-  root.append(svg("text", { x: lx + 114, y: ly, class: "tick" }, "the run's mean training loss"));
+  root.append(svg("text", { x: lx + 114, y: ly, class: "tick" }, trainLossName(t)));
   root.append(svg("line", { x1: left, x2: W - right, y1: y(LN10), y2: y(LN10), class: "ln10" }));
   root.append(svg("text", { x: W - right, y: y(LN10) - 4, class: "tick", "text-anchor": "end" },
     "ln 10 = 2.30: a uniform guess"));
@@ -151,10 +151,23 @@ export function showTimeline(result, names) {
     `${t.steps.length} snapshots: ${number(t.loss[0])} at step 0 (ln 10 = 2.3026 is a uniform guess's), ` +
     (t.index > 0 && t.index < t.steps.length - 1 ? `${number(t.loss[t.index])} at step ${t.steps[t.index]}, ` : "") +
     `${number(t.loss[t.loss.length - 1])} at the end (step ${t.steps[t.steps.length - 1]}). ` +
-    "Faint behind it: the run's mean training loss. Drag the slider (or click the chart): every view below " +
+    `Faint behind it: ${trainLossName(t)}${smoothingNote(t, names.length)}. Drag the slider (or click the chart): every view below ` +
     "shows this digit under the weights of that step.";
   chart($("timeline-chart"), t, names);
   spark($("timeline-spark"), t);
+}
+
+// A run trained with label smoothing records the smoothed loss, which stops above 0: say so.
+function trainLossName(t) {
+  return t.train_loss_smoothing ? `the run's mean training loss (smoothed, e = ${t.train_loss_smoothing})`
+    : "the run's mean training loss";
+}
+
+function smoothingNote(t, classes) {
+  const e = t.train_loss_smoothing;
+  return e ? ", measured against targets of " +
+    `${number(1 - e + e / classes)} on the label (label smoothing), so ` +
+    "it stops above 0 where this digit's plain −ln p does not" : "";
 }
 
 export function wireTimeline(moved) {
