@@ -1,6 +1,6 @@
 """Every fenced example of the README and the docs, run as written, in a scratch folder that holds
 what a reader's folder would: `data/mnist` (the genuine MNIST of `make data`), `configs/`,
-`scripts/`, a model trained by `mnistsoftmax train --config mlp` as the last checkpoint, and the
+`scripts/`, `docs/examples/`, a model trained by `mnistsoftmax train --config mlp` as the last checkpoint, and the
 images the examples name (`seven.png`, `two.png`, `zero.png`: MNIST test digits drawn 280 x 280,
 black on white). HOME is that folder, so nothing of the user's is read or written.
 
@@ -127,6 +127,8 @@ def folder(tmp_path_factory):
     (here / "data" / "mnist").symlink_to(DATA)
     (here / "configs").symlink_to(ROOT / "configs")
     (here / "scripts").symlink_to(ROOT / "scripts")
+    (here / "docs").mkdir()
+    (here / "docs" / "examples").symlink_to(ROOT / "docs" / "examples")  # the images the tour names
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MNISTSOFTMAX_", "XDG_"))}
     env.update(HOME=str(here), MPLBACKEND="Agg", PYTHONPATH=str(ROOT),
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")  # fmt: skip
