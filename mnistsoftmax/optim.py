@@ -35,6 +35,11 @@ from mnistsoftmax.blas import axpy
 from mnistsoftmax.errors import MnistSoftmaxError
 from mnistsoftmax.schedules import SCHEDULES, learning_rate  # noqa: F401  (read through optim by the loop)
 
+# A saved state is taken back only within these bounds: a run whose velocity or moments reached 1e10
+# diverged long before it was saved, and a float32 value near 3e38 overflows at the first update.
+MAX_STATE_VALUE = 1e10
+MAX_COUNTER = 10**12  # more steps than any run takes (10,000 epochs of 65,536 batches is 6.6e8)
+
 
 class OptimizerStateError(MnistSoftmaxError):
     """A saved optimizer state that is not this optimizer's for these parameters."""
@@ -45,6 +50,7 @@ class Optimizer:
 
     slots: tuple[str, ...] = ()  # the per-parameter state arrays, each named SLOT.PARAMETER
     counters: tuple[str, ...] = ()  # the state's integers, each a 0-d int64 array
+    nonnegative: tuple[str, ...] = ()  # slots that are means of squares
 
     def __init__(self, params: dict[str, np.ndarray], weight_decay: float = 0.0, decay_names: tuple[str, ...] = ()):
         self.params = params
@@ -84,7 +90,16 @@ class Optimizer:
                                           f"{saved.dtype}, not {mine.shape} and {mine.dtype}")  # fmt: skip
             if saved.dtype.kind == "f" and not np.isfinite(saved).all():
                 raise OptimizerStateError(f"the saved optimizer state {key} holds values that are not finite")
-            mine[...] = saved
+            if saved.dtype.kind == "f" and saved.size and np.abs(saved).max() > MAX_STATE_VALUE:
+                raise OptimizerStateError(f"the saved optimizer state {key} holds {np.abs(saved).max():.3g}: no run "
+                                          f"that trained leaves a value beyond {MAX_STATE_VALUE:g}")  # fmt: skip
+            if key in self.counters and not 0 <= int(saved) <= MAX_COUNTER:
+                raise OptimizerStateError(f"the saved optimizer state {key} is {int(saved)}, not a count of steps")
+            if key.partition(".")[0] in self.nonnegative and saved.size and saved.min() < 0:
+                raise OptimizerStateError(f"the saved optimizer state {key} holds negative values, where it is a "
+                                          "mean of squares")  # fmt: skip
+        for key, mine in self.state.items():
+            mine[...] = state[key]
 
 
 class SGD(Optimizer):
@@ -123,6 +138,7 @@ class Adam(Optimizer):
     name = "adam"
     slots = ("moment1", "moment2")
     counters = ("steps",)
+    nonnegative = ("moment2",)
     betas = (0.9, 0.999)
     eps = 1e-8
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from mnistsoftmax import checkpoint, datasets, inference, optim, options, probes, snapshots, training
-from mnistsoftmax.errors import MnistSoftmaxError
+from mnistsoftmax.errors import MnistSoftmaxError, quoted
 
 
 @dataclass
@@ -41,15 +41,30 @@ def load_resumable(path: Path) -> Resumable:
     try:
         state = training.TrainState.from_meta(meta["resume"], optimizer_state)
         np.random.default_rng().bit_generator.state = state.rng_state  # a generator state it can take
-        resumable = Resumable(Path(path), dict(meta["config"]), Path(meta["out"]), model, state, list(meta["records"]),
-                              checkpoint.load_snapshots(path, model))  # fmt: skip
-    except (KeyError, TypeError, ValueError) as exc:
-        raise checkpoint.CheckpointError(f"{path}: the saved training state is incomplete ({exc})") from None
+        resumable = Resumable(Path(path), dict(meta["config"]), Path(meta["out"]), model, state,
+                              _saved_records(meta["records"]), checkpoint.load_snapshots(path, model))  # fmt: skip
+    except training.TrainStateError as exc:
+        raise checkpoint.CheckpointError(f"{path}: {exc}") from None
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise checkpoint.CheckpointError(f"{path}: the saved training state is incomplete ({quoted(exc)})") from None
     try:  # the state this run's optimizer will take back, checked before any work
         training.optimizer_of(settings_of(resumable.config), model).load_state_dict(optimizer_state)
     except optim.OptimizerStateError as exc:
         raise checkpoint.CheckpointError(f"{path}: {exc}") from None
     return resumable
+
+
+def _saved_records(records) -> list[dict]:
+    """An interrupted run's records so far, checked: a list of records with a type, the first of
+    them the loss before training (the finished checkpoint reports it)."""
+    if not isinstance(records, list) or not all(isinstance(r, dict) and isinstance(r.get("type"), str)
+                                                for r in records):  # fmt: skip
+        raise training.TrainStateError("the saved records are not a list of records with a type")
+    init = [r for r in records if r["type"] == "init"]
+    if len(init) != 1 or isinstance(init[0].get("loss"), bool) or not isinstance(init[0].get("loss"), int | float) \
+            or not math.isfinite(init[0]["loss"]):  # fmt: skip
+        raise training.TrainStateError("the saved records do not hold the loss before training once")
+    return list(records)
 
 
 class Stopped(MnistSoftmaxError):
@@ -137,6 +152,12 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
     }
 
     settings = settings_of(config)
+    if resume is not None:  # a point of this run's own schedule, refused before anything is written
+        try:
+            bs = min(settings.batch_size, len(run.labels))
+            resume.state.check_against(settings.epochs, training.steps_per_epoch(len(run.labels), bs), bs)
+        except training.TrainStateError as exc:
+            raise checkpoint.CheckpointError(f"{resume.path}: {exc}") from None
     kept = _snapshots(config, run, resume, log)
     hooks.snapshot = kept.take if kept is not None else None
     if settings.probe_every != 0:
@@ -182,8 +203,10 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
         }
         if run.validation is not None:  # temperature scaling, fitted on the held-out split
             meta["temperature"] = _temperature(run)
-            log(f"temperature fitted on the validation split: T = {meta['temperature']:.4f}"
-                + temperature_note(meta["temperature"], settings.label_smoothing))
+            log(
+                f"temperature fitted on the validation split: T = {meta['temperature']:.4f}"
+                + temperature_note(meta["temperature"], settings.label_smoothing)
+            )
         meta["reliability"] = _reliability(run, data.test, meta.get("temperature"))
         checkpoint.save(out, run.model, meta, snapshots=kept)
         metrics.commit()

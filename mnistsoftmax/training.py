@@ -18,7 +18,7 @@ import numpy as np
 
 from mnistsoftmax import optim
 from mnistsoftmax.augment import Distorter
-from mnistsoftmax.errors import MnistSoftmaxError
+from mnistsoftmax.errors import MnistSoftmaxError, quoted
 from mnistsoftmax.functional import dropout_mask
 from mnistsoftmax.inference import Normalization, evaluate, flat
 from mnistsoftmax.losses import get as get_loss
@@ -169,7 +169,51 @@ class TrainState:
 
     @classmethod
     def from_meta(cls, meta: dict, optimizer_state: dict[str, np.ndarray]) -> TrainState:
+        """The state saved by to_meta, its types and signs checked (TrainStateError says which key);
+        check_against then checks it against the run it resumes."""
+        if not isinstance(meta, dict):
+            raise TrainStateError("the saved training state is not an object")
+        keys = {"epoch", "batch", "step", "rng_state", "loss_sum", "correct", "window"}
+        if not keys <= set(meta) or not set(meta) <= keys | {"seconds"}:
+            wrong = sorted(keys - set(meta)) or sorted(set(meta) - keys - {"seconds"})
+            raise TrainStateError(f"the saved training state is incomplete or foreign ({quoted(wrong[0])})")
+        for key in ("epoch", "batch", "step", "correct"):
+            value = meta[key]
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_STATE_COUNT:
+                raise TrainStateError(f"the saved training state's {key} is {quoted(value)}, not a count")
+        for key in ("loss_sum", "window", "seconds"):
+            value = meta.get(key, 0.0)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+                raise TrainStateError(f"the saved training state's {key} is {quoted(value)}, not a finite sum >= 0")
+        if not isinstance(meta["rng_state"], dict):
+            raise TrainStateError("the saved training state's rng_state is not a generator's state")
         return cls(**meta, optimizer_state=optimizer_state)
+
+    def check_against(self, epochs: int, steps_per_epoch: int, batch_size: int) -> None:
+        """The state is a point of this run's own schedule: an epoch of it, a batch of that epoch,
+        the step those make, no more right answers than samples seen, and an optimizer that has
+        counted the same steps. TrainStateError otherwise, before any training."""
+        if not 1 <= self.epoch <= epochs or not 0 <= self.batch < steps_per_epoch:
+            raise TrainStateError(f"the saved training state stands at epoch {self.epoch}, batch {self.batch}: this "
+                                  f"run has {epochs} epochs of {steps_per_epoch} batches")  # fmt: skip
+        expected = (self.epoch - 1) * steps_per_epoch + self.batch
+        if self.step != expected:
+            raise TrainStateError(f"the saved training state says step {self.step} at epoch {self.epoch}, batch "
+                                  f"{self.batch}, which is step {expected} of this run")  # fmt: skip
+        if self.correct > self.batch * batch_size:
+            raise TrainStateError(f"the saved training state counts {self.correct} right answers in {self.batch} "
+                                  f"batches of {batch_size}")  # fmt: skip
+        counted = self.optimizer_state.get("steps")
+        if counted is not None and int(np.asarray(counted)) != self.step:
+            raise TrainStateError(f"the saved optimizer counted {int(np.asarray(counted))} steps where the run took "
+                                  f"{self.step}")  # fmt: skip
+
+
+MAX_STATE_COUNT = 10**12  # a count no run reaches: anything larger is not a saved state
+
+
+class TrainStateError(MnistSoftmaxError):
+    """A saved training state that is not a point of the run it claims to resume."""
 
 
 class Interrupted(MnistSoftmaxError):
@@ -243,6 +287,7 @@ class _Loop:
     def run(self, rng: np.random.Generator, validation, resume: TrainState | None) -> list[dict]:
         first_epoch = 1
         if resume is not None:
+            resume.check_against(self.settings.epochs, self.epoch_steps, self.settings.batch_size)
             self.optimizer.load_state_dict(resume.optimizer_state)
             rng.bit_generator.state = resume.rng_state
             first_epoch, self.step, self.window = resume.epoch, resume.step, resume.window

@@ -194,6 +194,40 @@ def metrics_seeds() -> list[bytes]:
     return ["\n".join(json.dumps(r) for r in lines).encode() + b"\n"]
 
 
+# ---- an interrupted run's saved state (train --resume) --------------------------------------
+
+
+def resume_target(data: bytes) -> None:
+    """The JSON an interrupted checkpoint keeps of its run ({"resume": state, "records": [...],
+    "steps": Adam's counter}), checked as `train --resume` checks it against a run of 2 epochs of
+    9 batches of 64: accepted, or one line."""
+    from mnistsoftmax import jsontext, runs, training
+
+    try:  # the checkpoint's reader parses its metadata (fuzzed as "checkpoint"); here, the state in it
+        document = jsontext.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return
+    if not isinstance(document, dict):
+        return
+    steps = document.get("steps", 0)
+    optimizer_state = {"steps": np.asarray(steps)} if isinstance(steps, int) and abs(steps) < 2**63 else {}
+    try:
+        state = training.TrainState.from_meta(document.get("resume"), optimizer_state)
+        runs._saved_records(document.get("records"))
+        state.check_against(2, 9, 64)
+    except MnistSoftmaxError as exc:
+        _one_line(str(exc))
+        return
+    assert 1 <= state.epoch <= 2 and 0 <= state.batch < 9 and state.step == (state.epoch - 1) * 9 + state.batch
+
+
+def resume_seeds() -> list[bytes]:
+    state = {"epoch": 2, "batch": 3, "step": 12, "rng_state": {"bit_generator": "PCG64"}, "loss_sum": 10.5,
+             "correct": 150, "window": 1.25, "seconds": 0.5}  # fmt: skip
+    records = [{"type": "init", "loss": 2.3}, {"type": "step", "step": 1, "loss": 2.1}]
+    return [json.dumps({"resume": state, "records": records, "steps": 12}).encode()]
+
+
 # ---- IDX files --------------------------------------------------------------------------------
 
 
@@ -407,6 +441,7 @@ TARGETS = {
     "image": (image_target, image_seeds, None),
     "wheel": (wheel_target, wheel_seeds, None),
     "config": (config_target, config_seeds, None),
+    "resume": (resume_target, resume_seeds, None),
     "request": (request_target, request_seeds, request_structured),
 }
 CORPUS = Path(__file__).parent / "corpus"

@@ -592,3 +592,81 @@ def test_no_command_writes_over_the_file_it_reads(tmp_path, tiny_data, monkeypat
     result = runner.invoke(main, ["export", str(trained), "--format", "safetensors"])
     assert result.exit_code == 2 and "a.safetensors exists" in result.stderr
     assert (tmp_path / "a.safetensors").read_bytes() == written
+
+
+def _stopped_adam(folder, tiny_data):
+    import itertools
+
+    from mnistsoftmax import options, runs
+    from mnistsoftmax.training import Hooks
+
+    config = options.resolve({"dataset": "custom", "data_dir": str(tiny_data), "hidden": [8], "epochs": 2,
+                              "probe_every": 0, "snapshots": 0, "optimizer": "adam", "batch_size": 64})  # fmt: skip
+    calls = itertools.count()
+    with pytest.raises(runs.Stopped) as stopped:
+        runs.execute(config, folder / "cut.npz", Hooks(should_stop=lambda: next(calls) == 3))
+    return stopped.value.saved
+
+
+def _resume_changes():
+    """Each a hostile edit of an interrupted file: (what, edit(meta, state) in place)."""
+    def resume(key, value):
+        return lambda meta, state: meta["resume"].__setitem__(key, value)
+
+    def array(key, value):
+        return lambda meta, state: state.__setitem__(key, np.full_like(state[key], value))
+
+    changes = {
+        "adam steps -1": array("steps", -1), "adam steps 1e18": array("steps", 10**18),
+        "adam steps 2**63-1": array("steps", 2**63 - 1), "adam steps 10**15": array("steps", 10**15),
+        "adam steps off by one": lambda meta, state: state.__setitem__("steps", state["steps"] + 1),
+        "epoch '1'": resume("epoch", "1"), "epoch 1.5": resume("epoch", 1.5), "epoch 10**6": resume("epoch", 10**6),
+        "epoch 0": resume("epoch", 0), "epoch -2": resume("epoch", -2), "epoch true": resume("epoch", True),
+        "batch -5": resume("batch", -5), "batch 10**9": resume("batch", 10**9),
+        "step -100": resume("step", -100), "step 'x'": resume("step", "x"), "step off": resume("step", 2),
+        "loss_sum 'x'": resume("loss_sum", "x"), "seconds 'x'": resume("seconds", "x"),
+        "window null": resume("window", None), "correct 10**400": resume("correct", 10**400),
+        "correct beyond the samples": resume("correct", 10**6), "rng_state []": resume("rng_state", []),
+        "resume a list": lambda meta, state: meta.__setitem__("resume", [1]),
+        "resume foreign key": resume("epochs", 1),
+        "records []": lambda meta, state: meta.__setitem__("records", []),
+        "records ['x']": lambda meta, state: meta.__setitem__("records", ["x"]),
+        "records [{}]": lambda meta, state: meta.__setitem__("records", [{}]),
+        "records null": lambda meta, state: meta.__setitem__("records", None),
+        "negative second moments": array("moment2.W1", -1.0),
+        "moments 3e38": array("moment1.W1", 3e38), "moments 1e38": array("moment2.b2", 1e38),
+    }  # fmt: skip
+    return changes
+
+
+@pytest.mark.parametrize("what", list(_resume_changes()))
+def test_a_hostile_resumed_state_is_one_line_before_any_training(tmp_path, tiny_data, what):
+    """Every hostile resume state of the third hardening pass: `train --resume` answers one line
+    naming the file (exit 1), trains nothing and writes nothing: the folder is as it was."""
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    saved = _stopped_adam(folder, tiny_data)
+    model, meta, state = checkpoint.load_resumable(saved)
+    state = {k: v.copy() for k, v in state.items()}
+    _resume_changes()[what](meta, state)
+    checkpoint.save(saved, model, meta, optimizer_state=state)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    result = CliRunner().invoke(main, ["train", "--resume", str(saved)])
+    assert result.exit_code == 1, (what, result.output)
+    # progress lines may come first (resuming ..., config: ...); the error is one line naming the file
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and errors[0] == result.stderr.strip().splitlines()[-1], (what, result.output)
+    assert str(saved) in errors[0] and "Traceback" not in result.output and "epoch 1/" not in result.output
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_a_velocity_of_1e38_is_refused_as_a_saved_state(tmp_path, tiny_data):
+    """SGD's saved velocity at 1e38 is the file's fault, not a learning rate's: one line naming it."""
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    saved = _stopped_run(folder, tiny_data, folder / "cut.npz")
+    model, meta, state = checkpoint.load_resumable(saved)
+    state = {k: (np.full_like(v, 1e38) if k == "velocity.W1" else v) for k, v in state.items()}
+    checkpoint.save(saved, model, meta, optimizer_state=state)
+    result = CliRunner().invoke(main, ["train", "--resume", str(saved)])
+    assert result.exit_code == 1 and "velocity.W1 holds 1e+38" in result.stderr and "diverged" not in result.stderr
