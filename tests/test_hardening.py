@@ -610,6 +610,7 @@ def _stopped_adam(folder, tiny_data):
 
 def _resume_changes():
     """Each a hostile edit of an interrupted file: (what, edit(meta, state) in place)."""
+
     def resume(key, value):
         return lambda meta, state: meta["resume"].__setitem__(key, value)
 
