@@ -486,6 +486,11 @@ def check_metadata(path: Path, meta: dict) -> None:
     short = isinstance(names, list) and all(isinstance(n, str) and len(n) <= 200 for n in names)
     if names is not None and not short:
         raise refuse("class_names must be a list of short strings, one per output")
+    if meta.get("config") is not None:  # by the options' schema, wherever metadata is read (listings too)
+        try:
+            meta["config"] = check_stored(meta["config"])
+        except OptionError as exc:
+            raise refuse(f"stored configuration is not valid: {exc}") from None
 
 
 def _check_meta(path: Path, meta: dict, model) -> None:
@@ -496,19 +501,14 @@ def _check_meta(path: Path, meta: dict, model) -> None:
     classes = model.sizes["classes"]
     if names is not None and len(names) != classes:
         raise CheckpointError(f"{path}: class_names must be a list of {classes} strings, one per output")
-    config = meta.get("config")
+    config = meta.get("config")  # checked by check_metadata's schema already
     if config is None:
         return
-    try:
-        config = check_stored(config)
-    except OptionError as exc:
-        raise CheckpointError(f"{path}: its stored configuration is not valid: {exc}") from None
     if config.get("model", model.kind) != model.kind:
         raise CheckpointError(f"{path}: its configuration says model {config['model']!r}, its arrays are {model.kind}")
     widths = model.hidden_widths
     if widths and config.get("hidden", widths) != widths:
         raise CheckpointError(f"{path}: its configuration says hidden {config['hidden']}, its arrays have {widths}")
-    meta["config"] = config
 
 
 def _finite(x) -> bool:

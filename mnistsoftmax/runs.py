@@ -152,12 +152,8 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
     }
 
     settings = settings_of(config)
-    if resume is not None:  # a point of this run's own schedule, refused before anything is written
-        try:
-            bs = min(settings.batch_size, len(run.labels))
-            resume.state.check_against(settings.epochs, training.steps_per_epoch(len(run.labels), bs), bs)
-        except training.TrainStateError as exc:
-            raise checkpoint.CheckpointError(f"{resume.path}: {exc}") from None
+    if resume is not None:
+        _check_resume_point(resume, settings, len(run.labels))
     kept = _snapshots(config, run, resume, log)
     hooks.snapshot = kept.take if kept is not None else None
     if settings.probe_every != 0:
@@ -171,16 +167,7 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
         for record in resume.records if resume else []:
             hooks.emit(record)
         if resume is None:
-            held_out = run.validation or (run.images[:10000], run.labels[:10000])
-            initial = inference.evaluate(run.model, *held_out, run.norm, loss=settings.loss)
-            log(f"loss before training: {initial.loss:.4f}  (ln 10 = {math.log(10):.4f}: every class near 10 %)")
-            if settings.label_smoothing:
-                log(smoothing_note(settings.label_smoothing, len(data.class_names)))
-            # What a reader of the file while the run goes on needs to draw it: its settings and length.
-            steps = training.steps_per_epoch(len(run.labels), config["batch_size"])
-            hooks.emit({"type": "init", "run": meta["run"], "loss": initial.loss, "accuracy": initial.accuracy,
-                        "dataset": data.name, "class_names": list(data.class_names), "config": config,
-                        "steps_per_epoch": steps})  # fmt: skip
+            _begin(run, data, settings, config, meta, hooks, log)
         try:
             epochs = training.train(
                 run.model, run.images, run.labels, run.norm, settings, run.rng, run.validation, hooks,
@@ -217,6 +204,31 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
         resume.path.unlink(missing_ok=True)  # used up: the finished checkpoint replaces it
         checkpoint.metrics_path(resume.path).unlink(missing_ok=True)
     return Outcome(out, test)
+
+
+def _begin(run: training.Run, data, settings: training.TrainSettings, config: dict, meta: dict,
+           hooks: training.Hooks, log) -> None:  # fmt: skip
+    """A new run's first record: the loss before training (near ln 10), said in the log, with
+    what a reader of the metrics file while the run goes on needs to draw it."""
+    held_out = run.validation or (run.images[:10000], run.labels[:10000])
+    initial = inference.evaluate(run.model, *held_out, run.norm, loss=settings.loss)
+    log(f"loss before training: {initial.loss:.4f}  (ln 10 = {math.log(10):.4f}: every class near 10 %)")
+    if settings.label_smoothing:
+        log(smoothing_note(settings.label_smoothing, len(data.class_names)))
+    steps = training.steps_per_epoch(len(run.labels), config["batch_size"])
+    hooks.emit({"type": "init", "run": meta["run"], "loss": initial.loss, "accuracy": initial.accuracy,
+                "dataset": data.name, "class_names": list(data.class_names), "config": config,
+                "steps_per_epoch": steps})  # fmt: skip
+
+
+def _check_resume_point(resume: Resumable, settings: training.TrainSettings, n: int) -> None:
+    """The saved state is a point of this run's own schedule (n training samples), refused in one
+    line naming the file before anything is written."""
+    try:
+        bs = min(settings.batch_size, n)
+        resume.state.check_against(settings.epochs, training.steps_per_epoch(n, bs), bs)
+    except training.TrainStateError as exc:
+        raise checkpoint.CheckpointError(f"{resume.path}: {exc}") from None
 
 
 def smoothing_note(smoothing: float, classes: int) -> str:

@@ -48,12 +48,17 @@ def small_png() -> bytes:
     return out.getvalue()
 
 
-def start(checkpoint: Path) -> tuple[subprocess.Popen, str, float]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def start(checkpoint: Path, env: dict | None = None, files: int | None = None, stderr=subprocess.PIPE):
+    """`serve CHECKPOINT` in a process: (process, URL, seconds to its printed URL). With `files`
+    the open-file limit is that (soft and hard), as many machines set it."""
+    import resource
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    limit = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))) if files else None
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "mnistsoftmax", "serve", str(checkpoint), "--port", "0",
-                             "--no-open"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)  # fmt: skip
+                             "--no-open"], stdout=subprocess.PIPE, stderr=stderr, text=True,
+                            env=env, preexec_fn=limit)  # fmt: skip
     line = proc.stdout.readline()
     elapsed = time.perf_counter() - t0
     if not line.startswith("serving on"):
@@ -110,6 +115,57 @@ def kept_alive(url: str, body: bytes, count: int, clients: int, query: str = "?l
     with ThreadPoolExecutor(clients) as pool:
         latencies = [x for part in pool.map(client, [count // clients] * clients) for x in part]
     return len(latencies) / (time.perf_counter() - t0), latencies
+
+
+def crowded_runs_folder(checkpoint: Path, count: int, repeats: int) -> float:
+    """Requests a second (28x28 PNG, 1 client kept alive) with `count` checkpoints in the runs
+    folder (hard links of one): each answer must not list the whole folder again."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="bench-runs-") as folder:
+        for i in range(count):
+            os.link(checkpoint, Path(folder) / f"run{i:05d}.npz")
+        proc, url, _ = start(checkpoint, env={"MNISTSOFTMAX_RUNS_DIR": folder})
+        try:
+            rate, _ = kept_alive(url, small_png(), repeats, 1, query="")
+        finally:
+            proc.terminate()
+            proc.wait()
+    return rate
+
+
+def idle_connections(checkpoint: Path, count: int = 1100, files: int = 1024) -> tuple[float, float, int, int]:
+    """`count` connections that send nothing or half a request's headers, against a server whose
+    open-file limit is `files`: (seconds to open them, seconds of a GET /api/checkpoints then, the
+    server's open descriptors, the EMFILE errors in its log)."""
+    import socket
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as log:
+        proc, url, _ = start(checkpoint, files=files, stderr=log)
+        host, port = url.removeprefix("http://").rstrip("/").split(":")
+        sockets = []
+        try:
+            t0 = time.perf_counter()
+            for i in range(count):
+                s = socket.create_connection((host, int(port)), timeout=60)
+                if i % 2:
+                    s.sendall(b"GET / HTTP/1.1\r\nHost: " + host.encode())
+                sockets.append(s)
+            opened = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            with urllib.request.urlopen(url + "api/checkpoints", timeout=60) as r:
+                r.read()
+            answered = time.perf_counter() - t0
+            descriptors = len(os.listdir(f"/proc/{proc.pid}/fd"))
+        finally:
+            for s in sockets:
+                s.close()
+            proc.terminate()
+            proc.wait()
+        log.seek(0)
+        errors = log.read().count("Errno 24")
+    return opened, answered, descriptors, errors
 
 
 def big_pngs(url: str, pid: int, count: int = 3) -> tuple[float, float, list[int]]:
@@ -182,6 +238,9 @@ def main() -> int:
             slowest, peak_mb, statuses = big_pngs(url, proc.pid)
         proc.terminate()
         proc.wait()
+    few_rate = crowded_runs_folder(path, 30, args.repeats)
+    many_rate = crowded_runs_folder(path, 3000, args.repeats)
+    opened, waited, descriptors, emfile = idle_connections(path)
 
     kind = model.describe()
     print(f"checkpoint: {path} ({kind})")
@@ -213,6 +272,13 @@ def main() -> int:
           f"answered {answered}/{args.repeats}")  # fmt: skip
     print(f"{'GET /api/checkpoints during 3 x 49 MP 16-bit PNGs':<46} {slowest:8.2f}s {'':>9}  < 0.3 s (slowest)")
     print(f"{'serve peak memory (VmHWM) by then':<46} {peak_mb:7.0f}MB {'':>9}  < 1 GB; PNGs answered {statuses}")
+    print(f"{'28x28 PNG, 1 client, 30 files in the runs folder':<46} {few_rate:7.0f}/s")
+    print(f"{'28x28 PNG, 1 client, 3,000 files in the runs folder':<46} {many_rate:7.0f}/s  {'':>9}  "
+          f"within 20 % of 30 files")  # fmt: skip
+    print(
+        f"{'GET /api/checkpoints beside 1,100 idle connections':<46} {waited:8.3f}s {'':>9}  answered; "
+        f"open-file limit 1,024: {descriptors} open, {emfile} EMFILE errors logged ({opened:.1f} s to open them)"
+    )
     print(f"{args.repeats} requests of a {len(body):,}-byte pad PNG; {args.starts} starts")
     return 0
 

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -671,3 +672,54 @@ def test_a_velocity_of_1e38_is_refused_as_a_saved_state(tmp_path, tiny_data):
     checkpoint.save(saved, model, meta, optimizer_state=state)
     result = CliRunner().invoke(main, ["train", "--resume", str(saved)])
     assert result.exit_code == 1 and "velocity.W1 holds 1e+38" in result.stderr and "diverged" not in result.stderr
+
+
+def test_idle_connections_beyond_the_open_file_limit_leave_the_page_answering(tmp_path):
+    """With an open-file limit of 256 (scripts/bench_serve.py does 1,100 against 1,024), 400
+    connections that send nothing or half a request's headers: the page answers at once meanwhile
+    (the oldest idle connection makes way for a newcomer), the server never runs out of descriptors
+    (no EMFILE traceback in its log), and the half-sent ones are closed once HEADER_TIMEOUT_S has
+    passed."""
+    import resource
+    import socket
+    import urllib.request
+
+    from mnistsoftmax.web.server import HEADER_TIMEOUT_S
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    checkpoint.save(runs / "latest.npz", build_model("linear", np.random.default_rng(0)),
+                    {"normalization": {"mean": 0.1, "std": 0.3}})  # fmt: skip
+
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "MNISTSOFTMAX_RUNS_DIR": str(runs)}
+    proc = subprocess.Popen([sys.executable, "-m", "mnistsoftmax", "serve", "--port", "0", "--no-open"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=low_limit)  # fmt: skip
+    sockets = []
+    try:
+        url = proc.stdout.readline().split()[-1]
+        host, port = url.removeprefix("http://").rstrip("/").split(":")
+        baseline = len(os.listdir(f"/proc/{proc.pid}/fd"))
+        for i in range(400):
+            s = socket.create_connection((host, int(port)), timeout=10)
+            if i % 2:
+                s.sendall(b"GET /api/checkpoints HTTP/1.1\r\nHost: " + host.encode())  # never finished
+            sockets.append(s)
+        started = time.perf_counter()
+        with urllib.request.urlopen(url + "api/checkpoints", timeout=10) as r:
+            assert r.status == 200 and json.loads(r.read())[0]["name"] == "latest"
+        assert time.perf_counter() - started < 2
+        assert len(os.listdir(f"/proc/{proc.pid}/fd")) < 256
+        time.sleep(HEADER_TIMEOUT_S + 3)
+        assert len(os.listdir(f"/proc/{proc.pid}/fd")) <= baseline + 5  # the waiting ones are closed
+        with urllib.request.urlopen(url + "api/checkpoints", timeout=10) as r:
+            assert r.status == 200
+    finally:
+        for s in sockets:
+            s.close()
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    assert "Errno 24" not in stderr and "Traceback" not in stderr and len(stderr) < 2000, stderr[-2000:]

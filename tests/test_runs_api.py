@@ -334,3 +334,27 @@ def test_files_that_are_not_runs_are_listed_with_the_reason_and_never_block(clie
     assert [e["name"] for e in http.get("/api/checkpoints").json()] == ["good"]
     events = http.get("/api/runs/pipe/events")  # the stream of a run that has no records ends at once
     assert events.status_code == 200 and '"type": "error"' in events.text, events.text[:200]
+
+
+@pytest.mark.parametrize("config", ["a string", [1, 2], {"model": "mlp", "hidden": "abc"}, {"hidden": 5.5},
+                                    {"hidden": [None]}, {"hidden": [10**400]}, {"epochs": "many"}])  # fmt: skip
+def test_one_bad_configuration_in_the_runs_folder_takes_nothing_down(client, config):
+    """A checkpoint whose stored configuration is not one (a string, a list, widths that are not
+    widths) beside a good run, and a partial metrics file opening with the same: /api/runs answers
+    200, lists the good run, the bad file as unreadable with the reason, and the running one with
+    no options; the good run's stream and the page's answers go on."""
+    from mnistsoftmax.models import build_model
+
+    http, runs = client
+    norm = {"normalization": {"mean": 0.1, "std": 0.3}}
+    checkpoint.save(runs / "good.npz", build_model("linear", np.random.default_rng(0)), norm)
+    checkpoint.save(runs / "bad.npz", build_model("linear", np.random.default_rng(0)), {**norm, "config": config})
+    (runs / ".going.metrics.jsonl.abcdefgh.partial").write_text(json.dumps({"type": "init", "config": config}) + "\n")
+    answer = http.get("/api/runs")
+    assert answer.status_code == 200, answer.text[:300]
+    listed = {r["id"]: r for r in answer.json()}
+    assert listed["good"]["status"] == "finished"
+    assert listed["bad"]["status"] == "unreadable" and "stored configuration is not valid" in listed["bad"]["error"]
+    assert "\n" not in listed["bad"]["error"] and len(listed["bad"]["error"]) <= 300
+    assert [e["name"] for e in http.get("/api/checkpoints").json()] == ["good"]
+    assert http.get("/api/runs/good/events").status_code == 200

@@ -62,7 +62,7 @@ def test_config_by_name_from_any_folder_after_a_plain_install(installed, tmp_pat
                           "--data-dir", str(tiny_data), "--epochs", "1", "--hidden", "16"],
                          cwd=elsewhere, env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
-    assert "config: model=mlp hidden=16" in run.stderr and "weight-decay=5e-05" in run.stderr  # from mlp.toml
+    assert "config: model=mlp hidden=16" in run.stderr and "weight-decay=0.0002" in run.stderr  # from mlp.toml
     assert (tmp_path / "runs" / "latest.npz").exists()
 
 

@@ -4,7 +4,9 @@ never chooses a path."""
 
 from __future__ import annotations
 
+import stat
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,22 +115,50 @@ class Catalog:
         self.runs_dir = Path(runs_dir)
         self.given = Path(given).resolve() if given is not None else None
         self._cache = FileCache()
+        self._listed: tuple[int, list[Path]] | None = None  # (the folder's mtime, its checkpoints)
+        self._named: tuple[list[Path], list[tuple[str, Path]]] | None = None  # (a listing, its names)
+
+    def _listing(self) -> list[Path]:
+        """The folder's checkpoints, latest.npz (where train saves by default) first, then the newest.
+        Listed again only when the folder changes (a file added, removed or renamed into place, as
+        every checkpoint is written): a predict must not glob and stat 3,000 files. A file that
+        vanishes between the listing and its stat is left out."""
+        try:
+            stamp = self.runs_dir.stat().st_mtime_ns
+        except OSError:
+            return []
+        if self._listed is not None and self._listed[0] == stamp:
+            return self._listed[1]
+        stamped = []
+        for p in self.runs_dir.glob("*.npz"):
+            if p.name.endswith(".interrupted.npz"):
+                continue
+            try:
+                st = p.stat()
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                stamped.append((p.stem != "latest", -st.st_mtime_ns, p.name, p))
+        found = [entry[-1].resolve() for entry in sorted(stamped)]
+        # A folder changed within the last two seconds may change again within its clock's tick,
+        # unseen by its mtime: listed again until it has been still that long.
+        if time.time_ns() - stamp > 2_000_000_000:
+            self._listed = (stamp, found)
+        return found
 
     def _paths(self) -> list[tuple[str, Path]]:
-        found = []
-        if self.runs_dir.is_dir():
-            files = [p for p in self.runs_dir.glob("*.npz") if not p.name.endswith(".interrupted.npz") and p.is_file()]
-            # latest.npz, where train saves by default, first; then the newest
-            found = sorted(files, key=lambda p: (p.stem != "latest", -p.stat().st_mtime_ns, p.name))
+        found = self._listing()
+        if self._named is not None and self._named[0] is found:  # the same listing: the same names
+            return self._named[1]
         named: dict[str, Path] = {}
         if self.given is not None:
             named[self.given.stem] = self.given
         for p in found:
-            p = p.resolve()
             if p == self.given:
                 continue
             named.setdefault(p.stem if p.stem not in named else f"runs/{p.stem}", p)
-        return list(named.items())
+        self._named = (found, list(named.items()))
+        return self._named[1]
 
     def _load(self, name: str, path: Path) -> Loaded | None:
         loaded = self._cache.get(path, _read)

@@ -9,7 +9,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from mnistsoftmax import checkpoint, jsontext, live
+from mnistsoftmax import checkpoint, jsontext, live, options
 from mnistsoftmax.fileio import open_regular
 from mnistsoftmax.models import describe
 from mnistsoftmax.web.catalog import FileCache
@@ -52,7 +52,11 @@ class RunList:
                 first = jsontext.loads(f.readline(1 << 20) or b"{}")
         except (OSError, ValueError):
             return {}
-        return first.get("config") or {} if isinstance(first, dict) else {}
+        config = first.get("config") if isinstance(first, dict) else None
+        try:  # the file is anyone's: its configuration is shown only as the options' schema takes it
+            return options.check_stored(config) if config is not None else {}
+        except options.OptionError:
+            return {}
 
     def runs(self) -> list[dict]:
         job = self.trainer.job
