@@ -127,11 +127,63 @@ def training_curves(records: list[dict]) -> dict[str, np.ndarray]:
     }
 
 
-def probe_moments(records: list[dict], count: int = 5) -> list[dict]:
-    """Up to `count` probe records of a run to show its learning at a glance: the first (before
-    any step), the last, and between them the ones nearest to steps spaced evenly on a log scale,
-    since most of the change happens early."""
-    probes = sorted((r for r in records if r.get("type") == "probe"), key=lambda r: r["step"])
+FIVE = ("min", "q1", "median", "q3", "max")
+
+
+def _finite(x) -> bool:
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:  # an integer of 400 digits
+        return False
+
+
+def _summaries(value, rows: int, columns: int) -> bool:
+    """Five-number summaries as probes write them: each of FIVE a list of `rows` lists of `columns` finite numbers."""
+    return isinstance(value, dict) and all(
+        isinstance(value.get(k), list) and len(value[k]) == rows
+        and all(isinstance(row, list) and len(row) == columns and all(map(_finite, row)) for row in value[k])
+        for k in FIVE
+    )  # fmt: skip
+
+
+def probe_records(records: list[dict], num_classes: int) -> list[dict]:
+    """The metrics file's probe records that are whole (probes.Probe's schema): a step, a finite loss
+    and accuracy, the true classes present (distinct, each one of the num_classes), their logits'
+    and softmax's five-number summaries, and the margin's if there is one. A file is anyone's: a
+    record missing any of it is left out rather than breaking a figure."""
+    kept = []
+    for r in records:
+        if r.get("type") != "probe":
+            continue
+        step, classes = r.get("step"), r.get("classes")
+        if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= 10**12:
+            continue
+        if not (_finite(r.get("loss")) and _finite(r.get("accuracy"))):
+            continue
+        if not (
+            isinstance(classes, list)
+            and classes
+            and len(set(map(repr, classes))) == len(classes)
+            and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < num_classes for c in classes)
+        ):
+            continue  # fmt: skip
+        if not all(_summaries(r.get(k), len(classes), num_classes) for k in ("logits", "softmax")):
+            continue
+        margin = r.get("margin")
+        if margin is not None and not (isinstance(margin, dict) and all(_finite(margin.get(k)) for k in FIVE)):
+            continue
+        kept.append(r)
+    return kept
+
+
+def probe_moments(records: list[dict], num_classes: int, count: int = 5) -> list[dict]:
+    """Up to `count` whole probe records of a run (probe_records, of the first one's classes) to
+    show its learning at a glance: the first (before any step), the last, and between them the
+    ones nearest to steps spaced evenly on a log scale, since most of the change happens early."""
+    probes = sorted(probe_records(records, num_classes), key=lambda r: r["step"])
+    probes = [r for r in probes if r["classes"] == probes[0]["classes"]]
     if len(probes) <= count:
         return probes
     steps = np.array([max(r["step"], 1) for r in probes], dtype=np.float64)

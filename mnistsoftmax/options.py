@@ -34,6 +34,7 @@ from mnistsoftmax.registry import (
     SOURCES,
     ModelError,
     check_dropout,
+    check_size,
     hidden_widths,
 )
 from mnistsoftmax.registry import DEFAULT_SNAPSHOTS as DEFAULT_COUNT
@@ -175,10 +176,11 @@ def _num(x: float) -> str:
 
 
 def _integer_text(text: str) -> int:
-    try:
-        return int(text.strip())
-    except ValueError:
-        raise OptionError(f"{quoted(text.strip())} is not an integer (widths are written 512 or 512,256)") from None
+    """ASCII digits only, as the server's parser takes them: int() would also take '٣٢' and '1_000'."""
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 20:
+        raise OptionError(f"{quoted(digits)} is not an integer (widths are written 512 or 512,256)")
+    return int(digits)
 
 
 def _registry_help(registry: dict) -> str:
@@ -306,7 +308,9 @@ def check_combination(config: dict) -> None:
     """What no single option can say: combinations train refuses before any work."""
     kind = config.get("model", DEFAULTS["model"])
     try:
-        check_dropout(config.get("dropout") or 0.0, hidden_widths(kind, config.get("hidden", DEFAULTS["hidden"])))
+        widths = hidden_widths(kind, config.get("hidden", DEFAULTS["hidden"]))
+        check_size(widths)
+        check_dropout(config.get("dropout") or 0.0, widths)
     except ModelError as exc:
         raise OptionError(str(exc)) from None
     optimizer = config.get("optimizer") or DEFAULT_OPTIMIZER

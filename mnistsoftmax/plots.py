@@ -116,7 +116,7 @@ def write_figures(
     written = []
     if any(r.get("type") in ("step", "epoch") for r in records):
         written.append(_curves(folder, analysis.training_curves(records)))
-    moments = analysis.probe_moments(records)
+    moments = analysis.probe_moments(records, len(class_names))
     if len(moments) >= 2:
         written.append(_probes(folder, moments, class_names))
     written.append(_logits(folder, before["logits"], after["logits"], labels))
@@ -194,7 +194,7 @@ def write_comparison(folder: Path, runs: dict, images: np.ndarray, labels: np.nd
     for name, (_, _, records, _) in runs.items():
         c = analysis.training_curves(records)
         loss.plot(c["step"], c["step_loss"], lw=0.8, label=name)
-        probes = [r for r in records if r.get("type") == "probe" and "margin" in r]
+        probes = [r for r in analysis.probe_records(records, outputs[name].shape[1]) if "margin" in r]
         if probes:
             steps = [max(r["step"], 1) for r in probes]
             margin_curve.plot(steps, [r["margin"]["median"] for r in probes], label=f"{name}: median")

@@ -55,6 +55,28 @@ def hidden_widths(kind: str, hidden) -> list[int]:
     return [int(hidden)] if isinstance(hidden, numbers.Integral) else [int(h) for h in hidden]
 
 
+# What one run may allocate: 2**26 parameters are 268 MB of float32 weights, and training keeps
+# about four times that (gradients, the optimizer's state, the snapshots' float16 copies). One
+# layer of the widest width the option takes (784 x 65,536) fits; two of them (4.3 G) do not.
+MAX_PARAMETERS = 2**26
+
+
+def parameter_count(widths: list[int], inputs: int = 784, classes: int = 10) -> int:
+    """Weights and biases of a net of these hidden widths: sum of (fan_in + 1) * fan_out."""
+    fans = [inputs, *widths, classes]
+    return sum((a + 1) * b for a, b in zip(fans, fans[1:], strict=False))
+
+
+def check_size(widths: list[int]) -> None:
+    """The allocation rule: a net of more than MAX_PARAMETERS parameters is refused at every door."""
+    count = parameter_count(widths)
+    if count > MAX_PARAMETERS:
+        shown = ",".join(map(str, widths))
+        raise ModelError(f"--hidden {shown[:80]} makes {count:,} parameters, more than the {MAX_PARAMETERS:,} one "
+                         f"run may hold ({4 * MAX_PARAMETERS >> 20} MB of float32 weights): use fewer or narrower "
+                         "layers")  # fmt: skip
+
+
 def check_dropout(p: float, widths: list[int]) -> None:
     """The dropout rule: it drops hidden units, so a model without hidden layers takes none."""
     if p and not widths:

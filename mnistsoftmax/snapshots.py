@@ -28,6 +28,7 @@ BUDGET_BYTES = 256 << 20  # a default count is lowered to fit: a checkpoint must
 PREFIX = "snapshots/"
 STEPS = PREFIX + "steps"
 STORED = np.dtype(np.float16)
+MAX_WEIGHT = float(np.finfo(np.float16).max)  # what a run's float16 snapshots can hold; beyond it, a forged file
 
 
 class SnapshotError(MnistSoftmaxError):
@@ -41,13 +42,14 @@ def is_member(name: str) -> bool:
 
 def schedule(total_steps: int, count: int) -> tuple[int, ...]:
     """About `count` steps from 0 to total_steps (both included), spaced evenly in log(step) after
-    step 0; every step when count exceeds the run's length. () when count is 0."""
+    step 0; every step when count exceeds the run's length. () when count is 0; a count of 1 keeps
+    the two ends (a timeline needs where it starts and where it ends)."""
     if count <= 0:
         return ()
     if count >= total_steps + 1:
         return tuple(range(total_steps + 1))
     if count == 1:
-        return (total_steps,)
+        return (0, total_steps)
     # Rounding merges the first points of a log spacing: ask for more until `count` remain distinct.
     for n in range(count - 1, total_steps + 1):
         spaced = np.geomspace(1, total_steps, n) if n > 1 else [total_steps]
@@ -78,10 +80,10 @@ def count_for(requested: int | None, model) -> int:
 
 
 def check_steps(steps: np.ndarray | None) -> list[int]:
-    """A checkpoint's snapshot steps, checked: 1 to MAX_COUNT + 2 of them (what schedule() gives at
-    most), increasing from 0. Raises SnapshotError."""
-    if steps is None or steps.ndim != 1 or len(steps) == 0:
-        raise SnapshotError("the snapshots have no steps")
+    """A checkpoint's snapshot steps, checked: 2 to MAX_COUNT + 2 of them (what schedule() gives),
+    increasing from 0 (the last is the trained weights', never step 0). Raises SnapshotError."""
+    if steps is None or steps.ndim != 1 or len(steps) < 2:
+        raise SnapshotError("the snapshots have fewer than two steps (step 0 and the last)")
     if len(steps) > MAX_COUNT + 2:
         raise SnapshotError(f"the snapshots claim {len(steps):,} steps, more than a run keeps ({MAX_COUNT + 2})")
     steps = [int(s) for s in steps]
@@ -99,10 +101,13 @@ class Snapshots:
         self.steps = list(steps)
         self.arrays = arrays or {}
         if tuple(self.steps) != self.planned[: len(self.steps)]:
-            raise SnapshotError(
-                f"the snapshots stored were taken at steps {self.steps[:4]}..., not the run's schedule "
-                f"{list(self.planned[:4])}..."
-            )
+            # Where they part, not their first steps: those are alike more often than not.
+            i = next((i for i, (a, b) in enumerate(zip(self.steps, self.planned, strict=False)) if a != b),
+                     min(len(self.steps), len(self.planned)))  # fmt: skip
+            stored = self.steps[i] if i < len(self.steps) else "none"
+            planned = self.planned[i] if i < len(self.planned) else "none (the schedule has ended)"
+            raise SnapshotError(f"the snapshots stored leave the run's schedule at snapshot {i}: step {stored}, "
+                                f"where the schedule has {planned}")  # fmt: skip
 
     @property
     def done(self) -> bool:
@@ -142,6 +147,9 @@ class Snapshots:
                 raise SnapshotError(f"the snapshots of {name} are {stack.shape}, not {(len(steps), *p.shape)}")
             if not np.isfinite(stack).all():
                 raise SnapshotError(f"the snapshots of {name} hold values that are not finite")
+            if stack.size and np.abs(stack).max() > MAX_WEIGHT:
+                raise SnapshotError(f"the snapshots of {name} hold {float(np.abs(stack).max()):.3g}, beyond the "
+                                    f"{MAX_WEIGHT:g} float16 holds: no run stored them")  # fmt: skip
             per_name[name] = list(stack)
         return cls(steps, steps, per_name)
 

@@ -228,6 +228,39 @@ def resume_seeds() -> list[bytes]:
     return [json.dumps({"resume": state, "records": records, "steps": 12}).encode()]
 
 
+# ---- probe records (plot's probes and --compare's margins read them) -----------------------
+
+
+def probe_target(data: bytes) -> None:
+    """A metrics file's records as plot reads them: the whole probe records kept, the rest left out,
+    and what is kept drawable (every summary a number where the figure reads one)."""
+    from mnistsoftmax import analysis, jsontext
+
+    records = []
+    for line in data.split(b"\n"):
+        try:
+            record = jsontext.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    kept = analysis.probe_records(records, 3)
+    moments = analysis.probe_moments(records, 3)
+    for r in moments:
+        for k in analysis.FIVE:
+            for col in range(len(r["classes"])):
+                assert all(isinstance(float(v), float) for v in r["softmax"][k][col])
+        assert r["classes"] == moments[0]["classes"] and r in kept
+        float(r["loss"]), float(r["accuracy"]), int(r["step"])
+
+
+def probe_seeds() -> list[bytes]:
+    five = {k: [[0.1, 0.2, 0.7], [0.3, 0.3, 0.4]] for k in ("min", "q1", "median", "q3", "max")}
+    lines = [{"type": "probe", "step": s, "epoch": 1, "loss": 0.5, "accuracy": 0.9, "images": 4, "classes": [0, 2],
+              "logits": five, "softmax": five, "margin": {k: 1.0 for k in five}} for s in (0, 5, 9)]  # fmt: skip
+    return ["\n".join(json.dumps(r) for r in lines).encode()]
+
+
 # ---- IDX files --------------------------------------------------------------------------------
 
 
@@ -442,6 +475,7 @@ TARGETS = {
     "wheel": (wheel_target, wheel_seeds, None),
     "config": (config_target, config_seeds, None),
     "resume": (resume_target, resume_seeds, None),
+    "probes": (probe_target, probe_seeds, None),
     "request": (request_target, request_seeds, request_structured),
 }
 CORPUS = Path(__file__).parent / "corpus"

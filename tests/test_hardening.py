@@ -723,3 +723,53 @@ def test_idle_connections_beyond_the_open_file_limit_leave_the_page_answering(tm
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=30)
     assert "Errno 24" not in stderr and "Traceback" not in stderr and len(stderr) < 2000, stderr[-2000:]
+
+
+@pytest.mark.parametrize("hidden", ["٣٢", "1_000", "２５６", "+5"])
+def test_widths_are_ascii_digits_at_every_door(hidden):
+    """`--hidden` took what int() takes ('٣٢' is 32, '1_000' is 1000) where the server refused it:
+    one parser now, ASCII digits only, at the command line, in config files and in requests."""
+    from mnistsoftmax import options
+
+    result = CliRunner().invoke(main, ["gradcheck", "--hidden", hidden])
+    assert result.exit_code == 2 and "is not an integer" in result.stderr
+    with pytest.raises(options.OptionError, match="is not an integer"):
+        options.check("hidden", hidden)
+
+
+def test_what_one_run_may_allocate_is_bounded_at_every_door(tmp_path):
+    """Each width is bounded, and so now is their product: 8 layers of 65,536 (30 G parameters) and
+    two of them (4.3 G) are refused in one line by the options' check every door makes (train,
+    api.train, the estimator, the page's runs API); one layer of 65,536 (52 M) is not."""
+    from mnistsoftmax import api, options
+    from mnistsoftmax.sklearn import SoftmaxClassifier
+    from mnistsoftmax.web.trainer import OptionsError, check_options
+
+    for widths in ([65536] * 8, [65536, 65536]):
+        with pytest.raises(options.OptionError, match="parameters, more than the 67,108,864 one run may hold"):
+            options.check_combination({"model": "mlp", "hidden": widths})
+        with pytest.raises(options.OptionError, match="one run may hold"):
+            api.train(hidden=widths, data_dir=str(tmp_path))
+        with pytest.raises(ValueError, match="one run may hold"):
+            SoftmaxClassifier(hidden=widths).fit(np.zeros((4, 784), np.float32), np.arange(4))
+        with pytest.raises(OptionsError, match="one run may hold"):
+            check_options({"hidden": ",".join(map(str, widths))})
+    options.check_combination({"model": "mlp", "hidden": [65536]})
+    result = CliRunner().invoke(main, ["train", "--hidden", "65536,65536", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 1 and result.stderr.strip().splitlines()[-1].startswith("Error: --hidden 65536,65536")
+
+
+def test_a_large_opening_image_is_blamed_on_the_image_not_the_model(tmp_path):
+    """explore(linear, big_photo, snapshots=False) said "export a smaller model": the image's bytes
+    are bounded apart from the page's, so a 4 MB photo opens on a linear model's page without
+    snapshots (as it did with them, under the larger limit), and one over 16 MB names the image."""
+    from mnistsoftmax import export
+
+    checkpoint.save(tmp_path / "linear.npz", build_model("linear", np.random.default_rng(0)),
+                    {"normalization": {"mean": 0.1, "std": 0.3}})  # fmt: skip
+    model, meta = checkpoint.load(tmp_path / "linear.npz")
+    photo = os.urandom(4 << 20)
+    page = export.to_html(model, meta, "linear", None, initial={"file": photo, "type": "image/jpeg", "label": 7})
+    assert len(page) > export.HTML_LIMIT  # the image's share took it over the model's limit: allowed
+    with pytest.raises(export.ExportError, match="the image the page opens with weighs .* give a smaller image"):
+        export.to_html(model, meta, "linear", None, initial={"file": os.urandom(13 << 20), "type": "image/jpeg"})

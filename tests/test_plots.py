@@ -110,12 +110,49 @@ def test_training_curves_from_records():
     assert c["train_loss"].tolist() == [0.8] and math.isnan(c["val_loss"][0])
 
 
+def _probe(step: int, classes=(0, 1), outputs: int = 3) -> dict:
+    """A whole probe record as probes.Probe writes one (two classes, three outputs)."""
+    five = {k: [[0.1 * (o + 1) for o in range(outputs)] for _ in classes] for k in analysis.FIVE}
+    return {"type": "probe", "step": step, "epoch": 1, "loss": 0.5, "accuracy": 0.9, "images": 4,
+            "classes": list(classes), "logits": five, "softmax": five,
+            "margin": {k: 1.0 for k in analysis.FIVE}}  # fmt: skip
+
+
 def test_probe_moments_are_first_last_and_log_spaced_between():
-    records = [{"type": "probe", "step": s} for s in (0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144)]
+    records = [_probe(s) for s in (0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144)]
     records.insert(3, {"type": "step", "step": 3})
-    assert [r["step"] for r in analysis.probe_moments(records, count=5)] == [0, 1, 5, 34, 144]
-    assert [r["step"] for r in analysis.probe_moments(records[:4], count=5)] == [0, 1, 2]
-    assert analysis.probe_moments([{"type": "init"}]) == []
+    assert [r["step"] for r in analysis.probe_moments(records, 3, count=5)] == [0, 1, 5, 34, 144]
+    assert [r["step"] for r in analysis.probe_moments(records[:4], 3, count=5)] == [0, 1, 2]
+    assert analysis.probe_moments([{"type": "init"}], 3) == []
+
+
+def _malformed_probes():
+    def without(key):
+        return lambda r: r.pop(key)
+
+    def setting(key, value):
+        return lambda r: r.__setitem__(key, value)
+
+    return {
+        "no step": without("step"), "step 'x'": setting("step", "x"), "step true": setting("step", True),
+        "no softmax": without("softmax"), "no classes": without("classes"), "classes 'abc'": setting("classes", "abc"),
+        "classes [99]": setting("classes", [99]), "classes twice": setting("classes", [0, 0]),
+        "loss null": setting("loss", None), "accuracy 1e400": setting("accuracy", 10**400),
+        "margin without quartiles": setting("margin", {"median": 1.0}),
+        "softmax rows short": lambda r: r["softmax"]["q1"].pop(),
+        "softmax a string": lambda r: r["softmax"].__setitem__("max", [["x", 1, 2], [1, 2, 3]]),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("what", list(_malformed_probes()))
+def test_a_malformed_probe_record_is_left_out_not_a_crash(what):
+    """The 13 malformed probe records of the third hardening pass, each in a file of good ones: the
+    figures' readers (probe moments, and plot --compare's margins) leave it out."""
+    bad = _probe(7)
+    _malformed_probes()[what](bad)
+    records = [_probe(0), bad, _probe(20)]
+    assert analysis.probe_records(records, 3) == [records[0], records[2]]
+    assert [r["step"] for r in analysis.probe_moments(records, 3)] == [0, 20]
 
 
 def test_compare_draws_two_checkpoints(models, tmp_path):

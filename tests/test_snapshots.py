@@ -30,9 +30,15 @@ def test_the_schedule_runs_from_step_0_to_the_last_spaced_in_log_step(total, cou
         assert max(ratios) / min(ratios) < 1.2
 
 
-def test_the_schedule_of_no_snapshots_is_empty():
+def test_the_schedule_of_no_snapshots_is_empty_and_of_one_keeps_both_ends():
+    """--snapshots 1 kept (1000,), which check_steps then refused as not starting at 0: the
+    checkpoint's own timeline unreadable. A timeline is at least its two ends; a file claiming
+    only step 0 would label the trained weights "step 0", and is refused."""
     assert snapshots.schedule(1000, 0) == ()
-    assert snapshots.schedule(1000, 1) == (1000,)
+    assert snapshots.schedule(1000, 1) == snapshots.schedule(1000, 2) == (0, 1000)
+    assert snapshots.check_steps(np.array(snapshots.schedule(1000, 1))) == [0, 1000]
+    with pytest.raises(snapshots.SnapshotError, match="fewer than two steps"):
+        snapshots.check_steps(np.array([0]))
 
 
 def test_a_default_count_fits_the_budget_and_a_requested_one_over_it_is_refused():

@@ -153,6 +153,54 @@ def test_damaged_snapshots_leave_the_model_answering(tmp_path, runs):
     assert answer.status_code == 422 and "snapshots of W1 are" in answer.json()["error"]
 
 
+@pytest.mark.parametrize("damage", ["overflowing float32", "inflates to a gigabyte"])
+def test_one_bad_snapshot_costs_the_timeline_never_the_model_and_is_read_once(tmp_path, runs, damage, monkeypatch):
+    """A float32 snapshot whose weights no run stored (3e37: every forward overflowed, and every
+    answer was a 422), and a snapshot member whose header declares 24 x 784 x 16,384 floats (a
+    small file inflating to 1.2 GB on every request): the model answers without a timeline, with
+    the reason; a request for a snapshot is a 422; the file is read once, not on every answer."""
+    import shutil
+    import zipfile
+
+    from mnistsoftmax import checkpoint as checkpoints
+
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    shutil.copy(runs / "latest.npz", folder / "latest.npz")
+    with np.load(folder / "latest.npz") as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    if damage == "overflowing float32":
+        arrays["snapshots/W1"] = np.full(arrays["snapshots/W1"].shape, 3e37, np.float32)
+        with open(folder / "latest.npz", "wb") as f:
+            np.savez(f, **arrays)
+        words = "hold 3e+37, beyond the 65504 float16 holds"
+    else:
+        S, _, H = arrays["snapshots/W1"].shape
+        with zipfile.ZipFile(folder / "latest.npz", "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, value in arrays.items():
+                if name != "snapshots/W1":
+                    with archive.open(name + ".npy", "w") as f:
+                        np.lib.format.write_array(f, value)
+            with archive.open("snapshots/W1.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array_header_1_0(f, {"descr": "<f2", "fortran_order": False,
+                                                         "shape": (S, 784, 16384)})  # fmt: skip
+                zeros = bytes(1 << 20)
+                for _ in range(S * 784 * 16384 * 2 >> 20):
+                    f.write(zeros)
+        words = "are (12, 784, 16384), not (12, 784, 24)"
+    reads = []
+    real = checkpoints.load_snapshots
+    monkeypatch.setattr(checkpoints, "load_snapshots", lambda *a: reads.append(a) or real(*a))
+    client = TestClient(create_app(Catalog(folder), "127.0.0.1", 8765), base_url=BASE)
+    for _ in range(3):
+        answer = post(client)
+        assert answer.status_code == 200 and "timeline" not in answer.json(), answer.text[:300]
+        assert words in answer.json()["timeline_note"] and answer.json()["digit"] in range(10)
+    answer = post(client, "?snapshot=0")
+    assert answer.status_code == 422 and words in answer.json()["error"]
+    assert len(reads) == 1
+
+
 def test_predict_through_training_agrees_with_the_page(client, runs, tmp_path):
     image = tmp_path / "seven.png"
     image.write_bytes(drawn_seven())

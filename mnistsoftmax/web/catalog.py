@@ -37,6 +37,7 @@ class Loaded:
     snapshot_steps: list[int] | None  # read with the checkpoint; the weights only when first asked for
     snapshots_note: str | None  # why there are none, for the page to say
     _timeline: Timeline | None = field(default=None, repr=False)
+    _failure: Exception | None = field(default=None, repr=False)  # why the snapshots could not be read
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def summary(self) -> dict:
@@ -53,10 +54,16 @@ class Loaded:
         if self.snapshot_steps is None:
             return None
         with self._lock:
+            if self._failure is not None:  # remembered: a damaged file is not read again on every answer
+                raise self._failure
             if self._timeline is None:
-                kept = checkpoint.load_snapshots(self.path, self.model)
-                if kept is None:
-                    raise checkpoint.CheckpointError(f"{self.path}: its snapshots are gone")
+                try:
+                    kept = checkpoint.load_snapshots(self.path, self.model)
+                    if kept is None:
+                        raise checkpoint.CheckpointError(f"{self.path}: its snapshots are gone")
+                except checkpoint.CheckpointError as exc:
+                    self._failure = exc
+                    raise
                 curve = checkpoint.training_loss_curve(self.path)
                 smoothing = checkpoint.label_smoothing(self.meta)
                 self._timeline = Timeline(kept.models(self.model), kept.steps, curve, smoothing)

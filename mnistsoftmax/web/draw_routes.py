@@ -138,12 +138,15 @@ def answer(catalog, body: bytes, is_json: bool, fields: dict) -> dict:
     temperature = entry.meta.get("temperature") if last else None
     try:
         explained = explain(model, entry.norm, stages.digit, label, entry.untrained, temperature, lr)
+    except OverflowingModel as exc:
+        raise error(422, str(exc)) from None
+    try:  # a snapshot that overflows costs the timeline, never the answer
         if timeline is not None:
             explained["timeline"] = _timeline(timeline, entry.norm, stages.digit, label, index)
         else:
             explained["timeline_note"] = absent
     except OverflowingModel as exc:
-        raise error(422, str(exc)) from None
+        explained["timeline_note"] = f"a snapshot cannot be drawn: {exc}"
     hidden = explained.get("hidden")
     if hidden is not None:
         hidden.update(side=28, images=_pixels([unit.pop("weights") for unit in hidden["units"]]))
