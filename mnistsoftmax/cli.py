@@ -312,7 +312,10 @@ def _quality_lines(q: dict, loss: str) -> str:
     what = "softmax" if trained_as == "probabilities" else f"softmax of {loss} {trained_as}, never trained as such"
     lines = [f"margin z_y - max other z: min {m['min']:.2f}  q1 {m['q1']:.2f}  median {m['median']:.2f}  "
              f"q3 {m['q3']:.2f}  max {m['max']:.2f}",
-             f"as probabilities ({what}): nll {q['nll']:.4f}  brier {q['brier']:.4f}  ece {q['ece']:.4f}"]  # fmt: skip
+             f"as probabilities ({what}): nll {q['nll']:.4f}  brier {q['brier']:.4f}  ece {q['ece']:.4f}",
+             "  (margin: how far the true class's logit leads the next; nll: the mean -ln p of the true class, "
+             "the test loss; brier: the mean squared distance of the probabilities from one-hot; ece: how far "
+             "the stated confidence is from the accuracy, averaged over 15 confidence bins)"]  # fmt: skip
     if "temperature" in q:
         lines.append(f"temperature T = {q['temperature']:.4f} (fitted on the validation split): "
                      f"nll {q['nll_calibrated']:.4f}  ece {q['ece_calibrated']:.4f}")  # fmt: skip
@@ -384,7 +387,7 @@ def gradcheck(model, loss, hidden, batch_size, weight_decay, seed, dropout, labe
     """Check the hand-written backward pass against float64 central finite differences."""
     from mnistsoftmax.gradcheck import check_all
 
-    log("central differences in float64, two forward passes per parameter entry: about a minute for every net")
+    log("central differences in float64, two forward passes per parameter entry: a few seconds in all")
     worst = 0.0
     for kind, loss_name, name, err in check_all(model, loss, seed, hidden, batch_size, weight_decay, dropout,
                                                 label_smoothing):  # fmt: skip
@@ -549,7 +552,7 @@ def _explained(r: dict, names, label) -> str:
     if "hidden" in r:
         h = r["hidden"]
         pushes = ", ".join(f"{u['unit']} ({u['push']:+.2f})" for u in h["units"][:5])
-        which = "hidden units" if h["layers"] == 1 else f"units of hidden layer {h['layer']} (the last)"
+        which = "hidden units" if h["hidden_layers"] == 1 else f"units of hidden layer {h['layer']} (the last)"
         lines.append(f"{which}: {h['active']} of {h['total']} fire; pushing {r['digit']} most: {pushes}")
     if "untrained" in r:
         u = r["untrained"]
@@ -578,8 +581,9 @@ def _explained(r: dict, names, label) -> str:
 @main.command()
 @click.argument("checkpoint_path", metavar="[CHECKPOINT]", required=False,
                 type=click.Path(dir_okay=False, path_type=Path))  # fmt: skip
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("figures"), show_default=True,
-              help="Folder for the PNG figures and index.html.")  # fmt: skip
+@click.option("-o", "--output", "--out", "out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("figures"), show_default=True,
+              help="Folder for the PNG figures and index.html (--out, its earlier name, works too).")  # fmt: skip
 @click.option("--digit", type=click.IntRange(0, 9), default=3, show_default=True,
               help="The class whose softmax and log-softmax are shown.")  # fmt: skip
 @click.option("--compare", "others", multiple=True, type=click.Path(dir_okay=False, path_type=Path),

@@ -47,26 +47,26 @@ def softmax_steps(z: np.ndarray, label: int | None = None) -> dict:
     return steps
 
 
-def hidden_units(model, x: np.ndarray, digit: int, count: int = 8) -> dict | None:
+def hidden_units(model, x: np.ndarray, toward_class: int, count: int = 8) -> dict | None:
     """For a model with hidden layers and one normalised input x (1, D): how many of the last hidden
-    layer's H ReLU units fire, and the `count` units that push class `digit` most, by activation *
+    layer's H ReLU units fire, and the `count` units that push class `toward_class` most, by activation *
     outgoing weight, each with the picture of what it responds to (model.unit_pictures: its own
     first-layer weights in a one-layer net, its weights carried down to the pixels through the
     layers below as x sets them in a deeper one; each (28, 28), scaled to [-1, 1]). `layer` is
-    that layer's number, 1 the input side's, of `layers`. None without hidden layers."""
-    hidden = model.hidden(x)
+    that layer's number, 1 the input side's, of `hidden_layers`. None without hidden layers."""
+    hidden = model.last_hidden_layer(x)
     if hidden is None:
         return None
     activations, outgoing = hidden  # (1, H), (H, C)
     a = activations[0].astype(np.float64)
-    toward = outgoing[:, digit].astype(np.float64)
-    push = a * toward  # (H,) each unit's share of z[digit] minus the output bias
+    toward = outgoing[:, toward_class].astype(np.float64)
+    push = a * toward  # (H,) each unit's share of z[toward_class] minus the output bias
     units = top_units(push, count)
     weights = scaled_images(model.unit_pictures(units, x))  # (K, 28, 28)
-    layers = len(model.hidden_widths)
+    depth = len(model.hidden_widths)
     return {
-        "layer": layers,
-        "layers": layers,
+        "layer": depth,
+        "hidden_layers": depth,
         "active": int(np.count_nonzero(a > 0)),
         "total": int(len(a)),
         "units": [
@@ -82,15 +82,15 @@ def hidden_units(model, x: np.ndarray, digit: int, count: int = 8) -> dict | Non
     }
 
 
-def explain(model, norm: Normalization, digit: np.ndarray, label: int | None = None, untrained=None,
+def explain(model, norm: Normalization, image: np.ndarray, label: int | None = None, untrained=None,
             temperature: float | None = None, lr: float | None = None) -> dict:  # fmt: skip
-    """One 28x28 uint8 input through a model -> softmax_steps of its logits, plus, for a model with
+    """One 28x28 uint8 image (MNIST's form) through a model -> softmax_steps of its logits, plus, for a model with
     a hidden layer, `hidden` (see hidden_units), plus, given the run's initial model, `untrained`:
     the same steps through it, plus `lab` (lab.py: curves, Jacobian, and with a label the hinge and
     one SGD step at `lr`). The logits come from inference.logits, exactly as `predict` computes them."""
     from mnistsoftmax import lab
 
-    pixels = np.asarray(digit, dtype=np.uint8).reshape(1, -1)
+    pixels = np.asarray(image, dtype=np.uint8).reshape(1, -1)
     result = softmax_steps(finite(logits(model, pixels, norm))[0], label)
     dtype = model.first_layer().dtype
     x = norm.apply(pixels, dtype=dtype)
@@ -106,12 +106,12 @@ def explain(model, norm: Normalization, digit: np.ndarray, label: int | None = N
     return result
 
 
-def through_training(models: list, steps: list[int], norm: Normalization, digit: np.ndarray,
+def through_training(models: list, steps: list[int], norm: Normalization, image: np.ndarray,
                      label: int | None = None) -> dict:  # fmt: skip
-    """One 28x28 uint8 input under each snapshot's weights (models, taken at `steps`, S of them):
+    """One 28x28 uint8 image under each snapshot's weights (models, taken at `steps`, S of them):
     {"steps" (S,), "logits" (S, C), "probabilities" (S, C), "predicted" (S,), and with a label
     "loss" (S,), its -log p(label)}, float64, each row as explain()'s softmax_steps computes it."""
-    pixels = np.asarray(digit, dtype=np.uint8).reshape(1, -1)
+    pixels = np.asarray(image, dtype=np.uint8).reshape(1, -1)
     Z = np.concatenate([finite(logits(m, pixels, norm)).astype(np.float64) for m in models])  # (S, C)
     result = {"steps": [int(s) for s in steps], "logits": Z, "probabilities": softmax(Z), "predicted": Z.argmax(axis=1)}
     if label is not None:

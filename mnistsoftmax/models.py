@@ -20,7 +20,7 @@ what its parameters are called. Its interface:
     first_layer()     the input layer's weights (D, K): K templates (linear) or first hidden units
     unit_caption      what a column of first_layer() is: "class" or "unit"
     unit_strength()   (K,) how loudly each first-layer column speaks to the layer above
-    hidden(X)         (the last hidden layer's activations (N, H), its outgoing weights (H, C)), or None
+    last_hidden_layer(X)  (its activations (N, H), its outgoing weights (H, C)), or None
     unit_pictures(units, x)  (D, K) what each of those units responds to, in pixels
     output_strength() (H,) the norm of each last-hidden unit's weights into the logits, or None
     describe()        one line for people: "mlp, 512 hidden units"
@@ -201,7 +201,7 @@ class Network:
             out.append(a)
         return out
 
-    def hidden(self, X: np.ndarray):
+    def last_hidden_layer(self, X: np.ndarray):
         """X (N, D) -> (the last hidden layer's ReLU outputs A (N, H), its outgoing weights (H, C)),
         or None for softmax regression."""
         if len(self.names) == 1:

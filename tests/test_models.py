@@ -195,11 +195,11 @@ def test_unit_pictures_are_what_the_units_add_up_from_the_pixels():
     rng = np.random.default_rng(4)
     deep = build_model("mlp", rng, hidden=[20, 12], dtype=np.float64)
     x = rng.standard_normal((1, 784))
-    on = np.flatnonzero(deep.hidden(x)[0][0] > 0)
+    on = np.flatnonzero(deep.last_hidden_layer(x)[0][0] > 0)
     units = on[:3]
     pictures = deep.unit_pictures(units, x)  # (784, 3)
     for k, unit in enumerate(units):
-        gradient = numerical_gradient(lambda unit=unit: deep.hidden(x)[0][0, unit], x)[0]
+        gradient = numerical_gradient(lambda unit=unit: deep.last_hidden_layer(x)[0][0, unit], x)[0]
         np.testing.assert_allclose(pictures[:, k], gradient, rtol=1e-6, atol=1e-8)
     assert not np.allclose(deep.unit_pictures(units), pictures)  # without x, every unit below counts
     shallow = build_model("mlp", rng, hidden=[20], dtype=np.float64)

@@ -6,11 +6,12 @@ const LN10 = Math.log(10);
 
 // The loss from the step records: one circle per point, each with data-step; the validation
 // loss of each epoch as squares; the ln 10 line, where an untrained net starts.
-export function lossChart(root, { steps, epochs, totalSteps }) {
+export function lossChart(root, { steps, epochs, totalSteps, scale = null }) {
   const W = 640, H = 260, left = 44, right = 12, top = 12, bottom = 30;
   root.replaceChildren();
-  const maxStep = Math.max(totalSteps || 0, ...steps.map((s) => s.step), 1);
-  const maxLoss = Math.max(2.6, ...steps.slice(0, 5).map((s) => s.loss));
+  // `scale` ({maxStep, maxLoss}) draws two runs side by side on the same axes.
+  const maxStep = scale ? scale.maxStep : Math.max(totalSteps || 0, ...steps.map((s) => s.step), 1);
+  const maxLoss = scale ? scale.maxLoss : Math.max(2.6, ...steps.slice(0, 5).map((s) => s.loss));
   // A logarithmic step axis (of 1 + step, so step 0 is drawn), as plot's curves.png: the first
   // fall from ln 10 takes a few dozen steps, and would be a vertical line at the left otherwise.
   const x = (step) => left + ((W - left - right) * Math.log1p(step)) / Math.log1p(maxStep);
@@ -98,14 +99,26 @@ export function boxPlots(root, summaries, classes, classNames, { low, high, form
 
 // The correct class's margin z_y - max other z on the probe images as training goes: the median
 // as a line, the quartiles as a band; the hinge loss's margin, 1, as a dashed line.
-export function marginChart(root, probes) {
+// The axes a run's charts need, and those two runs share (the larger of each).
+export function chartScale(runs) {
+  const steps = runs.flatMap((r) => r.steps), margins = runs.flatMap((r) => r.probes.filter((p) => p.margin));
+  return {
+    maxStep: Math.max(1, ...runs.map((r) => r.totalSteps || 0), ...steps.map((s) => s.step)),
+    maxLoss: Math.max(2.6, ...runs.flatMap((r) => r.steps.slice(0, 5).map((s) => s.loss))),
+    marginStep: Math.max(1, ...margins.map((p) => p.step)),
+    low: Math.min(-1, ...margins.map((p) => p.margin.q1)),
+    high: Math.max(2, ...margins.map((p) => p.margin.q3)),
+  };
+}
+
+export function marginChart(root, probes, scale = null) {
   const W = 640, H = 200, left = 44, right = 12, top = 12, bottom = 30;
   root.replaceChildren();
   const withMargin = probes.filter((p) => p.margin);
   if (!withMargin.length) return;
-  const maxStep = Math.max(1, ...withMargin.map((p) => p.step));
-  const low = Math.min(-1, ...withMargin.map((p) => p.margin.q1));
-  const high = Math.max(2, ...withMargin.map((p) => p.margin.q3));
+  const maxStep = scale ? scale.marginStep : Math.max(1, ...withMargin.map((p) => p.step));
+  const low = scale ? scale.low : Math.min(-1, ...withMargin.map((p) => p.margin.q1));
+  const high = scale ? scale.high : Math.max(2, ...withMargin.map((p) => p.margin.q3));
   const x = (step) => left + ((W - left - right) * Math.log1p(step)) / Math.log1p(maxStep);
   const y = (m) => top + (H - top - bottom) * (1 - (m - low) / (high - low));
   for (const v of [low, 0, 1, high]) {

@@ -62,7 +62,7 @@ export function probabilityBars(container, probabilities, classNames,
     const num = element("span", { class: "num", "data-class": c });
     // The text is the percentage shown; data-value keeps the probability itself, unrounded.
     const attributes = testids ? { "data-testid": `${prefix}${c}`, "data-value": String(p) } : {};
-    if (before) num.append(`${(100 * before[c]).toFixed(1)} → `);
+    if (before) num.append(`${(100 * before[c]).toFixed(2)}% → `); // both at one precision, each with its unit
     const value = element("span", attributes, percent.toFixed(2));
     num.append(value, "%");
     container.append(name, bar, num);

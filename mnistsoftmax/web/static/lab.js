@@ -18,12 +18,23 @@ export function softmax(z) {
 
 let current = null; // the last answer, for the views moved by hand
 let playLabel; // the playground's label: the digit's, or a preset's own
+let fromPreset = false; // whether the playground holds a preset (its label then stays its own)
+let playedFrom = null; // the logits the playground was last reset from: another answer of them keeps its edits
 
 export function showLab(result, names, checkpoint) {
   current = { result, names, checkpoint };
   showCurves(result, names);
   showTemperature();
-  resetPlayground();
+  // A new digit, snapshot or checkpoint resets the playground; another answer for the same logits
+  // (the step's learning rate, the label) keeps what the learner set there.
+  const key = result.logits.join(",");
+  if (key !== playedFrom) {
+    playedFrom = key;
+    resetPlayground();
+  } else {
+    if (!fromPreset) playLabel = result.label;
+    showPlayground();
+  }
   showJacobian(result, names);
   showHinge(result, names);
   showStep(result, names);
@@ -105,6 +116,7 @@ function resetPlayground(values, label) {
   if (!current) return;
   const z = values || current.result.logits;
   playLabel = values ? label : current.result.label;
+  fromPreset = Boolean(values);
   const low = Math.min(-10, Math.floor(Math.min(...z)) - 2), high = Math.max(10, Math.ceil(Math.max(...z)) + 2);
   const root = $("logits-play");
   root.replaceChildren();
@@ -112,10 +124,12 @@ function resetPlayground(values, label) {
     const slider = element("input", { type: "range", min: String(low), max: String(high), step: "0.01",
       "data-testid": `logit-range-${c}`, "aria-label": `z${c}, dragged` });
     const input = element("input", { type: "number", step: "0.1", "data-testid": `logit-${c}`, "aria-label": `z${c}` });
-    input.value = String(v); // every digit of the logit: the playground starts from the model's own numbers
+    // Four decimals shown; every digit kept until edited: the playground starts from the model's own numbers.
+    input.value = String(Number(v.toFixed(4)));
+    input.dataset.exact = String(v);
     slider.value = String(v);
-    slider.addEventListener("input", () => { input.value = slider.value; showPlayground(); });
-    input.addEventListener("input", () => { slider.value = input.value; showPlayground(); });
+    slider.addEventListener("input", () => { input.value = slider.value; delete input.dataset.exact; showPlayground(); });
+    input.addEventListener("input", () => { slider.value = input.value; delete input.dataset.exact; showPlayground(); });
     const row = element("div", { class: "play-row" });
     row.append(element("span", { "data-class": c }, `z${current.names[c] === String(c) ? c : ` ${current.names[c]}`}`),
       slider, input);
@@ -132,7 +146,8 @@ export function playedProbabilities() {
 
 // The playground's logits as typed (null when one is not a number).
 function playedLogits() {
-  const z = [...$("logits-play").querySelectorAll("input[type=number]")].map((i) => Number(i.value));
+  const z = [...$("logits-play").querySelectorAll("input[type=number]")]
+    .map((i) => Number(i.dataset.exact !== undefined ? i.dataset.exact : i.value));
   return z.length && z.every(Number.isFinite) ? z : null;
 }
 
@@ -235,6 +250,8 @@ function showHinge(result, names) {
   const root = $("hinge-terms");
   root.replaceChildren();
   const h = result.lab.hinge;
+  // Without a label there is nothing to draw: no empty box, the note says what to do.
+  $("hinge-picture").style.display = h ? "" : "none";
   if (!h) {
     $("hinge-picture").replaceChildren();
     root.textContent = "Choose a true label (in the bar at the top): the hinge compares every score with the label's.";
@@ -274,7 +291,7 @@ function showStep(result, names) {
     weightImage(canvas, image);
     const figure = element("div", { class: "unit" });
     // In a deeper net the first layer's units are hidden layer 1's, not the last one's of view 5: say so.
-    const layer = result.hidden && result.hidden.layers > 1 ? "layer 1 " : "";
+    const layer = result.hidden && result.hidden.hidden_layers > 1 ? "layer 1 " : "";
     const what = g.caption === "class" ? `class ${names[g.units[k]]}` : `${layer}${g.caption} ${g.units[k]}`;
     figure.append(canvas, element("div", {}, `${what}: |∇| ${fmt(g.norms[k])}`));
     root.append(figure);

@@ -186,9 +186,9 @@ function hiddenUnits(params, inputs, digit) {
   const push = Array.from(a, (v, j) => v * toward[j]);
   const units = topUnits(push, HIDDEN_SHOWN);
   const images = scaledImages(unitPictures(params, inputs, last, units), units.map((_, k) => k));
-  const layers = ops.filter((op) => op === "relu").length;
+  const depth = ops.filter((op) => op === "relu").length;
   return {
-    layer: layers, layers, active: a.filter((v) => v > 0).length, total: a.length, side: 28, images: base64Pixels(images),
+    layer: depth, hidden_layers: depth, active: a.filter((v) => v > 0).length, total: a.length, side: 28, images: base64Pixels(images),
     units: units.map((j) => ({ unit: j, activation: a[j], weight: toward[j], push: push[j] })),
   };
 }

@@ -99,6 +99,12 @@ $("toc").addEventListener("change", (e) => {
 });
 $("calibrated").addEventListener("change", update);
 wireLab(update);
+// "go to" scrolls a view's heading to just below the sticky bar, whose height changes as it wraps
+// (128 px at 390 px wide): its height, kept in --bar for the sections' scroll-margin-top.
+const bar = document.querySelector(".controls");
+if (bar && window.ResizeObserver) {
+  new ResizeObserver(() => document.documentElement.style.setProperty("--bar", `${bar.offsetHeight}px`)).observe(bar);
+}
 wireDerivations();
 wireChoosing();
 renderAll();

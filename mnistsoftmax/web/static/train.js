@@ -1,7 +1,7 @@
 // The training view: a form of train's options, the runs of the runs folder, and one run watched
 // live through its Server-Sent Events (one metrics record each). Hooks for automation:
 // body[data-ready], body[data-run-status] of the watched run, data-testid on fields and buttons.
-import { boxPlots, lossChart, marginChart } from "./charts.js";
+import { boxPlots, chartScale, lossChart, marginChart } from "./charts.js";
 import { $, call, element, showError } from "./common.js";
 import { decodeImages, weightImage } from "./draw.js";
 
@@ -186,7 +186,12 @@ function classNames() {
   return (watched && watched.init && watched.init.class_names) || [...Array(10).keys()].map(String);
 }
 
-function renderSide(root, s) {
+function sideRun(s) {
+  const config = (s.init && s.init.config) || {};
+  return { steps: s.steps, probes: s.probes, totalSteps: s.init ? s.init.steps_per_epoch * config.epochs : 0 };
+}
+
+function renderSide(root, s, scale) {
   const q = (cls) => root.querySelector(cls);
   if (!s) {
     for (const cls of [".side-loss", ".side-margin", ".side-logits"]) q(cls).replaceChildren();
@@ -200,16 +205,19 @@ function renderSide(root, s) {
   const accuracy = s.test ? `test accuracy ${(100 * s.test.accuracy).toFixed(2)} %` : "running";
   const margin = last && last.margin ? `, median margin ${last.margin.median.toFixed(2)} at step ${last.step}` : "";
   q(".side-summary").textContent = accuracy + margin;
-  lossChart(q(".side-loss"), { steps: s.steps, epochs: s.epochs, totalSteps: s.init ? s.init.steps_per_epoch * config.epochs : 0 });
-  marginChart(q(".side-margin"), s.probes);
+  lossChart(q(".side-loss"), { steps: s.steps, epochs: s.epochs, totalSteps: sideRun(s).totalSteps, scale });
+  marginChart(q(".side-margin"), s.probes, scale);
   if (last) {
     boxPlots(q(".side-logits"), last.logits, last.classes, classNames(), logitAxis(last));
   }
 }
 
 function renderCompare() {
-  const both = compared ? [watched, compared] : [null, null];
-  both.forEach((s, i) => renderSide(document.querySelector(`[data-testid="side-${i}"]`), s));
+  const both = compared && watched ? [watched, compared] : [null, null];
+  // Nothing compared: no two empty columns. Two runs: the same axes, so their curves compare.
+  $("sides").hidden = !both[0];
+  const scale = both[0] ? chartScale(both.map(sideRun)) : null;
+  both.forEach((s, i) => renderSide(document.querySelector(`[data-testid="side-${i}"]`), s, scale));
 }
 
 function render() {

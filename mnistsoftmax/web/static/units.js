@@ -7,9 +7,9 @@ export function showUnits(result, classNames) {
   const view = document.getElementById("units-view");
   view.hidden = !result.hidden;
   if (!result.hidden) return;
-  const { active, total, units, layer, layers } = result.hidden;
-  const which = layers > 1 ? `units of hidden layer ${layer} (the last of ${layers})` : "hidden units";
-  const pictures = layers > 1
+  const { active, total, units, layer, hidden_layers: depth } = result.hidden;
+  const which = depth > 1 ? `units of hidden layer ${layer} (the last of ${depth})` : "hidden units";
+  const pictures = depth > 1
     ? "each with its weights carried down to the pixels through the layers below, as this digit sets them"
     : "with their first-layer weights";
   document.getElementById("units-summary").textContent =
