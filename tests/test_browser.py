@@ -180,6 +180,22 @@ def test_the_checkpoint_picker_lists_the_runs(page):
     assert options == ["latest"]
 
 
+def test_the_numbers_and_the_menu_come_from_the_list_of_views(page):
+    """views.js's list numbers the headings 1, 2, ... in the page's order, fills the "go to" menu
+    with every view (the unnumbered ones by name) and every "(view N)" reference."""
+    listed = page.evaluate("""async () => (await import("/static/views.js")).VIEWS.map(
+        (v) => [v.id, v.numbered, v.name])""")  # fmt: skip
+    numbered = [view_id for view_id, is_numbered, _ in listed if is_numbered]
+    headings = page.evaluate("ids => ids.map((id) => document.querySelector(`#${id} h2`).textContent)", numbered)
+    assert [h.split(" · ")[0] for h in headings] == [str(i) for i in range(1, len(numbered) + 1)]
+    menu = page.get_by_test_id("toc").locator("option").evaluate_all("os => os.map((o) => [o.value, o.textContent])")
+    assert [value for value, _ in menu[1:]] == [view_id for view_id, _, _ in listed]
+    assert dict(menu)["playground-view"] == f"{numbered.index('playground-view') + 1} · playground"
+    assert dict(menu)["timeline-view"] == "through training"
+    source = page.locator("#jacobian-source option[value=playground]").text_content()
+    assert source == f"the playground's logits (view {numbered.index('playground-view') + 1})"
+
+
 @pytest.fixture
 def training_page(browser, tmp_path):
     """The training view of a server whose runs folder starts empty (MNIST for data: a test

@@ -22,6 +22,14 @@ export function svg(tag, attributes = {}, text) {
   return e;
 }
 
+// Each numbered view's number by its section's id, filled by views.js from its list: how a module
+// refers to another view ("view 9") without importing the list (which imports the modules).
+export const VIEW_NUMBERS = new Map();
+
+export function viewNumber(id) {
+  return VIEW_NUMBERS.get(id);
+}
+
 // The page's error line (#error): shown with a message, hidden without one.
 export function showError(message) {
   $("error").textContent = message;

@@ -5,7 +5,7 @@
 //   view 12  the output layer's own Jacobian (T × NT, mostly zeros) and the chain rule that
 //            collapses to (S_i − δ_iy)·a_j, the weight gradient
 //   view 13  cross entropy against a soft target (label smoothing's, or the playground's softmax)
-import { $, element } from "./common.js";
+import { $, element, viewNumber } from "./common.js";
 import { playedProbabilities } from "./lab.js";
 import { num, tex } from "./tex.js";
 
@@ -107,7 +107,7 @@ export function showLayerJacobian(result, names, checkpoint) {
     N = hidden.total;
     ({ unit: j, activation: a } = hidden.units[0]);
     what = [`a is the last hidden layer's ${N} activations; `, [`a_{${j}} = ${num(a)}`], ` is unit ${j}'s, the one ` +
-      `pushing ${names[result.digit]} most (view 5).`];
+      `pushing ${names[result.digit]} most (view ${viewNumber("units-view")}).`];
   } else {
     const n = checkpoint && checkpoint.normalization;
     if (!n) return;
@@ -156,7 +156,10 @@ export function showSoftTarget(result, names, checkpoint) {
   let q;
   if (source === "playground") {
     q = playedProbabilities();
-    if (!q) { root.textContent = "Every logit of the playground (view 9) must be a number."; return; }
+    if (!q) {
+      root.textContent = `Every logit of the playground (view ${viewNumber("playground-view")}) must be a number.`;
+      return;
+    }
   } else {
     if (y === undefined) { root.textContent = "Choose a true label (in the bar at the top): the target is built on it."; return; }
     q = p.map((_, k) => (k === y ? 1 - eps : 0) + eps / C);
@@ -190,8 +193,13 @@ export function showSoftTarget(result, names, checkpoint) {
 
 let last = null; // the answer drawn last, for the controls moved by hand
 
-export function showDerivations(result, names, checkpoint) {
+// The answer the derivations draw, kept for the controls moved by hand (called before any of them).
+export function setDerivations(result, names, checkpoint) {
   last = { result, names, checkpoint };
+}
+
+export function showDerivations(result, names, checkpoint) {
+  setDerivations(result, names, checkpoint);
   showOverflow(result, names);
   showQuotientRule(result, names);
   showLayerJacobian(result, names, checkpoint);

@@ -1,7 +1,7 @@
-// Views 7-12, the lab: the articles' further steps for this digit. The server computes every
+// The lab's views (7-12 as views.js numbers them): the articles' further steps for this digit. The server computes every
 // number from the model (explain.explain's `lab`); this module draws them, and computes only what
 // the user moves by hand: the temperature and the logit playground.
-import { $, element, svg } from "./common.js";
+import { $, element, svg, viewNumber } from "./common.js";
 import { decodeImages, markChosen, probabilityBars, weightImage } from "./draw.js";
 
 const PRESETS = { "[1, 2, 3]": [1, 2, 3], "[1, 2, 5]": [1, 2, 5] }; // the articles' worked examples
@@ -21,12 +21,24 @@ let playLabel; // the playground's label: the digit's, or a preset's own
 let fromPreset = false; // whether the playground holds a preset (its label then stays its own)
 let playedFrom = null; // the logits the playground was last reset from: another answer of them keeps its edits
 
-export function showLab(result, names, checkpoint) {
+// The answer the lab's views draw, kept for the views moved by hand (called before any of them).
+export function setLab(result, names, checkpoint) {
   current = { result, names, checkpoint };
+}
+
+export function showLab(result, names, checkpoint) {
+  setLab(result, names, checkpoint);
   showCurves(result, names);
   showTemperature();
-  // A new digit, snapshot or checkpoint resets the playground; another answer for the same logits
-  // (the step's learning rate, the label) keeps what the learner set there.
+  showPlaygroundFor(result);
+  showJacobian(result, names);
+  showHinge(result, names);
+  showStep(result, names);
+}
+
+// A new digit, snapshot or checkpoint resets the playground; another answer for the same logits
+// (the step's learning rate, the label) keeps what the learner set there.
+export function showPlaygroundFor(result) {
   const key = result.logits.join(",");
   if (key !== playedFrom) {
     playedFrom = key;
@@ -35,9 +47,6 @@ export function showLab(result, names, checkpoint) {
     if (!fromPreset) playLabel = result.label;
     showPlayground();
   }
-  showJacobian(result, names);
-  showHinge(result, names);
-  showStep(result, names);
 }
 
 // ---- 7: the curves (Tam's Figures 5, 6 and 8)
@@ -83,7 +92,7 @@ function curve(root, { f, xmin, xmax, ymin, ymax, xlabel, ylabel }, points, { la
   }
 }
 
-function showCurves(result) {
+export function showCurves(result) {
   const c = result.lab.curves;
   const label = result.label;
   curve($("curve-exp"), { f: Math.exp, xmin: -20, xmax: 0, ymin: 0, ymax: 1, xlabel: "z − max z",
@@ -95,7 +104,7 @@ function showCurves(result) {
 }
 
 // ---- 8: temperature
-function showTemperature() {
+export function showTemperature() {
   if (!current) return;
   const T = Number($("temperature-input").value);
   const root = $("t-probs");
@@ -181,7 +190,7 @@ function playgroundJacobian() {
   return { matrix, chain, gradient: p.map((v, c) => v - (c === y ? 1 : 0)), label: y };
 }
 
-function showJacobian(result, names) {
+export function showJacobian(result, names) {
   const fromPlay = $("jacobian-source").value === "playground" ? playgroundJacobian() : null;
   const { matrix: J, chain } = fromPlay || result.lab.jacobian;
   const gradient = fromPlay ? fromPlay.gradient : result.gradient;
@@ -246,7 +255,7 @@ function hingePicture(root, z, y, terms, gradient, names) {
   root.append(svg("text", { x: (left + W - right) / 2, y: H - 8, class: "tick", "text-anchor": "middle" }, "logit z"));
 }
 
-function showHinge(result, names) {
+export function showHinge(result, names) {
   const root = $("hinge-terms");
   root.replaceChildren();
   const h = result.lab.hinge;
@@ -274,7 +283,7 @@ function showHinge(result, names) {
 }
 
 // ---- 12: what training on this digit would change
-function showStep(result, names) {
+export function showStep(result, names) {
   const st = result.lab.step;
   const root = $("grad-images");
   root.replaceChildren();

@@ -2,16 +2,13 @@
 import { initialDigit, listCheckpoints, predict } from "./api.js";
 import { $, showError } from "./common.js";
 import { markChosen, number, probabilityBars, wireChoosing } from "./draw.js";
-import { showCompare } from "./compare.js";
-import { showMath } from "./mathview.js";
 import { Pad } from "./pad.js";
-import { showStages } from "./stages.js";
-import { showLab, wireLab } from "./lab.js";
-import { showDerivations, wireDerivations } from "./derivations.js";
+import { wireLab } from "./lab.js";
+import { wireDerivations } from "./derivations.js";
 import { renderAll } from "./tex.js";
 import { showReliability } from "./reliability.js";
-import { showUnits } from "./units.js";
-import { prepareTimeline, showTimeline, wireTimeline } from "./timeline.js";
+import { prepareTimeline, wireTimeline } from "./timeline.js";
+import { drawViews, numberViews } from "./views.js";
 
 let checkpoints = [];
 let source = null; // what to classify: () => Promise<Blob | null>
@@ -36,13 +33,7 @@ function show(result) {
   const shown = $("calibrated").checked && result.calibrated ? result.calibrated : result.probabilities;
   probabilityBars($("probabilities"), shown, names, { testids: true, highlight: result.digit });
   $("loss").textContent = result.loss === undefined ? "–" : number(result.loss);
-  showStages(result);
-  showMath($("math-table"), result, names);
-  showCompare(result, names);
-  showUnits(result, names);
-  showLab(result, names, checkpoint());
-  showDerivations(result, names, checkpoint());
-  showTimeline(result, names);
+  drawViews(result, names, checkpoint());
   const t = result.timeline;
   $("reliability-snapshot").hidden = !t || t.index === t.steps.length - 1;
   markChosen();
@@ -92,6 +83,7 @@ const pad = new Pad($("pad"), {
 $("clear").addEventListener("click", () => { $("upload").value = ""; pad.clear(); });
 $("upload").addEventListener("change", (e) => { if (e.target.files[0]) useFile(e.target.files[0]); });
 $("label").addEventListener("change", update);
+numberViews($("toc"));
 $("toc").addEventListener("change", (e) => {
   const target = e.target.value && $(e.target.value);
   if (target && !target.hidden) target.scrollIntoView({ behavior: "smooth", block: "start" });
