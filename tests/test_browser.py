@@ -467,6 +467,10 @@ def check_timeline(page, model: Path, settled, label: int | None) -> None:
     for index in (0, last // 2, last):
         move_timeline(page, index, settled)
         assert page.get_by_test_id("timeline-step").get_attribute("data-value") == str(kept.steps[index])
+        # a screen reader hears the step, as the page shows it, not the slider's index
+        where = ", untrained" if index == 0 else ", trained" if index == last else ""
+        said = page.get_by_test_id("timeline").get_attribute("aria-valuetext")
+        assert said == f"step {kept.steps[index]} of {kept.steps[last]}{where}"
         shown = values(page, "prob-")
         np.testing.assert_allclose(shown, forward64(model, index, digit), atol=1e-6, rtol=0)
         if index == 0:
@@ -506,6 +510,7 @@ def test_the_lab_views_are_pictures_that_follow_the_hand(page, served, tmp_path)
 
     page.get_by_test_id("temperature-slider").fill(str(math.log10(2.5)))
     assert float(page.get_by_test_id("temperature").input_value()) == 2.51  # 10 ** 0.40: the slider's steps of 0.01
+    assert page.get_by_test_id("temperature-slider").get_attribute("aria-valuetext") == "T = 2.51"  # not 0.4
     T = float(page.get_by_test_id("temperature").input_value())
     np.testing.assert_allclose(values(page, "t-prob-"), np.exp((z - z.max()) / T) / np.exp((z - z.max()) / T).sum(),
                                **close)  # fmt: skip

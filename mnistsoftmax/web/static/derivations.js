@@ -36,6 +36,7 @@ export function showOverflow(result, names) {
   const root = $("overflow");
   const k = Number($("overflow-scale").value);
   $("overflow-scale-value").textContent = `× ${k}`;
+  $("overflow-scale").setAttribute("aria-valuetext", `logits × ${k}`);
   const z = result.logits.map((v) => k * v), m = Math.max(...z);
   // The model computes in float32: e^z above 3.4 × 10^38 (z > 88.72) is infinite there.
   const raw = z.map((v) => { const e = Math.exp(v); return e > FLOAT32_MAX ? Infinity : Math.fround(e); });
@@ -151,6 +152,7 @@ export function showSoftTarget(result, names, checkpoint) {
   const y = result.label, C = result.logits.length, p = result.probabilities, logp = result.log_softmax;
   const source = $("soft-source").value, eps = Number($("soft-epsilon").value);
   $("soft-epsilon-value").textContent = `ε = ${eps.toFixed(2)}`;
+  $("soft-epsilon").setAttribute("aria-valuetext", `ε = ${eps.toFixed(2)}`);
   const trained = checkpoint && checkpoint.label_smoothing;
   $("soft-epsilon-run").textContent = trained ? `(this run trained with ε = ${trained})` : "(this run trained on one-hot targets)";
   let q;

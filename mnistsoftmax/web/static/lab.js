@@ -107,6 +107,7 @@ export function showCurves(result) {
 export function showTemperature() {
   if (!current) return;
   const T = Number($("temperature-input").value);
+  $("temperature-slider").setAttribute("aria-valuetext", `T = ${T}`);
   const root = $("t-probs");
   if (!(T > 0) || !Number.isFinite(T)) { root.replaceChildren("T must be a positive number"); return; }
   const { p, logp } = softmax(current.result.logits.map((z) => z / T));
@@ -137,8 +138,10 @@ function resetPlayground(values, label) {
     input.value = String(Number(v.toFixed(4)));
     input.dataset.exact = String(v);
     slider.value = String(v);
-    slider.addEventListener("input", () => { input.value = slider.value; delete input.dataset.exact; showPlayground(); });
-    input.addEventListener("input", () => { slider.value = input.value; delete input.dataset.exact; showPlayground(); });
+    const said = () => slider.setAttribute("aria-valuetext", `z${c} = ${Number(slider.value).toFixed(2)}`);
+    said();
+    slider.addEventListener("input", () => { input.value = slider.value; delete input.dataset.exact; said(); showPlayground(); });
+    input.addEventListener("input", () => { slider.value = input.value; delete input.dataset.exact; said(); showPlayground(); });
     const row = element("div", { class: "play-row" });
     row.append(element("span", { "data-class": c }, `z${current.names[c] === String(c) ? c : ` ${current.names[c]}`}`),
       slider, input);

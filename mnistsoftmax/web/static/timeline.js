@@ -21,6 +21,13 @@ function describe(t) {
   return `step ${step} of ${t.steps[last]} · after ${step} update${step === 1 ? "" : "s"}`;
 }
 
+// What the slider says to a screen reader, in the page's words (not its index).
+function valueText(t) {
+  const step = t.steps[t.index], last = t.steps[t.steps.length - 1];
+  const where = t.index === 0 ? ", untrained" : t.index === t.steps.length - 1 ? ", trained" : "";
+  return `step ${step} of ${last}${where}`;
+}
+
 function chart(root, t, names) {
   // As wide as the card lets it be, so that its text keeps its size on a phone.
   const W = Math.round(Math.max(320, Math.min(760, root.getBoundingClientRect().width || 640)));
@@ -142,6 +149,7 @@ export function showTimeline(result, names) {
   const slider = $("timeline");
   slider.max = String(t.steps.length - 1);
   slider.value = String(t.index);
+  slider.setAttribute("aria-valuetext", valueText(t));
   const step = $("timeline-step");
   step.textContent = describe(t);
   step.dataset.value = String(t.steps[t.index]);

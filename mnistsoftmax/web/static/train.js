@@ -273,6 +273,7 @@ function renderProbe(s) {
   slider.max = String(s.probes.length - 1);
   if (slider.dataset.follow === "true") slider.value = slider.max;
   const p = s.probes[Number(slider.value)];
+  slider.setAttribute("aria-valuetext", `probe ${Number(slider.value) + 1} of ${s.probes.length}, at step ${p.step}`);
   $("probe-live").textContent = slider.dataset.follow === "true" ? "live" : "";
   $("probe-caption").textContent =
     `· step ${p.step} (epoch ${p.epoch}): loss ${p.loss.toFixed(4)}, accuracy ${(100 * p.accuracy).toFixed(1)} % ` +
