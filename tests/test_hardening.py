@@ -773,3 +773,41 @@ def test_a_large_opening_image_is_blamed_on_the_image_not_the_model(tmp_path):
     assert len(page) > export.HTML_LIMIT  # the image's share took it over the model's limit: allowed
     with pytest.raises(export.ExportError, match="the image the page opens with weighs .* give a smaller image"):
         export.to_html(model, meta, "linear", None, initial={"file": os.urandom(13 << 20), "type": "image/jpeg"})
+
+
+def test_checkpoints_appearing_and_vanishing_while_the_page_polls(tmp_path):
+    """Files written and deleted in the runs folder while /api/checkpoints and /api/predict are
+    asked again and again (a FileNotFoundError between the listing and a stat gave 500s): every
+    answer is 200, the good checkpoint always listed."""
+    import shutil
+    import threading
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    model = build_model("mlp", np.random.default_rng(0), hidden=8)
+    checkpoint.save(runs / "latest.npz", model, {"normalization": {"mean": 0.1, "std": 0.3}})
+    stop = threading.Event()
+
+    def churn():
+        i = 0
+        while not stop.is_set():
+            shutil.copy(runs / "latest.npz", runs / f"run{i % 7}.npz")
+            (runs / f"run{(i + 3) % 7}.npz").unlink(missing_ok=True)
+            i += 1
+
+    client = TestClient(create_app(Catalog(runs), "127.0.0.1", 8765), base_url=BASE)
+    seven = drawn_seven()
+    worker = threading.Thread(target=churn)
+    worker.start()
+    try:
+        statuses = []
+        for _ in range(150):
+            listing = client.get("/api/checkpoints")
+            statuses.append(listing.status_code)
+            assert "latest" in [e["name"] for e in listing.json()]
+            answer = client.post("/api/predict", content=seven, headers={"Content-Type": "image/png"})
+            statuses.append(answer.status_code)
+    finally:
+        stop.set()
+        worker.join()
+    assert set(statuses) == {200}
