@@ -180,6 +180,22 @@ def test_the_checkpoint_picker_lists_the_runs(page):
     assert options == ["latest"]
 
 
+def test_the_training_view_from_the_keyboard(page, served):
+    """/train: every option's field sits in its label (its accessible name), and a run's row opens
+    with Tab and Enter, as a click opens it."""
+    url, _ = served
+    page.goto(url + "train")
+    page.wait_for_selector("#runs tbody tr[data-run]")
+    fields = "[...document.querySelectorAll('#options input, #options select')]"
+    unlabelled = page.evaluate(fields + ".filter((i) => !i.labels.length || !i.labels[0].textContent.trim()).length")
+    assert unlabelled == 0 and page.locator("#options input").count() > 10
+    row = page.locator("#runs tbody tr[data-run]").first
+    row.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.getElementById('watched').textContent.includes('latest')")
+    assert "latest" in page.locator("#watched").text_content()
+
+
 def test_the_numbers_and_the_menu_come_from_the_list_of_views(page):
     """views.js's list numbers the headings 1, 2, ... in the page's order, fills the "go to" menu
     with every view (the unnumbered ones by name) and every "(view N)" reference."""

@@ -28,7 +28,10 @@ async function buildForm() {
       groups.set(option.group, fieldset);
       form.append(fieldset);
     }
-    groups.get(option.group).append(element("label", {}, option.key), field(option));
+    // Each field inside its label: its name is the option's key, its description the option's help.
+    const label = element("label", {}, option.key);
+    label.append(field(option));
+    groups.get(option.group).append(label);
   }
 }
 
@@ -53,6 +56,7 @@ function field(option) {
   input.dataset.testid = `opt-${option.key}`;
   input.name = option.key;
   input.title = option.help || "";
+  if (option.help) input.setAttribute("aria-description", option.help);
   return input;
 }
 
@@ -88,7 +92,13 @@ async function refreshRuns() {
     const accuracy = run.accuracy === null || run.accuracy === undefined ? "" : `${(100 * run.accuracy).toFixed(2)} %`;
     for (const text of [run.id, run.status, model, o.epochs ?? "", accuracy]) row.append(element("td", {}, String(text)));
     if (run.error) row.title = run.error;
+    // A row opens its run with a click, or from the keyboard: Tab to it, Enter or Space.
+    row.tabIndex = 0;
+    row.setAttribute("aria-label", `watch run ${run.id}, ${run.status}${accuracy ? `, ${accuracy}` : ""}`);
     row.addEventListener("click", () => watch(run.id));
+    row.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" || e.key === " ") { e.preventDefault(); watch(run.id); }
+    });
     body.append(row);
   }
   updateButtons();
