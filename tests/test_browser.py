@@ -196,6 +196,28 @@ def test_the_training_view_from_the_keyboard(page, served):
     assert "latest" in page.locator("#watched").text_content()
 
 
+def test_the_jacobian_is_one_tab_stop_with_arrow_keys_inside(page):
+    """The W3C grid pattern: 100 cells, one of them in the Tab order; arrows move between them,
+    End to the row's end, Ctrl+Home to the corner, and each cell says its value and its meaning."""
+    before = answers(page)
+    page.get_by_test_id("upload").set_input_files(str(Path(__file__).parents[1] / "docs" / "examples" / "seven.png"))
+    settle(page, before)
+    grid = page.get_by_test_id("jacobian")
+    assert grid.get_attribute("role") == "grid" and grid.locator("[role=gridcell]").count() == 100
+    assert grid.locator('[tabindex="0"]').count() == 1
+    grid.locator('[tabindex="0"]').focus()
+    for key in ("ArrowRight", "ArrowDown", "ArrowDown"):
+        page.keyboard.press(key)
+    focused = page.evaluate("[document.activeElement.dataset.i, document.activeElement.dataset.j]")
+    assert focused == ["2", "1"] and grid.locator('[tabindex="0"]').count() == 1
+    said = page.evaluate("document.activeElement.getAttribute('aria-label')")
+    assert said.startswith("∂S2/∂z1 = ") and "how S2 moves with z1" in said
+    page.keyboard.press("End")
+    assert page.evaluate("document.activeElement.dataset.j") == "9"
+    page.keyboard.press("Control+Home")
+    assert page.evaluate("[document.activeElement.dataset.i, document.activeElement.dataset.j]") == ["0", "0"]
+
+
 def test_the_numbers_and_the_menu_come_from_the_list_of_views(page):
     """views.js's list numbers the headings 1, 2, ... in the page's order, fills the "go to" menu
     with every view (the unnumbered ones by name) and every "(view N)" reference."""

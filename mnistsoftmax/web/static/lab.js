@@ -20,6 +20,7 @@ let current = null; // the last answer, for the views moved by hand
 let playLabel; // the playground's label: the digit's, or a preset's own
 let fromPreset = false; // whether the playground holds a preset (its label then stays its own)
 let playedFrom = null; // the logits the playground was last reset from: another answer of them keeps its edits
+let jacobianCell = [0, 0]; // the Jacobian's cell the keyboard is on: the grid's one Tab stop
 
 // The answer the lab's views draw, kept for the views moved by hand (called before any of them).
 export function setLab(result, names, checkpoint) {
@@ -201,23 +202,34 @@ export function showJacobian(result, names) {
   root.replaceChildren();
   const scale = Math.max(...J.flat().map(Math.abs)) || 1;
   const said = (i, j) => `∂S${i}/∂z${j} = ${fmt(J[i][j])}` + (i === j ? `: S${i}(1 − S${i})` : `: −S${i}·S${j}`);
-  // Row i is S_i, column j is z_j; the corner is empty, the first row and column name them.
-  root.append(element("div", { class: "jhead" }, "S\\z"), ...names.map((_, j) => element("div",
-    { class: "jhead", "data-class": j }, `z${j}`)));
+  // One Tab stop (the W3C grid pattern): the cell last visited takes focus, arrows move within.
+  root.setAttribute("role", "grid");
+  root.setAttribute("aria-label", "the softmax Jacobian: row i is S_i, column j is z_j; arrow keys move between cells");
+  const [ai, aj] = jacobianCell.map((k) => Math.min(k, J.length - 1));
+  // Row i is S_i, column j is z_j; the corner is empty, the first row and column name them. Rows are
+  // display: contents, so the cells stay the CSS grid's.
+  const head = element("div", { role: "row", class: "jrow" });
+  head.append(element("div", { class: "jhead", role: "columnheader" }, "S\\z"), ...names.map((_, j) => element("div",
+    { class: "jhead", "data-class": j, role: "columnheader" }, `z${j}`)));
+  root.append(head);
   J.forEach((row, i) => {
-    root.append(element("div", { class: "jhead", "data-class": i }, `S${i}`));
+    const line = element("div", { role: "row", class: "jrow" });
+    line.append(element("div", { class: "jhead", "data-class": i, role: "rowheader" }, `S${i}`));
     row.forEach((v, j) => {
       const a = Math.min(1, Math.abs(v) / scale);
+      const meaning = i === j ? `how S${i} moves with its own logit` : `how S${i} moves with z${j}`;
       const cell = element("div", { class: "jcell", "data-i": i, "data-j": j, "data-value": String(v),
-        title: said(i, j), tabindex: "0" });
+        title: said(i, j), role: "gridcell", "aria-label": `${said(i, j)}, ${meaning}`,
+        tabindex: i === ai && j === aj ? "0" : "-1" });
       cell.style.background = v >= 0 ? `rgba(200, 40, 40, ${a})` : `rgba(40, 80, 200, ${a})`;
       // Hover, tap or focus: the cell's value in the line below (a phone has no hover).
       const show = () => { $("jacobian-cell").textContent = said(i, j); };
       cell.addEventListener("mouseenter", show);
       cell.addEventListener("click", show);
-      cell.addEventListener("focus", show);
-      root.append(cell);
+      cell.addEventListener("focus", () => { jacobianCell = [i, j]; show(); });
+      line.append(cell);
     });
+    root.append(line);
   });
   const y = fromPlay ? (fromPlay.label ?? 0) : (result.label ?? result.digit);
   $("jacobian-cell").textContent = `${said(y, y)} (hover or tap a cell for its value)`;
@@ -228,6 +240,25 @@ export function showJacobian(result, names) {
   if (!chain) { out.textContent = "Choose a true label (in the bar at the top): the chain rule needs ∂L/∂S."; return; }
   chain.forEach((v, k) => out.append(element("div", { "data-testid": `chain-${k}`, "data-value": String(v),
     "data-class": k }, `${names[k]}: (Jᵀ ∂L/∂S)${k} = ${fmt(v)};  S${k} − onehot${k} = ${fmt(gradient[k])}`)));
+}
+
+// Arrow keys between the Jacobian's cells, Home and End to a row's ends, Ctrl+Home and Ctrl+End
+// to the corners: the W3C grid pattern's keys.
+function moveInJacobian(e) {
+  const n = $("jacobian").querySelectorAll("[data-j]").length ** 0.5;
+  let [i, j] = jacobianCell;
+  const moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
+  if (moves[e.key]) [i, j] = [i + moves[e.key][0], j + moves[e.key][1]];
+  else if (e.key === "Home") [i, j] = e.ctrlKey ? [0, 0] : [i, 0];
+  else if (e.key === "End") [i, j] = e.ctrlKey ? [n - 1, n - 1] : [i, n - 1];
+  else return;
+  e.preventDefault();
+  [i, j] = [Math.max(0, Math.min(n - 1, i)), Math.max(0, Math.min(n - 1, j))];
+  const from = $("jacobian").querySelector('[tabindex="0"]');
+  const to = $("jacobian").querySelector(`[data-i="${i}"][data-j="${j}"]`);
+  if (from) from.tabIndex = -1;
+  to.tabIndex = 0;
+  to.focus();
 }
 
 // ---- 11: hinge beside cross entropy: each z_k on a line against z_y − 1, and the numbers
@@ -344,6 +375,7 @@ export function wireLab(onLearningRate) {
     showTemperature();
   });
   $("jacobian-source").addEventListener("change", () => current && showJacobian(current.result, current.names));
+  $("jacobian").addEventListener("keydown", moveInJacobian);
   $("play-reset").addEventListener("click", () => resetPlayground());
   for (const [name, values] of Object.entries(PRESETS)) {
     const button = element("button", { type: "button", "data-testid": `preset-${values.join("-")}` }, name);
