@@ -200,7 +200,7 @@ def test_the_jacobian_is_one_tab_stop_with_arrow_keys_inside(page):
     """The W3C grid pattern: 100 cells, one of them in the Tab order; arrows move between them,
     End to the row's end, Ctrl+Home to the corner, and each cell says its value and its meaning."""
     before = answers(page)
-    page.get_by_test_id("upload").set_input_files(str(Path(__file__).parents[1] / "docs" / "examples" / "seven.png"))
+    page.get_by_test_id("upload").set_input_files(str(SEVEN))
     settle(page, before)
     grid = page.get_by_test_id("jacobian")
     assert grid.get_attribute("role") == "grid" and grid.locator("[role=gridcell]").count() == 100
@@ -658,5 +658,49 @@ def test_nothing_scrolls_sideways_at_phone_width(browser, served, tmp_path):
         page.locator("#runs tbody tr").first.click()
         page.wait_for_selector("#loss-chart polyline")
         assert page.evaluate(SIDEWAYS) == [] and page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    finally:
+        context.close()
+
+
+AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
+SEVEN = Path(__file__).parents[1] / "docs" / "examples" / "seven.png"  # MNIST's first test 7, drawn 280 x 280
+
+
+def axe_violations(page) -> list:
+    """axe-core's violations of every rule and impact on the page as it stands: [(rule, impact, first target)]."""
+    page.add_script_tag(content=AXE.read_text(encoding="utf-8"))
+    return page.evaluate("""async () => (await axe.run(document)).violations.map(
+        (v) => [v.id, v.impact, v.nodes[0].target.join(" ")])""")  # fmt: skip
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_axe_finds_no_violation_on_either_page(browser, served, tmp_path, width):
+    """axe-core 4.14.1 (vendored for the tests) on the draw page before a digit and after one, on
+    /train, and on the exported page opened from disk, at 1280 and 390 px: no violation of any
+    impact."""
+    from mnistsoftmax.export import to_html
+
+    url, model = served
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(url)
+        page.wait_for_selector("body[data-ready=true]")
+        assert axe_violations(page) == []
+        before = answers(page)
+        page.get_by_test_id("upload").set_input_files(str(SEVEN))
+        settle(page, before)
+        page.select_option("#label", "7")
+        settle(page, before + 1)
+        assert axe_violations(page) == []
+        page.goto(url + "train")
+        page.wait_for_selector("#runs tbody tr[data-run]")
+        assert axe_violations(page) == []
+        exported = tmp_path / "page.html"
+        loaded, meta = checkpoint.load(model)
+        exported.write_bytes(to_html(loaded, meta, "latest"))
+        page.goto(exported.as_uri())
+        page.wait_for_selector("body[data-ready=true]")
+        assert axe_violations(page) == []
     finally:
         context.close()

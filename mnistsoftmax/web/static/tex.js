@@ -5,6 +5,9 @@
 export function render(element, source, display = false) {
   if (window.katex) {
     window.katex.render(source, element, { output: "mathml", displayMode: display, throwOnError: false });
+    // A formula on a line of its own scrolls sideways on a phone: a region the keyboard can scroll
+    // too (in the Tab order); a screen reader reads its MathML.
+    for (const block of element.querySelectorAll("math[display=block]")) block.setAttribute("tabindex", "0");
   } else {
     element.textContent = source;
   }
