@@ -218,6 +218,47 @@ def test_the_jacobian_is_one_tab_stop_with_arrow_keys_inside(page):
     assert page.evaluate("[document.activeElement.dataset.i, document.activeElement.dataset.j]") == ["0", "0"]
 
 
+def test_a_keyboard_alone_reaches_a_prediction_and_moves_the_timeline(browser, served):
+    """From a fresh page, Tab and keys only: to "pick a test digit", arrows to a 7 (MNIST's first
+    test 7 goes on the pad, the true label set to 7), the prediction; Shift+Tab back to the
+    timeline, Home and End, each step read in its aria-valuetext."""
+    url, model = served
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(url)
+        page.wait_for_selector("body[data-ready=true]")
+        for _ in range(40):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.id") == "pick-digit":
+                break
+        assert page.evaluate("document.activeElement.id") == "pick-digit"
+        for _ in range(8):  # past "a test digit…", 0 ... 6
+            page.keyboard.press("ArrowDown")
+        page.wait_for_function(
+            "Number(document.body.dataset.answers || 0) > 0 && document.body.dataset.busy === 'false'"
+        )
+        assert (
+            page.get_by_test_id("pick-digit").input_value() == "7" and page.get_by_test_id("label").input_value() == "7"
+        )
+        assert page.locator("#prediction").text_content() == "7"
+        for _ in range(10):
+            page.keyboard.press("Shift+Tab")
+            if page.evaluate("document.activeElement.id") == "timeline":
+                break
+        kept = checkpoint.snapshot_steps(model)
+        for key, said in (
+            ("Home", f"step 0 of {kept[-1]}, untrained"),
+            ("End", f"step {kept[-1]} of {kept[-1]}, trained"),
+        ):
+            before = answers(page)
+            page.keyboard.press(key)
+            settle(page, before)
+            assert page.get_by_test_id("timeline").get_attribute("aria-valuetext") == said
+    finally:
+        context.close()
+
+
 def test_the_numbers_and_the_menu_come_from_the_list_of_views(page):
     """views.js's list numbers the headings 1, 2, ... in the page's order, fills the "go to" menu
     with every view (the unnumbered ones by name) and every "(view N)" reference."""

@@ -199,3 +199,25 @@ def test_mnist_digits_pass_through_essentially_unchanged(mnist_model):
     assert np.median(diff.mean(axis=(1, 2))) < 8  # grey levels of 255, mean over the 784 pixels
     same = np.mean(logits(model, out, norm).argmax(axis=1) == logits(model, digits, norm).argmax(axis=1))
     assert same >= 0.98
+
+
+def test_the_pages_test_digits_are_mnists_first_of_each_class():
+    """static/examples.js, the "pick a test digit" control's: for class c, the first test image of
+    class c, its index and its 784 bytes as MNIST has them."""
+    import base64
+    import re
+
+    from mnistsoftmax import datasets
+
+    if not (MNIST_DIR / "t10k-labels-idx1-ubyte").exists():
+        if os.environ.get("MNISTSOFTMAX_REQUIRE_REAL_DATA"):
+            pytest.fail(f"no MNIST in {MNIST_DIR}: run `make data`")
+        pytest.skip(f"no MNIST in {MNIST_DIR} (make data)")
+    test = datasets.load("mnist", MNIST_DIR, splits=("test",)).test
+    source = (Path(__file__).parents[1] / "mnistsoftmax" / "web" / "static" / "examples.js").read_text()
+    found = re.findall(r'\{ label: (\d), index: (\d+), pixels: "([A-Za-z0-9+/=]+)" \}', source)
+    assert [int(label) for label, _, _ in found] == list(range(10))
+    for label, index, pixels in found:
+        first = int(np.flatnonzero(test.labels == int(label))[0])
+        assert int(index) == first
+        assert base64.b64decode(pixels) == test.images[first].tobytes()

@@ -9,6 +9,7 @@ import { renderAll } from "./tex.js";
 import { showReliability } from "./reliability.js";
 import { prepareTimeline, wireTimeline } from "./timeline.js";
 import { drawViews, numberViews } from "./views.js";
+import { EXAMPLES } from "./examples.js";
 
 let checkpoints = [];
 let source = null; // what to classify: () => Promise<Blob | null>
@@ -82,6 +83,27 @@ const pad = new Pad($("pad"), {
 });
 $("clear").addEventListener("click", () => { $("upload").value = ""; pad.clear(); });
 $("upload").addEventListener("change", (e) => { if (e.target.files[0]) useFile(e.target.files[0]); });
+$("pick-digit").addEventListener("change", async (e) => {
+  if (e.target.value === "") return;
+  const example = EXAMPLES[Number(e.target.value)];
+  $("label").value = String(example.label); // its true class is known: the loss follows it
+  useFile(await examplePNG(example));
+});
+
+// An MNIST test digit as a user's file would be: 280 x 280, dark ink on white, a PNG.
+async function examplePNG(example) {
+  const bytes = Uint8Array.from(atob(example.pixels), (c) => c.charCodeAt(0));
+  const small = document.createElement("canvas");
+  small.width = small.height = 28;
+  const image = small.getContext("2d").createImageData(28, 28);
+  bytes.forEach((v, i) => { image.data.set([255 - v, 255 - v, 255 - v, 255], 4 * i); });
+  small.getContext("2d").putImageData(image, 0, 0);
+  const big = document.createElement("canvas");
+  big.width = big.height = 280;
+  big.getContext("2d").drawImage(small, 0, 0, 280, 280);
+  const blob = await new Promise((resolve) => big.toBlob(resolve, "image/png"));
+  return new File([blob], `mnist-test-${example.index}.png`, { type: "image/png" });
+}
 $("label").addEventListener("change", update);
 numberViews($("toc"));
 $("toc").addEventListener("change", (e) => {
