@@ -259,6 +259,53 @@ def test_a_keyboard_alone_reaches_a_prediction_and_moves_the_timeline(browser, s
         context.close()
 
 
+def test_the_lesson_runs_through_every_step_from_the_keyboard(browser, served):
+    """The lesson: opened by its button, 11 steps; a picked 7 does step 1's task; "." and the next
+    button (Enter) go on, "," back; #lesson-N opens step N; the playground's task is noticed when
+    p0 passes 90 %; each step's numbers are the views' (step 3's probability is prob-7's); the
+    last step ends the way on (next disabled)."""
+    url, _ = served
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(url)
+        page.wait_for_selector("body[data-ready=true]")
+        page.get_by_test_id("lesson").click()
+        step, task = page.get_by_test_id("lesson-step"), page.get_by_test_id("lesson-task")
+        assert step.get_attribute("data-index") == "1" and step.get_attribute("data-count") == "11"
+        assert task.get_attribute("data-done") == "false"
+        before = answers(page)
+        page.select_option("#pick-digit", "7")
+        settle(page, before)
+        assert task.get_attribute("data-done") == "true"
+        page.get_by_test_id("lesson-next").focus()
+        page.keyboard.press("Enter")
+        page.locator("body").press(".")
+        assert step.get_attribute("data-index") == "3" and page.evaluate("location.hash") == "#lesson-3"
+        p7 = float(page.get_by_test_id("prob-7").get_attribute("data-value"))
+        assert f"σ(z)7 = {100 * p7:.{3 if p7 > 0.999 else 1}f} %" in page.locator("#lesson-text").text_content()
+        page.locator("body").press(",")
+        assert step.get_attribute("data-index") == "2"
+        page.goto(url + "#lesson-6")
+        page.wait_for_selector("body[data-ready=true]")
+        before = answers(page)
+        page.select_option("#pick-digit", "3")
+        settle(page, before)
+        assert step.get_attribute("data-index") == "6" and task.get_attribute("data-done") == "false"
+        page.get_by_test_id("preset-3-4-1").click()
+        page.get_by_test_id("logit-0").fill("8")
+        assert task.get_attribute("data-done") == "true"
+        page.get_by_test_id("lesson-next").focus()  # out of the field: "." there is the field's
+        for _ in range(10):
+            page.keyboard.press(".")
+        assert step.get_attribute("data-index") == "11" and page.get_by_test_id("lesson-next").is_disabled()
+    finally:
+        context.close()
+    assert errors == [], errors
+
+
 def test_the_numbers_and_the_menu_come_from_the_list_of_views(page):
     """views.js's list numbers the headings 1, 2, ... in the page's order, fills the "go to" menu
     with every view (the unnumbered ones by name) and every "(view N)" reference."""
@@ -734,14 +781,19 @@ def test_axe_finds_no_violation_on_either_page(browser, served, tmp_path, width)
         page.select_option("#label", "7")
         settle(page, before + 1)
         assert axe_violations(page) == []
+        page.get_by_test_id("lesson").click()  # the lesson open at its third step
+        page.get_by_test_id("lesson-next").click()
+        page.get_by_test_id("lesson-next").click()
+        assert axe_violations(page) == []
         page.goto(url + "train")
         page.wait_for_selector("#runs tbody tr[data-run]")
         assert axe_violations(page) == []
         exported = tmp_path / "page.html"
         loaded, meta = checkpoint.load(model)
         exported.write_bytes(to_html(loaded, meta, "latest"))
-        page.goto(exported.as_uri())
+        page.goto(exported.as_uri() + "#lesson-2")  # the lesson in the file too, opened by its address
         page.wait_for_selector("body[data-ready=true]")
+        assert page.get_by_test_id("lesson-step").get_attribute("data-index") == "2"
         assert axe_violations(page) == []
     finally:
         context.close()

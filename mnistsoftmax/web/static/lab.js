@@ -4,7 +4,8 @@
 import { $, element, svg, viewNumber } from "./common.js";
 import { decodeImages, markChosen, probabilityBars, weightImage } from "./draw.js";
 
-const PRESETS = { "[1, 2, 3]": [1, 2, 3], "[1, 2, 5]": [1, 2, 5] }; // the articles' worked examples
+// the articles' worked examples; [3, 4, 1] is the classic one of the lesson (0.259, 0.705, 0.035)
+const PRESETS = { "[3, 4, 1]": [3, 4, 1], "[1, 2, 3]": [1, 2, 3], "[1, 2, 5]": [1, 2, 5] };
 
 const fmt = (v) => (Math.abs(v) >= 1e-3 || v === 0 ? v.toFixed(4) : v.toExponential(2));
 
@@ -380,8 +381,9 @@ export function wireLab(onLearningRate) {
   for (const [name, values] of Object.entries(PRESETS)) {
     const button = element("button", { type: "button", "data-testid": `preset-${values.join("-")}` }, name);
     // The articles' three classes; the other seven far below, at e^-50 of them.
-    // A preset brings its own label, its largest logit (class 2): the drawn digit's would not fit it.
-    button.addEventListener("click", () => resetPlayground([...values, ...Array(7).fill(-50)], 2));
+    // A preset brings its own label, its largest logit: the drawn digit's would not fit it.
+    const largest = values.indexOf(Math.max(...values));
+    button.addEventListener("click", () => resetPlayground([...values, ...Array(7).fill(-50)], largest));
     $("play-presets").append(button);
   }
   $("step-lr").addEventListener("change", onLearningRate);

@@ -3,7 +3,8 @@ import { initialDigit, listCheckpoints, predict } from "./api.js";
 import { $, showError } from "./common.js";
 import { markChosen, number, probabilityBars, wireChoosing } from "./draw.js";
 import { Pad } from "./pad.js";
-import { wireLab } from "./lab.js";
+import { playedProbabilities, wireLab } from "./lab.js";
+import { showLesson, wireLesson } from "./lesson.js";
 import { wireDerivations } from "./derivations.js";
 import { renderAll } from "./tex.js";
 import { showReliability } from "./reliability.js";
@@ -35,6 +36,7 @@ function show(result) {
   probabilityBars($("probabilities"), shown, names, { testids: true, highlight: result.digit });
   $("loss").textContent = result.loss === undefined ? "–" : number(result.loss);
   drawViews(result, names, checkpoint());
+  showLesson(result, names);
   const t = result.timeline;
   $("reliability-snapshot").hidden = !t || t.index === t.steps.length - 1;
   markChosen();
@@ -121,6 +123,7 @@ if (bar && window.ResizeObserver) {
 }
 wireDerivations();
 wireChoosing();
+wireLesson((c) => { const p = playedProbabilities(); return p ? p[c] : 0; });
 renderAll();
 wireTimeline((index) => { snapshot = index; update(); });
 $("checkpoint").addEventListener("change", () => {
