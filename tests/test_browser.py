@@ -260,7 +260,7 @@ def test_a_keyboard_alone_reaches_a_prediction_and_moves_the_timeline(browser, s
 
 
 def test_the_lesson_runs_through_every_step_from_the_keyboard(browser, served):
-    """The lesson: opened by its button, 11 steps; a picked 7 does step 1's task; "." and the next
+    """The lesson: opened by its button, 12 steps; a picked 7 does step 1's task; "." and the next
     button (Enter) go on, "," back; #lesson-N opens step N; the playground's task is noticed when
     p0 passes 90 %; each step's numbers are the views' (step 3's probability is prob-7's); the
     last step ends the way on (next disabled)."""
@@ -274,7 +274,7 @@ def test_the_lesson_runs_through_every_step_from_the_keyboard(browser, served):
         page.wait_for_selector("body[data-ready=true]")
         page.get_by_test_id("lesson").click()
         step, task = page.get_by_test_id("lesson-step"), page.get_by_test_id("lesson-task")
-        assert step.get_attribute("data-index") == "1" and step.get_attribute("data-count") == "11"
+        assert step.get_attribute("data-index") == "1" and step.get_attribute("data-count") == "12"
         assert task.get_attribute("data-done") == "false"
         before = answers(page)
         page.select_option("#pick-digit", "7")
@@ -298,12 +298,58 @@ def test_the_lesson_runs_through_every_step_from_the_keyboard(browser, served):
         page.get_by_test_id("logit-0").fill("8")
         assert task.get_attribute("data-done") == "true"
         page.get_by_test_id("lesson-next").focus()  # out of the field: "." there is the field's
-        for _ in range(10):
+        for _ in range(11):
             page.keyboard.press(".")
-        assert step.get_attribute("data-index") == "11" and page.get_by_test_id("lesson-next").is_disabled()
+        assert step.get_attribute("data-index") == "12" and page.get_by_test_id("lesson-next").is_disabled()
     finally:
         context.close()
     assert errors == [], errors
+
+
+def test_the_same_digit_under_two_checkpoints(browser, served, tmp_path):
+    """A second checkpoint (a linear net beside the served mlp): its bars (compare-prob-K) equal
+    `predict --json` for it at the end of the timeline, and at an earlier step come from its
+    snapshot at or before that step."""
+    import subprocess
+    import sys
+
+    _, model = served
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    shutil.copy(model, runs / "latest.npz")
+    linear = runs / "linear.npz"
+    result = CliRunner().invoke(main, ["train", "--model", "linear", "--data-dir", str(MNIST_DIR), "--epochs", "1",
+                                       "--out", str(linear)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    proc, url = start_server(runs / "latest.npz", env={"MNISTSOFTMAX_RUNS_DIR": str(runs)})
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(url)
+        page.wait_for_selector("body[data-ready=true]")
+        page.select_option("#compare-checkpoint", "linear")
+        compared = int(page.evaluate("Number(document.body.dataset.compared || 0)"))
+        page.get_by_test_id("upload").set_input_files(str(SEVEN))
+        page.wait_for_function(f"Number(document.body.dataset.compared || 0) > {compared}")
+        shown = values(page, "compare-prob-")
+        cli = subprocess.run([sys.executable, "-m", "mnistsoftmax", "predict", str(SEVEN), "--checkpoint", str(linear),
+                              "--json", "--top-k", "10"], capture_output=True, text=True, check=True)  # fmt: skip
+        expected = [0.0] * 10
+        for c, p in json.loads(cli.stdout)[0]["top_k"]:
+            expected[c] = p
+        np.testing.assert_allclose(shown, expected, rtol=1e-9, atol=1e-12)
+        steps = checkpoint.snapshot_steps(linear)
+        compared = int(page.evaluate("Number(document.body.dataset.compared || 0)"))
+        page.get_by_test_id("timeline").fill("3")
+        page.wait_for_function(f"Number(document.body.dataset.compared || 0) > {compared}")
+        mine = int(page.get_by_test_id("timeline-step").get_attribute("data-value"))
+        note = page.locator("#second-note").text_content()
+        theirs = max(s for s in steps if s <= mine)
+        assert f"its snapshot at step {theirs}:" in note, note
+    finally:
+        context.close()
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
 
 
 def test_the_numbers_and_the_menu_come_from_the_list_of_views(page):

@@ -112,6 +112,14 @@ export const STEPS = [
     task: "Set ε to 0.2.",
     done: () => Number($("soft-epsilon").value) === 0.2,
   },
+  {
+    view: "second-view", title: "Another checkpoint: the same digit, another net",
+    say: (r, names) => `Under this checkpoint ${names[r.digit]} gets ${pct(r.probabilities[r.digit])}. A second ` +
+      "checkpoint beside it shows what the model, the loss or label smoothing change: a linear net is less " +
+      "sure, the hinge's scores were never trained as probabilities, smoothing stops short of 100 %.",
+    task: "Choose a second checkpoint (where the server has more than one).",
+    done: () => $("compare-checkpoint").value !== "" || $("second-view").hidden,
+  },
 ];
 
 let index = -1; // the step shown; -1: the lesson is closed

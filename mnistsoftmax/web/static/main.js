@@ -10,6 +10,7 @@ import { renderAll } from "./tex.js";
 import { showReliability } from "./reliability.js";
 import { prepareTimeline, wireTimeline } from "./timeline.js";
 import { drawViews, numberViews } from "./views.js";
+import { fillSecond, wireSecond } from "./second.js";
 import { EXAMPLES } from "./examples.js";
 
 let checkpoints = [];
@@ -126,6 +127,7 @@ wireChoosing();
 wireLesson((c) => { const p = playedProbabilities(); return p ? p[c] : 0; });
 renderAll();
 wireTimeline((index) => { snapshot = index; update(); });
+wireSecond(() => (source ? source() : Promise.resolve(null)), update);
 $("checkpoint").addEventListener("change", () => {
   snapshot = null;
   describeCheckpoint();
@@ -135,6 +137,7 @@ $("checkpoint").addEventListener("change", () => {
 
 function describeCheckpoint() {
   const c = checkpoint();
+  fillSecond(checkpoints, $("checkpoint").value);
   showReliability(c);
   prepareTimeline(c);
   if (!c) return;

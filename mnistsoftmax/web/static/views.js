@@ -7,6 +7,7 @@ import { showCompare } from "./compare.js";
 import { setDerivations, showLayerJacobian, showOverflow, showQuotientRule, showSoftTarget } from "./derivations.js";
 import { setLab, showCurves, showHinge, showJacobian, showPlaygroundFor, showStep, showTemperature } from "./lab.js";
 import { showMath } from "./mathview.js";
+import { showSecond } from "./second.js";
 import { showStages } from "./stages.js";
 import { showTimeline } from "./timeline.js";
 import { showUnits } from "./units.js";
@@ -32,6 +33,7 @@ export const VIEWS = [
     draw: (a) => { showStep(a.result, a.names); showLayerJacobian(a.result, a.names, a.checkpoint); } },
   { id: "soft-view", name: "soft targets", numbered: true,
     draw: (a) => showSoftTarget(a.result, a.names, a.checkpoint) },
+  { id: "second-view", name: "another checkpoint", numbered: true, draw: (a) => showSecond(a.result, a.names) },
 ];
 
 // The number of each numbered view, 1 first, by its section's id.
