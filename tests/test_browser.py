@@ -352,6 +352,37 @@ def test_the_same_digit_under_two_checkpoints(browser, served, tmp_path):
         proc.communicate(timeout=20)
 
 
+def test_large_type_for_a_projector_is_kept_across_reloads(browser, served):
+    """Projector mode: every chart's text drawn at 18 px or more at 1280 px (font size times the
+    SVG's scale), the body's text larger, the choice kept when the page is reloaded."""
+    url, _ = served
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(url)
+        page.wait_for_selector("body[data-ready=true]")
+        before = answers(page)
+        page.get_by_test_id("upload").set_input_files(str(SEVEN))
+        settle(page, before)
+        page.select_option("#label", "7")
+        settle(page, before + 1)
+        page.get_by_test_id("large-type").click()
+        assert page.get_by_test_id("large-type").get_attribute("aria-pressed") == "true"
+        sizes = page.evaluate("""() => [...document.querySelectorAll("svg text")]
+            .filter((t) => t.getClientRects().length)
+            .map((t) => parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a)""")  # fmt: skip
+        assert len(sizes) > 50 and min(sizes) >= 18, min(sizes)
+        page.reload()
+        page.wait_for_selector("body[data-ready=true]")
+        assert page.evaluate("document.body.classList.contains('large-type')")
+        page.get_by_test_id("large-type").click()
+        page.reload()
+        page.wait_for_selector("body[data-ready=true]")
+        assert not page.evaluate("document.body.classList.contains('large-type')")
+    finally:
+        context.close()
+
+
 def test_the_numbers_and_the_menu_come_from_the_list_of_views(page):
     """views.js's list numbers the headings 1, 2, ... in the page's order, fills the "go to" menu
     with every view (the unnumbered ones by name) and every "(view N)" reference."""

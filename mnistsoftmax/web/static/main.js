@@ -27,7 +27,10 @@ function checkpoint() {
   return checkpoints.find((c) => c.name === $("checkpoint").value);
 }
 
+let lastResult = null; // the answer shown, drawn again when the type size changes
+
 function show(result) {
+  lastResult = result;
   const names = classNames();
   $("prediction").textContent = names[result.digit];
   // The temperature was fitted to the trained weights: an earlier snapshot's answer has none.
@@ -125,6 +128,7 @@ if (bar && window.ResizeObserver) {
 wireDerivations();
 wireChoosing();
 wireLesson((c) => { const p = playedProbabilities(); return p ? p[c] : 0; });
+wireLargeType();
 renderAll();
 wireTimeline((index) => { snapshot = index; update(); });
 wireSecond(() => (source ? source() : Promise.resolve(null)), update);
@@ -134,6 +138,25 @@ $("checkpoint").addEventListener("change", () => {
   fillLabels();
   update();
 });
+
+// Projector mode: large type and one view a screen, kept across reloads (a page opened from disk
+// or in a notebook's frame may have no storage: it then lasts until the page is closed).
+function wireLargeType() {
+  const KEY = "mnistsoftmax-large-type";
+  const set = (on) => {
+    document.body.classList.toggle("large-type", on);
+    $("large-type").setAttribute("aria-pressed", String(on));
+    try { localStorage.setItem(KEY, on ? "1" : "0"); } catch { /* no storage here */ }
+  };
+  let stored = null;
+  try { stored = localStorage.getItem(KEY); } catch { /* no storage here */ }
+  set(stored === "1");
+  $("large-type").addEventListener("click", () => {
+    set(!document.body.classList.contains("large-type"));
+    // The charts that size themselves to their card draw again at the new size.
+    if (lastResult) show(lastResult);
+  });
+}
 
 function describeCheckpoint() {
   const c = checkpoint();
