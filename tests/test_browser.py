@@ -666,6 +666,10 @@ def check_timeline(page, model: Path, settled, label: int | None) -> None:
     kept = checkpoint.load_snapshots(model, checkpoint.load(model)[0])
     last = len(kept.steps) - 1
     assert page.get_by_test_id("timeline").get_attribute("max") == str(last)
+    # the chart in words and as a table: its first and last points, every snapshot a row
+    caption = page.get_by_test_id("timeline-caption").text_content()
+    assert "at step 0 (ln 10 = 2.303" in caption and f"at step {kept.steps[last]};" in caption
+    assert page.get_by_test_id("timeline-table").locator("tbody tr").count() == len(kept.steps)
     digit = page_digit(page)
     for index in (0, last // 2, last):
         move_timeline(page, index, settled)

@@ -16,6 +16,7 @@ import { EXAMPLES } from "./examples.js";
 let checkpoints = [];
 let source = null; // what to classify: () => Promise<Blob | null>
 let inFlight = false, again = false;
+let picking = 0; // picked test digits whose image is still being made: busy until the last is asked
 let snapshot = null; // the timeline's index; null: the checkpoint's own (trained) weights
 
 function classNames() {
@@ -73,7 +74,7 @@ async function update() {
     showError(err.message);
   } finally {
     inFlight = false;
-    if (again) { again = false; update(); } else document.body.dataset.busy = "false";
+    if (again) { again = false; update(); } else if (!picking) document.body.dataset.busy = "false";
   }
 }
 
@@ -93,7 +94,13 @@ $("pick-digit").addEventListener("change", async (e) => {
   if (e.target.value === "") return;
   const example = EXAMPLES[Number(e.target.value)];
   $("label").value = String(example.label); // its true class is known: the loss follows it
-  useFile(await examplePNG(example));
+  picking++;
+  document.body.dataset.busy = "true";
+  try {
+    useFile(await examplePNG(example));
+  } finally {
+    picking--;
+  }
 });
 
 // An MNIST test digit as a user's file would be: 280 x 280, dark ink on white, a PNG.

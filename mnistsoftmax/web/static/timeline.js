@@ -143,6 +143,8 @@ export function showTimeline(result, names) {
   $("timeline-chart").hidden = !t;
   if (!t) {
     stopPlaying();
+    $("timeline-caption").textContent = "";
+    $("timeline-table").replaceChildren();
     $("timeline-summary").textContent = result.timeline_note ? `No timeline: ${result.timeline_note}.` : "";
     return;
   }
@@ -163,6 +165,32 @@ export function showTimeline(result, names) {
     "shows this digit under the weights of that step.";
   chart($("timeline-chart"), t, names);
   spark($("timeline-spark"), t);
+  chartText(t, names);
+}
+
+// The chart in words and as a table: what it shows in this digit's numbers, for a screen reader,
+// a printout and anyone who wants the figures themselves.
+function chartText(t, names) {
+  const last = t.steps.length - 1, middle = Math.round(last / 2);
+  const at = (i) => `${number(t.loss[i])} at step ${t.steps[i]}`;
+  $("timeline-caption").textContent = `The loss −ln p(${names[t.label]}) of this digit: ${at(0)} (ln 10 = 2.303, ` +
+    `a uniform guess), ${at(middle)}, ${at(last)}; the step shown is ${t.steps[t.index]}.`;
+  const table = $("timeline-table");
+  table.replaceChildren();
+  const head = table.createTHead().insertRow();
+  for (const text of ["step", `p(${names[t.label]})`, `loss −ln p(${names[t.label]})`, "predicted"]) {
+    const th = document.createElement("th");
+    th.scope = "col";
+    th.textContent = text;
+    head.append(th);
+  }
+  const body = table.createTBody();
+  t.steps.forEach((step, i) => {
+    const row = body.insertRow();
+    for (const text of [step, `${(100 * t.probability[i]).toFixed(2)} %`, number(t.loss[i]), names[t.predicted[i]]]) {
+      row.insertCell().textContent = String(text);
+    }
+  });
 }
 
 // A run trained with label smoothing records the smoothed loss, which stops above 0: say so.
