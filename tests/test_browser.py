@@ -233,10 +233,14 @@ def test_a_keyboard_alone_reaches_a_prediction_and_moves_the_timeline(browser, s
             if page.evaluate("document.activeElement.id") == "pick-digit":
                 break
         assert page.evaluate("document.activeElement.id") == "pick-digit"
-        for _ in range(8):  # past "a test digit…", 0 ... 6
+        picker = page.get_by_test_id("pick-digit")
+        for _ in range(30):  # ArrowDown past "a test digit…", 0 ... 6, one option at a time
+            if picker.input_value() == "7":
+                break
             page.keyboard.press("ArrowDown")
+            page.wait_for_timeout(50)
         page.wait_for_function(
-            "Number(document.body.dataset.answers || 0) > 0 && document.body.dataset.busy === 'false'"
+            "document.getElementById('prediction').textContent === '7' && document.body.dataset.busy === 'false'"
         )
         assert (
             page.get_by_test_id("pick-digit").input_value() == "7" and page.get_by_test_id("label").input_value() == "7"
