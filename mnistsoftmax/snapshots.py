@@ -99,6 +99,7 @@ class Snapshots:
     def __init__(self, planned: tuple[int, ...], steps=(), arrays: dict[str, list[np.ndarray]] | None = None):
         self.planned = tuple(planned)
         self.steps = list(steps)
+        self.dropped: list[int] = []  # steps whose snapshot was damaged and left out (from_arrays)
         self.arrays = arrays or {}
         if tuple(self.steps) != self.planned[: len(self.steps)]:
             # Where they part, not their first steps: those are alike more often than not.
@@ -140,18 +141,32 @@ class Snapshots:
         names = {name[len(PREFIX) :] for name in arrays if name != STEPS}
         if names != set(model.params):
             raise SnapshotError(f"the snapshots hold {sorted(names)}, the model {sorted(model.params)}")
-        per_name = {}
+        # Damage stays in the snapshot it is in: a snapshot holding a value that is not finite, or
+        # beyond what float16 holds (no run stored it), is left out, the others kept. The last is
+        # never left out: its weights are the checkpoint's own (model_at).
+        bad, worst = np.zeros(len(steps), bool), {}
         for name, p in model.params.items():
             stack = arrays[PREFIX + name]
             if stack.shape != (len(steps), *p.shape):
                 raise SnapshotError(f"the snapshots of {name} are {stack.shape}, not {(len(steps), *p.shape)}")
-            if not np.isfinite(stack).all():
-                raise SnapshotError(f"the snapshots of {name} hold values that are not finite")
-            if stack.size and np.abs(stack).max() > MAX_WEIGHT:
-                raise SnapshotError(f"the snapshots of {name} hold {float(np.abs(stack).max()):.3g}, beyond the "
-                                    f"{MAX_WEIGHT:g} float16 holds: no run stored them")  # fmt: skip
-            per_name[name] = list(stack)
-        return cls(steps, steps, per_name)
+            flat = np.abs(stack.reshape(len(steps), -1).astype(np.float32))
+            damaged = ~np.isfinite(flat).all(axis=1) | (np.nan_to_num(flat, posinf=np.inf) > MAX_WEIGHT).any(axis=1)
+            if damaged.any():
+                finite = flat[np.isfinite(flat)]
+                worst[name] = float(finite.max()) if finite.size else float("nan")
+            bad |= damaged
+        bad[-1] = False
+        kept = [i for i in range(len(steps)) if not bad[i]]
+        dropped = [steps[i] for i in range(len(steps)) if bad[i]]
+        if len(kept) < 2:
+            where = ", ".join(f"{name} holds {value:.3g}" for name, value in worst.items())
+            raise SnapshotError(f"every snapshot but the last holds values that are not finite or beyond the "
+                                f"{MAX_WEIGHT:g} float16 holds ({where}): no run stored them")  # fmt: skip
+        per_name = {name: [arrays[PREFIX + name][i] for i in kept] for name in model.params}
+        kept_steps = [steps[i] for i in kept]
+        snaps = cls(kept_steps, kept_steps, per_name)
+        snaps.dropped = dropped
+        return snaps
 
     def models(self, final) -> list:
         """Every snapshot's model, in order (model_at for each index)."""

@@ -173,7 +173,7 @@ def test_one_bad_snapshot_costs_the_timeline_never_the_model_and_is_read_once(tm
         arrays["snapshots/W1"] = np.full(arrays["snapshots/W1"].shape, 3e37, np.float32)
         with open(folder / "latest.npz", "wb") as f:
             np.savez(f, **arrays)
-        words = "hold 3e+37, beyond the 65504 float16 holds"
+        words = "every snapshot but the last holds values that are not finite or beyond the 65504 float16 holds"
     else:
         S, _, H = arrays["snapshots/W1"].shape
         with zipfile.ZipFile(folder / "latest.npz", "w", zipfile.ZIP_DEFLATED) as archive:
@@ -199,6 +199,27 @@ def test_one_bad_snapshot_costs_the_timeline_never_the_model_and_is_read_once(tm
     answer = post(client, "?snapshot=0")
     assert answer.status_code == 422 and words in answer.json()["error"]
     assert len(reads) == 1
+
+
+def test_a_damaged_snapshot_is_left_out_and_the_others_answer(tmp_path, runs):
+    """One snapshot (index 2) holding infinities: the timeline keeps every other snapshot, each
+    answering as before, and says which step it left out; that step is not offered."""
+    import shutil
+
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    shutil.copy(runs / "latest.npz", folder / "latest.npz")
+    with np.load(folder / "latest.npz") as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    steps = arrays["snapshots/steps"].tolist()
+    arrays["snapshots/W2"][2] = np.inf
+    with open(folder / "latest.npz", "wb") as f:
+        np.savez(f, **arrays)
+    damaged = TestClient(create_app(Catalog(folder), "127.0.0.1", 8765), base_url=BASE)
+    whole = TestClient(create_app(Catalog(runs), "127.0.0.1", 8765), base_url=BASE)
+    t, before = post(damaged).json()["timeline"], post(whole).json()["timeline"]
+    assert t["steps"] == steps[:2] + steps[3:] and f"steps {steps[2]} are damaged and left out" in t["note"]
+    np.testing.assert_array_equal(t["loss"], before["loss"][:2] + before["loss"][3:])
 
 
 def test_predict_through_training_agrees_with_the_page(client, runs, tmp_path):

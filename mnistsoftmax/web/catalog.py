@@ -24,6 +24,7 @@ class Timeline:
     steps: list[int]
     train_loss: list[list[float]]
     smoothing: float = 0.0  # the run's label smoothing: its training loss is the smoothed one, above 0
+    note: str | None = None  # snapshots left out as damaged, said beside the timeline
 
 
 @dataclass
@@ -66,7 +67,9 @@ class Loaded:
                     raise
                 curve = checkpoint.training_loss_curve(self.path)
                 smoothing = checkpoint.label_smoothing(self.meta)
-                self._timeline = Timeline(kept.models(self.model), kept.steps, curve, smoothing)
+                note = (f"the snapshots of steps {', '.join(map(str, kept.dropped[:8]))} are damaged and left out"
+                        if kept.dropped else None)  # fmt: skip
+                self._timeline = Timeline(kept.models(self.model), kept.steps, curve, smoothing, note)
             return self._timeline
 
 

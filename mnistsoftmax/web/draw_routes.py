@@ -187,6 +187,7 @@ def _timeline(timeline, norm, digit, label: int | None, index: int | None) -> di
         "predicted": seen["predicted"],
         "train_loss": timeline.train_loss,
         "train_loss_smoothing": timeline.smoothing,
+        **({"note": timeline.note} if timeline.note else {}),
     }
 
 

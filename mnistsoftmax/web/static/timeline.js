@@ -162,7 +162,7 @@ export function showTimeline(result, names) {
     (t.index > 0 && t.index < t.steps.length - 1 ? `${number(t.loss[t.index])} at step ${t.steps[t.index]}, ` : "") +
     `${number(t.loss[t.loss.length - 1])} at the end (step ${t.steps[t.steps.length - 1]}). ` +
     `Faint behind it: ${trainLossName(t)}${smoothingNote(t, names.length)}. Drag the slider (or click the chart): every view below ` +
-    "shows this digit under the weights of that step.";
+    "shows this digit under the weights of that step." + (t.note ? ` (${t.note}.)` : "");
   chart($("timeline-chart"), t, names);
   spark($("timeline-spark"), t);
   chartText(t, names);
