@@ -625,6 +625,7 @@ def plot(checkpoint_path, out, digit, others, image, label, data_dir, mirror, so
         distortion=distortion if distortion.active else None,
         train_images=data.train.images if distortion.active else None, temperature=meta.get("temperature"),
         timeline=_digit_through_training(path, model, norm, data.test, digit, image, label),
+        smoothing=checkpoint.label_smoothing(meta),
     )  # fmt: skip
     if others:
         compared = {path.stem: (model, inference.Normalization(**meta["normalization"]), checkpoint.read_metrics(path),

@@ -105,6 +105,7 @@ def write_figures(
     train_images: np.ndarray | None = None,
     temperature: float | None = None,
     timeline: tuple | None = None,
+    smoothing: float = 0.0,
 ) -> list[Path]:
     """Write every figure and index.html into folder; returns the paths written. With the run's
     distortion settings and some training images (N, 28, 28), also the distorted copies; with
@@ -139,7 +140,7 @@ def write_figures(
     if distortion is not None and train_images is not None:
         written.append(_distortions(folder, train_images[:8], distortion))
     if timeline is not None:
-        written.append(_through_training(folder, *timeline, class_names))
+        written.append(_through_training(folder, *timeline, class_names, smoothing))
     written.append(_index(folder, written))
     return written
 
@@ -325,7 +326,15 @@ def _one_digit(folder, kind, before, after, labels, digit, class_names) -> Path:
     return _save(fig, folder, kind)
 
 
-def _through_training(folder, seen: dict, label: int | None, name: str, class_names) -> Path:
+def _smoothing_line(smoothing: float, classes: int) -> str:
+    """A figure's word on label smoothing, where its run used it: p stops short of 1 on purpose."""
+    if not smoothing:
+        return ""
+    target = 1 - smoothing + smoothing / classes
+    return f"\nlabel smoothing e = {smoothing:g}: trained toward p = {target:.3g} on the label, not 1"
+
+
+def _through_training(folder, seen: dict, label: int | None, name: str, class_names, smoothing: float = 0.0) -> Path:
     """p of each class against step (symmetric log axis, so that step 0 is drawn), the label's bold."""
     fig = _figure("through_training")
     ax = fig.subplots()
@@ -341,7 +350,8 @@ def _through_training(folder, seen: dict, label: int | None, name: str, class_na
     ax.set_xscale("symlog", linthresh=1)
     ax.xaxis.set_major_formatter(lambda v, _: f"{v:g}")
     ax.set(xlabel="step (log scale; 0 at the left)", ylabel="probability", ylim=(0, 1), xlim=(0, steps[-1] * 1.05),
-           title=f"{name} under each of the run's {len(steps)} snapshots")  # fmt: skip
+           title=f"{name} under each of the run's {len(steps)} snapshots"
+           + _smoothing_line(smoothing, len(class_names)))  # fmt: skip
     ax.legend(ncols=2, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     return _save(fig, folder, "through_training")

@@ -259,3 +259,11 @@ def test_plot_without_matplotlib_says_how_to_install(tmp_path, tiny_data, monkey
     result = runner.invoke(main, ["plot", "--out", str(tmp_path / "figs")])
     assert result.exit_code == 1 and "pip install 'mnistsoftmax[plot]'" in result.stderr
     assert not (tmp_path / "figs").exists()
+
+
+def test_through_training_names_label_smoothing_where_the_run_used_it():
+    """through_training.png's title says a smoothed run was trained toward 1 - e + e / C, not 1."""
+    from mnistsoftmax import plots
+
+    assert plots._smoothing_line(0.05, 10) == "\nlabel smoothing e = 0.05: trained toward p = 0.955 on the label, not 1"
+    assert plots._smoothing_line(0.0, 10) == ""
