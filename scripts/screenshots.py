@@ -2,7 +2,8 @@
 
     python scripts/screenshots.py [--checkpoint PATH] [--out docs] [--phone]
 
-Draws a 3 on the pad with the mouse and picks the label 3, then writes:
+Draws a 3 on the pad with the mouse and picks the label 3, then writes (and the lesson's second step
+for a picked 7 as lesson.png at 1280 px and lesson-phone.png at 390 px):
     serve.png      the page's top at 1280 px: the timeline's bar, the digit, the prediction, the
                    timeline's chart, the preprocessing, the table, untrained beside trained, units
     timeline.png   the bar and the timeline's chart with the slider at an early snapshot (the
@@ -113,6 +114,21 @@ def notebook(out: Path) -> None:
     print(f"wrote notebook.png to {out}")
 
 
+def lesson(browser, url: str, width: int, out: Path) -> None:
+    """The lesson at its second step (#lesson-2) for MNIST's first test 7, picked from the keyboard's
+    menu, with the step's task done (the timeline at step 0): the screen a class sees."""
+    page = browser.new_page(viewport={"width": width, "height": 844 if width < 600 else 900})
+    page.goto(url + "#lesson-2")
+    page.wait_for_selector("body[data-ready=true]")
+    page.select_option("#pick-digit", "7")
+    settle(page, 0)
+    before = answers(page)
+    page.get_by_test_id("timeline").fill("0")
+    settle(page, before)
+    page.screenshot(path=out)
+    page.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=None)
@@ -149,6 +165,8 @@ def main() -> int:
                 at_snapshot(page, len(steps) - 1)
             page.set_viewport_size({"width": 960, "height": 1000})
             page.screenshot(path=args.out / "lab.png", full_page=True, clip=region(page, "#curves-view", "#step-view"))
+            for width, name in ((1280, "lesson.png"), (390, "lesson-phone.png")):
+                lesson(browser, url, width, args.out / name)
             if args.phone:
                 phone = browser.new_page()
                 phone.goto(url)
@@ -159,7 +177,7 @@ def main() -> int:
     finally:
         proc.terminate()
         proc.wait()
-    print(f"wrote serve.png, timeline.png, lab.png to {args.out}")
+    print(f"wrote serve.png, timeline.png, lab.png, lesson.png, lesson-phone.png to {args.out}")
     return 0
 
 
