@@ -218,96 +218,81 @@ def test_the_jacobian_is_one_tab_stop_with_arrow_keys_inside(page):
     assert page.evaluate("[document.activeElement.dataset.i, document.activeElement.dataset.j]") == ["0", "0"]
 
 
-def test_a_keyboard_alone_reaches_a_prediction_and_moves_the_timeline(browser, served):
+def test_a_keyboard_alone_reaches_a_prediction_and_moves_the_timeline(page, served):
     """From a fresh page, Tab and keys only: to "pick a test digit", arrows to a 7 (MNIST's first
     test 7 goes on the pad, the true label set to 7), the prediction; Shift+Tab back to the
     timeline, Home and End, each step read in its aria-valuetext."""
     url, model = served
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    try:
-        page.goto(url)
-        page.wait_for_selector("body[data-ready=true]")
-        for _ in range(40):
-            page.keyboard.press("Tab")
-            if page.evaluate("document.activeElement.id") == "pick-digit":
-                break
-        assert page.evaluate("document.activeElement.id") == "pick-digit"
-        picker = page.get_by_test_id("pick-digit")
-        for _ in range(30):  # ArrowDown past "a test digit…", 0 ... 6, one option at a time
-            if picker.input_value() == "7":
-                break
-            page.keyboard.press("ArrowDown")
-            page.wait_for_timeout(50)
-        page.wait_for_function(
-            "document.getElementById('prediction').textContent === '7' && document.body.dataset.busy === 'false'"
-        )
-        assert (
-            page.get_by_test_id("pick-digit").input_value() == "7" and page.get_by_test_id("label").input_value() == "7"
-        )
-        assert page.locator("#prediction").text_content() == "7"
-        for _ in range(10):
-            page.keyboard.press("Shift+Tab")
-            if page.evaluate("document.activeElement.id") == "timeline":
-                break
-        kept = checkpoint.snapshot_steps(model)
-        for key, said in (
-            ("Home", f"step 0 of {kept[-1]}, untrained"),
-            ("End", f"step {kept[-1]} of {kept[-1]}, trained"),
-        ):
-            before = answers(page)
-            page.keyboard.press(key)
-            settle(page, before)
-            assert page.get_by_test_id("timeline").get_attribute("aria-valuetext") == said
-    finally:
-        context.close()
+    page.goto(url)
+    page.wait_for_selector("body[data-ready=true]")
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "pick-digit":
+            break
+    assert page.evaluate("document.activeElement.id") == "pick-digit"
+    picker = page.get_by_test_id("pick-digit")
+    for _ in range(30):  # ArrowDown past "a test digit…", 0 ... 6, one option at a time
+        if picker.input_value() == "7":
+            break
+        page.keyboard.press("ArrowDown")
+        page.wait_for_timeout(50)
+    page.wait_for_function(
+        "document.getElementById('prediction').textContent === '7' && document.body.dataset.busy === 'false'"
+    )
+    assert page.get_by_test_id("pick-digit").input_value() == "7" and page.get_by_test_id("label").input_value() == "7"
+    assert page.locator("#prediction").text_content() == "7"
+    for _ in range(10):
+        page.keyboard.press("Shift+Tab")
+        if page.evaluate("document.activeElement.id") == "timeline":
+            break
+    kept = checkpoint.snapshot_steps(model)
+    for key, said in (
+        ("Home", f"step 0 of {kept[-1]}, untrained"),
+        ("End", f"step {kept[-1]} of {kept[-1]}, trained"),
+    ):
+        before = answers(page)
+        page.keyboard.press(key)
+        settle(page, before)
+        assert page.get_by_test_id("timeline").get_attribute("aria-valuetext") == said
 
 
-def test_the_lesson_runs_through_every_step_from_the_keyboard(browser, served):
+def test_the_lesson_runs_through_every_step_from_the_keyboard(page, served):
     """The lesson: opened by its button, 12 steps; a picked 7 does step 1's task; "." and the next
     button (Enter) go on, "," back; #lesson-N opens step N; the playground's task is noticed when
     p0 passes 90 %; each step's numbers are the views' (step 3's probability is prob-7's); the
     last step ends the way on (next disabled)."""
     url, _ = served
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    try:
-        page.goto(url)
-        page.wait_for_selector("body[data-ready=true]")
-        page.get_by_test_id("lesson").click()
-        step, task = page.get_by_test_id("lesson-step"), page.get_by_test_id("lesson-task")
-        assert step.get_attribute("data-index") == "1" and step.get_attribute("data-count") == "12"
-        assert task.get_attribute("data-done") == "false"
-        before = answers(page)
-        page.select_option("#pick-digit", "7")
-        settle(page, before)
-        assert task.get_attribute("data-done") == "true"
-        page.get_by_test_id("lesson-next").focus()
-        page.keyboard.press("Enter")
-        page.locator("body").press(".")
-        assert step.get_attribute("data-index") == "3" and page.evaluate("location.hash") == "#lesson-3"
-        p7 = float(page.get_by_test_id("prob-7").get_attribute("data-value"))
-        assert f"σ(z)7 = {100 * p7:.{3 if p7 > 0.999 else 1}f} %" in page.locator("#lesson-text").text_content()
-        page.locator("body").press(",")
-        assert step.get_attribute("data-index") == "2"
-        page.goto(url + "#lesson-6")
-        page.wait_for_selector("body[data-ready=true]")
-        before = answers(page)
-        page.select_option("#pick-digit", "3")
-        settle(page, before)
-        assert step.get_attribute("data-index") == "6" and task.get_attribute("data-done") == "false"
-        page.get_by_test_id("preset-3-4-1").click()
-        page.get_by_test_id("logit-0").fill("8")
-        assert task.get_attribute("data-done") == "true"
-        page.get_by_test_id("lesson-next").focus()  # out of the field: "." there is the field's
-        for _ in range(11):
-            page.keyboard.press(".")
-        assert step.get_attribute("data-index") == "12" and page.get_by_test_id("lesson-next").is_disabled()
-    finally:
-        context.close()
-    assert errors == [], errors
+    page.goto(url)
+    page.wait_for_selector("body[data-ready=true]")
+    page.get_by_test_id("lesson").click()
+    step, task = page.get_by_test_id("lesson-step"), page.get_by_test_id("lesson-task")
+    assert step.get_attribute("data-index") == "1" and step.get_attribute("data-count") == "12"
+    assert task.get_attribute("data-done") == "false"
+    before = answers(page)
+    page.select_option("#pick-digit", "7")
+    settle(page, before)
+    assert task.get_attribute("data-done") == "true"
+    page.get_by_test_id("lesson-next").focus()
+    page.keyboard.press("Enter")
+    page.locator("body").press(".")
+    assert step.get_attribute("data-index") == "3" and page.evaluate("location.hash") == "#lesson-3"
+    p7 = float(page.get_by_test_id("prob-7").get_attribute("data-value"))
+    assert f"σ(z)7 = {100 * p7:.{3 if p7 > 0.999 else 1}f} %" in page.locator("#lesson-text").text_content()
+    page.locator("body").press(",")
+    assert step.get_attribute("data-index") == "2"
+    page.goto(url + "#lesson-6")
+    page.wait_for_selector("body[data-ready=true]")
+    before = answers(page)
+    page.select_option("#pick-digit", "3")
+    settle(page, before)
+    assert step.get_attribute("data-index") == "6" and task.get_attribute("data-done") == "false"
+    page.get_by_test_id("preset-3-4-1").click()
+    page.get_by_test_id("logit-0").fill("8")
+    assert task.get_attribute("data-done") == "true"
+    page.get_by_test_id("lesson-next").focus()  # out of the field: "." there is the field's
+    for _ in range(11):
+        page.keyboard.press(".")
+    assert step.get_attribute("data-index") == "12" and page.get_by_test_id("lesson-next").is_disabled()
 
 
 def test_the_same_digit_under_two_checkpoints(browser, served, tmp_path):
@@ -356,35 +341,30 @@ def test_the_same_digit_under_two_checkpoints(browser, served, tmp_path):
         proc.communicate(timeout=20)
 
 
-def test_large_type_for_a_projector_is_kept_across_reloads(browser, served):
+def test_large_type_for_a_projector_is_kept_across_reloads(page, served):
     """Projector mode: every chart's text drawn at 18 px or more at 1280 px (font size times the
     SVG's scale), the body's text larger, the choice kept when the page is reloaded."""
     url, _ = served
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    try:
-        page.goto(url)
-        page.wait_for_selector("body[data-ready=true]")
-        before = answers(page)
-        page.get_by_test_id("upload").set_input_files(str(SEVEN))
-        settle(page, before)
-        page.select_option("#label", "7")
-        settle(page, before + 1)
-        page.get_by_test_id("large-type").click()
-        assert page.get_by_test_id("large-type").get_attribute("aria-pressed") == "true"
-        sizes = page.evaluate("""() => [...document.querySelectorAll("svg text")]
-            .filter((t) => t.getClientRects().length)
-            .map((t) => parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a)""")  # fmt: skip
-        assert len(sizes) > 50 and min(sizes) >= 18, min(sizes)
-        page.reload()
-        page.wait_for_selector("body[data-ready=true]")
-        assert page.evaluate("document.body.classList.contains('large-type')")
-        page.get_by_test_id("large-type").click()
-        page.reload()
-        page.wait_for_selector("body[data-ready=true]")
-        assert not page.evaluate("document.body.classList.contains('large-type')")
-    finally:
-        context.close()
+    page.goto(url)
+    page.wait_for_selector("body[data-ready=true]")
+    before = answers(page)
+    page.get_by_test_id("upload").set_input_files(str(SEVEN))
+    settle(page, before)
+    page.select_option("#label", "7")
+    settle(page, before + 1)
+    page.get_by_test_id("large-type").click()
+    assert page.get_by_test_id("large-type").get_attribute("aria-pressed") == "true"
+    sizes = page.evaluate("""() => [...document.querySelectorAll("svg text")]
+        .filter((t) => t.getClientRects().length)
+        .map((t) => parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a)""")  # fmt: skip
+    assert len(sizes) > 50 and min(sizes) >= 18, min(sizes)
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.evaluate("document.body.classList.contains('large-type')")
+    page.get_by_test_id("large-type").click()
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    assert not page.evaluate("document.body.classList.contains('large-type')")
 
 
 def test_the_numbers_and_the_menu_come_from_the_list_of_views(page):
