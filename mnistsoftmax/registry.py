@@ -1,7 +1,7 @@
-"""What each registry holds, by name, without its implementation: the kinds of model, the layer
-operations, the losses, the optimizers, the learning-rate schedules and the data sets, with the
-help the options show. Nothing here imports numpy, so the options built from these names (and so
-`mnistsoftmax --help`, `train --help` and shell completion) start without it.
+"""What each registry holds, by name, without its implementation: the kinds of model, the losses,
+the optimizers and the data sets, with the help the options show (the learning-rate schedules,
+pure Python, are whole in schedules.py). Nothing here imports numpy, so the options built from
+these names (and so `mnistsoftmax --help`, `train --help` and shell completion) start without it.
 
 Each implementing module builds its table over these names (models.py, losses.py, optim.py,
 datasets.py) and tests/test_schema.py checks that every name here has its implementation and no
