@@ -423,6 +423,7 @@ def test_a_run_started_from_the_form_is_watched_to_its_accuracy(training_page):
     page.wait_for_function("document.querySelectorAll('[data-testid=loss-chart] [data-step]').length > 0")
     early = points.count()
     assert page.get_by_test_id("run-accuracy").text_content() == "–"  # still running
+    assert axe_violations(page) == []  # /train during the run
     page.wait_for_function(f"document.querySelectorAll('[data-testid=loss-chart] [data-step]').length > {early}",
                            timeout=120_000)  # fmt: skip
     page.wait_for_function("document.querySelector('[data-testid=run-accuracy]').dataset.value !== undefined",
@@ -430,6 +431,7 @@ def test_a_run_started_from_the_form_is_watched_to_its_accuracy(training_page):
     steps = [int(s) for s in points.evaluate_all("ps => ps.map(p => p.dataset.step)")]
     assert steps == sorted(steps) and steps[0] == 1
     assert page.locator("#softmax-boxes .box-panel").count() == 10
+    assert axe_violations(page) == []  # and once its charts, box plots and weights are drawn
     assert page.locator("#weights canvas").count() == 16
     # The test record is written before the checkpoint: the run is finished once the page says so.
     page.wait_for_function("document.body.dataset.runStatus === 'finished'")

@@ -239,5 +239,11 @@ def test_the_tutorials_html_in_chromium_reads_a_drawn_seven(executed, browser): 
     assert blank.get_by_test_id("prediction").text_content() == "7"
     # The first explorer did not hear the strokes: no shared ids, no shared state.
     assert first.locator("body").get_attribute("data-answers") == "1"
+    # axe-core (vendored for the tests) in an explorer's own document: no violation of any impact
+    # (nbconvert's page around it is Jupyter's, not ours).
+    explorer = next(f for f in page.frames if f != page.main_frame and f.locator("body[data-ready=true]").count())
+    explorer.add_script_tag(content=(Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js").read_text())
+    found = explorer.evaluate("async () => (await axe.run(document)).violations.map((v) => [v.id, v.impact])")
+    assert found == [], found
     context.close()
     assert explorer_requests == [] and errors == [], (explorer_requests, errors)
