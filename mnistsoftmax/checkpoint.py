@@ -86,10 +86,9 @@ def training_loss_curve(checkpoint: Path) -> list[list]:
 
 
 def label_smoothing(meta: dict) -> float:
-    """The label smoothing a checkpoint's run trained with (0 for none, and for runs from before the option)."""
-    config = meta.get("config")
-    value = config.get("label_smoothing") if isinstance(config, dict) else None
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+    """The label smoothing a checkpoint's run trained with (0 for none, and for runs from before the option);
+    `meta` as load() returns it, its configuration checked by check_metadata."""
+    return float((meta.get("config") or {}).get("label_smoothing") or 0.0)
 
 
 def _step_loss(record: dict) -> bool:

@@ -152,8 +152,6 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
     }
 
     settings = settings_of(config)
-    if resume is not None:
-        _check_resume_point(resume, settings, len(run.labels))
     kept = _snapshots(config, run, resume, log)
     hooks.snapshot = kept.take if kept is not None else None
     if settings.probe_every != 0:
@@ -173,6 +171,8 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
                 run.model, run.images, run.labels, run.norm, settings, run.rng, run.validation, hooks,
                 resume=resume.state if resume else None,
             )  # fmt: skip
+        except training.TrainStateError as exc:  # the loop checks the state before its first step
+            raise checkpoint.CheckpointError(f"{resume.path}: {exc}") from None
         except training.Interrupted as exc:
             saved = checkpoint.interrupted_path(out)
             stopped = {**meta, "out": str(out), "records": hooks.records, "resume": exc.state.to_meta()}
@@ -219,16 +219,6 @@ def _begin(run: training.Run, data, settings: training.TrainSettings, config: di
     hooks.emit({"type": "init", "run": meta["run"], "loss": initial.loss, "accuracy": initial.accuracy,
                 "dataset": data.name, "class_names": list(data.class_names), "config": config,
                 "steps_per_epoch": steps})  # fmt: skip
-
-
-def _check_resume_point(resume: Resumable, settings: training.TrainSettings, n: int) -> None:
-    """The saved state is a point of this run's own schedule (n training samples), refused in one
-    line naming the file before anything is written."""
-    try:
-        bs = min(settings.batch_size, n)
-        resume.state.check_against(settings.epochs, training.steps_per_epoch(n, bs), bs)
-    except training.TrainStateError as exc:
-        raise checkpoint.CheckpointError(f"{resume.path}: {exc}") from None
 
 
 def smoothing_note(smoothing: float, classes: int) -> str:

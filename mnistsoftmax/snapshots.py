@@ -149,8 +149,8 @@ class Snapshots:
             stack = arrays[PREFIX + name]
             if stack.shape != (len(steps), *p.shape):
                 raise SnapshotError(f"the snapshots of {name} are {stack.shape}, not {(len(steps), *p.shape)}")
-            flat = np.abs(stack.reshape(len(steps), -1).astype(np.float32))
-            damaged = ~np.isfinite(flat).all(axis=1) | (np.nan_to_num(flat, posinf=np.inf) > MAX_WEIGHT).any(axis=1)
+            flat = np.abs(stack.reshape(len(steps), -1))
+            damaged = ~np.isfinite(flat).all(axis=1) | (flat > MAX_WEIGHT).any(axis=1)  # NaN compares False
             if damaged.any():
                 finite = flat[np.isfinite(flat)]
                 worst[name] = float(finite.max()) if finite.size else float("nan")

@@ -4,9 +4,9 @@
 // page notices (lesson-task's data-done). Next and back by the buttons, or "." and "," anywhere
 // outside a field; #lesson-N in the address opens step N (a teacher sends a class to one step).
 import { $, element, viewNumber } from "./common.js";
+import { number as num } from "./draw.js";
 
 const pct = (p) => `${(100 * p).toFixed(p > 0.999 || p < 0.001 ? 3 : 1)} %`;
-const num = (v) => (Math.abs(v) >= 1e-3 || v === 0 ? v.toFixed(3) : v.toExponential(2));
 
 function labelOf(r) {
   return r.label ?? r.digit;
