@@ -24,9 +24,14 @@ from mnistsoftmax.losses import of_run
 from mnistsoftmax.models import ModelError, from_arrays, is_parameter_name
 from mnistsoftmax.optim import is_state_name
 from mnistsoftmax.options import OptionError, check_stored
+from mnistsoftmax.registry import DEFAULT_ACTIVATION
 from mnistsoftmax.snapshots import PREFIX, STEPS, SnapshotError, Snapshots, check_steps, is_member
 
-FORMAT_VERSION = 1
+# Format 2 is format 1 with an activation other than relu: a reader of format 1 knows no
+# activation and would answer with relu, so it must refuse such a file; relu nets stay format 1,
+# readable by every version.
+FORMAT_VERSION = 2
+FORMATS_READ = (1, 2)
 META_KEY = "__meta__"
 RUNS_DIR_ENV = "MNISTSOFTMAX_RUNS_DIR"
 
@@ -269,7 +274,9 @@ def save(path: Path, model, meta: dict, optimizer_state: dict[str, np.ndarray] |
     velocity.W1, moment1.W1, steps) makes it a resumable checkpoint; `snapshots` are stored beside
     the parameters (snapshots.py).
     """
-    meta = {**meta, "format": FORMAT_VERSION, "kind": model.kind, "sizes": model.sizes, "version": __version__}
+    activation = model.activation.name
+    meta = {**meta, "format": 1 if activation == DEFAULT_ACTIVATION else FORMAT_VERSION, "kind": model.kind,
+            "activation": activation, "sizes": model.sizes, "version": __version__}  # fmt: skip
     blob = np.frombuffer(jsontext.dumps(meta).encode("utf-8"), dtype=np.uint8)
     stored = snapshots.to_arrays() if snapshots is not None else {}
     arrays = {**model.params, **(optimizer_state or {}), **stored, META_KEY: blob}
@@ -362,11 +369,13 @@ def _read(path: Path):
     meta = _parse_meta(path, arrays.pop(META_KEY))
     state = {k: arrays.pop(k) for k in list(arrays) if not is_parameter_name(k)}
     try:
-        model = from_arrays(meta.get("kind"), arrays)
+        # Checkpoints from before the choice of activation name none: theirs is relu, the default.
+        model = from_arrays(meta.get("kind"), arrays, activation=meta.get("activation"))
     except ModelError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
     check_metadata(path, meta)
     _check_meta(path, meta, model)
+    meta["activation"] = model.activation.name  # said by every checkpoint read, of every format
     return model, meta, state
 
 
@@ -479,10 +488,11 @@ def _parse_meta(path: Path, blob: np.ndarray) -> dict:
         raise CheckpointError(f"{path}: the checkpoint's metadata is not valid JSON ({str(exc)[:80]})") from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path}: the checkpoint's metadata is not a JSON object")
-    if meta.get("format") != FORMAT_VERSION:
+    if meta.get("format") not in FORMATS_READ or isinstance(meta.get("format"), bool):
         raise CheckpointError(
             f"{path}: checkpoint format {jsontext.dumps(meta.get('format'))[:20]} is not supported by mnistsoftmax "
-            f"{__version__} (it reads format {FORMAT_VERSION}); retrain, or use the version that wrote it"
+            f"{__version__} (it reads formats {FORMATS_READ[0]} to {FORMATS_READ[-1]}); retrain, or use the version "
+            "that wrote it"
         )
     return meta
 
@@ -521,7 +531,7 @@ def check_metadata(path: Path, meta: dict) -> None:
                 wanted = "in [0, 1]" if bounded else "a loss"
                 # JSON-quoted: a key of the file's is any string, a newline's included.
                 raise refuse(f"metric {jsontext.dumps(key)[:30]} = {jsontext.dumps(value)[:20]} is not {wanted}")
-    for key in ("dataset", "kind", "run", "version"):
+    for key in ("activation", "dataset", "kind", "run", "version"):
         if key in meta and not (isinstance(meta[key], str) and len(meta[key]) <= 200):
             raise refuse(f"{key} must be a short string, not {jsontext.dumps(meta[key])[:40]}")
     names = meta.get("class_names")
@@ -551,6 +561,10 @@ def _check_meta(path: Path, meta: dict, model) -> None:
     widths = model.hidden_widths
     if widths and config.get("hidden", widths) != widths:
         raise CheckpointError(f"{path}: its configuration says hidden {config['hidden']}, its arrays have {widths}")
+    activation = model.activation.name
+    if widths and config.get("activation", activation) != activation:
+        raise CheckpointError(f"{path}: its configuration says activation {config['activation']}, its model "
+                              f"{activation}")  # fmt: skip
 
 
 def _finite(x) -> bool:
@@ -571,6 +585,7 @@ def summary(model, meta: dict) -> dict:
     return {
         "model": meta["kind"],
         "hidden": model.sizes.get("hidden"),
+        "activation": model.activation.name,
         "description": model.describe(),
         "loss": of_run(config).name,
         "outputs": of_run(config).outputs,  # probabilities, or scores

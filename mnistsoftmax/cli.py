@@ -383,17 +383,17 @@ def evaluate(checkpoint_path, dataset, data_dir, mirror, source, as_json):
 @main.command()
 @schema_options(*GRADCHECK_OPTIONS)
 @translate_errors
-def gradcheck(model, loss, hidden, batch_size, weight_decay, seed, dropout, label_smoothing, tolerance):
+def gradcheck(model, loss, hidden, activation, batch_size, weight_decay, seed, dropout, label_smoothing, tolerance):
     """Check the hand-written backward pass against float64 central finite differences."""
     from mnistsoftmax.gradcheck import check_all
 
     log("central differences in float64, two forward passes per parameter entry: a few seconds in all")
     worst = 0.0
-    for kind, loss_name, name, err in check_all(model, loss, seed, hidden, batch_size, weight_decay, dropout,
-                                                label_smoothing):  # fmt: skip
+    for net, loss_name, name, err in check_all(model, loss, seed, hidden, batch_size, weight_decay, dropout,
+                                               label_smoothing, activation):  # fmt: skip
         worst = max(worst, err)
         verdict = "ok" if err < tolerance else "FAIL"
-        click.echo(f"{kind:<10} {loss_name:<13} {name:<3} relative error {err:.2e}  {verdict}")
+        click.echo(f"{net:<20} {loss_name:<13} {name:<3} relative error {err:.2e}  {verdict}")
     if worst >= tolerance:
         raise click.ClickException(f"the largest relative error {worst:.2e} is above {tolerance:.0e}")
 
@@ -553,7 +553,8 @@ def _explained(r: dict, names, label) -> str:
         h = r["hidden"]
         pushes = ", ".join(f"{u['unit']} ({u['push']:+.2f})" for u in h["units"][:5])
         which = "hidden units" if h["hidden_layers"] == 1 else f"units of hidden layer {h['layer']} (the last)"
-        lines.append(f"{which}: {h['active']} of {h['total']} fire; pushing {r['digit']} most: {pushes}")
+        lines.append(f"{which}: {h['active']} of {h['total']} fire ({h['activation']} {h['fires']}); pushing "
+                     f"{r['digit']} most: {pushes}")  # fmt: skip
     if "untrained" in r:
         u = r["untrained"]
         line = (f"untrained (the run's initial weights): probabilities "

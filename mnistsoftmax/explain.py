@@ -49,11 +49,12 @@ def softmax_steps(z: np.ndarray, label: int | None = None) -> dict:
 
 def hidden_units(model, x: np.ndarray, toward_class: int, count: int = 8) -> dict | None:
     """For a model with hidden layers and one normalised input x (1, D): how many of the last hidden
-    layer's H ReLU units fire, and the `count` units that push class `toward_class` most, by activation *
-    outgoing weight, each with the picture of what it responds to (model.unit_pictures: its own
-    first-layer weights in a one-layer net, its weights carried down to the pixels through the
-    layers below as x sets them in a deeper one; each (28, 28), scaled to [-1, 1]). `layer` is
-    that layer's number, 1 the input side's, of `hidden_layers`. None without hidden layers."""
+    layer's H units fire (`fires` says what that is under its `activation`), and the `count`
+    units that push class `toward_class` most, by activation * outgoing weight, each with the
+    picture of what it responds to (model.unit_pictures: its own first-layer weights in a
+    one-layer net, its weights carried down to the pixels through the layers below as x sets them
+    in a deeper one; each (28, 28), scaled to [-1, 1]). `layer` is that layer's number, 1 the
+    input side's, of `hidden_layers`. None without hidden layers."""
     hidden = model.last_hidden_layer(x)
     if hidden is None:
         return None
@@ -67,7 +68,9 @@ def hidden_units(model, x: np.ndarray, toward_class: int, count: int = 8) -> dic
     return {
         "layer": depth,
         "hidden_layers": depth,
-        "active": int(np.count_nonzero(a > 0)),
+        "activation": model.activation.name,
+        "fires": model.activation.info.fires,
+        "active": int(np.count_nonzero(model.activation.fires(a))),
         "total": int(len(a)),
         "units": [
             {

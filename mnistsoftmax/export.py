@@ -7,8 +7,8 @@ checker wants (a rank-3 (N, 28, 28) input would need a second graph input; resha
 first) — applies the checkpoint's normalisation, and gives the logits and the probabilities:
 
     pixels uint8 (N, ...) -> Cast float32 -> Reshape (N, 784) -> (x / 255 - mean) / std
-    then the model's layers (models.py: affine x W + b, relu), e.g. linear: logits = x W + b,
-    mlp: logits = relu(x W1 + b1) W2 + b2
+    then the model's layers (models.py: affine x W + b, the activation's node from activations.py),
+    e.g. linear: logits = x W + b, mlp: logits = Relu(x W1 + b1) W2 + b2 (or Tanh, LeakyRelu)
     probabilities = Softmax(logits, axis 1)
 """
 
@@ -76,17 +76,19 @@ def to_onnx(model, meta: dict) -> bytes:
 
 
 def _layers(helper, layers, first: str, last: str) -> list:
-    """The model's forward steps (models: ("affine", W, b), ("relu",)) as ONNX nodes from the
-    tensor `first` to `last`."""
+    """The model's forward steps (models: ("affine", W, b), (activation name,)) as ONNX nodes from
+    the tensor `first` to `last`."""
+    from mnistsoftmax.activations import ACTIVATIONS
+
     nodes, current = [], first
     for i, (op, *names) in enumerate(layers):
-        out = last if i == len(layers) - 1 else f"{op}{i}"
+        out = last if i == len(layers) - 1 else f"{op.replace('-', '_')}{i}"
         if op == "affine":
             W, b = names
             nodes += [helper.make_node("MatMul", [current, W], [f"{out}_product"]),
                       helper.make_node("Add", [f"{out}_product", b], [out])]  # fmt: skip
-        elif op == "relu":
-            nodes.append(helper.make_node("Relu", [current], [out]))
+        elif op in ACTIVATIONS:
+            nodes.append(ACTIVATIONS[op].onnx(helper, current, out))
         else:
             raise ExportError(f"no ONNX form for the layer {op!r}")
         current = out
@@ -97,7 +99,8 @@ def _metadata(meta: dict) -> dict[str, str]:
     """The checkpoint's JSON metadata as string pairs (what both formats can hold)."""
     from mnistsoftmax.losses import of_run
 
-    keys = ("kind", "sizes", "dataset", "class_names", "normalization", "config", "metrics", "temperature", "version")
+    keys = ("kind", "activation", "sizes", "dataset", "class_names", "normalization", "config", "metrics",
+            "temperature", "version")  # fmt: skip
     exported = {k: jsontext.dumps(meta[k]) for k in keys if k in meta}
     # What the "probabilities" output is: a cross-entropy model's probabilities, or the softmax of
     # a hinge model's scores, which training never made probabilities.
@@ -199,6 +202,7 @@ def to_html(model, meta: dict, name: str, kept=None, train_loss=(), initial: dic
         "entry": {"name": name, **entry},
         "normalization": meta["normalization"],
         "layers": [list(layer) for layer in model.layers],
+        "fires": model.activation.info.fires,  # what a firing unit is, in the answers' words
         "unit_caption": model.unit_caption,
         "parameters": {n: _stored(p, "float32") for n, p in model.params.items()},
         "untrained": None if untrained is None else {n: _stored(p, "float16") for n, p in untrained.params.items()},

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mnistsoftmax.activations import ACTIVATIONS, DEFAULT_ACTIVATION
 from mnistsoftmax.losses import DEFAULT_LOSS, LOSSES
 from mnistsoftmax.models import MODELS, build_model, hidden_widths, loss_and_grads
 
@@ -50,15 +51,16 @@ def check_model(
     dropout: float = 0.0,
     smoothing: float = 0.0,
     loss: str = DEFAULT_LOSS,
+    activation: str | None = None,
 ) -> dict[str, float]:
     """Largest relative error of every parameter's gradient of a float64 model on a random batch,
     under the loss of that name; with dropout p, through a fixed mask drawn once (the loss is then
     a fixed function again); with label smoothing e, of the smoothed loss. `hidden`: the widths
-    of the mlp's hidden layers (an int is one)."""
+    of the mlp's hidden layers (an int is one), `activation` theirs (relu when None)."""
     from mnistsoftmax.functional import dropout_mask
 
     rng = np.random.default_rng(seed)
-    model = build_model(kind, rng, hidden, dtype=np.float64)
+    model = build_model(kind, rng, hidden, dtype=np.float64, activation=activation)
     # Weights larger than the initial ones, so that every term (and the L2 penalty) matters.
     for p in model.params.values():
         p += 0.05 * rng.standard_normal(p.shape)
@@ -85,15 +87,31 @@ def depths(model: str = "all", hidden=(16, 8)) -> list[tuple[str, list[int]]]:
     return nets
 
 
+def nets(model: str = "all", hidden=(16, 8), activation: str = "all") -> list[tuple[str, list[int], str]]:
+    """(kind, widths, activation) of every net check_all checks: depths(model, hidden), a net with
+    hidden layers under each activation named ("all": every one); a net without them has no
+    activation to vary and takes the default."""
+    names = list(ACTIVATIONS) if activation == "all" else [activation]
+    return [(kind, widths, name) for kind, widths in depths(model, hidden)
+            for name in (names if widths else [DEFAULT_ACTIVATION])]  # fmt: skip
+
+
+def net_label(kind: str, widths: list[int], activation: str) -> str:
+    """A net in a few words: "linear", "mlp 16,8 relu"."""
+    return " ".join([kind, ",".join(map(str, widths)), activation if widths else ""]).strip()
+
+
 def check_all(model: str = "all", loss: str = "all", seed: int = 0, hidden=(16, 8), batch_size: int = 8,
-              reg: float = 1e-3, dropout: float = 0.0, smoothing: float = 0.0):  # fmt: skip
-    """check_model over the nets of depths(model, hidden) and the losses named ("all": every one)
-    -> (net, loss, parameter, relative error) for each parameter, the net as "mlp 16,8". Dropout
-    only where a net has hidden layers to drop, label smoothing only for a loss that takes it."""
-    for kind, widths in depths(model, hidden):
+              reg: float = 1e-3, dropout: float = 0.0, smoothing: float = 0.0, activation: str = "all"):  # fmt: skip
+    """check_model over the nets of nets(model, hidden, activation) and the losses named ("all":
+    every one) -> (net, loss, parameter, relative error) for each parameter, the net as
+    net_label() writes it. Dropout only where a net has hidden layers to drop, label smoothing only
+    for a loss that takes it."""
+    for kind, widths, function in nets(model, hidden, activation):
         p = dropout if widths else 0.0
         for name in LOSSES if loss == "all" else [loss]:
             e = smoothing if LOSSES[name].smoothable else 0.0
-            errors = check_model(kind, seed, widths, batch_size, reg=reg, dropout=p, smoothing=e, loss=name)
+            errors = check_model(kind, seed, widths, batch_size, reg=reg, dropout=p, smoothing=e, loss=name,
+                                 activation=function)  # fmt: skip
             for parameter, err in errors.items():
-                yield " ".join([kind, ",".join(map(str, widths))]).strip(), name, parameter, err
+                yield net_label(kind, widths, function), name, parameter, err

@@ -121,9 +121,9 @@ def evaluate(model, images: np.ndarray, labels: np.ndarray, norm: Normalization,
     return Evaluation(mean_loss, float((predicted == y).mean()), confusion)
 
 
-def untrained_model(kind: str, hidden: int, seed: int):
+def untrained_model(kind: str, hidden: int, seed: int, activation: str | None = None):
     """The model a run with this seed started from (its initial weights are the first draw)."""
-    return build(kind, np.random.default_rng(seed), hidden)
+    return build(kind, np.random.default_rng(seed), hidden, activation=activation)
 
 
 def initial_model(meta: dict):
@@ -133,4 +133,4 @@ def initial_model(meta: dict):
     config = meta.get("config") or {}
     if not all(k in config for k in ("model", "hidden", "seed")):
         return None
-    return untrained_model(config["model"], config["hidden"], config["seed"])
+    return untrained_model(config["model"], config["hidden"], config["seed"], config.get("activation"))

@@ -83,7 +83,7 @@ def training_step(model, x: np.ndarray, label: int, lr: float = DEFAULT_LR) -> d
         g = grads[name]
         g *= -lr
         g += p
-    stepped = type(model)(grads)
+    stepped = model.like(grads)
     z_after = stepped.forward(x)[0][0].astype(np.float64)
     after = np.exp(z_after - z_after.max())
     return {

@@ -1,17 +1,20 @@
 """The classifier: fully connected layers, its depth one list of hidden widths.
 
     hidden = []           softmax regression (`linear`): Z = X @ W + b
-    hidden = [H]          one hidden ReLU layer (`mlp`): A1 = relu(X @ W1 + b1); Z = A1 @ W2 + b2
-    hidden = [H1, H2...]  more of them: A_l = relu(A_{l-1} @ W_l + b_l), Z = A_L @ W_{L+1} + b_{L+1}
+    hidden = [H]          one hidden layer (`mlp`): A1 = f(X @ W1 + b1); Z = A1 @ W2 + b2
+    hidden = [H1, H2...]  more of them: A_l = f(A_{l-1} @ W_l + b_l), Z = A_L @ W_{L+1} + b_{L+1}
+
+where f is the activation (activations.py: relu, tanh, leaky-relu; relu unless named).
 
 One class, Network, whatever the depth; no code outside this module asks which kind it holds or
 what its parameters are called. Its interface:
     params            dict name -> array, the trainable parameters (W, b; or W1, b1, W2, b2, ...)
     hidden_widths     the list of hidden widths, [] for softmax regression
     kind              "linear" or "mlp" (MODELS), read off the widths
+    activation        the hidden layers' activation (activations.Activation)
     weight_names      the parameters L2 weight decay applies to (weights, never biases)
     sizes             {"inputs": D, "classes": C, and "hidden": [H1, ...] for hidden layers}
-    layers            the forward pass as steps ("affine", W, b) and ("relu",), for exporters
+    layers            the forward pass as steps ("affine", W, b) and (activation name,), for exporters
     forward(X, ws, dropout)  X (N, D) -> logits Z (N, C), cache; `dropout`, one mask (N, H_l) per
                       hidden layer (functional.dropout_mask), only in training
     backward(dZ, cache, grads, ws, beta) -> grads, dict name -> array shaped like params
@@ -24,6 +27,7 @@ what its parameters are called. Its interface:
     unit_pictures(units, x)  (D, K) what each of those units responds to, in pixels
     output_strength() (H,) the norm of each last-hidden unit's weights into the logits, or None
     describe()        one line for people: "mlp, 512 hidden units"
+    like(params)      a model of the same activation holding other parameters
 
 MODELS maps each kind to what it is; build() draws a new model, from_arrays() checks arrays read
 from a file against the parameter shapes of the depth they spell.
@@ -39,6 +43,7 @@ import re
 
 import numpy as np
 
+from mnistsoftmax import activations
 from mnistsoftmax.functional import (
     affine_backward,
     affine_forward,
@@ -46,8 +51,6 @@ from mnistsoftmax.functional import (
     dropout_forward,
     l2_penalty,
     l2_penalty_backward,
-    relu_backward,
-    relu_forward,
 )
 from mnistsoftmax.registry import (  # noqa: F401  (the kinds are described without numpy, for the options)
     DEFAULT_MODEL,
@@ -103,11 +106,19 @@ class Workspace(dict):
 
 
 class Network:
-    """Affine layers with a ReLU after each but the last; see the module docstring."""
+    """Affine layers with the activation after each but the last; see the module docstring."""
 
-    def __init__(self, params: dict[str, np.ndarray]):
+    def __init__(self, params: dict[str, np.ndarray], activation: str | None = None):
         self.params = params
         self.names = layer_names(depth_of(params))  # [(W, b)] per affine layer, input first
+        self.activation_name = activations.get(activation).name  # a name, so that the model pickles
+
+    @property
+    def activation(self) -> activations.Activation:
+        return activations.get(self.activation_name)
+
+    def like(self, params: dict[str, np.ndarray]) -> Network:
+        return Network(params, self.activation.name)
 
     @property
     def hidden_widths(self) -> list[int]:
@@ -125,7 +136,7 @@ class Network:
     def layers(self) -> tuple[tuple[str, ...], ...]:
         steps: list[tuple[str, ...]] = []
         for W, b in self.names:
-            steps += [("affine", W, b), ("relu",)]
+            steps += [("affine", W, b), (self.activation.name,)]
         return tuple(steps[:-1])
 
     @property
@@ -139,7 +150,7 @@ class Network:
         return {"inputs": D, "hidden": widths, "classes": C} if widths else {"inputs": D, "classes": C}
 
     def describe(self) -> str:
-        return summary(self.kind, self.hidden_widths)
+        return summary(self.kind, self.hidden_widths, self.activation.name)
 
     @staticmethod
     def parameter_shapes(inputs: int, widths: list[int], classes: int) -> dict[str, tuple[int, ...]]:
@@ -151,13 +162,15 @@ class Network:
 
     @classmethod
     def initialize(cls, rng: np.random.Generator, widths: list[int], num_inputs=NUM_INPUTS, num_classes=NUM_CLASSES,
-                   dtype=np.float32):  # fmt: skip
+                   dtype=np.float32, activation: str | None = None):  # fmt: skip
         """Weights drawn layer by layer from `rng`, input first; biases 0.
 
-        He initialisation keeps each hidden layer's activations at unit scale through the ReLU; the
-        output layer starts 10x smaller than that, so the logits start near 0 and the loss near ln C.
-        Softmax regression's single layer starts tinier still (0.001): its inputs are the pixels.
+        He initialisation (with the activation's gain) keeps each hidden layer's activations at
+        unit scale; the output layer starts 10x smaller than that, so the logits start near 0 and
+        the loss near ln C. Softmax regression's single layer starts tinier still (0.001): its
+        inputs are the pixels.
         """
+        gain = activations.get(activation).variance_gain
         shapes = cls.parameter_shapes(num_inputs, widths, num_classes)
         params = {}
         for i, (W, b) in enumerate(layer_names(len(widths))):
@@ -165,11 +178,11 @@ class Network:
             if not widths:
                 params[W] = 0.001 * rng.standard_normal(shapes[W])
             elif i < len(widths):
-                params[W] = rng.standard_normal(shapes[W]) * np.sqrt(2.0 / fan_in)
+                params[W] = rng.standard_normal(shapes[W]) * np.sqrt(gain / fan_in)
             else:
                 params[W] = rng.standard_normal(shapes[W]) * (0.1 / np.sqrt(fan_in))
             params[b] = np.zeros(shapes[b])
-        return cls({k: v.astype(dtype) for k, v in params.items()})
+        return cls({k: v.astype(dtype) for k, v in params.items()}, activation)
 
     def first_layer(self) -> np.ndarray:
         """The input layer's weights (D, K): one template per class, or one column per first hidden unit."""
@@ -192,17 +205,17 @@ class Network:
         return np.linalg.norm(self.params[self.names[-1][0]].astype(np.float64), axis=1)
 
     def _hidden_activations(self, X: np.ndarray, count: int | None = None) -> list[np.ndarray]:
-        """The hidden layers' ReLU outputs for X (N, D), input side first: [(N, H_1), ...]; the
+        """The hidden layers' outputs for X (N, D), input side first: [(N, H_1), ...]; the
         first `count` of them (all without)."""
         out, a = [], X
         for W, b in self.names[:-1][:count]:
             h, _ = affine_forward(a, self.params[W], self.params[b])  # (N, H_l)
-            a, _ = relu_forward(h, out=h)
+            a, _ = self.activation.forward(h, out=h)
             out.append(a)
         return out
 
     def last_hidden_layer(self, X: np.ndarray):
-        """X (N, D) -> (the last hidden layer's ReLU outputs A (N, H), its outgoing weights (H, C)),
+        """X (N, D) -> (the last hidden layer's outputs A (N, H), its outgoing weights (H, C)),
         or None for softmax regression."""
         if len(self.names) == 1:
             return None
@@ -210,18 +223,18 @@ class Network:
 
     def unit_pictures(self, units, x: np.ndarray | None = None) -> np.ndarray:
         """(D, K): for each of the last hidden layer's `units`, its weights carried down to the
-        pixels, W_1 g_1 W_2 ... g_{L-1} W_L[:, unit], where g_l keeps the units of layer l that
-        input x (1, D) turns on (all of them without x). For one hidden layer that is the unit's
-        own first-layer weights; deeper, it is what the unit adds up from the pixels, exactly,
-        through the layers below as this input sets them (a ReLU net is linear where its on/off
-        pattern is fixed)."""
+        pixels, W_1 g_1 W_2 ... g_{L-1} W_L[:, unit], where g_l is the slope of layer l's
+        activation at input x (1, D) (every slope 1 without x). For one hidden layer that is the
+        unit's own first-layer weights; deeper, it is what the unit adds up from the pixels through
+        the layers below as this input sets them: exactly for relu and leaky-relu, linear where
+        their on/off pattern is fixed; to first order for tanh."""
         names = self.names[:-1]
         picture = self.params[names[-1][0]][:, list(units)].astype(np.float64)  # (H_{L-1}, K)
         below = len(names) - 1  # the hidden layers under the last one; none in a one-layer net
         gates = self._hidden_activations(x, below) if x is not None and below else None
         for l in range(below - 1, -1, -1):  # noqa: E741  (the layers' letter)
             if gates is not None:
-                picture *= (gates[l][0] > 0)[:, None]
+                picture *= self.activation.slope(gates[l][0])[:, None]
             picture = self.params[names[l][0]].astype(np.float64) @ picture  # (H_{l-1} or D, K)
         return picture
 
@@ -230,6 +243,8 @@ class Network:
         buffers = {"Z": ((self.sizes["classes"],), dtype)}
         for l, H in enumerate(widths):  # noqa: E741
             buffers |= {f"A{l}": ((H,), dtype), f"dA{l}": ((H,), dtype), f"mask{l}": ((H,), np.bool_)}
+            if not self.activation.dropout_in_place:
+                buffers[f"dropped{l}"] = ((H,), dtype)
         return Workspace(capacity, **buffers)
 
     def forward(self, X: np.ndarray, ws: Workspace | None = None, dropout=None):
@@ -240,14 +255,17 @@ class Network:
         if dropout is not None and len(dropout) != len(hidden):
             raise ModelError(f"{len(dropout)} dropout masks for the {len(hidden)} hidden layers of {self.describe()}")
         caches, a = [], X
+        f = self.activation
         for l, (W, b) in enumerate(hidden):  # noqa: E741
             h, cache_affine = affine_forward(a, p[W], p[b], out=take(f"A{l}"))  # (N, H_l)
-            a, cache_relu = relu_forward(h, out=h)  # (N, H_l), in place: h is not needed again
+            a, cache_act = f.forward(h, out=h)  # (N, H_l), in place: h is not needed again
             cache_drop = None
             if dropout is not None:
-                # In place too; relu_backward's mask, A > 0, then also leaves out the dropped units.
-                a, cache_drop = dropout_forward(a, dropout[l], out=a)  # (N, H_l)
-            caches.append((cache_affine, cache_relu, cache_drop))
+                # In place where the backward reads only A's sign (relu's mask, A > 0, then also
+                # leaves out the dropped units); elsewhere into a buffer of its own, A kept intact.
+                into = a if f.dropout_in_place else take(f"dropped{l}")
+                a, cache_drop = dropout_forward(a, dropout[l], out=into)  # (N, H_l)
+            caches.append((cache_affine, cache_act, cache_drop))
         W, b = self.names[-1]
         Z, cache_out = affine_forward(a, p[W], p[b], out=take("Z"))  # (N, C)
         return Z, (caches, cache_out)
@@ -262,42 +280,48 @@ class Network:
         dA_top = take(f"dA{top}") if top >= 0 else None
         dA, g[W], g[b] = affine_backward(dZ, cache_out, dA_top, g.get(W), g.get(b), need_dX=top >= 0, beta=beta)
         for l in range(top, -1, -1):  # noqa: E741
-            cache_affine, cache_relu, cache_drop = caches[l]
+            cache_affine, cache_act, cache_drop = caches[l]
             if cache_drop is not None:
                 dA = dropout_backward(dA, cache_drop, out=dA)  # (N, H_l), in place
-            dH = relu_backward(dA, cache_relu, out=dA, mask=take(f"mask{l}"))  # (N, H_l), in place of dA
+            dH = self.activation.backward(dA, cache_act, out=dA, mask=take(f"mask{l}"))  # (N, H_l), in place of dA
             W, b = self.names[l]
             dA, g[W], g[b] = affine_backward(dH, cache_affine, take(f"dA{l - 1}") if l else None, g.get(W), g.get(b),
                                              need_dX=l > 0, beta=beta)  # (N, H_{l-1})  # fmt: skip
         return g
 
 
-def summary(kind: str, widths: list[int]) -> str:
-    """One line for people: "linear softmax", "mlp, 512 hidden units", "mlp, 256 and 128 hidden units"."""
+def summary(kind: str, widths: list[int], activation: str | None = None) -> str:
+    """One line for people: "linear softmax", "mlp, 512 hidden units", "mlp, 256 and 128 hidden
+    units"; an activation other than the default is named: "mlp, 512 tanh hidden units"."""
     if not widths:
         return "linear softmax"
+    units = "hidden units" if activation in (None, activations.DEFAULT_ACTIVATION) else f"{activation} hidden units"
     if len(widths) == 1:
-        return f"{kind}, {widths[0]} hidden units"
-    return f"{kind}, {', '.join(map(str, widths[:-1]))} and {widths[-1]} hidden units"
+        return f"{kind}, {widths[0]} {units}"
+    return f"{kind}, {', '.join(map(str, widths[:-1]))} and {widths[-1]} {units}"
 
 
 def build(kind: str, rng: np.random.Generator, hidden=256, inputs: int = NUM_INPUTS,
-          classes: int = NUM_CLASSES, dtype=np.float32) -> Network:  # fmt: skip
-    """A freshly initialised model of the given kind (`hidden`, its widths, is used by kinds with
-    hidden layers; an int is one layer)."""
-    return Network.initialize(rng, hidden_widths(kind, hidden), num_inputs=inputs, num_classes=classes, dtype=dtype)
+          classes: int = NUM_CLASSES, dtype=np.float32, activation: str | None = None) -> Network:  # fmt: skip
+    """A freshly initialised model of the given kind (`hidden`, its widths, and `activation` are
+    used by kinds with hidden layers; an int is one layer)."""
+    return Network.initialize(rng, hidden_widths(kind, hidden), num_inputs=inputs, num_classes=classes, dtype=dtype,
+                              activation=activation)  # fmt: skip
 
 
-def build_model(kind: str, rng: np.random.Generator, hidden=256, dtype=np.float32) -> Network:
+def build_model(kind: str, rng: np.random.Generator, hidden=256, dtype=np.float32,
+                activation: str | None = None) -> Network:  # fmt: skip
     """A freshly initialised MNIST model of the given kind (784 inputs, 10 classes)."""
-    return build(kind, rng, hidden, dtype=dtype)
+    return build(kind, rng, hidden, dtype=dtype, activation=activation)
 
 
 def from_arrays(kind: str, arrays: dict[str, np.ndarray], inputs: int = NUM_INPUTS,
-                classes: int = NUM_CLASSES) -> Network:  # fmt: skip
-    """The model of that kind holding these arrays, checked: exactly a network's parameters,
-    floating point, of consistent shapes, mapping `inputs` to `classes`. ModelError says what is wrong."""
+                classes: int = NUM_CLASSES, activation: str | None = None) -> Network:  # fmt: skip
+    """The model of that kind and activation (the default when None) holding these arrays, checked:
+    exactly a network's parameters, floating point, of consistent shapes, mapping `inputs` to
+    `classes`. ModelError says what is wrong."""
     expected_kind = model_kind(kind)
+    function = activations.get(activation)
     depth = depth_of(arrays)
     if expected_kind.has_hidden_layers != (depth > 0):
         raise ModelError(f"a {kind} model's parameters are not {', '.join(sorted(arrays))}")
@@ -316,7 +340,7 @@ def from_arrays(kind: str, arrays: dict[str, np.ndarray], inputs: int = NUM_INPU
             raise ModelError(f"one shape of the {kind} model does not match the next: {found}")
     if D != inputs or C != classes:
         raise ModelError(f"the model must map {inputs} inputs to {classes} classes, not {D} to {C}")
-    return Network(dict(arrays))
+    return Network(dict(arrays), function.name)
 
 
 def describe(options: dict) -> str:
@@ -324,7 +348,9 @@ def describe(options: dict) -> str:
     kind = options.get("model")
     if not isinstance(kind, str) or kind not in MODELS:
         return ""
-    return summary(kind, hidden_widths(kind, options.get("hidden") or []))
+    activation = options.get("activation")
+    return summary(kind, hidden_widths(kind, options.get("hidden") or []), activation if activation in
+                   activations.ACTIVATIONS else None)  # fmt: skip
 
 
 def first_layer_gradient(model: Network, grads: dict) -> np.ndarray:
@@ -334,7 +360,7 @@ def first_layer_gradient(model: Network, grads: dict) -> np.ndarray:
 
 def with_dtype(model: Network, dtype) -> Network:
     """A copy of the model with its parameters in another dtype."""
-    return Network({k: v.astype(dtype) for k, v in model.params.items()})
+    return model.like({k: v.astype(dtype) for k, v in model.params.items()})
 
 
 def loss_and_grads(model: Network, X: np.ndarray, y: np.ndarray, reg: float = 0.0, dropout=None,

@@ -22,7 +22,9 @@ from pathlib import Path
 
 from mnistsoftmax.errors import MnistSoftmaxError, quoted
 from mnistsoftmax.registry import (
+    ACTIVATIONS,
     DATASETS,
+    DEFAULT_ACTIVATION,
     DEFAULT_LOSS,
     DEFAULT_MODEL,
     DEFAULT_OPTIMIZER,
@@ -205,8 +207,10 @@ def schema() -> tuple[Option, ...]:
     return (
         Option("model", "choice", DEFAULT_MODEL, _registry_help(MODELS) + ".", "model", choices=tuple(MODELS)),
         # 65,536 units: a 784 x 65,536 float32 layer is 205 MB, with its gradient and training buffers about 1 GB.
-        Option("hidden", "ints", (256,), "Widths of the mlp's hidden ReLU layers, input side first: 512 is one "
+        Option("hidden", "ints", (256,), "Widths of the mlp's hidden layers, input side first: 512 is one "
                "layer, 512,256 two.", "model", low=1, high=65536),
+        Option("activation", "choice", DEFAULT_ACTIVATION, "The mlp's hidden layers' activation: "
+               + _registry_help(ACTIVATIONS) + ".", "model", choices=tuple(ACTIVATIONS)),
         Option("loss", "choice", DEFAULT_LOSS, "The loss minimised in training: " + _registry_help(LOSSES) + ".",
                "model", choices=tuple(LOSSES)),
         # Every integer has an upper bound, so that no value reaches numpy or a loop it would break:
@@ -283,6 +287,8 @@ GRADCHECK_OPTIONS: tuple[Option, ...] = (
     replace(BY_NAME["loss"], default="all", choices=(*LOSSES, "all"), help="Which loss's gradient to check."),
     replace(BY_NAME["hidden"], default=(16, 8), help="Hidden widths: the mlp is checked at each depth up to "
             "this list's (16,8: one layer of 16, then 16 and 8)."),
+    replace(BY_NAME["activation"], default="all", choices=(*ACTIVATIONS, "all"),
+            help="Which activation of the mlp's hidden layers to check."),
     replace(BY_NAME["batch_size"], default=8, help="Random samples."),
     replace(BY_NAME["weight_decay"], default=1e-3, help="L2 strength included in the checked loss."),
     replace(BY_NAME["seed"], help="Seed of the random batch and weights."),

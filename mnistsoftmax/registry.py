@@ -1,11 +1,12 @@
-"""What each registry holds, by name, without its implementation: the kinds of model, the losses,
-the optimizers and the data sets, with the help the options show (the learning-rate schedules,
-pure Python, are whole in schedules.py). Nothing here imports numpy, so the options built from
-these names (and so `mnistsoftmax --help`, `train --help` and shell completion) start without it.
+"""What each registry holds, by name, without its implementation: the kinds of model, the hidden
+layers' activations, the losses, the optimizers and the data sets, with the help the options show
+(the learning-rate schedules, pure Python, are whole in schedules.py). Nothing here imports numpy,
+so the options built from these names (and so `mnistsoftmax --help`, `train --help` and shell
+completion) start without it.
 
-Each implementing module builds its table over these names (models.py, losses.py, optim.py,
-datasets.py) and tests/test_schema.py checks that every name here has its implementation and no
-implementation lacks a name: a new loss is its entry here and its functions in losses.py.
+Each implementing module builds its table over these names (models.py, activations.py, losses.py,
+optim.py, datasets.py) and tests/test_schema.py checks that every name here has its implementation
+and no implementation lacks a name: a new loss is its entry here and its functions in losses.py.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class Kind:
 
 MODELS: dict[str, Kind] = {
     "linear": Kind("linear", "softmax regression, logits = x W + b", has_hidden_layers=False),
-    "mlp": Kind("mlp", "hidden ReLU layers of the --hidden widths", has_hidden_layers=True),
+    "mlp": Kind("mlp", "hidden layers of the --hidden widths, each then the --activation", has_hidden_layers=True),
 }
 DEFAULT_MODEL = "mlp"
 
@@ -81,6 +82,36 @@ def check_dropout(p: float, widths: list[int]) -> None:
     """The dropout rule: it drops hidden units, so a model without hidden layers takes none."""
     if p and not widths:
         raise ModelError(f"--dropout {p} drops hidden units: it needs --model mlp (softmax regression has none)")
+
+
+# Activations -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActivationInfo:
+    """One activation of the hidden layers by name (activations.ACTIVATIONS implements it): its
+    formula, and what "a unit fires" means under it, for the answers that count firing units."""
+
+    name: str
+    help: str
+    fires: str
+
+
+LEAKY_SLOPE = 0.01  # leaky-relu's slope below 0, as PyTorch's and ONNX's LeakyRelu default
+
+ACTIVATIONS: dict[str, ActivationInfo] = {
+    "relu": ActivationInfo("relu", "max(h, 0)", fires="output > 0"),
+    "tanh": ActivationInfo("tanh", "tanh(h), between -1 and 1", fires="output > 0, of -1 to 1"),
+    "leaky-relu": ActivationInfo("leaky-relu", f"h above 0, {LEAKY_SLOPE} h below", fires="output > 0, slope 1"),
+}
+DEFAULT_ACTIVATION = "relu"  # what every checkpoint that names none was trained with
+
+
+def activation_info(name) -> ActivationInfo:
+    try:
+        return ACTIVATIONS[name]
+    except (KeyError, TypeError):
+        raise ModelError(f"unknown activation {name!r} (expected one of {', '.join(ACTIVATIONS)})") from None
 
 
 # Losses ------------------------------------------------------------------------------------------

@@ -134,9 +134,8 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
     log = hooks.log or (lambda line: None)
     source = config.get("source", "mirrors")  # checkpoints from before --source have no such key
     data = datasets.load(config["dataset"], config["data_dir"], config["mirror"], source=source)
-    run = training.prepare_run(
-        data.train.images, data.train.labels, config["model"], config["hidden"], config["val_split"], config["seed"]
-    )
+    run = training.prepare_run(data.train.images, data.train.labels, config["model"], config["hidden"],
+                               config["val_split"], config["seed"], config.get("activation"))  # fmt: skip
     if resume is not None:
         run.model = resume.model  # the split and normalisation are redrawn from the seed; the weights are saved
     n_val = len(run.validation[1]) if run.validation else 0

@@ -42,17 +42,18 @@ PARAMETERS = tuple(o.name for o in options.TRAIN_OPTIONS if options.ESTIMATOR in
 
 
 class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
-    """Softmax regression (`model="linear"`) or hidden ReLU layers (`"mlp"`, `hidden=(512, 256)` for
-    two), trained by SGD with momentum (or Adam) on the mean loss, as `mnistsoftmax train` trains:
-    the parameters are train's options, with its defaults and its checks (options.py). The
-    distortion options apply where the inputs are 28 x 28 images (784 features, pixel values
-    0-255). `verbose=True` prints one line per epoch to stderr (its loss and accuracy), as `train`
-    does."""
+    """Softmax regression (`model="linear"`) or hidden layers (`"mlp"`, `hidden=(512, 256)` for two,
+    `activation="relu"`, `"tanh"` or `"leaky-relu"`), trained by SGD with momentum (or Adam) on
+    the mean loss, as `mnistsoftmax train` trains: the parameters are train's options, with its
+    defaults and its checks (options.py). The distortion options apply where the inputs are 28 x
+    28 images (784 features, pixel values 0-255). `verbose=True` prints one line per epoch to
+    stderr (its loss and accuracy), as `train` does."""
 
     def __init__(
         self,
         model=D["model"],
         hidden=D["hidden"],
+        activation=D["activation"],
         loss=D["loss"],
         epochs=D["epochs"],
         batch_size=D["batch_size"],
@@ -76,6 +77,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
     ):
         self.model = model
         self.hidden = hidden
+        self.activation = activation
         self.loss = loss
         self.epochs = epochs
         self.batch_size = batch_size
@@ -126,7 +128,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         seed = self.random_state if isinstance(self.random_state, int | np.integer) else None
         self._rng = np.random.default_rng(seed)
         p = self._checked()
-        self.model_ = build(p["model"], self._rng, p["hidden"], inputs=X.shape[1], classes=len(self.classes_))
+        self.model_ = build(p["model"], self._rng, p["hidden"], inputs=X.shape[1], classes=len(self.classes_),
+                            activation=p["activation"])  # fmt: skip
 
     def _train(self, X, y, epochs: int, schedule: str | None = None) -> None:
         # norm None: the features are the inputs as they come (scale them in a Pipeline)

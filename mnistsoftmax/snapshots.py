@@ -20,7 +20,6 @@ from __future__ import annotations
 import numpy as np
 
 from mnistsoftmax.errors import MnistSoftmaxError
-from mnistsoftmax.models import Network
 from mnistsoftmax.registry import DEFAULT_SNAPSHOTS as DEFAULT_COUNT
 from mnistsoftmax.registry import MAX_SNAPSHOTS as MAX_COUNT
 
@@ -180,4 +179,4 @@ class Snapshots:
         if index == len(self.steps) - 1 and self.done:
             return final
         params = {name: copies[index].astype(final.params[name].dtype) for name, copies in self.arrays.items()}
-        return Network(params)
+        return final.like(params)

@@ -104,12 +104,13 @@ class Run:
     rng: np.random.Generator  # continues with the per-epoch shuffles
 
 
-def prepare_run(images: np.ndarray, labels: np.ndarray, kind: str, hidden, val_split: float, seed: int) -> Run:
+def prepare_run(images: np.ndarray, labels: np.ndarray, kind: str, hidden, val_split: float, seed: int,
+                activation: str | None = None) -> Run:  # fmt: skip
     """Everything random about a run, drawn in a fixed order from one generator seeded by `seed`:
     the initial weights, then the validation split; the same generator then shuffles each epoch.
     The PyTorch reference relies on this order to reproduce a run exactly."""
     rng = np.random.default_rng(seed)
-    model = build(kind, rng, hidden)
+    model = build(kind, rng, hidden, activation=activation)
     train_idx, val_idx = split_validation(len(labels), val_split, rng)
     if len(train_idx) == 0:
         raise MnistSoftmaxError(

@@ -24,12 +24,21 @@ from mnistsoftmax.augment import Distorter, Distortion
 from mnistsoftmax.config import resolve
 from mnistsoftmax.inference import flat
 from mnistsoftmax.optim import learning_rate
+from mnistsoftmax.registry import ACTIVATIONS, LEAKY_SLOPE
 from mnistsoftmax.training import batch_generator, prepare_run
+
+# PyTorch's twin of each of mnistsoftmax's activations (activations.py), by the name a layer has.
+TORCH_ACTIVATIONS = {
+    "relu": torch.relu,
+    "tanh": torch.tanh,
+    "leaky-relu": lambda x: torch.nn.functional.leaky_relu(x, LEAKY_SLOPE),
+}
+assert set(TORCH_ACTIVATIONS) == set(ACTIVATIONS), "an activation without its PyTorch twin"
 
 
 class TorchModel(torch.nn.Module):
     """Parameters in mnistsoftmax's layout (W is inputs x outputs), so the weights copy over as they
-    are; the forward walks the model's layers as the exporters do (affine, relu)."""
+    are; the forward walks the model's layers as the exporters do (affine, the activation)."""
 
     def __init__(self, model):
         super().__init__()
@@ -39,7 +48,7 @@ class TorchModel(torch.nn.Module):
 
     def forward(self, x):
         for op, *names in self.steps:
-            x = torch.relu(x) if op == "relu" else x @ getattr(self, names[0]) + getattr(self, names[1])
+            x = x @ getattr(self, names[0]) + getattr(self, names[1]) if op == "affine" else TORCH_ACTIVATIONS[op](x)
         return x
 
 
@@ -48,7 +57,7 @@ def train_torch(config: dict, data, threads: int = 2, on_epoch=None):
     torch.set_num_threads(threads)
     # The initial weights, split and shuffles drawn exactly as `mnistsoftmax train` draws them.
     run = prepare_run(data.train.images, data.train.labels, config["model"], config["hidden"],
-                      config["val_split"], config["seed"])  # fmt: skip
+                      config["val_split"], config["seed"], config.get("activation"))  # fmt: skip
     norm, rng = run.norm, run.rng
     model = TorchModel(run.model)
     decayed = set(run.model.weight_names)

@@ -1,7 +1,8 @@
-"""The nets the generic tests run on, from the registry (gradcheck.depths over models.MODELS):
-every kind, a kind with hidden layers at depths 1 and 2, so that a new kind is tested by itself."""
+"""The nets the generic tests run on, from the registries (gradcheck.nets over models.MODELS and
+activations.ACTIVATIONS): every kind, a kind with hidden layers at depths 1 and 2 under every
+activation, so that a new kind or a new activation is tested by itself."""
 
-from mnistsoftmax.gradcheck import depths
+from mnistsoftmax.gradcheck import net_label, nets
 
-NETS = depths("all", (6, 5))
-NET_IDS = [f"{kind}-{'x'.join(map(str, widths)) or 'none'}" for kind, widths in NETS]
+NETS = nets("all", (6, 5))
+NET_IDS = [net_label(*net).replace(" ", "-") for net in NETS]

@@ -8,21 +8,45 @@ import pytest
 
 from mnistsoftmax import checkpoint
 from mnistsoftmax.checkpoint import CheckpointError
-from mnistsoftmax.models import MODELS, build_model
+from mnistsoftmax.models import build_model
+from tests.nets import NET_IDS, NETS
 
 
-@pytest.mark.parametrize("kind", list(MODELS))
-def test_round_trip_gives_identical_logits(tmp_path, kind):
-    """Saved and loaded model computes bit-identical logits; metadata survives."""
+@pytest.mark.parametrize(("kind", "widths", "activation"), NETS, ids=NET_IDS)
+def test_round_trip_gives_identical_logits(tmp_path, kind, widths, activation):
+    """Saved and loaded model computes bit-identical logits under its activation; metadata survives.
+    A relu net is format 1, which every version reads; another activation is format 2, which a
+    reader that knows no activation refuses rather than answering with relu."""
     rng = np.random.default_rng(0)
-    model = build_model(kind, rng, hidden=[16, 9])
+    model = build_model(kind, rng, hidden=widths, activation=activation)
     path = tmp_path / "m.npz"
     checkpoint.save(path, model, {"dataset": "mnist", "normalization": {"mean": 0.1, "std": 0.3}})
     loaded, meta = checkpoint.load(path)
     X = rng.standard_normal((5, 784)).astype(np.float32)
     assert loaded.forward(X)[0].tobytes() == model.forward(X)[0].tobytes()
-    assert meta["kind"] == kind and meta["dataset"] == "mnist" and meta["format"] == checkpoint.FORMAT_VERSION
+    assert loaded.activation.name == meta["activation"] == activation
+    assert meta["kind"] == kind and meta["dataset"] == "mnist" and meta["format"] == (1 if activation == "relu" else 2)
     assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_an_activation_the_arrays_cannot_take_is_refused(tmp_path):
+    """An unknown activation, or a configuration that names another than the file's, is one line."""
+    model = build_model("mlp", np.random.default_rng(0), hidden=[4], activation="tanh")
+    norm = {"normalization": {"mean": 0.1, "std": 0.3}}
+    path = tmp_path / "m.npz"
+    checkpoint.save(path, model, {**norm, "activation": "sigmoid"})
+    meta_blob = np.load(path)["__meta__"]
+    assert b'"activation": "tanh"' in meta_blob.tobytes()  # the model's own, whatever the caller said
+    arrays = dict(np.load(path))
+    meta = json.loads(arrays.pop("__meta__").tobytes())
+    for hostile, message in [({"activation": "sigmoid"}, "unknown activation 'sigmoid'"),
+                             ({"activation": ["relu"]}, "unknown activation"),
+                             ({"config": {"model": "mlp", "hidden": [4], "activation": "relu"}},
+                              "configuration says activation relu, its model tanh")]:  # fmt: skip
+        blob = np.frombuffer(json.dumps({**meta, **hostile}).encode(), np.uint8)
+        np.savez(path, **arrays, __meta__=blob)
+        with pytest.raises(checkpoint.CheckpointError, match=message):
+            checkpoint.load(path)
 
 
 def save_arrays(path, **arrays):

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from mnistsoftmax import checkpoint, losses
+from mnistsoftmax.activations import ACTIVATIONS
 from mnistsoftmax.cli import main
 
 
@@ -214,20 +215,20 @@ def test_eval_of_a_file_that_is_not_a_checkpoint(tmp_path):
 def test_gradcheck_command():
     """gradcheck prints every parameter of every model at every depth up to --hidden's, under every
     loss, with its relative error, all ok."""
-    from mnistsoftmax.gradcheck import depths
+    from mnistsoftmax.gradcheck import nets
     from mnistsoftmax.models import layer_names
 
     result = invoke("gradcheck", "--hidden", "8,5", "--batch-size", 4)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert [line.split()[:-4] for line in lines] == [
-        [kind, *([",".join(map(str, widths))] if widths else []), loss, name]
-        for kind, widths in depths("all", [8, 5])
+        [kind, *([",".join(map(str, widths)), activation] if widths else []), loss, name]
+        for kind, widths, activation in nets("all", [8, 5])
         for loss in losses.LOSSES
         for pair in layer_names(len(widths))
         for name in pair
     ]
-    assert len(lines) == len(losses.LOSSES) * (2 + 4 + 6)
+    assert len(lines) == len(losses.LOSSES) * (2 + len(ACTIVATIONS) * (4 + 6))
     assert all(line.endswith("ok") for line in lines)
 
 
@@ -378,4 +379,5 @@ def test_label_smoothing_from_a_config_file_and_flags(tiny_data, tmp_path):
         result = invoke("train", "--label-smoothing", bad)
         assert result.exit_code == 2 and "--label-smoothing" in result.stderr
     result = invoke("gradcheck", "--hidden", 8, "--batch-size", 4, "--label-smoothing", 0.3)
-    assert result.exit_code == 0 and result.stdout.count(" ok") == 6 * len(losses.LOSSES)  # both models, every loss
+    # both models, the mlp under every activation, every loss
+    assert result.exit_code == 0 and result.stdout.count(" ok") == (2 + 4 * len(ACTIVATIONS)) * len(losses.LOSSES)

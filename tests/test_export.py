@@ -18,12 +18,13 @@ from tests.nets import NET_IDS, NETS
 
 @pytest.fixture(scope="module", params=NETS, ids=NET_IDS)
 def trained(request, tmp_path_factory):
-    kind, widths = request.param
+    kind, widths, activation = request.param
     root = tmp_path_factory.mktemp(f"export-{kind}")
     write_dataset(root / "data")
     out = root / "model.npz"
     args = ["train", "--dataset", "custom", "--data-dir", str(root / "data"), "--model", kind,
-            "--hidden", ",".join(map(str, widths or [24])), "--epochs", "2", "--out", str(out)]  # fmt: skip
+            "--hidden", ",".join(map(str, widths or [24])), "--activation", activation, "--epochs", "2",
+            "--out", str(out)]  # fmt: skip
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     return out, root

@@ -56,10 +56,10 @@ def test_fused_forms_equal_the_plain_ones(Z, labels):
         assert correct == int((Z.argmax(axis=1) == y).sum())
 
 
-@pytest.mark.parametrize(("kind", "widths"), NETS, ids=NET_IDS)
-def test_gradcheck_of_the_hinge_model(kind, widths):
-    """Every parameter of every depth under the hinge (and L2), float64, < 1e-6."""
-    errors = check_model(kind, seed=3, hidden=widths, batch_size=6, reg=1e-3, loss="hinge")
+@pytest.mark.parametrize(("kind", "widths", "activation"), NETS, ids=NET_IDS)
+def test_gradcheck_of_the_hinge_model(kind, widths, activation):
+    """Every parameter of every depth and activation under the hinge (and L2), float64, < 1e-6."""
+    errors = check_model(kind, seed=3, hidden=widths, batch_size=6, reg=1e-3, loss="hinge", activation=activation)
     assert max(errors.values()) < 1e-6, errors
 
 

@@ -1,32 +1,34 @@
-"""Every model at every depth (gradcheck.depths over models.MODELS): gradients of every parameter,
+"""Every model at every depth under every activation (gradcheck.nets): gradients of every parameter,
 the untrained loss, buffers, learning a tiny batch; checkpoints of the code before the depth list."""
 
+import dataclasses
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mnistsoftmax.gradcheck import check_model, depths
+from mnistsoftmax.activations import ACTIVATIONS
+from mnistsoftmax.gradcheck import check_model, depths, nets
 from mnistsoftmax.losses import LOSSES, cross_entropy
 from mnistsoftmax.models import MODELS, Network, build_model, layer_names, loss_and_grads
 from mnistsoftmax.optim import SGD
 from tests.nets import NET_IDS, NETS
 
 
-@pytest.mark.parametrize(("kind", "widths"), NETS, ids=NET_IDS)
+@pytest.mark.parametrize(("kind", "widths", "activation"), NETS, ids=NET_IDS)
 @pytest.mark.parametrize("loss", list(LOSSES))
 @pytest.mark.parametrize("reg", [0.0, 1e-2])
-def test_every_gradient_matches_finite_differences(kind, widths, loss, reg):
+def test_every_gradient_matches_finite_differences(kind, widths, activation, loss, reg):
     """Hand-written backward (with the L2 term) agrees with float64 central differences to < 1e-6,
     for every parameter of every depth under every loss."""
-    errors = check_model(kind, seed=1, hidden=widths, batch_size=6, reg=reg, loss=loss)
+    errors = check_model(kind, seed=1, hidden=widths, batch_size=6, reg=reg, loss=loss, activation=activation)
     assert set(errors) == {n for pair in layer_names(len(widths)) for n in pair}
     assert max(errors.values()) < 1e-6, errors
 
 
-@pytest.mark.parametrize(("kind", "widths"), NETS, ids=NET_IDS)
-def test_label_smoothing_gradients_match_finite_differences(kind, widths, monkeypatch):
+@pytest.mark.parametrize(("kind", "widths", "activation"), NETS, ids=NET_IDS)
+def test_label_smoothing_gradients_match_finite_differences(kind, widths, activation, monkeypatch):
     """The smoothed loss's gradients (with dropout through fixed masks where there are hidden
     layers) agree to < 1e-6; a backward that ignores the smoothing is caught."""
     import dataclasses
@@ -34,7 +36,8 @@ def test_label_smoothing_gradients_match_finite_differences(kind, widths, monkey
     from mnistsoftmax import losses
 
     dropout = 0.5 if widths else 0.0
-    errors = check_model(kind, seed=2, hidden=widths, batch_size=6, reg=1e-3, dropout=dropout, smoothing=0.2)
+    errors = check_model(kind, seed=2, hidden=widths, batch_size=6, reg=1e-3, dropout=dropout, smoothing=0.2,
+                         activation=activation)  # fmt: skip
     assert max(errors.values()) < 1e-6, errors
     entry = losses.LOSSES["cross-entropy"]
     unsmoothed = dataclasses.replace(entry, backward=lambda Z, y, smoothing: entry.backward(Z, y))
@@ -44,19 +47,31 @@ def test_label_smoothing_gradients_match_finite_differences(kind, widths, monkey
 
 
 @pytest.mark.parametrize("widths", [[6], [6, 5]])
-def test_gradcheck_catches_a_wrong_backward(monkeypatch, widths):
-    """The check can fail: a backward that forgets the ReLU mask is reported, at each depth."""
-    from mnistsoftmax import models
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+def test_gradcheck_catches_a_wrong_backward(monkeypatch, widths, activation):
+    """The check can fail: a backward that forgets the activation's derivative is reported, at each
+    depth, under each activation."""
+    entry = ACTIVATIONS[activation]
+    monkeypatch.setitem(ACTIVATIONS, activation, dataclasses.replace(entry, backward=lambda dA, cache, out=None,
+                                                                      mask=None: dA.copy()))  # fmt: skip
+    assert check_model("mlp", seed=1, hidden=widths, batch_size=6, activation=activation)["W1"] > 1e-3
 
-    monkeypatch.setattr(models, "relu_backward", lambda dA, cache, out=None, mask=None: dA.copy())
-    assert check_model("mlp", seed=1, hidden=widths, batch_size=6)["W1"] > 1e-3
+
+def test_dropout_in_place_where_the_backward_reads_more_than_a_sign_is_caught(monkeypatch):
+    """tanh's backward reads 1 - A**2, so dropout must not scale A where it lies: the gradient check
+    through dropout masks catches an entry that says it may (relative error far above 1e-6)."""
+    entry = ACTIVATIONS["tanh"]
+    monkeypatch.setitem(ACTIVATIONS, "tanh", dataclasses.replace(entry, dropout_in_place=True))
+    errors = check_model("mlp", seed=2, hidden=[6], batch_size=6, dropout=0.5, activation="tanh")
+    assert errors["W1"] > 1e-2, errors
 
 
-@pytest.mark.parametrize(("kind", "widths"), depths("all", (256, 128)))
-def test_untrained_loss_is_ln10(kind, widths):
-    """Initialisation gives every class ~10 %: the loss on standardised inputs is ln 10 within 0.1."""
+@pytest.mark.parametrize(("kind", "widths", "activation"), nets("all", (256, 128)))
+def test_untrained_loss_is_ln10(kind, widths, activation):
+    """Initialisation gives every class ~10 %: the loss on standardised inputs is ln 10 within 0.1,
+    under every activation (each has its gain)."""
     rng = np.random.default_rng(0)
-    model = build_model(kind, rng, hidden=widths)
+    model = build_model(kind, rng, hidden=widths, activation=activation)
     X = rng.standard_normal((2000, 784)).astype(np.float32)
     y = rng.integers(0, 10, 2000)
     Z, _ = model.forward(X)
@@ -64,35 +79,42 @@ def test_untrained_loss_is_ln10(kind, widths):
     assert abs(cross_entropy(Z.astype(np.float64), y) - math.log(10)) < 0.1
 
 
-def allocating_pass(kind: str, seed: int, n: int, hidden):
+def allocating_pass(kind: str, seed: int, n: int, hidden, activation=None, dropout=None):
     """A model, a batch X (n, 784) with an output gradient dZ (n, 10), and the allocating path's
-    logits, cache and parameter gradients for them."""
+    logits, cache and parameter gradients for them (through the `dropout` masks, if given)."""
     rng = np.random.default_rng(seed)
-    model = build_model(kind, rng, hidden=hidden)
+    model = build_model(kind, rng, hidden=hidden, activation=activation)
     X = rng.standard_normal((n, 784)).astype(np.float32)
     dZ = rng.standard_normal((n, 10)).astype(np.float32)
-    Z, cache = model.forward(X)
+    Z, cache = model.forward(X, dropout=dropout)
     grads = {k: v.copy() for k, v in model.backward(dZ, cache).items()}
     return model, X, dZ, Z, cache, grads
 
 
-@pytest.mark.parametrize(("kind", "widths"), NETS, ids=NET_IDS)
-def test_workspace_path_equals_allocating_path(kind, widths):
-    """Forward/backward through reused buffers give the same numbers as the allocating path."""
-    model, X, dZ, Z, _, expected = allocating_pass(kind, seed=4, n=20, hidden=widths)
+@pytest.mark.parametrize(("kind", "widths", "activation"), NETS, ids=NET_IDS)
+@pytest.mark.parametrize("with_dropout", [False, True], ids=["plain", "dropout"])
+def test_workspace_path_equals_allocating_path(kind, widths, activation, with_dropout):
+    """Forward/backward through reused buffers give the same numbers as the allocating path, with
+    dropout too (acting in place only where the activation's backward allows it)."""
+    from mnistsoftmax.functional import dropout_mask
+
+    rng = np.random.default_rng(5)
+    masks = [dropout_mask(rng, 0.5, np.empty((20, H), np.float32)) for H in widths] if with_dropout else None
+    model, X, dZ, Z, _, expected = allocating_pass(kind, seed=4, n=20, hidden=widths, activation=activation,
+                                                   dropout=masks)  # fmt: skip
     ws = model.workspace(32)
     grads = {k: np.full_like(v, np.nan) for k, v in model.params.items()}
-    Z_ws, cache_ws = model.forward(X, ws)
+    Z_ws, cache_ws = model.forward(X, ws, dropout=masks)
     np.testing.assert_array_equal(Z_ws, Z)
     model.backward(dZ, cache_ws, grads, ws)
     for name in expected:
         np.testing.assert_allclose(grads[name], expected[name], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize(("kind", "widths"), NETS, ids=NET_IDS)
-def test_backward_with_beta_accumulates_into_the_buffers(kind, widths):
+@pytest.mark.parametrize(("kind", "widths", "activation"), NETS, ids=NET_IDS)
+def test_backward_with_beta_accumulates_into_the_buffers(kind, widths, activation):
     """backward(..., beta) leaves beta * old + gradient: the momentum step the training loop relies on."""
-    model, _, dZ, _, cache, gradient = allocating_pass(kind, seed=6, n=12, hidden=widths)
+    model, _, dZ, _, cache, gradient = allocating_pass(kind, seed=6, n=12, hidden=widths, activation=activation)
     rng = np.random.default_rng(7)
     old = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in model.params.items()}
     velocity = {k: v.copy() for k, v in old.items()}

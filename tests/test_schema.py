@@ -77,7 +77,7 @@ def test_no_import_circle():
 # .sklearn); this table is where the layers are declared, and the test below holds them.
 FLOORS = (
     ("ground", {"errors", "blas", "fileio", "jsontext", "registry", "schedules"}),
-    ("maths and the model", {"functional", "losses", "models", "optim", "snapshots", "gradcheck"}),
+    ("maths and the model", {"functional", "activations", "losses", "models", "optim", "snapshots", "gradcheck"}),
     (
         "data and files",
         {"datasets", "images", "augment", "options", "config", "configs", "checkpoint", "live", "inference"},
@@ -189,9 +189,10 @@ def test_the_kind_guard_can_fail():
 
 
 REGISTRIES = {"model": ("registry", "MODELS"), "loss": ("registry", "LOSSES"), "optimizer": ("registry", "OPTIMIZERS"),
-              "schedule": ("schedules", "SCHEDULES")}  # fmt: skip
+              "schedule": ("schedules", "SCHEDULES"), "activation": ("registry", "ACTIVATIONS")}  # fmt: skip
 IMPLEMENTATIONS = {"model": ("models", "MODELS"), "loss": ("losses", "LOSSES"), "optimizer": ("optim", "OPTIMIZERS"),
-                   "schedule": ("optim", "SCHEDULES"), "dataset": ("datasets", "DATASETS")}  # fmt: skip
+                   "schedule": ("optim", "SCHEDULES"), "dataset": ("datasets", "DATASETS"),
+                   "activation": ("activations", "ACTIVATIONS")}  # fmt: skip
 
 
 @pytest.mark.parametrize("option", list(IMPLEMENTATIONS))
@@ -205,7 +206,8 @@ def test_every_name_in_the_registry_has_its_implementation(option):
     module_name, attribute = IMPLEMENTATIONS[option]
     implemented = getattr(importlib.import_module(f"mnistsoftmax.{module_name}"), attribute)
     described = {"model": registry.MODELS, "loss": registry.LOSSES, "optimizer": registry.OPTIMIZERS,
-                 "schedule": schedules.SCHEDULES, "dataset": registry.DATASETS}[option]  # fmt: skip
+                 "schedule": schedules.SCHEDULES, "dataset": registry.DATASETS,
+                 "activation": registry.ACTIVATIONS}[option]  # fmt: skip
     assert list(implemented) == list(described) == list(options.BY_NAME[option].choices)
     for name, entry in implemented.items():
         assert getattr(entry, "info", entry) is described[name], name

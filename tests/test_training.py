@@ -17,10 +17,10 @@ from tests.nets import NET_IDS, NETS
 OPTIMIZER_SETTINGS = [{"optimizer": name} for name in OPTIMIZERS] + [{"optimizer": "sgd", "nesterov": True}]
 
 
-def run(kind="mlp", seed=0, epochs=2, lr=0.05, n=500, hidden=32, optimizer=None, **kw):
+def run(kind="mlp", seed=0, epochs=2, lr=0.05, n=500, hidden=32, optimizer=None, activation=None, **kw):
     rng = np.random.default_rng(seed)
     images, labels = synthetic_digits(n, np.random.default_rng(100))
-    model = build_model(kind, rng, hidden=hidden)
+    model = build_model(kind, rng, hidden=hidden, activation=activation)
     norm = Normalization.of(images)
     settings = TrainSettings(
         epochs=epochs,
@@ -37,27 +37,27 @@ def run(kind="mlp", seed=0, epochs=2, lr=0.05, n=500, hidden=32, optimizer=None,
     return model, records, hooks, (images, labels, norm)
 
 
-@pytest.mark.parametrize(("kind", "widths"), NETS, ids=NET_IDS)
-def test_same_seed_gives_bit_identical_weights(kind, widths):
+@pytest.mark.parametrize(("kind", "widths", "activation"), NETS, ids=NET_IDS)
+def test_same_seed_gives_bit_identical_weights(kind, widths, activation):
     """Two runs with one seed end with exactly the same bytes; another seed differs."""
-    a, _, _, _ = run(kind, seed=7, hidden=widths)
-    b, _, _, _ = run(kind, seed=7, hidden=widths)
-    c, _, _, _ = run(kind, seed=8, hidden=widths)
+    a, _, _, _ = run(kind, seed=7, hidden=widths, activation=activation)
+    b, _, _, _ = run(kind, seed=7, hidden=widths, activation=activation)
+    c, _, _, _ = run(kind, seed=8, hidden=widths, activation=activation)
     for name in a.params:
         assert a.params[name].tobytes() == b.params[name].tobytes()
     assert any(a.params[k].tobytes() != c.params[k].tobytes() for k in a.params)
 
 
-@pytest.mark.parametrize(("kind", "widths"), NETS, ids=NET_IDS)
-def test_numpy_fallback_trains_the_same_model(kind, widths, monkeypatch):
+@pytest.mark.parametrize(("kind", "widths", "activation"), NETS, ids=NET_IDS)
+def test_numpy_fallback_trains_the_same_model(kind, widths, activation, monkeypatch):
     """Without the BLAS library (another numpy build) training runs the numpy path to the same weights."""
     from mnistsoftmax import blas
 
     if blas.LIBRARY is None:
         pytest.skip("numpy's BLAS is not reachable here: every run is the fallback")
-    fast, fast_records, _, _ = run(kind, seed=3, hidden=widths)
+    fast, fast_records, _, _ = run(kind, seed=3, hidden=widths, activation=activation)
     monkeypatch.setattr(blas, "LIBRARY", None)
-    slow, slow_records, _, _ = run(kind, seed=3, hidden=widths)
+    slow, slow_records, _, _ = run(kind, seed=3, hidden=widths, activation=activation)
     for name in fast.params:
         np.testing.assert_allclose(slow.params[name], fast.params[name], rtol=1e-3, atol=1e-5)
     assert slow_records[-1]["train_loss"] == pytest.approx(fast_records[-1]["train_loss"], rel=1e-4)

@@ -1,12 +1,20 @@
 // The exported page's answers, computed in the browser from the model inside the file: what
 // GET /api/checkpoints and POST /api/predict answer (explain.explain, lab.lab, the stages), the
 // same fields and the same math, for a page with no server. The model is its layers as
-// models.py describes them (["affine", W, b], ["relu"]), so nothing here asks which kind it is.
+// models.py describes them (["affine", W, b], [activation]), so nothing here asks which kind it is.
 // Shapes: D = 784 inputs, K a layer's outputs, C classes.
 import { DIGIT_TYPE } from "./common.js";
 import { ImageError, mnistStages, readGray, resize } from "./preprocess.js";
 
 const PREVIEW_SIDE = 140, HIDDEN_SHOWN = 8, GRADIENT_IMAGES = 12, DEFAULT_LR = 0.001, MARGIN = 1.0;
+
+// The twin of activations.py: each activation's function, and its slope dA/dH read off its output A.
+export const ACTIVATIONS = {
+  relu: { forward: (h) => Math.max(h, 0), slope: (a) => (a > 0 ? 1 : 0) },
+  tanh: { forward: Math.tanh, slope: (a) => 1 - a * a },
+  "leaky-relu": { forward: (h) => (h > 0 ? h : 0.01 * h), slope: (a) => (a > 0 ? 1 : 0.01) },
+};
+const isActivation = (op) => Object.hasOwn(ACTIVATIONS, op);
 
 const embedded = JSON.parse(document.getElementById("mnistsoftmax-model").textContent);
 const trained = parameters(embedded.parameters);
@@ -72,8 +80,8 @@ function forward(params, x) {
   let a = x;
   for (const [op, weight, bias] of embedded.layers) {
     inputs.push(a);
-    if (op === "relu") {
-      a = a.map((v) => Math.max(v, 0));
+    if (isActivation(op)) {
+      a = a.map(ACTIVATIONS[op].forward);
       continue;
     }
     const W = params[weight], [D, K] = W.shape, b = params[bias].data;
@@ -93,11 +101,13 @@ function backward(params, inputs, dz) {
   const grads = {};
   let g = dz;
   for (let i = embedded.layers.length - 1; i >= 0; i--) {
-    const [op, weight, bias] = embedded.layers[i], a = inputs[i];
-    if (op === "relu") {
-      g = g.map((v, j) => (a[j] > 0 ? v : 0));
+    const [op, weight, bias] = embedded.layers[i];
+    if (isActivation(op)) {
+      const out = inputs[i + 1], slope = ACTIVATIONS[op].slope;
+      g = g.map((v, j) => v * slope(out[j]));
       continue;
     }
+    const a = inputs[i];
     const W = params[weight], [D, K] = W.shape;
     const dW = new Float64Array(D * K), da = new Float64Array(D);
     for (let d = 0; d < D; d++) { // dW = a^T g  (D, K); da = g W^T  (D,)
@@ -154,15 +164,15 @@ function base64Pixels(images) {
 }
 
 // models.Network.unit_pictures: the last hidden layer's units' weights carried down to the pixels,
-// through each layer below (W), its ReLUs gated as this input sets them: a (D, K) matrix.
+// through each layer below (W), times its activation's slope as this input sets it: a (D, K) matrix.
 function unitPictures(params, inputs, last, units) {
   const top = params[embedded.layers[last - 1][1]], [H, K] = top.shape;
   let picture = units.map((u) => Float64Array.from({ length: H }, (_, i) => top.data[i * K + u]));
   for (let i = last - 2; i >= 0; i--) {
     const [op, weight] = embedded.layers[i];
-    if (op === "relu") {
-      const on = inputs[i + 1];
-      picture = picture.map((v) => v.map((value, k) => (on[k] > 0 ? value : 0)));
+    if (isActivation(op)) {
+      const out = inputs[i + 1], slope = ACTIVATIONS[op].slope;
+      picture = picture.map((v) => v.map((value, k) => value * slope(out[k])));
       continue;
     }
     const W = params[weight], [D, M] = W.shape;
@@ -177,18 +187,19 @@ function unitPictures(params, inputs, last, units) {
   return { shape: [D, units.length], data };
 }
 
-// explain.hidden_units: the last ReLU's output and the weights after it, for a model that has one.
+// explain.hidden_units: the last activation's output and the weights after it, for a model that has one.
 function hiddenUnits(params, inputs, digit) {
-  const ops = embedded.layers.map(([op]) => op), last = ops.lastIndexOf("relu");
+  const ops = embedded.layers.map(([op]) => op), last = ops.findLastIndex(isActivation);
   if (last < 0) return undefined;
   const a = inputs[last + 1], W = params[embedded.layers[last + 1][1]], C = W.shape[1];
   const toward = Array.from(a, (_, j) => W.data[j * C + digit]);
   const push = Array.from(a, (v, j) => v * toward[j]);
   const units = topUnits(push, HIDDEN_SHOWN);
   const images = scaledImages(unitPictures(params, inputs, last, units), units.map((_, k) => k));
-  const depth = ops.filter((op) => op === "relu").length;
+  const depth = ops.filter(isActivation).length;
   return {
-    layer: depth, hidden_layers: depth, active: a.filter((v) => v > 0).length, total: a.length, side: 28, images: base64Pixels(images),
+    layer: depth, hidden_layers: depth, activation: ops[last], fires: embedded.fires,
+    active: a.filter((v) => v > 0).length, total: a.length, side: 28, images: base64Pixels(images),
     units: units.map((j) => ({ unit: j, activation: a[j], weight: toward[j], push: push[j] })),
   };
 }

@@ -7,13 +7,13 @@ export function showUnits(result, classNames) {
   const view = document.getElementById("units-view");
   view.hidden = !result.hidden;
   if (!result.hidden) return;
-  const { active, total, units, layer, hidden_layers: depth } = result.hidden;
+  const { active, total, units, layer, hidden_layers: depth, activation, fires } = result.hidden;
   const which = depth > 1 ? `units of hidden layer ${layer} (the last of ${depth})` : "hidden units";
   const pictures = depth > 1
     ? "each with its weights carried down to the pixels through the layers below, as this digit sets them"
     : "with their first-layer weights";
   document.getElementById("units-summary").textContent =
-    `${active} of ${total} ${which} fire (ReLU output > 0). The ${units.length} that push ` +
+    `${active} of ${total} ${which} fire (${activation} ${fires}). The ${units.length} that push ` +
     `“${classNames[result.digit]}” most, by activation × outgoing weight, ${pictures} ` +
     `(red: a brighter pixel there excites the unit, blue: inhibits it):`;
   const container = document.getElementById("units");
