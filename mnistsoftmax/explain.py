@@ -47,7 +47,10 @@ def softmax_steps(z: np.ndarray, label: int | None = None) -> dict:
     return steps
 
 
-def hidden_units(model, x: np.ndarray, toward_class: int, count: int = 8) -> dict | None:
+HIDDEN_SHOWN = 8  # the units an answer shows of the last hidden layer
+
+
+def hidden_units(model, x: np.ndarray, toward_class: int, count: int = HIDDEN_SHOWN) -> dict | None:
     """For a model with hidden layers and one normalised input x (1, D): how many of the last hidden
     layer's H units fire (`fires` says what that is under its `activation`), and the `count`
     units that push class `toward_class` most, by activation * outgoing weight, each with the

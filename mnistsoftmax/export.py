@@ -184,26 +184,29 @@ def _initial(initial: dict) -> dict:
     return body
 
 
-def to_html(model, meta: dict, name: str, kept=None, train_loss=(), initial: dict | None = None) -> bytes:
-    """The draw page as one self-contained HTML file: its code and styles, the model's weights
-    (float32) and the run's initial weights (float16: shown beside, every class near 10 %), the
-    checkpoint's description; every answer computed in the browser (static/local.js). With `kept`
+def page_model(model, meta: dict, name: str, kept=None, train_loss=(), initial: dict | None = None,
+               untrained=None, note: str | None = None) -> dict:  # fmt: skip
+    """What the page's engine (static/local.js) computes every answer from: the model's layers and
+    weights (float32), the run's initial weights (`untrained`, float16: every class near 10 %), the
+    checkpoint's description, the constants the answers share with Python's. With `kept`
     (snapshots.Snapshots) the timeline too: the snapshots as stored (float16), and the run's mean
-    training loss, [step, loss] pairs. With `initial` ({"pixels": 784 uint8 in MNIST's form} or
-    {"file": an image file's bytes, "type": its MIME type}, and "label": a class or None) the page
-    opens with that digit on the pad (mnistsoftmax.explore)."""
-    from mnistsoftmax import checkpoint
-    from mnistsoftmax.inference import initial_model
+    training loss, [step, loss] pairs. `note` says why there are no snapshots, or which were left
+    out. With `initial` ({"pixels": 784 uint8 in MNIST's form} or {"file": an image file's bytes,
+    "type": its MIME type}, and "label": a class or None) the page opens with that digit on the pad
+    (mnistsoftmax.explore). Inside an exported page, and from GET /api/model on a served one."""
+    from mnistsoftmax import checkpoint, images, lab, losses
+    from mnistsoftmax.explain import HIDDEN_SHOWN
 
-    untrained = initial_model(meta)
     entry = {**checkpoint.summary(model, meta), "snapshots": kept.steps if kept else None,
-             "snapshots_note": None if kept else "the page was exported without the run's snapshots"}  # fmt: skip
-    document = {
+             "snapshots_note": None if kept else note}  # fmt: skip
+    return {
         "entry": {"name": name, **entry},
         "normalization": meta["normalization"],
         "layers": [list(layer) for layer in model.layers],
         "fires": model.activation.info.fires,  # what a firing unit is, in the answers' words
         "unit_caption": model.unit_caption,
+        "constants": {"hidden_shown": HIDDEN_SHOWN, "gradient_images": lab.GRADIENT_IMAGES,
+                      "default_lr": lab.DEFAULT_LR, "margin": losses.MARGIN, "preview_side": images.PREVIEW_SIDE},
         "parameters": {n: _stored(p, "float32") for n, p in model.params.items()},
         "untrained": None if untrained is None else {n: _stored(p, "float16") for n, p in untrained.params.items()},
         "snapshots": None if kept is None else {
@@ -211,9 +214,19 @@ def to_html(model, meta: dict, name: str, kept=None, train_loss=(), initial: dic
             "parameters": {n: _stored(np.stack(copies), copies[0].dtype.name) for n, copies in kept.arrays.items()},
             "train_loss": [list(pair) for pair in train_loss],
             "smoothing": checkpoint.label_smoothing(meta),
+            **({"note": note} if note else {}),
         },
         "initial": None if initial is None else _initial(initial),
     }  # fmt: skip
+
+
+def to_html(model, meta: dict, name: str, kept=None, train_loss=(), initial: dict | None = None) -> bytes:
+    """The draw page as one self-contained HTML file: its code and styles, and the page's engine's
+    document (page_model): every answer computed in the browser (static/local.js)."""
+    from mnistsoftmax.inference import initial_model
+
+    document = page_model(model, meta, name, kept, train_loss, initial, untrained=initial_model(meta),
+                          note=None if kept else "the page was exported without the run's snapshots")  # fmt: skip
     page = (STATIC / "index.html").read_text(encoding="utf-8")
     style = (STATIC / "style.css").read_text(encoding="utf-8")
     katex = (STATIC / KATEX).read_text(encoding="utf-8").replace("</script", "<\\/script")

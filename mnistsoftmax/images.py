@@ -36,6 +36,7 @@ FIELD = 28
 BOX = 20
 INK_THRESHOLD = 0.25  # of the ink range: what counts as ink for the bounding box and blank test
 MIN_CONTRAST = 0.08  # ink range (in 0-1 grey levels) below which the image is called blank
+PREVIEW_SIDE = 140  # the largest side of the ink image an answer sends back to draw the crop on
 
 
 class ImageError(MnistSoftmaxError):

@@ -1,8 +1,9 @@
-"""How quickly `serve` answers: the server time of /api/predict for a digit drawn on the page's
-pad, one at a time and 16 at a time, over connections kept alive (as browsers keep theirs) and
-over a new connection each; whether the event loop stays free while three 49-megapixel
-16-bit PNGs are decoded (GET /api/checkpoints' latency, the server's peak memory); and the time
-from starting `mnistsoftmax serve` to its printed URL.
+"""How quickly `serve` answers: the server time of /api/predict for a digit drawn on the page's pad
+(without the timeline, as programs ask; with it, asked by name), one at a time and 16 at a time,
+over connections kept alive (as browsers keep theirs) and over a new connection each; whether the
+event loop stays free while three 49-megapixel 16-bit PNGs are decoded (GET /api/checkpoints'
+latency, the server's peak memory); and the time from starting `mnistsoftmax serve` to its
+printed URL.
 
     python scripts/bench_serve.py [--checkpoint PATH] [--repeats 200]
 
@@ -115,6 +116,17 @@ def kept_alive(url: str, body: bytes, count: int, clients: int, query: str = "?l
     with ThreadPoolExecutor(clients) as pool:
         latencies = [x for part in pool.map(client, [count // clients] * clients) for x in part]
     return len(latencies) / (time.perf_counter() - t0), latencies
+
+
+def page_model(url: str) -> tuple[float, float, int]:
+    """GET /api/model, the page's engine's document: (seconds the first time, seconds again, bytes)."""
+    times = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        with urllib.request.urlopen(url + "api/model", timeout=120) as r:
+            size = len(r.read())
+        times.append(time.perf_counter() - t0)
+    return times[0], times[1], size
 
 
 def crowded_runs_folder(checkpoint: Path, count: int, repeats: int) -> float:
@@ -233,6 +245,8 @@ def main() -> int:
             small = small_png()
             small_one_rate, small_one_lat = kept_alive(url, small, args.repeats, 1, query="")
             small_many_rate, small_many_lat = kept_alive(url, small, args.repeats, 16, query="")
+            timeline_rate, timeline_lat = kept_alive(url, small, args.repeats, 1, query="?timeline=true")
+            model_first, model_again, model_bytes = page_model(url)
             one_rate, one_lat, _ = concurrent(url, body, args.repeats, 1)
             many_rate, many_lat, answered = concurrent(url, body, args.repeats, 16)
             slowest, peak_mb, statuses = big_pngs(url, proc.pid)
@@ -260,6 +274,10 @@ def main() -> int:
           f"  >= 500/s, p99 <= 10 ms")  # fmt: skip
     print(f"{'28x28 PNG, 16 clients kept alive':<46} {small_many_rate:7.0f}/s  p99 {1000 * p99(small_many_lat):5.1f}ms"
           f"  >= 1 client's")  # fmt: skip
+    print(f"{'28x28 PNG with its timeline, 1 client':<46} {timeline_rate:7.0f}/s  p99 {1000 * p99(timeline_lat):5.1f}ms"
+          f"  (asked with timeline=true)")  # fmt: skip
+    print(f"{'GET /api/model, first and again':<46} {model_first:8.2f}s {model_again:8.3f}s  "
+          f"{model_bytes / 2**20:.1f} MB: the page's weights, once per checkpoint")  # fmt: skip
     print(f"{'pad PNG with a label, 1 client kept alive':<46} {kept_one_rate:7.0f}/s  "
           f"p99 {1000 * p99(kept_one_lat):5.1f}ms")  # fmt: skip
     print(f"{'pad PNG with a label, 16 clients kept alive':<46} {kept_many_rate:7.0f}/s  "

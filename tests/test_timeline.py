@@ -61,8 +61,51 @@ def forward64(path, index: int, digit) -> np.ndarray:
     return e / e.sum()
 
 
-def post(client, query: str = ""):
+def post(client, query: str = "", timeline: bool = True):
+    """The drawn seven's answer; with the timeline unless told not to ask for it."""
+    query += ("&" if "?" in query else "?") + "timeline=true" if timeline else ""
     return client.post(f"/api/predict{query}", content=drawn_seven(), headers={"Content-Type": "image/png"})
+
+
+def test_the_timeline_comes_when_asked_for(client, runs):
+    """A plain answer has no timeline (no snapshot is read for it); `timeline=true` (or 1, yes; a
+    JSON true) adds it; another value is a 400 that names the field."""
+    plain = post(client, timeline=False).json()
+    assert "timeline" not in plain and "timeline_note" not in plain and plain["digit"] in range(10)
+    last = len(client.get("/api/checkpoints").json()[0]["snapshots"]) - 1
+    for value in ("true", "1", "yes"):
+        assert post(client, f"?timeline={value}", timeline=False).json()["timeline"]["index"] == last
+    for value in ("false", "0", "no", ""):
+        assert "timeline" not in post(client, f"?timeline={value}", timeline=False).json()
+    bar = [[255 if 8 <= x <= 11 and 4 <= y <= 23 else 0 for x in range(28)] for y in range(28)]
+    answer = client.post("/api/predict", json={"pixels": bar, "timeline": True})
+    assert answer.status_code == 200 and "timeline" in answer.json(), answer.text[:200]
+    answer = post(client, "?timeline=maybe", timeline=False)
+    assert answer.status_code == 400 and answer.json()["error"] == "timeline must be true or false, not 'maybe'"
+
+
+def test_the_page_model_is_what_an_exported_page_holds(client, runs):
+    """GET /api/model gives export.page_model's document for the checkpoint named (the first without
+    a name): the weights as stored, the snapshots, the description; unknown names and fields are
+    4xx in one line."""
+    import base64
+
+    from mnistsoftmax import checkpoint
+
+    document = client.get("/api/model", params={"checkpoint": "latest"}).json()
+    model, meta = checkpoint.load(runs / "latest.npz")
+    assert document["entry"]["name"] == "latest" and document["layers"] == [list(x) for x in model.layers]
+    for name, p in model.params.items():
+        stored = document["parameters"][name]
+        data = np.frombuffer(base64.b64decode(stored["data"]), "<f4").reshape(stored["shape"])
+        assert data.tobytes() == p.astype("<f4").tobytes(), name
+    assert document["snapshots"]["steps"] == client.get("/api/checkpoints").json()[0]["snapshots"]
+    assert document["constants"]["margin"] == 1.0 and document["untrained"] is not None
+    assert client.get("/api/model").json()["entry"]["name"] == client.get("/api/checkpoints").json()[0]["name"]
+    missing = client.get("/api/model", params={"checkpoint": "nothing"})
+    assert missing.status_code == 404 and "no checkpoint named 'nothing'" in missing.json()["error"]
+    odd = client.get("/api/model", params={"checkpoint": "latest", "x": "1"})
+    assert odd.status_code == 400 and "unknown field 'x'" in odd.json()["error"]
 
 
 def test_checkpoints_list_their_snapshot_steps_or_why_there_are_none(client):

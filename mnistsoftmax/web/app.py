@@ -36,6 +36,7 @@ ROUTES = [
     Route("/", draw_routes.index),
     Route("/api/checkpoints", draw_routes.checkpoints),
     Route("/api/predict", draw_routes.predict, methods=["POST"]),
+    Route("/api/model", draw_routes.page_model),
     Route("/train", run_routes.train_page),
     Route("/api/train/options", run_routes.train_options),
     Route("/api/runs", run_routes.list_runs, methods=["GET"]),

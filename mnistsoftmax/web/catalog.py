@@ -25,6 +25,7 @@ class Timeline:
     train_loss: list[list[float]]
     smoothing: float = 0.0  # the run's label smoothing: its training loss is the smoothed one, above 0
     note: str | None = None  # snapshots left out as damaged, said beside the timeline
+    kept: object = None  # the snapshots as stored (snapshots.Snapshots), for the page's engine
 
 
 @dataclass
@@ -37,6 +38,8 @@ class Loaded:
     untrained: object | None  # the run's initial model, redrawn from its seed
     snapshot_steps: list[int] | None  # read with the checkpoint; the weights only when first asked for
     snapshots_note: str | None  # why there are none, for the page to say
+    stamp: str = ""  # the file's modification time and size: a page's copy of its weights is this one's
+    _document: tuple[str, bytes] | None = field(default=None, repr=False)  # (name, the engine's document)
     _timeline: Timeline | None = field(default=None, repr=False)
     _failure: Exception | None = field(default=None, repr=False)  # why the snapshots could not be read
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -47,7 +50,27 @@ class Loaded:
             **checkpoint.summary(self.model, self.meta),
             "snapshots": self.snapshot_steps,
             "snapshots_note": self.snapshots_note,
+            "stamp": self.stamp,
         }
+
+    def document(self) -> bytes:
+        """export.page_model's document for this checkpoint, as JSON, made on first use: what the
+        served page computes its answers from. A checkpoint whose snapshots cannot be read gives
+        the document without them, and says why."""
+        from mnistsoftmax import export, jsontext
+
+        if self._document is None or self._document[0] != self.name:
+            try:
+                timeline, note = self.timeline(), self.snapshots_note
+            except checkpoint.CheckpointError as exc:
+                timeline, note = None, f"its snapshots cannot be read: {exc}"
+            kept = timeline.kept if timeline is not None else None
+            note = timeline.note if timeline is not None else note
+            document = export.page_model(self.model, self.meta, self.name, kept,
+                                         timeline.train_loss if timeline is not None else (),
+                                         untrained=self.untrained, note=note)  # fmt: skip
+            self._document = (self.name, jsontext.dumps(document).encode("utf-8"))
+        return self._document[1]
 
     def timeline(self) -> Timeline | None:
         """The snapshots' models, read on first use (None without snapshots). Raises
@@ -69,7 +92,7 @@ class Loaded:
                 smoothing = checkpoint.label_smoothing(self.meta)
                 note = (f"the snapshots of steps {', '.join(map(str, kept.dropped[:8]))} are damaged and left out"
                         if kept.dropped else None)  # fmt: skip
-                self._timeline = Timeline(kept.models(self.model), kept.steps, curve, smoothing, note)
+                self._timeline = Timeline(kept.models(self.model), kept.steps, curve, smoothing, note, kept)
             return self._timeline
 
 
@@ -113,8 +136,12 @@ def _read(path: Path) -> Loaded | None:
         note = None if steps is not None else NO_SNAPSHOTS
     except checkpoint.CheckpointError as exc:
         steps, note = None, f"its snapshots cannot be read: {exc}"  # the model still answers
+    try:
+        st = path.stat()
+    except OSError:
+        return None
     return Loaded(path.stem, path, model, meta, Normalization(**meta["normalization"]), initial_model(meta), steps,
-                  note)  # fmt: skip
+                  note, f"{st.st_mtime_ns}-{st.st_size}")  # fmt: skip
 
 
 class Catalog:

@@ -20,8 +20,6 @@ from mnistsoftmax.inference import OverflowingModel
 from mnistsoftmax.losses import nll
 from mnistsoftmax.web.http import JSONResponse, encode, error, parse_json, read_body, small_int
 
-PREVIEW_SIDE = 140  # the largest side of the ink image sent back to draw the crop on
-
 
 async def index(request: Request):
     return FileResponse(request.app.state.static / "index.html")
@@ -42,7 +40,7 @@ def preview(ink: np.ndarray) -> list[list[int]]:
     from PIL import Image
 
     h, w = ink.shape
-    scale = min(1.0, PREVIEW_SIDE / max(h, w))
+    scale = min(1.0, images.PREVIEW_SIDE / max(h, w))
     small = Image.fromarray((ink * 255).round().astype(np.uint8), mode="L")
     if scale < 1:
         small = small.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BOX)
@@ -68,6 +66,31 @@ async def checkpoints(request: Request):
     catalog = request.app.state.catalog
     entries = await anyio.to_thread.run_sync(catalog.entries)
     return JSONResponse([entry.summary() for entry in entries])
+
+
+async def page_model(request: Request):
+    """GET /api/model?checkpoint=NAME: what the page computes its answers from (export.page_model:
+    the weights, the snapshots, the description), for the checkpoint of that name (the first of
+    the list without one). Made in a worker thread on first use and kept with the checkpoint."""
+    fields = dict(request.query_params)
+    unknown = set(fields) - {"checkpoint"}
+    if unknown:
+        raise error(400, f"unknown field {quoted(sorted(unknown)[0])}: the one field is checkpoint")
+    entry = _entry(request.app.state.catalog, fields.get("checkpoint"))
+    encoded = await anyio.to_thread.run_sync(entry.document, limiter=work_limiter(request))
+    return Response(encoded, media_type="application/json")
+
+
+def _entry(catalog, name):
+    """The checkpoint a request names (the first of the list for None), or the 4xx that says why not."""
+    if name is not None and not isinstance(name, str):
+        raise error(400, "checkpoint must be a name from /api/checkpoints")
+    entry = catalog.get(name)
+    if entry is None and name is not None:
+        raise error(404, f"no checkpoint named {quoted(name)}: the names are in /api/checkpoints")
+    if entry is None:
+        raise error(404, "no checkpoint to use: train one with `mnistsoftmax train`")
+    return entry
 
 
 async def predict(request: Request):
@@ -101,22 +124,18 @@ def answer(catalog, body: bytes, is_json: bool, fields: dict) -> dict:
             raise error(400, 'a JSON body must be an object with "pixels": rows of ink values 0-255')
         pixels = document.pop("pixels")
         fields.update(document)  # the same fields as the query string's, checked alike
-    unknown = set(fields) - {"checkpoint", "label", "lr", "snapshot"}
+    unknown = set(fields) - {"checkpoint", "label", "lr", "snapshot", "timeline"}
     if unknown:
-        raise error(400, f"unknown field {quoted(sorted(unknown)[0])}: the fields are checkpoint, label, lr and "
-                         f"snapshot")  # fmt: skip
-    name = fields.get("checkpoint")
-    if name is not None and not isinstance(name, str):
-        raise error(400, "checkpoint must be a name from /api/checkpoints")
-    entry = catalog.get(name)
-    if entry is None and name is not None:
-        raise error(404, f"no checkpoint named {quoted(name)}: the names are in /api/checkpoints")
-    if entry is None:
-        raise error(404, "no checkpoint to use: train one with `mnistsoftmax train`")
+        raise error(400, f"unknown field {quoted(sorted(unknown)[0])}: the fields are checkpoint, label, lr, "
+                         f"snapshot and timeline")  # fmt: skip
+    entry = _entry(catalog, fields.get("checkpoint"))
     label = parse_label(fields.get("label"), entry.model.sizes["classes"])
     lr = parse_lr(fields.get("lr"))
+    # The timeline is this digit under every snapshot: a forward pass each, asked for by name.
+    wants_timeline = parse_flag(fields.get("timeline"), "timeline")
+    wants_snapshots = wants_timeline or fields.get("snapshot") not in (None, "")
     try:
-        timeline, absent = entry.timeline(), entry.snapshots_note
+        timeline, absent = (entry.timeline() if wants_snapshots else None), entry.snapshots_note
     except CheckpointError as exc:  # the model answers all the same; only a request for a snapshot fails
         timeline, absent = None, f"its snapshots cannot be read: {exc}"
         if fields.get("snapshot") not in (None, ""):
@@ -141,7 +160,9 @@ def answer(catalog, body: bytes, is_json: bool, fields: dict) -> dict:
     except OverflowingModel as exc:
         raise error(422, str(exc)) from None
     try:  # a snapshot that overflows costs the timeline, never the answer
-        if timeline is not None:
+        if not wants_timeline:
+            pass
+        elif timeline is not None:
             explained["timeline"] = _timeline(timeline, entry.norm, stages.digit, label, index)
         else:
             explained["timeline_note"] = absent
@@ -211,6 +232,15 @@ def _pixels(images) -> str:
     (128 is 0) in base64, not a JSON float a pixel (6,272 of them were 1 ms of an answer)."""
     pixels = np.round(128 + 127 * np.asarray(images, dtype=np.float64)).astype(np.uint8)
     return base64.b64encode(pixels.tobytes()).decode("ascii")
+
+
+def parse_flag(value, name: str) -> bool:
+    """A yes-or-no field: true, 1 or yes (a JSON true too); absent, false, 0 or no."""
+    if value is None or value is False or value in ("", "0", "false", "no"):
+        return False
+    if value is True or value in ("1", "true", "yes"):
+        return True
+    raise error(400, f"{name} must be true or false, not {quoted(value)}")
 
 
 def parse_lr(value) -> float | None:

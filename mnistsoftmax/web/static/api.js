@@ -1,32 +1,47 @@
-// The JSON API, as the draw page uses it (scripts can call the same URLs). In a page exported by
-// `mnistsoftmax export --format html` the model is inside the file and local.js gives the same
-// answers, computed in the browser.
+// Where the draw page's answers come from: the page's engine (local.js), computed in the browser
+// from a checkpoint's weights. In a page exported by `mnistsoftmax export --format html` they are
+// inside the file; a served page lists the checkpoints with GET /api/checkpoints and fetches a
+// checkpoint's weights once, with GET /api/model, when it is first chosen. No move of the timeline,
+// the label or a lab control sends a request. (Programs ask POST /api/predict for the same numbers,
+// computed in Python.)
 import { answer, call } from "./common.js";
+import { engine } from "./local.js";
 
-const local = document.getElementById("mnistsoftmax-model") ? import("./local.js") : null;
+const inside = document.getElementById("mnistsoftmax-model");
+const exported = inside ? engine(JSON.parse(inside.textContent)) : null;
+
+let listed = new Map(); // name -> the listing's entry, for its stamp
+const engines = new Map(); // name -> {stamp, engine: a promise}
 
 export async function listCheckpoints() {
-  if (local) return (await local).checkpoints();
-  return call("GET", "/api/checkpoints");
+  if (exported) return [exported.entry];
+  const entries = await call("GET", "/api/checkpoints");
+  listed = new Map(entries.map((entry) => [entry.name, entry]));
+  return entries;
+}
+
+// The engine of the checkpoint of that name (the first listed for none), its weights fetched once
+// for each version of its file.
+function engineFor(name) {
+  if (exported) return Promise.resolve(exported);
+  const chosen = name || listed.keys().next().value;
+  const stamp = listed.get(chosen)?.stamp ?? "";
+  const known = engines.get(chosen);
+  if (known && known.stamp === stamp) return known.engine;
+  const query = new URLSearchParams(chosen ? { checkpoint: chosen } : {});
+  const made = fetch(`/api/model?${query}`).then(answer).then(engine);
+  made.catch(() => engines.delete(chosen)); // a failure is not kept: the next answer asks again
+  engines.set(chosen, { stamp, engine: made });
+  return made;
 }
 
 // The digit an exported page opens with ({image, label}), or null (a served page opens blank).
 export async function initialDigit() {
-  return local ? (await local).initialDigit() : null;
+  return exported ? exported.initialDigit() : null;
 }
 
-// image: a Blob or File holding an image file, sent as the raw body.
+// image: a Blob or File holding an image file (or a drawn digit); the answer POST /api/predict
+// gives for it, with its timeline.
 export async function predict(image, { checkpoint, label, lr, snapshot }) {
-  if (local) return (await local).predict(image, { label, lr, snapshot });
-  const query = new URLSearchParams();
-  if (checkpoint) query.set("checkpoint", checkpoint);
-  if (lr) query.set("lr", lr);
-  if (snapshot !== null && snapshot !== undefined) query.set("snapshot", snapshot);
-  if (label !== "" && label !== null && label !== undefined) query.set("label", label);
-  const response = await fetch(`/api/predict?${query}`, {
-    method: "POST",
-    headers: { "Content-Type": image.type || "application/octet-stream" },
-    body: image,
-  });
-  return answer(response);
+  return (await engineFor(checkpoint)).predict(image, { label, lr, snapshot });
 }

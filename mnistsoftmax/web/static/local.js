@@ -1,12 +1,12 @@
-// The exported page's answers, computed in the browser from the model inside the file: what
-// GET /api/checkpoints and POST /api/predict answer (explain.explain, lab.lab, the stages), the
-// same fields and the same math, for a page with no server. The model is its layers as
-// models.py describes them (["affine", W, b], [activation]), so nothing here asks which kind it is.
+// The page's engine: every answer the draw page shows, computed in the browser from a checkpoint's
+// weights (export.page_model's document: inside an exported file, or from GET /api/model on a
+// served page): what POST /api/predict answers (explain.explain, lab.lab, the timeline, the
+// stages), the same fields and the same math. The model is its layers as models.py describes them
+// (["affine", W, b], [activation]), so nothing here asks which kind it is.
 // Shapes: D = 784 inputs, K a layer's outputs, C classes.
 import { DIGIT_TYPE } from "./common.js";
 import { ImageError, mnistStages, readGray, resize } from "./preprocess.js";
 
-const PREVIEW_SIDE = 140, HIDDEN_SHOWN = 8, GRADIENT_IMAGES = 12, DEFAULT_LR = 0.001, MARGIN = 1.0;
 
 // The twin of activations.py: each activation's function, and its slope dA/dH read off its output A.
 export const ACTIVATIONS = {
@@ -15,11 +15,6 @@ export const ACTIVATIONS = {
   "leaky-relu": { forward: (h) => (h > 0 ? h : 0.01 * h), slope: (a) => (a > 0 ? 1 : 0.01) },
 };
 const isActivation = (op) => Object.hasOwn(ACTIVATIONS, op);
-
-const embedded = JSON.parse(document.getElementById("mnistsoftmax-model").textContent);
-const trained = parameters(embedded.parameters);
-const untrained = embedded.untrained ? parameters(embedded.untrained) : null;
-const snapshots = embedded.snapshots; // {steps, parameters: stacked (S, ...) float16, train_loss} or null
 
 function bytesOf(base64) {
   return Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
@@ -47,13 +42,14 @@ function parameters(stored) {
 
 // Snapshot `index`'s parameters, decoded on first use (Float32Array: float16 values fit exactly);
 // the last is the checkpoint's own weights, as the server answers.
-const snapshotParams = (() => {
-  let table = null, stacks = null;
+let float16Table = null;
+function snapshotReader(snapshots, trained) {
+  let stacks = null;
   const cache = new Map();
   return (index) => {
     if (index === snapshots.steps.length - 1) return trained;
     if (!cache.has(index)) {
-      table = table || Float64Array.from({ length: 65536 }, (_, bits) => float16(bits));
+      const table = float16Table = float16Table || Float64Array.from({ length: 65536 }, (_, bits) => float16(bits));
       stacks = stacks || Object.fromEntries(Object.entries(snapshots.parameters).map(([name, { shape, dtype, data }]) => {
         const bytes = bytesOf(data);
         return [name, { shape: shape.slice(1), dtype, view: new DataView(bytes.buffer) }];
@@ -70,15 +66,15 @@ const snapshotParams = (() => {
     }
     return cache.get(index);
   };
-})();
+}
 
 // ---- forward and backward, layer by layer --------------------------------------------------
 
 // x (D) -> every layer's input, and the logits z (C) at the end.
-function forward(params, x) {
+function forward(layers, params, x) {
   const inputs = [];
   let a = x;
-  for (const [op, weight, bias] of embedded.layers) {
+  for (const [op, weight, bias] of layers) {
     inputs.push(a);
     if (isActivation(op)) {
       a = a.map(ACTIVATIONS[op].forward);
@@ -97,11 +93,11 @@ function forward(params, x) {
 }
 
 // dz (C) -> the gradient of every parameter, the layers in reverse order of the forward.
-function backward(params, inputs, dz) {
+function backward(layers, params, inputs, dz) {
   const grads = {};
   let g = dz;
-  for (let i = embedded.layers.length - 1; i >= 0; i--) {
-    const [op, weight, bias] = embedded.layers[i];
+  for (let i = layers.length - 1; i >= 0; i--) {
+    const [op, weight, bias] = layers[i];
     if (isActivation(op)) {
       const out = inputs[i + 1], slope = ACTIVATIONS[op].slope;
       g = g.map((v, j) => v * slope(out[j]));
@@ -165,11 +161,11 @@ function base64Pixels(images) {
 
 // models.Network.unit_pictures: the last hidden layer's units' weights carried down to the pixels,
 // through each layer below (W), times its activation's slope as this input sets it: a (D, K) matrix.
-function unitPictures(params, inputs, last, units) {
-  const top = params[embedded.layers[last - 1][1]], [H, K] = top.shape;
+function unitPictures(layers, params, inputs, last, units) {
+  const top = params[layers[last - 1][1]], [H, K] = top.shape;
   let picture = units.map((u) => Float64Array.from({ length: H }, (_, i) => top.data[i * K + u]));
   for (let i = last - 2; i >= 0; i--) {
-    const [op, weight] = embedded.layers[i];
+    const [op, weight] = layers[i];
     if (isActivation(op)) {
       const out = inputs[i + 1], slope = ACTIVATIONS[op].slope;
       picture = picture.map((v) => v.map((value, k) => value * slope(out[k])));
@@ -188,17 +184,17 @@ function unitPictures(params, inputs, last, units) {
 }
 
 // explain.hidden_units: the last activation's output and the weights after it, for a model that has one.
-function hiddenUnits(params, inputs, digit) {
-  const ops = embedded.layers.map(([op]) => op), last = ops.findLastIndex(isActivation);
+function hiddenUnits({ layers, fires, constants }, params, inputs, digit) {
+  const ops = layers.map(([op]) => op), last = ops.findLastIndex(isActivation);
   if (last < 0) return undefined;
-  const a = inputs[last + 1], W = params[embedded.layers[last + 1][1]], C = W.shape[1];
+  const a = inputs[last + 1], W = params[layers[last + 1][1]], C = W.shape[1];
   const toward = Array.from(a, (_, j) => W.data[j * C + digit]);
   const push = Array.from(a, (v, j) => v * toward[j]);
-  const units = topUnits(push, HIDDEN_SHOWN);
-  const images = scaledImages(unitPictures(params, inputs, last, units), units.map((_, k) => k));
+  const units = topUnits(push, constants.hidden_shown);
+  const images = scaledImages(unitPictures(layers, params, inputs, last, units), units.map((_, k) => k));
   const depth = ops.filter(isActivation).length;
   return {
-    layer: depth, hidden_layers: depth, activation: ops[last], fires: embedded.fires,
+    layer: depth, hidden_layers: depth, activation: ops[last], fires,
     active: a.filter((v) => v > 0).length, total: a.length, side: 28, images: base64Pixels(images),
     units: units.map((j) => ({ unit: j, activation: a[j], weight: toward[j], push: push[j] })),
   };
@@ -215,38 +211,38 @@ function jacobian(steps) {
   return result;
 }
 
-function hinge(steps) {
+function hinge(steps, margin) {
   const z = steps.logits, y = steps.label;
-  const terms = z.map((v, k) => (k === y ? 0 : Math.max(0, v - z[y] + MARGIN)));
+  const terms = z.map((v, k) => (k === y ? 0 : Math.max(0, v - z[y] + margin)));
   return { terms, loss: terms.reduce((s, v) => s + v, 0),
-    violating: terms.flatMap((v, k) => (v > 0 ? [k] : [])), margin: MARGIN };
+    violating: terms.flatMap((v, k) => (v > 0 ? [k] : [])), margin };
 }
 
 // lab.training_step: this digit's gradient, the first layer's as images, and one SGD step.
 // forwarded: forward(params, x), which the answer has computed already.
-function trainingStep(params, x, { inputs, z }, label, lr) {
+function trainingStep({ layers, unit_caption: caption, constants }, params, x, { inputs, z }, label, lr) {
   const before = softmaxSteps(z, label);
-  const grads = backward(params, inputs, before.gradient); // dz = softmax - onehot (one image: N = 1)
-  const first = grads[embedded.layers[0][1]], [D, K] = first.shape;
+  const grads = backward(layers, params, inputs, before.gradient); // dz = softmax - onehot (one image: N = 1)
+  const first = grads[layers[0][1]], [D, K] = first.shape;
   const norms = Array.from({ length: K }, (_, k) => {
     let s = 0;
     for (let d = 0; d < D; d++) s += first.data[d * K + k] ** 2;
     return Math.sqrt(s);
   });
-  const shown = topUnits(norms, GRADIENT_IMAGES);
+  const shown = topUnits(norms, constants.gradient_images);
   const stepped = {};
   for (const [name, p] of Object.entries(params)) {
     stepped[name] = { shape: p.shape, data: p.data.map((v, i) => v - lr * grads[name].data[i]) };
   }
-  const after = softmaxSteps(forward(stepped, x).z, label);
+  const after = softmaxSteps(forward(layers, stepped, x).z, label);
   return {
     lr, loss_before: before.loss, loss_after: after.loss, probabilities_after: after.probabilities,
-    gradient: { caption: embedded.unit_caption, units: shown, norms: shown.map((k) => norms[k]), side: 28,
+    gradient: { caption, units: shown, norms: shown.map((k) => norms[k]), side: 28,
       images: base64Pixels(scaledImages(first, shown)) },
   };
 }
 
-function lab(params, x, forwarded, steps, lr) {
+function lab(model, params, x, forwarded, steps, lr) {
   const p = steps.probabilities, logp = steps.log_softmax;
   const curves = {
     exp: steps.shifted.map((v, c) => [v, steps.exp_shifted[c]]),
@@ -258,8 +254,8 @@ function lab(params, x, forwarded, steps, lr) {
   }
   const result = { curves, jacobian: jacobian(steps) };
   if (steps.label !== undefined) {
-    result.hinge = hinge(steps);
-    result.step = trainingStep(params, x, forwarded, steps.label, lr);
+    result.hinge = hinge(steps, model.constants.margin);
+    result.step = trainingStep(model, params, x, forwarded, steps.label, lr);
   }
   return result;
 }
@@ -267,27 +263,24 @@ function lab(params, x, forwarded, steps, lr) {
 // draw_routes._timeline: this digit under every snapshot, for the label or, without one, for the
 // trained net's answer (the last snapshot's). Each snapshot's softmax is kept for the last digit: a
 // slider move or a new label changes nothing of it.
-let seen = { key: null, each: null };
-
-function timeline(x, digit, label, index) {
-  const last = snapshots.steps.length - 1, key = digit.join(",");
-  if (seen.key !== key) {
-    seen = { key, each: snapshots.steps.map((_, i) => softmaxSteps(forward(snapshotParams(i), x).z, null)) };
-  }
-  const { each } = seen, shown = label === null ? each[last].digit : label;
-  return {
-    steps: snapshots.steps, index: index === null ? last : index, label: shown,
-    label_from: label === null ? "prediction" : "label", loss: each.map((s) => -s.log_softmax[shown]),
-    probability: each.map((s) => s.probabilities[shown]), predicted: each.map((s) => s.digit),
-    train_loss: snapshots.train_loss, train_loss_smoothing: snapshots.smoothing ?? 0,
+function timelineOf(layers, snapshots, snapshotParams) {
+  let seen = { key: null, each: null };
+  return (x, digit, label, index) => {
+    const last = snapshots.steps.length - 1, key = digit.join(",");
+    if (seen.key !== key) {
+      seen = { key, each: snapshots.steps.map((_, i) => softmaxSteps(forward(layers, snapshotParams(i), x).z, null)) };
+    }
+    const { each } = seen, shown = label === null ? each[last].digit : label;
+    return {
+      steps: snapshots.steps, index: index === null ? last : index, label: shown,
+      label_from: label === null ? "prediction" : "label", loss: each.map((s) => -s.log_softmax[shown]),
+      probability: each.map((s) => s.probabilities[shown]), predicted: each.map((s) => s.digit),
+      train_loss: snapshots.train_loss, train_loss_smoothing: snapshots.smoothing ?? 0,
+    };
   };
 }
 
-// ---- the two answers --------------------------------------------------------------------------
-
-export function checkpoints() {
-  return [embedded.entry];
-}
+// ---- the answers --------------------------------------------------------------------------
 
 function rows({ w, h, data }, scale = 1) {
   return Array.from({ length: h }, (_, y) => Array.from(data.subarray(y * w, (y + 1) * w), (v) => Math.round(v * scale)));
@@ -317,7 +310,7 @@ async function stagesOf(image) {
 }
 
 // The digit the page opens with and its label ({image: Blob or null, label}), or null.
-export function initialDigit() {
+function initialDigit(embedded) {
   const first = embedded.initial;
   if (!first) return null;
   const image = first.pixels !== undefined ? new Blob([bytesOf(first.pixels)], { type: DIGIT_TYPE })
@@ -326,11 +319,13 @@ export function initialDigit() {
 }
 
 // image: a Blob (a drawing or a file) -> the answer POST /api/predict gives for it.
-export async function predict(image, { label, lr, snapshot }) {
+async function predict(engine, image, { label, lr, snapshot }) {
+  const { embedded, trained, untrained, snapshots, snapshotParams, timeline } = engine;
   const C = embedded.entry.class_names.length;
   const y = label === "" || label === null || label === undefined ? null : Number(label);
   if (y !== null && !(Number.isInteger(y) && y >= 0 && y < C)) throw new Error(`label must be a class number from 0 to ${C - 1}`);
-  const rate = lr === "" || lr === undefined || lr === null ? DEFAULT_LR : Number(lr);
+  const { default_lr: defaultLr, preview_side: previewSide } = embedded.constants;
+  const rate = lr === "" || lr === undefined || lr === null ? defaultLr : Number(lr);
   if (!(rate > 0 && rate <= 100)) throw new Error(`lr must be a number in (0, 100], not ${lr}`);
   const index = snapshot === null || snapshot === undefined || snapshot === "" ? null : Number(snapshot);
   if (index !== null && !snapshots) throw new Error(`this page has no snapshots: ${embedded.entry.snapshots_note}`);
@@ -341,22 +336,22 @@ export async function predict(image, { label, lr, snapshot }) {
   const stages = await stagesOf(image);
   const { mean, std } = embedded.normalization;
   const x = Float64Array.from(stages.digit, (v) => v / (255 * std) - mean / std);
-  const forwarded = forward(params, x), { inputs, z } = forwarded;
+  const forwarded = forward(embedded.layers, params, x), { inputs, z } = forwarded;
   const result = softmaxSteps(z, y);
-  const hidden = hiddenUnits(params, inputs, result.digit);
+  const hidden = hiddenUnits(embedded, params, inputs, result.digit);
   if (hidden) result.hidden = hidden;
-  if (untrained) result.untrained = softmaxSteps(forward(untrained, x).z, y);
+  if (untrained) result.untrained = softmaxSteps(forward(embedded.layers, untrained, x).z, y);
   const T = embedded.entry.temperature, atEnd = index === null || params === trained;
   if (T !== null && T !== undefined && atEnd) { // fitted to the trained weights only
     result.temperature = T;
     result.calibrated = softmaxSteps(z.map((v) => v / T), y).probabilities;
   }
-  result.lab = lab(params, x, forwarded, result, rate);
+  result.lab = lab(embedded, params, x, forwarded, result, rate);
   if (snapshots) result.timeline = timeline(x, stages.digit, y, index);
   else result.timeline_note = embedded.entry.snapshots_note;
   const { w, h } = stages.ink, [top, left, bottom, right] = stages.crop;
   const ink = { w, h, data: Uint8ClampedArray.from(stages.ink.data, (v) => Math.round(v * 255)) };
-  const scale = Math.min(1, PREVIEW_SIDE / Math.max(w, h));
+  const scale = Math.min(1, previewSide / Math.max(w, h));
   const preview = scale < 1 ? resize(ink, Math.max(1, Math.round(w * scale)), Math.max(1, Math.round(h * scale)), "box", true) : ink;
   Object.assign(result, {
     checkpoint: embedded.entry.name,
@@ -364,4 +359,19 @@ export async function predict(image, { label, lr, snapshot }) {
     stages: { ink: rows(preview), crop: [top / h, left / w, bottom / h, right / w], box: rows(stages.box, 255) },
   });
   return result;
+}
+
+// One checkpoint's engine from its document: its list entry, the digit it opens with, and its answers.
+export function engine(embedded) {
+  const trained = parameters(embedded.parameters);
+  const untrained = embedded.untrained ? parameters(embedded.untrained) : null;
+  const snapshots = embedded.snapshots; // {steps, parameters: stacked (S, ...) float16, train_loss} or null
+  const snapshotParams = snapshots ? snapshotReader(snapshots, trained) : null;
+  const timeline = snapshots ? timelineOf(embedded.layers, snapshots, snapshotParams) : null;
+  const state = { embedded, trained, untrained, snapshots, snapshotParams, timeline };
+  return {
+    entry: embedded.entry,
+    initialDigit: () => initialDigit(embedded),
+    predict: (image, options) => predict(state, image, options),
+  };
 }
