@@ -43,6 +43,18 @@ class ImageError(MnistSoftmaxError):
     """An image could not be read or holds nothing to classify."""
 
 
+def declared_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) an image file's header declares, read without decoding it; None when
+    Pillow does not know the file."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.size
+    except Exception:  # noqa: BLE001  (any failure: the full read reports it, in the worker thread)
+        return None
+
+
 def read_grayscale(source: str | Path | bytes, name: str | None = None) -> np.ndarray:
     """Read an image file (or its bytes) -> float64 grey levels in [0, 1], (H, W).
 

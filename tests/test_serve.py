@@ -399,3 +399,30 @@ def test_connections_answer_without_waiting_for_acks():
         loop.close()
         for s in (client, accepted, listener):
             s.close()
+
+
+def test_small_answers_of_a_checkpoint_in_memory_are_quick(runs, tmp_path):
+    """is_quick takes a small image file (at most 64 x 64 declared, 16 kB), never JSON, a snapshot,
+    the timeline or bytes Pillow does not know; Catalog.ready is true only once the checkpoint is
+    in memory, and again false when its file changes (it must be read again, off the loop)."""
+    import shutil
+
+    from mnistsoftmax.web.draw_routes import is_quick
+
+    def sized(w, h):
+        return png(Image.new("L", (w, h), 255))
+
+    assert is_quick(sized(28, 28), False, {}) and is_quick(sized(64, 64), False, {"label": "3"})
+    assert not is_quick(sized(65, 64), False, {}) and not is_quick(sized(28, 28), True, {})
+    assert not is_quick(sized(28, 28), False, {"snapshot": "0"})
+    assert not is_quick(sized(28, 28), False, {"timeline": ""})
+    assert not is_quick(b"not an image", False, {}) and not is_quick(sized(28, 28) + bytes(20_000), False, {})
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    shutil.copy(runs / "latest.npz", folder / "latest.npz")
+    catalog = Catalog(folder)
+    assert not catalog.ready(None) and not catalog.ready("latest")
+    assert catalog.get("latest") is not None and catalog.ready(None) and catalog.ready("latest")
+    assert not catalog.ready("other")
+    os.utime(folder / "latest.npz", ns=(1, 1))
+    assert not catalog.ready("latest")

@@ -118,6 +118,8 @@ class FileCache:
             cached = self._entries.get(path)
         if cached is not None and cached[0] == key:
             return cached[1]
+        if compute is None:
+            return None
         value = compute(path)  # outside the lock: one slow file never holds up the readers of others
         with self._lock:
             self._entries[path] = (key, value)
@@ -206,6 +208,13 @@ class Catalog:
     def entries(self) -> list[Loaded]:
         loaded = (self._load(name, path) for name, path in self._paths())
         return [entry for entry in loaded if entry is not None]
+
+    def ready(self, name: str | None) -> bool:
+        """Whether get(name) would answer from memory, reading no checkpoint (only stat calls)."""
+        for entry_name, path in self._paths():
+            if name is None or entry_name == name:
+                return self._cache.get(path, None) is not None
+        return False
 
     def get(self, name: str | None) -> Loaded | None:
         """The checkpoint of that name (the first of the list when None), or None."""
