@@ -697,6 +697,29 @@ def test_the_timeline_moves_every_view_for_an_uploaded_digit(page, served, tmp_p
     check_timeline(page, model, lambda before: settle(page, before), label=7)
 
 
+def test_the_served_page_moves_with_no_request(page, served, tmp_path):
+    """The served page computes its views in the browser: after the digit's first answer (and the
+    checkpoint's weights, fetched once), moving the timeline, choosing another label and changing
+    the lab's learning rate send no request at all; the views still follow (the bars change)."""
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    upload_a_seven(page, tmp_path, label=7)
+    fetched = [url for url in requests if "/api/" in url]
+    assert sum("/api/model" in url for url in fetched) == 1 and not any("/api/predict" in url for url in fetched)
+    requests.clear()
+    before = values(page, "prob-")
+    move_timeline(page, 0, lambda b: settle(page, b))
+    assert values(page, "prob-") != before
+    answered = answers(page)
+    page.get_by_test_id("label").select_option("1")
+    settle(page, answered)
+    answered = answers(page)
+    page.get_by_test_id("step-lr").fill("0.01")
+    page.get_by_test_id("step-lr").dispatch_event("change")
+    settle(page, answered)
+    assert requests == []
+
+
 def test_the_timeline_moves_every_view_for_a_drawn_digit(page, served):
     _, model = served
     draw(page, DIGITS["7"])
