@@ -596,6 +596,7 @@ def summary(model, meta: dict) -> dict:
         "epochs": config.get("epochs"),
         "seed": config.get("seed"),
         "lr": config.get("lr"),
+        "weight_decay": config.get("weight_decay"),
         "label_smoothing": config.get("label_smoothing"),
         "batch_size": config.get("batch_size"),
         "normalization": meta["normalization"],  # x = (pixel / 255 - mean) / std

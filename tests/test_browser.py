@@ -9,6 +9,7 @@ model that reads handwriting. Skipped without them, except where MNISTSOFTMAX_RE
 import json
 import math
 import os
+import re
 import shutil
 import signal
 from pathlib import Path
@@ -257,16 +258,17 @@ def test_a_keyboard_alone_reaches_a_prediction_and_moves_the_timeline(page, serv
 
 
 def test_the_lesson_runs_through_every_step_from_the_keyboard(page, served):
-    """The lesson: opened by its button, 12 steps; a picked 7 does step 1's task; "." and the next
-    button (Enter) go on, "," back; #lesson-N opens step N; the playground's task is noticed when
-    p0 passes 90 %; each step's numbers are the views' (step 3's probability is prob-7's); the
-    last step ends the way on (next disabled)."""
+    """The lesson: opened by its button, 14 steps; a picked 7 does step 1's task; "." and the next
+    button (Enter) go on, "," back; #lesson-N opens step N; step 2's batch numbers are its view's,
+    and its task (the timeline at step 0) is noticed; the playground's task is noticed when p0
+    passes 90 %; each step's numbers are the views' (step 3's probability is prob-7's); the last
+    step ends the way on (next disabled)."""
     url, _ = served
     page.goto(url)
     page.wait_for_selector("body[data-ready=true]")
     page.get_by_test_id("lesson").click()
     step, task = page.get_by_test_id("lesson-step"), page.get_by_test_id("lesson-task")
-    assert step.get_attribute("data-index") == "1" and step.get_attribute("data-count") == "12"
+    assert step.get_attribute("data-index") == "1" and step.get_attribute("data-count") == "14"
     assert task.get_attribute("data-done") == "false"
     before = answers(page)
     page.select_option("#pick-digit", "7")
@@ -274,11 +276,20 @@ def test_the_lesson_runs_through_every_step_from_the_keyboard(page, served):
     assert task.get_attribute("data-done") == "true"
     page.get_by_test_id("lesson-next").focus()
     page.keyboard.press("Enter")
-    page.locator("body").press(".")
+    assert step.get_attribute("data-index") == "2" and task.get_attribute("data-done") == "false"
+    caption = page.get_by_test_id("batch-caption").text_content()
+    median = re.search(r"right class's median logit (\S+),", caption).group(1)
+    assert f"the right class's median logit is {median}," in page.locator("#lesson-text").text_content()
+    move_timeline(page, 0, lambda b: settle(page, b))
+    assert task.get_attribute("data-done") == "true"
+    page.get_by_test_id("lesson-next").focus()  # out of the slider: "." there is the slider's
+    page.keyboard.press(".")
     assert step.get_attribute("data-index") == "3" and page.evaluate("location.hash") == "#lesson-3"
+    move_timeline(page, int(page.get_by_test_id("timeline").get_attribute("max")), lambda b: settle(page, b))
     p7 = float(page.get_by_test_id("prob-7").get_attribute("data-value"))
     assert f"σ(z)7 = {100 * p7:.{3 if p7 > 0.999 else 1}f} %" in page.locator("#lesson-text").text_content()
-    page.locator("body").press(",")
+    page.get_by_test_id("lesson-next").focus()
+    page.keyboard.press(",")
     assert step.get_attribute("data-index") == "2"
     page.goto(url + "#lesson-6")
     page.wait_for_selector("body[data-ready=true]")
@@ -290,9 +301,63 @@ def test_the_lesson_runs_through_every_step_from_the_keyboard(page, served):
     page.get_by_test_id("logit-0").fill("8")
     assert task.get_attribute("data-done") == "true"
     page.get_by_test_id("lesson-next").focus()  # out of the field: "." there is the field's
-    for _ in range(11):
+    for _ in range(9):
         page.keyboard.press(".")
-    assert step.get_attribute("data-index") == "12" and page.get_by_test_id("lesson-next").is_disabled()
+    assert step.get_attribute("data-index") == "14" and page.get_by_test_id("lesson-next").is_disabled()
+
+
+def test_the_batch_the_decay_and_the_layer_jacobian_follow_the_timeline(page, served, tmp_path):
+    """A batch of MNIST's test digits (the first ten of each class): its box plots' medians equal
+    NumPy's on a float64 forward of the snapshot's weights, near 0 and 10 % at step 0, the right
+    class near 100 % at the end; weight decay's view: ΣW² of that snapshot, reg × ΣW² for the
+    slider's reg, the shrink factor 1 − 2 lr reg; the output layer's T × NT Jacobian drawn with
+    one diagonal block per row."""
+    import base64
+
+    from mnistsoftmax.inference import Normalization
+
+    _, path = served
+    upload_a_seven(page, tmp_path, label=7)
+    source = (Path(__file__).parents[1] / "mnistsoftmax" / "web" / "static" / "examples.js").read_text()
+    pixels = base64.b64decode("".join(re.findall(r'"([A-Za-z0-9+/=]+)"', source.split("export const BATCH")[1])))
+    digits = np.frombuffer(pixels, np.uint8).reshape(100, 784)
+    model, meta = checkpoint.load(path)
+    kept = checkpoint.load_snapshots(path, model)
+    norm = Normalization(**meta["normalization"])
+    last = len(kept.steps) - 1
+    for index in (0, last):
+        move_timeline(page, index, lambda b: settle(page, b))
+        params = {k: v.astype(np.float64) for k, v in kept.models(model)[index].params.items()}
+        a = norm.apply(digits, dtype=np.float64)
+        for i in range(1, len(params) // 2):
+            a = np.maximum(a @ params[f"W{i}"] + params[f"b{i}"], 0)
+        z = a @ params[f"W{len(params) // 2}"] + params[f"b{len(params) // 2}"]
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        labels = np.repeat(np.arange(10), 10)
+        right = np.median([np.median(z[labels == c, c]) for c in range(10)])
+        right_p = np.median([np.median(p[labels == c, c]) for c in range(10)])
+        said = page.get_by_test_id("batch-caption")
+        assert float(said.get_attribute("data-right-logit")) == pytest.approx(right, rel=1e-6, abs=1e-9)
+        assert float(said.get_attribute("data-right-p")) == pytest.approx(right_p, rel=1e-6, abs=1e-9)
+        if index == 0:
+            assert abs(right) < 0.5 and abs(right_p - 0.1) < 0.05
+        else:
+            assert right_p > 0.99
+        squared = sum(float((params[k] ** 2).sum()) for k in params if k.startswith("W"))
+        shown = float(page.get_by_test_id("decay-squared").get_attribute("data-value"))
+        assert shown == pytest.approx(squared, rel=1e-9)
+    page.get_by_test_id("decay-reg").fill("4")  # log10(reg * 1e6): reg = 1e-2
+    term = float(page.get_by_test_id("decay-term").get_attribute("data-value"))
+    assert term == pytest.approx(1e-2 * shown, rel=1e-9)
+    shrink = float(page.get_by_test_id("decay-shrink").get_attribute("data-value"))
+    assert shrink == pytest.approx(1 - 2 * meta["config"]["lr"] * 1e-2, rel=1e-12)
+    matrix = page.get_by_test_id("layer-jacobian-matrix")
+    assert (matrix.get_attribute("data-rows"), matrix.get_attribute("data-cols")) == ("10", "80")
+    cells = matrix.evaluate("c => Array.from(c.getContext('2d').getImageData(0, 0, 80, 10).data)")
+    grey = np.array(cells).reshape(10, 80, 4)[:, :, :3].tolist()
+    for row in range(10):  # every cell outside the row's own block is a structural zero's grey
+        assert all(grey[row][col] == [226, 226, 226] for col in range(80) if col // 8 != row), row
 
 
 def test_the_same_digit_under_two_checkpoints(browser, served, tmp_path):

@@ -1,7 +1,8 @@
 """The page's engine (static/local.js) against Python's answer, without a browser: Node runs the
 engine on export.page_model's document of random nets of every depth and activation (tests/nets.py),
 and every number of its answers (explain, the lab, the timeline) equals what POST /api/predict
-computes in Python (draw_routes.answer) to 1e-6, with the same fields.
+computes in Python (draw_routes.answer) to 1e-6, with the same fields; so do a batch's logits and
+box plots under a snapshot and the squared weights' sums.
 
 The engine computes in float64 (JavaScript's numbers) from the float32 weights, so Python's side
 runs on float64 copies of the same weights: the test compares the two engines' math, not float32's
@@ -94,6 +95,29 @@ def close(js, py, where=""):
         assert js == py, f"{where}: {js!r} against {py!r}"
 
 
+def check_batches(batches, entry, batch, classes, k, indices):
+    """The engine's batch under each snapshot (None: the trained weights): its logits are Python's
+    (inference.logits in float64), its box plots np.quantile's per true class and output, its loss
+    and accuracy the mean cross entropy's and the argmax's."""
+    from mnistsoftmax.functional import log_softmax
+    from mnistsoftmax.inference import logits
+
+    labels = np.repeat(classes, k)
+    for got, index in zip(batches, indices, strict=True):
+        model = entry.model if index is None else entry.timeline().models[index]
+        Z = logits(model, batch, entry.norm).astype(np.float64)  # (N, C)
+        np.testing.assert_allclose(got["logits"], Z, rtol=TOLERANCE, atol=TOLERANCE)
+        logp = log_softmax(Z)
+        for name, values in (("logits", Z), ("softmax", np.exp(logp))):
+            grouped = values.reshape(len(classes), k, -1)
+            q = np.quantile(grouped, [0, 0.25, 0.5, 0.75, 1], axis=1)  # (5, C_present, C)
+            for i, stat in enumerate(("min", "q1", "median", "q3", "max")):
+                np.testing.assert_allclose(got["boxes"][name][stat], q[i], rtol=TOLERANCE, atol=TOLERANCE)
+        assert got["loss"] == pytest.approx(-logp[np.arange(len(labels)), labels].mean(), rel=TOLERANCE)
+        assert got["accuracy"] == np.mean(Z.argmax(axis=1) == labels)
+        assert got["step"] == (None if index is None else STEPS[index])
+
+
 def pictures(encoded: str) -> np.ndarray:
     return np.frombuffer(base64.b64decode(encoded), np.uint8).astype(int)
 
@@ -117,10 +141,25 @@ def test_the_page_engine_answers_as_python(kind, widths, activation):
         answer = draw_routes.answer(OneCheckpoint(entry), body, True, {})
         expected.append(answer)
         asked.append({**case, "pixels": [v for row in answer["preprocessed"] for v in row]})
-    done = subprocess.run([NODE, str(HARNESS)], input=json.dumps([document, asked]), capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    k, classes = 3, list(range(10))
+    batch = np.concatenate([np.asarray(digits(rng, k), np.uint8).reshape(k, 784) for _ in classes])  # (30, 784)
+    indices = [0, 2, None]
+    done = subprocess.run(
+        [NODE, str(HARNESS)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        input=json.dumps(
+            [document, asked, {"pixels": batch.reshape(-1).tolist(), "classes": classes, "k": k, "indices": indices}]
+        ),
+    )
     assert done.returncode == 0, done.stderr[-2000:]
-    for i, (js, py) in enumerate(zip(json.loads(done.stdout), expected, strict=True)):
+    engine = json.loads(done.stdout)
+    check_batches(engine["batches"], entry, batch, classes, k, indices)
+    weights = [name for name in exact.params if name.startswith("W")]
+    squared = [sum(float(np.vdot(m.params[w], m.params[w])) for w in weights) for m in entry.timeline().models]
+    close(engine["squared"], {"trained": squared[-1], "through": squared}, "squared weights")
+    for i, (js, py) in enumerate(zip(engine["answers"], expected, strict=True)):
         for answer in (js, py):
             answer.pop("stages")  # the engine is given the digit in MNIST's form: nothing to preprocess
             for images in [answer.get("hidden"), answer["lab"].get("step", {}).get("gradient")]:

@@ -5,6 +5,7 @@
 // the label or a lab control sends a request. (Programs ask POST /api/predict for the same numbers,
 // computed in Python.)
 import { answer, call } from "./common.js";
+import { BATCH } from "./examples.js";
 import { engine } from "./local.js";
 
 const inside = document.getElementById("mnistsoftmax-model");
@@ -43,5 +44,19 @@ export async function initialDigit() {
 // image: a Blob or File holding an image file (or a drawn digit); the answer POST /api/predict
 // gives for it, with its timeline.
 export async function predict(image, { checkpoint, label, lr, snapshot }) {
-  return (await engineFor(checkpoint)).predict(image, { label, lr, snapshot });
+  const page = await engineFor(checkpoint);
+  return withBatch(page, await page.predict(image, { label, lr, snapshot }));
+}
+
+// Beside the digit's answer: the batch of MNIST test digits under the same weights (for a net of
+// MNIST's digits: another data set's classes are not these), and the squared weights' sum.
+let batchPixels = null;
+function withBatch(page, result) {
+  const entry = page.entry, index = result.timeline ? result.timeline.index : null;
+  if (entry.dataset === "mnist" && entry.class_names.length === 10) {
+    batchPixels = batchPixels || Uint8Array.from(atob(BATCH.pixels), (c) => c.charCodeAt(0));
+    result.batch = page.batch(batchPixels, [...Array(10).keys()], BATCH.perClass, index);
+  }
+  result.squared_weights = page.squaredWeights();
+  return result;
 }

@@ -123,6 +123,7 @@ export function showLayerJacobian(result, names, checkpoint) {
     `of which only ${(N * T).toLocaleString("en")} (1 in ${T}) are not zero, since `, ["z_i"],
     " depends only on W's column i:");
   line(root, "\\frac{\\partial z_i}{\\partial W_{jk}} = a_j\\,\\delta_{ik}");
+  drawLayerJacobian(root, result, T, N);
   sentence(root, "The chain rule multiplies it with the softmax's and the loss's derivatives, ", ["D_S \\cdot D_g"],
     "; of each sum one term is left:");
   line(root, "\\frac{\\partial L}{\\partial W_{ji}} = \\sum_k \\frac{\\partial L}{\\partial z_k}" +
@@ -143,6 +144,46 @@ export function showLayerJacobian(result, names, checkpoint) {
     " carried back through the layers above.").className = "muted";
   root.dataset.own = String(own);
   root.dataset.runner = String(runner);
+}
+
+// The T x NT matrix itself, for a window of its columns: of each block k (the weights W_{jk} into
+// logit k) the shown inputs j (the hidden units of the units view, or the pixels of the most ink),
+// a_j in row k and 0 in every other row. Red a_j > 0, blue < 0, grey a structural zero.
+function drawLayerJacobian(root, result, T, N) {
+  const shown = result.hidden
+    ? result.hidden.units.map((u) => ({ j: u.unit, a: u.activation }))
+    : (() => {
+      const pixels = result.preprocessed.flat();
+      return [...pixels.keys()].sort((i, k) => pixels[k] - pixels[i] || i - k).slice(0, 8)
+        .map((j) => ({ j, a: pixels[j] / 255 }));
+    })();
+  const M = shown.length, cols = T * M, scale = Math.max(...shown.map((s) => Math.abs(s.a))) || 1;
+  const canvas = element("canvas", { width: cols, height: T, "data-testid": "layer-jacobian-matrix",
+    role: "img", "data-rows": T, "data-cols": cols,
+    "data-nonzero": T * shown.filter((s) => s.a !== 0).length });
+  canvas.style.aspectRatio = `${cols} / ${T}`;
+  const context = canvas.getContext("2d"), image = context.createImageData(cols, T);
+  for (let i = 0; i < T; i++) {
+    for (let k = 0; k < T; k++) {
+      for (let m = 0; m < M; m++) {
+        const at = 4 * (i * cols + k * M + m), v = i === k ? shown[m].a / scale : null;
+        const fade = v === null ? 0 : Math.round(255 * (1 - Math.min(1, Math.abs(v))));
+        const rgb = v === null ? [226, 226, 226] : [v > 0 ? 255 : fade, fade, v < 0 ? 255 : fade];
+        image.data.set([...rgb, 255], at);
+      }
+    }
+  }
+  context.putImageData(image, 0, 0);
+  const nonzero = shown.filter((s) => s.a !== 0).length;
+  const what = result.hidden ? `the ${M} hidden units of view ${viewNumber("units-view")}` : `the ${M} pixels of the most ink`;
+  canvas.setAttribute("aria-label", `The output layer's Jacobian ∂z/∂W, ${T} rows, for ${what} in each of its ${T} ` +
+    `blocks: only the diagonal blocks hold numbers, every other cell is 0.`);
+  const figure = element("figure", { class: "layer-jacobian" });
+  figure.append(canvas, element("figcaption", { class: "muted" },
+    `∂z/∂W for ${what} in each of the ${T} blocks of W's columns (${T} × ${cols} of its ${T} × ` +
+    `${(N * T).toLocaleString("en")} entries): row k holds a_j only in block k, the weights into logit k; the ` +
+    `grey cells are the zeros, ${T * cols - T * nonzero} of the ${T * cols} shown.`));
+  root.append(figure);
 }
 
 // ---- view 13: cross entropy against a soft target

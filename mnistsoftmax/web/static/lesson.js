@@ -3,6 +3,7 @@
 // sentences what to see there with this digit's own numbers, and gives one thing to do, which the
 // page notices (lesson-task's data-done). Next and back by the buttons, or "." and "," anywhere
 // outside a field; #lesson-N in the address opens step N (a teacher sends a class to one step).
+import { batchMedians } from "./batch.js";
 import { $, element, viewNumber } from "./common.js";
 import { number as num } from "./draw.js";
 
@@ -27,13 +28,15 @@ export const STEPS = [
     done: (r) => r !== null,
   },
   {
-    view: "timeline-view", title: "Before training: every class near 10 %",
-    say: (r) => (r.timeline
-      ? `Before any training (step 0) this digit's loss was ${num(r.timeline.loss[0])}, within a hair of ln 10 = 2.303: ` +
-        "the untrained net puts about 10 % on every class, and −ln 0.1 = ln 10. At the end of the run it is " +
-        `${num(r.timeline.loss[lastIndex(r)])}, on its way to −ln 1 = 0.`
-      : "This checkpoint kept no snapshots: train one with snapshots to follow the loss from ln 10."),
-    task: "Drag the timeline (in the bar at the top) to step 0.",
+    view: "batch-view", title: "A batch of digits, untrained and trained",
+    say: (r) => {
+      if (!r.batch) return "The batch is MNIST's digits, and this checkpoint was trained on other images.";
+      const m = batchMedians(r.batch), when = r.batch.step === null ? "the trained weights" : `step ${r.batch.step}`;
+      return `Under ${when} the right class's median logit is ${num(m.rightLogit)}, the others' ${num(m.otherLogit)}; ` +
+        `its median probability ${pct(m.rightP)}. An untrained net gives every class a logit near 0 and about ` +
+        "10 %: training pulls the right class's box up and pushes the others down.";
+    },
+    task: "Drag the timeline (in the bar at the top) to step 0, the untrained weights.",
     done: (r) => Boolean(r.timeline) && r.timeline.index === 0,
   },
   {
@@ -56,13 +59,14 @@ export const STEPS = [
     done: (r) => Boolean(r.timeline) && r.timeline.index === lastIndex(r),
   },
   {
-    view: "compare-view", title: "Untrained beside trained",
-    say: (r, names) => (r.untrained
-      ? `The run's untrained weights put ${pct(r.untrained.probabilities[labelOf(r)])} on ${names[labelOf(r)]}; ` +
-        `the trained ones ${pct(r.probabilities[labelOf(r)])}. Training moved the logits, and softmax followed.`
-      : "This checkpoint does not say how its run started."),
-    task: "Read both columns: nothing to do but compare them.",
-    done: () => true,
+    view: "timeline-view", title: "−log p from ln 10 toward 0",
+    say: (r) => (r.timeline
+      ? `Before any training (step 0) this digit's loss was ${num(r.timeline.loss[0])}, within a hair of ln 10 = 2.303: ` +
+        "the untrained net puts about 10 % on every class, and −ln 0.1 = ln 10. At the end of the run it is " +
+        `${num(r.timeline.loss[lastIndex(r)])}, on its way to −ln 1 = 0.`
+      : "This checkpoint kept no snapshots: train one with snapshots to follow the loss from ln 10."),
+    task: "Drag the timeline to a step in the middle of the run.",
+    done: (r) => Boolean(r.timeline) && r.timeline.index > 0 && r.timeline.index < lastIndex(r),
   },
   {
     view: "playground-view", title: "The logit playground: the worked table",
@@ -79,19 +83,21 @@ export const STEPS = [
     done: () => Number($("temperature-input").value) === 5,
   },
   {
-    view: "step-view", title: "The gradient: p − onehot",
+    view: "math-view", title: "The gradient: p − onehot",
     say: (r, names) => (r.label === null || r.label === undefined ? "Choose the true label first." :
-      `The gradient of the loss with respect to the logits is σ(z) − onehot(y): ${num(r.gradient[r.label])} for ` +
-      `${names[r.label]} (p − 1), and p itself for every other class. One step down it changes the weights.`),
-    task: "Set the step's learning rate to 1 and see the loss after the step.",
-    done: () => Number($("step-lr").value) === 1,
+      `The gradient of the loss with respect to the logits is σ(z) − onehot(y), the table's last column: ` +
+      `${num(r.gradient[r.label])} for ${names[r.label]} (p − 1), and p itself for every other class. ` +
+      "Untrained, the label's is near −0.9 and every other near +0.1; trained, all of them near 0."),
+    task: "Drag the timeline to step 0 and read the gradient there.",
+    done: (r) => Boolean(r.timeline) && r.timeline.index === 0,
   },
   {
     view: "jacobian-view", title: "The softmax Jacobian",
     say: (r, names) => {
       const y = labelOf(r), p = r.probabilities[y];
       return `∂S${names[y]}/∂z${names[y]} = S(1 − S) = ${num(p * (1 - p))}: near 0 when the net is sure. The chain ` +
-        "rule through this matrix collapses to σ(z) − onehot(y).";
+        "rule through this matrix collapses to σ(z) − onehot(y). One layer down, the output layer's own " +
+        `Jacobian is drawn in view ${viewNumber("step-view")}: a T × NT matrix, zero outside its diagonal blocks.`;
     },
     task: "Press Tab to reach the matrix, then move along a row with the arrow keys.",
     done: () => $("jacobian").contains(document.activeElement),
@@ -102,8 +108,30 @@ export const STEPS = [
       ? `The hinge loss is ${num(r.lab.hinge.loss)}: once every other logit is 1 below the label's it stops pushing; ` +
         `cross entropy's loss here is ${num(r.loss)} and keeps pushing p toward 1.`
       : "Choose the true label first: the hinge compares every score with the label's."),
-    task: "Drag the timeline to an early step and watch classes violate the margin.",
-    done: (r) => Boolean(r.timeline) && r.timeline.index > 0 && r.timeline.index < lastIndex(r),
+    task: "Drag the timeline back to the end of the run: does any class still violate the margin?",
+    done: (r) => Boolean(r.timeline) && r.timeline.index === lastIndex(r),
+  },
+  {
+    view: "decay-view", title: "Weight decay: a term for the weights",
+    say: (r) => {
+      const squared = r.squared_weights, t = r.timeline;
+      if (!squared) return "";
+      const at = t ? squared.through[t.index] : squared.trained;
+      return `The sum of the squared weights is ${num(at)} here. Weight decay adds reg × ΣW² to the loss, and its ` +
+        "gradient 2 × reg × W shrinks every weight a little at each step: the net keeps only the weights the " +
+        "digits pay for.";
+    },
+    task: "Set reg to 1e−2 or more and compare the term with this digit's loss.",
+    done: () => Number($("decay-reg").value) >= 4,
+  },
+  {
+    view: "step-view", title: "One SGD step",
+    say: (r, names) => (r.lab && r.lab.step
+      ? `One step on this digit alone, W ← W − lr ∇L: its loss goes from ${num(r.lab.step.loss_before)} to ` +
+        `${num(r.lab.step.loss_after)} at lr ${num(r.lab.step.lr)}. The images are the first layer's gradient.`
+      : "Choose the true label first: a step needs the loss of a label."),
+    task: "Set the step's learning rate to 1 and see the loss after the step.",
+    done: () => Number($("step-lr").value) === 1,
   },
   {
     view: "soft-view", title: "Soft targets",

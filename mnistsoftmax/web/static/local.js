@@ -361,6 +361,62 @@ async function predict(engine, image, { label, lr, snapshot }) {
   return result;
 }
 
+// probes.Probe._summaries, unrounded: values (N, C) of a batch grouped by true class, k of each ->
+// {min, q1, median, q3, max}, each [true class][output], np.quantile's linear interpolation.
+export function boxSummaries(values, classes, k) {
+  const C = values[0].length, stats = { min: [], q1: [], median: [], q3: [], max: [] };
+  const names = Object.keys(stats);
+  classes.forEach((_, row) => {
+    const rows = values.slice(row * k, (row + 1) * k);
+    names.forEach((name) => stats[name].push([]));
+    for (let out = 0; out < C; out++) {
+      const sorted = rows.map((v) => v[out]).sort((a, b) => a - b);
+      [0, 0.25, 0.5, 0.75, 1].forEach((q, i) => {
+        const position = q * (k - 1), low = Math.floor(position), high = Math.min(low + 1, k - 1), f = position - low;
+        stats[names[i]][row].push(sorted[low] * (1 - f) + sorted[high] * f);
+      });
+    }
+  });
+  return stats;
+}
+
+// A batch of digits (N x 784 bytes in MNIST's form, grouped by class, k of each) under snapshot
+// `index` (null: the trained weights): its logits' and softmax's box plots per true class, its
+// mean loss and accuracy (probes.Probe.record's numbers). Kept per snapshot: the batch is fixed.
+function batchOf(state) {
+  const cache = new Map();
+  return (pixels, classes, k, index) => {
+    const key = index === null || index === undefined ? "trained" : index;
+    if (!cache.has(key)) {
+      const { embedded, trained, snapshotParams } = state;
+      const params = key === "trained" ? trained : snapshotParams(key);
+      const { mean, std } = embedded.normalization, D = 784, N = classes.length * k;
+      const logits = Array.from({ length: N }, (_, n) => Array.from(
+        forward(embedded.layers, params, Float64Array.from(pixels.subarray(n * D, (n + 1) * D),
+          (v) => v / (255 * std) - mean / std)).z));
+      const steps = logits.map((z) => softmaxSteps(z, null));
+      const labelOf = (n) => classes[Math.floor(n / k)];
+      cache.set(key, {
+        classes, k, logits, step: index === null || index === undefined || !state.snapshots ? null
+          : state.snapshots.steps[index],
+        boxes: { logits: boxSummaries(logits, classes, k),
+          softmax: boxSummaries(steps.map((s) => s.probabilities), classes, k) },
+        loss: steps.reduce((sum, s, n) => sum - s.log_softmax[labelOf(n)], 0) / N,
+        accuracy: steps.filter((s, n) => s.digit === labelOf(n)).length / N,
+      });
+    }
+    return cache.get(key);
+  };
+}
+
+// The squared weights sum_W W^2 (weights, not biases: what weight decay's term adds up) of the
+// trained weights and of every snapshot: ({at: trained, through: [per snapshot]}).
+function squaredWeights({ embedded, trained, snapshots, snapshotParams }) {
+  const weights = embedded.layers.filter(([op]) => op === "affine").map(([, W]) => W);
+  const sum = (params) => weights.reduce((s, W) => s + params[W].data.reduce((t, v) => t + v * v, 0), 0);
+  return { trained: sum(trained), through: snapshots ? snapshots.steps.map((_, i) => sum(snapshotParams(i))) : null };
+}
+
 // One checkpoint's engine from its document: its list entry, the digit it opens with, and its answers.
 export function engine(embedded) {
   const trained = parameters(embedded.parameters);
@@ -369,9 +425,13 @@ export function engine(embedded) {
   const snapshotParams = snapshots ? snapshotReader(snapshots, trained) : null;
   const timeline = snapshots ? timelineOf(embedded.layers, snapshots, snapshotParams) : null;
   const state = { embedded, trained, untrained, snapshots, snapshotParams, timeline };
+  const batch = batchOf(state);
+  let squared = null;
   return {
     entry: embedded.entry,
     initialDigit: () => initialDigit(embedded),
     predict: (image, options) => predict(state, image, options),
+    batch,
+    squaredWeights: () => (squared = squared || squaredWeights(state)),
   };
 }

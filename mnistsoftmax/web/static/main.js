@@ -10,6 +10,7 @@ import { renderAll } from "./tex.js";
 import { showReliability } from "./reliability.js";
 import { prepareTimeline, wireTimeline } from "./timeline.js";
 import { drawViews, numberViews } from "./views.js";
+import { setDecayFromRun, wireDecay } from "./decay.js";
 import { fillSecond, wireSecond } from "./second.js";
 import { EXAMPLES } from "./examples.js";
 
@@ -133,6 +134,7 @@ if (bar && window.ResizeObserver) {
   new ResizeObserver(() => document.documentElement.style.setProperty("--bar", `${bar.offsetHeight}px`)).observe(bar);
 }
 wireDerivations();
+wireDecay();
 wireChoosing();
 wireLesson((c) => { const p = playedProbabilities(); return p ? p[c] : 0; });
 wireLargeType();
@@ -170,6 +172,7 @@ function describeCheckpoint() {
   fillSecond(checkpoints, $("checkpoint").value);
   showReliability(c);
   prepareTimeline(c);
+  setDecayFromRun(c);
   if (!c) return;
   $("calibrated-switch").hidden = c.temperature === null || c.temperature === undefined;
   $("temperature").textContent = $("calibrated-switch").hidden ? "" : `T = ${c.temperature.toFixed(3)}`;

@@ -3,7 +3,9 @@
 // an answer all come. A view is one entry here (its section's id, its name in the menu, whether it
 // is numbered, what draws it) and the module that draws it; index.html holds its section.
 import { $, VIEW_NUMBERS, viewNumber } from "./common.js";
+import { showBatch } from "./batch.js";
 import { showCompare } from "./compare.js";
+import { showDecay } from "./decay.js";
 import { setDerivations, showLayerJacobian, showOverflow, showQuotientRule, showSoftTarget } from "./derivations.js";
 import { setLab, showCurves, showHinge, showJacobian, showPlaygroundFor, showStep, showTemperature } from "./lab.js";
 import { showMath } from "./mathview.js";
@@ -21,6 +23,7 @@ export const VIEWS = [
   { id: "math-view", name: "logits to loss", numbered: true,
     draw: (a) => { showMath($("math-table"), a.result, a.names); showOverflow(a.result, a.names); } },
   { id: "compare-view", name: "untrained, trained", numbered: true, draw: (a) => showCompare(a.result, a.names) },
+  { id: "batch-view", name: "a batch", numbered: true, draw: (a) => showBatch(a.result, a.names) },
   { id: "units-view", name: "hidden units", numbered: true, draw: (a) => showUnits(a.result, a.names) },
   { id: "reliability-view", name: "calibration", numbered: true },
   { id: "curves-view", name: "the curves", numbered: true, draw: (a) => showCurves(a.result, a.names) },
@@ -29,6 +32,8 @@ export const VIEWS = [
   { id: "jacobian-view", name: "Jacobian", numbered: true,
     draw: (a) => { showQuotientRule(a.result, a.names); showJacobian(a.result, a.names); } },
   { id: "hinge-view", name: "hinge", numbered: true, draw: (a) => showHinge(a.result, a.names) },
+  { id: "decay-view", name: "weight decay", numbered: true,
+    draw: (a) => showDecay(a.result, a.names, a.checkpoint) },
   { id: "step-view", name: "one SGD step", numbered: true,
     draw: (a) => { showStep(a.result, a.names); showLayerJacobian(a.result, a.names, a.checkpoint); } },
   { id: "soft-view", name: "soft targets", numbered: true,
