@@ -1,5 +1,6 @@
 // SVG charts of a run's records: the loss per step, and box plots per true class.
-import { svg } from "./common.js";
+import { fillTable, svg } from "./common.js";
+import { number as num } from "./draw.js";
 
 const LN10 = Math.log(10);
 
@@ -134,4 +135,54 @@ export function marginChart(root, probes, scale = null) {
   root.append(svg("polyline", { points: line, class: "loss", "data-testid": "margin-line" }));
   root.append(svg("text", { x: (W + left) / 2, y: H - 6, class: "tick", "text-anchor": "middle" },
     "step (logarithmic); median and quartiles of the probe images' margins"));
+}
+
+const median = (values) => {
+  const s = [...values].sort((a, b) => a - b), m = (s.length - 1) / 2;
+  return (s[Math.floor(m)] + s[Math.ceil(m)]) / 2;
+};
+
+// Box plots per true class in numbers: the median, over the true classes, of the right class's
+// median logit and probability and of the other outputs' ({classes, logits, softmax} as boxPlots
+// takes them, each {min, q1, median, q3, max}[true class][output]).
+export function boxMedians({ classes, logits, softmax }) {
+  const take = (stats, right) => classes.flatMap((c, row) => stats.median[row].filter((_, out) => (out === c) === right));
+  return {
+    rightLogit: median(take(logits, true)), otherLogit: median(take(logits, false)),
+    rightP: median(take(softmax, true)), otherP: median(take(softmax, false)),
+  };
+}
+
+// The same in words, and as a table: each true class's median logit and probability of its own
+// class, and the largest median logit of another.
+export function boxText(caption, table, boxes, classNames, when) {
+  const m = boxMedians(boxes);
+  caption.textContent = `${when}: the right class's median logit ${num(m.rightLogit)}, the other classes' ` +
+    `${num(m.otherLogit)}; the right class's median probability ${(100 * m.rightP).toFixed(1)} %, the others' ` +
+    `${(100 * m.otherP).toFixed(2)} %.`;
+  Object.assign(caption.dataset, { rightLogit: m.rightLogit, otherLogit: m.otherLogit, rightP: m.rightP,
+    otherP: m.otherP });
+  fillTable(table, ["true class", "median z of its class", "median p of its class", "largest median z of another"],
+    boxes.classes.map((c, row) => [classNames[c], num(boxes.logits.median[row][c]), num(boxes.softmax.median[row][c]),
+      num(Math.max(...boxes.logits.median[row].filter((_, out) => out !== c)))]));
+  return m;
+}
+
+// A loss chart in words: its first and last records, and the epochs' validation losses.
+export function lossText(caption, steps, epochs) {
+  if (!steps.length) { caption.textContent = ""; return; }
+  const first = steps[0], last = steps[steps.length - 1];
+  const val = epochs.filter((e) => e.val_loss !== undefined);
+  caption.textContent = `The training loss: ${num(first.loss)} at step ${first.step} (ln 10 = 2.303, every class ` +
+    `at 10 %), ${num(last.loss)} at step ${last.step}` + (val.length ? `; the validation loss ${val.map((e) =>
+    `${num(e.val_loss)} after epoch ${e.epoch}`).join(", ")}.` : ".");
+}
+
+// A margin chart in words: the median margin at the first and the last probe.
+export function marginText(caption, probes) {
+  const withMargin = probes.filter((p) => p.margin);
+  if (!withMargin.length) { caption.textContent = ""; return; }
+  const first = withMargin[0], last = withMargin[withMargin.length - 1];
+  caption.textContent = `The median margin z_y − max other z over the probe images: ${num(first.margin.median)} at ` +
+    `step ${first.step}, ${num(last.margin.median)} at step ${last.step} (the hinge stops pushing at 1).`;
 }

@@ -52,3 +52,21 @@ export async function call(method, url, body) {
   }
   return answer(await fetch(url, options));
 }
+
+// A chart's data as a table (a <table> element): a header row of `headers`, then `rows` of cells'
+// texts; each header a column header, for screen readers.
+export function fillTable(table, headers, rows) {
+  table.replaceChildren();
+  const head = table.createTHead().insertRow();
+  for (const text of headers) {
+    const th = document.createElement("th");
+    th.scope = "col";
+    th.textContent = text;
+    head.append(th);
+  }
+  const body = table.createTBody();
+  for (const cells of rows) {
+    const row = body.insertRow();
+    for (const text of cells) row.insertCell().textContent = String(text);
+  }
+}

@@ -1,7 +1,7 @@
 // The lab's views (7-12 as views.js numbers them): the articles' further steps for this digit. The server computes every
 // number from the model (explain.explain's `lab`); this module draws them, and computes only what
 // the user moves by hand: the temperature and the logit playground.
-import { $, element, svg, viewNumber } from "./common.js";
+import { $, element, fillTable, svg, viewNumber } from "./common.js";
 import { decodeImages, markChosen, probabilityBars, weightImage } from "./draw.js";
 
 // the articles' worked examples; [3, 4, 1] is the classic one of the lesson (0.259, 0.705, 0.035)
@@ -94,7 +94,7 @@ function curve(root, { f, xmin, xmax, ymin, ymax, xlabel, ylabel }, points, { la
   }
 }
 
-export function showCurves(result) {
+export function showCurves(result, names) {
   const c = result.lab.curves;
   const label = result.label;
   curve($("curve-exp"), { f: Math.exp, xmin: -20, xmax: 0, ymin: 0, ymax: 1, xlabel: "z − max z",
@@ -103,6 +103,18 @@ export function showCurves(result) {
     c.log, { label });
   curve($("curve-nll"), { f: (p) => -Math.log(p), xmin: 0, xmax: 1, ymin: 0, ymax: 20, xlabel: "p",
     ylabel: "−log p (the loss)" }, c.nll, { label, untrained: c.untrained_nll });
+  curvesText(result, names);
+}
+
+// The three curves in words (the label's point, or the answer's) and as a table of every class's.
+function curvesText(result, names) {
+  const c = result.lab.curves, k = result.label ?? result.digit, p = c.log[k][0];
+  const untrained = c.untrained_nll ? `; the untrained net's −log p was ${fmt(c.untrained_nll[1])}, near ln 10` : "";
+  $("curves-caption").textContent = `${result.label === undefined || result.label === null ? "The answer" :
+    "The label"} ${names[k]}: z − max z = ${fmt(c.exp[k][0])}, e^(z − max z) = ${fmt(c.exp[k][1])}, p = ` +
+    `${(100 * p).toFixed(2)} %, log p = ${fmt(c.log[k][1])}, the loss −log p = ${fmt(c.nll[k][1])}${untrained}.`;
+  fillTable($("curves-table"), ["class", "z − max z", "e^(z − max z)", "p", "log p", "−log p"],
+    c.exp.map(([shift, e], j) => [names[j], fmt(shift), fmt(e), fmt(c.log[j][0]), fmt(c.log[j][1]), fmt(c.nll[j][1])]));
 }
 
 // ---- 8: temperature
@@ -298,6 +310,7 @@ export function showHinge(result, names) {
   $("hinge-picture").style.display = h ? "" : "none";
   if (!h) {
     $("hinge-picture").replaceChildren();
+    $("hinge-caption").textContent = "";
     root.textContent = "Choose a true label (in the bar at the top): the hinge compares every score with the label's.";
     $("hinge-note").textContent = root.textContent;
     return;
@@ -315,6 +328,12 @@ export function showHinge(result, names) {
   $("hinge-note").textContent = h.violating.length
     ? `violating the margin: ${h.violating.map((k) => names[k]).join(", ")}; cross entropy's loss ${fmt(result.loss)}`
     : `every margin met: the hinge is satisfied (0) and pushes no more; cross entropy's loss is still ${fmt(result.loss)}`;
+  const z = result.logits, others = z.map((v, k) => k).filter((k) => k !== y);
+  const closest = others.reduce((a, k) => (z[k] > z[a] ? k : a), others[0]);
+  $("hinge-caption").textContent = `z${names[y]} = ${fmt(z[y])}, the label's, sets the dashed line at ` +
+    `${fmt(z[y] - 1)}; the closest other class, ${names[closest]}, has z = ${fmt(z[closest])}, ` +
+    (z[closest] > z[y] - 1 ? `${fmt(z[closest] - z[y] + 1)} past the line: ` : `${fmt(z[y] - 1 - z[closest])} short of it: `) +
+    `${h.violating.length} of the ${others.length} other classes violate the margin, the hinge loss is ${fmt(h.loss)}.`;
 }
 
 // ---- 12: what training on this digit would change

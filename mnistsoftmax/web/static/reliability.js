@@ -1,7 +1,7 @@
 // View 6: the checkpoint's reliability diagram on the test set (computed at the end of its
 // training and stored in it): per bin of the top probability, accuracy against confidence; the
 // diagonal is a calibrated model. Before and after temperature scaling when it has a temperature.
-import { $, svg } from "./common.js";
+import { $, fillTable, svg } from "./common.js";
 
 
 export function showReliability(checkpoint) {
@@ -31,4 +31,14 @@ export function showReliability(checkpoint) {
     root.append(svg("text", { x: left + 22, y: top + 14 + 14 * k, class: "tick" }, `${name}: ECE ${c.ece.toFixed(4)}`));
   });
   root.dataset.ece = String(r.ece);
+  const pct = (v) => (v === null ? "–" : `${(100 * v).toFixed(1)} %`);
+  const total = r.count.reduce((a, n) => a + n, 0), topBin = r.count.findLastIndex((n) => n > 0);
+  $("reliability-caption").textContent = `Over the ${total.toLocaleString("en")} test images in ${r.bins} bins, the ` +
+    `expected calibration error (the gap between confidence and accuracy, weighted by the bins' images) is ` +
+    `${r.ece.toFixed(4)}` + (r.calibrated ? `, ${r.calibrated.ece.toFixed(4)} with T = ${checkpoint.temperature.toFixed(3)}` : "") +
+    (topBin >= 0 ? `; the top bin holds ${r.count[topBin].toLocaleString("en")} images, confidence ` +
+      `${pct(r.confidence[topBin])}, accuracy ${pct(r.accuracy[topBin])}.` : ".");
+  const headers = ["bin", "images", "confidence", "accuracy", ...(r.calibrated ? ["confidence with T", "accuracy with T"] : [])];
+  fillTable($("reliability-table"), headers, r.count.map((n, i) => [i + 1, n, pct(r.confidence[i]), pct(r.accuracy[i]),
+    ...(r.calibrated ? [pct(r.calibrated.confidence[i]), pct(r.calibrated.accuracy[i])] : [])]));
 }

@@ -2,7 +2,7 @@
 // of the snapshot chosen) and this digit's loss against step, the run's mean training loss faint
 // behind it. The numbers are the answer's `timeline` (the server's, or local.js's in an exported
 // page); this module draws them and reports the slider's moves.
-import { $, svg } from "./common.js";
+import { $, fillTable, svg } from "./common.js";
 import { number } from "./draw.js";
 
 const LN10 = Math.log(10), PLAY_MS = 450;
@@ -175,22 +175,8 @@ function chartText(t, names) {
   const at = (i) => `${number(t.loss[i])} at step ${t.steps[i]}`;
   $("timeline-caption").textContent = `The loss −ln p(${names[t.label]}) of this digit: ${at(0)} (ln 10 = 2.303, ` +
     `a uniform guess), ${at(middle)}, ${at(last)}; the step shown is ${t.steps[t.index]}.`;
-  const table = $("timeline-table");
-  table.replaceChildren();
-  const head = table.createTHead().insertRow();
-  for (const text of ["step", `p(${names[t.label]})`, `loss −ln p(${names[t.label]})`, "predicted"]) {
-    const th = document.createElement("th");
-    th.scope = "col";
-    th.textContent = text;
-    head.append(th);
-  }
-  const body = table.createTBody();
-  t.steps.forEach((step, i) => {
-    const row = body.insertRow();
-    for (const text of [step, `${(100 * t.probability[i]).toFixed(2)} %`, number(t.loss[i]), names[t.predicted[i]]]) {
-      row.insertCell().textContent = String(text);
-    }
-  });
+  fillTable($("timeline-table"), ["step", `p(${names[t.label]})`, `loss −ln p(${names[t.label]})`, "predicted"],
+    t.steps.map((step, i) => [step, `${(100 * t.probability[i]).toFixed(2)} %`, number(t.loss[i]), names[t.predicted[i]]]));
 }
 
 // A run trained with label smoothing records the smoothed loss, which stops above 0: say so.

@@ -1,7 +1,7 @@
 // The training view: a form of train's options, the runs of the runs folder, and one run watched
 // live through its Server-Sent Events (one metrics record each). Hooks for automation:
 // body[data-ready], body[data-run-status] of the watched run, data-testid on fields and buttons.
-import { boxPlots, chartScale, lossChart, marginChart } from "./charts.js";
+import { boxPlots, boxText, chartScale, lossChart, lossText, marginChart, marginText } from "./charts.js";
 import { $, call, element, showError } from "./common.js";
 import { decodeImages, weightImage } from "./draw.js";
 
@@ -204,7 +204,9 @@ function sideRun(s) {
 function renderSide(root, s, scale) {
   const q = (cls) => root.querySelector(cls);
   if (!s) {
-    for (const cls of [".side-loss", ".side-margin", ".side-logits"]) q(cls).replaceChildren();
+    for (const cls of [".side-loss", ".side-margin", ".side-logits", ".side-loss-caption", ".side-margin-caption"]) {
+      q(cls).replaceChildren();
+    }
     q(".side-title").textContent = "";
     q(".side-summary").textContent = "";
     return;
@@ -217,6 +219,8 @@ function renderSide(root, s, scale) {
   q(".side-summary").textContent = accuracy + margin;
   lossChart(q(".side-loss"), { steps: s.steps, epochs: s.epochs, totalSteps: sideRun(s).totalSteps, scale });
   marginChart(q(".side-margin"), s.probes, scale);
+  lossText(q(".side-loss-caption"), s.steps, s.epochs);
+  marginText(q(".side-margin-caption"), s.probes);
   if (last) {
     boxPlots(q(".side-logits"), last.logits, last.classes, classNames(), logitAxis(last));
   }
@@ -238,6 +242,7 @@ function render() {
   const totalSteps = s.init ? s.init.steps_per_epoch * config.epochs : 0;
   if (s.dirty.has("loss")) {
     lossChart($("loss-chart"), { steps: s.steps, epochs: s.epochs, totalSteps });
+    lossText($("loss-caption"), s.steps, s.epochs);
     renderEpochs(s);
   }
   if (s.dirty.has("probe")) renderProbe(s);
@@ -276,6 +281,8 @@ function renderProbe(s) {
     $("softmax-boxes").replaceChildren();
     $("logit-boxes").replaceChildren();
     $("probe-caption").textContent = "";
+    $("probe-text").textContent = "";
+    $("probe-table").replaceChildren();
     slider.disabled = true;
     return;
   }
@@ -291,6 +298,7 @@ function renderProbe(s) {
   const names = classNames();
   boxPlots($("softmax-boxes"), p.softmax, p.classes, names, { low: 0, high: 1, format: (v) => v.toFixed(1) });
   boxPlots($("logit-boxes"), p.logits, p.classes, names, logitAxis(p));
+  boxText($("probe-text"), $("probe-table"), p, names, `At step ${p.step}, over the ${p.images} probe images`);
 }
 
 // A probe's logits on their own axis (its ticks say which): in the frame of the end of training the
