@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from mnistsoftmax import augment
+from mnistsoftmax.activations import ACTIVATIONS
 from mnistsoftmax.augment import Distortion, distort, ink_outside
 from mnistsoftmax.cli import main
 from mnistsoftmax.functional import dropout_backward, dropout_forward, dropout_mask
@@ -178,8 +179,9 @@ def test_dropout_backward_against_finite_differences():
 
 def test_gradcheck_command_checks_dropout():
     result = CliRunner().invoke(main, ["gradcheck", "--model", "mlp", "--loss", "cross-entropy", "--dropout", "0.3"])
-    # mlp 16 (W1 b1 W2 b2) and mlp 16,8 (W1 b1 W2 b2 W3 b3): dropout masks on each hidden layer
-    assert result.exit_code == 0 and result.stdout.count(" ok") == 10
+    # mlp 16 (W1 b1 W2 b2) and mlp 16,8 (W1 b1 W2 b2 W3 b3) under each activation: dropout masks on
+    # each hidden layer (tanh's kept apart from its outputs)
+    assert result.exit_code == 0 and result.stdout.count(" ok") == 10 * len(ACTIVATIONS)
 
 
 def run(epochs=2, stop_at=None, resume=None, rng_seed=3, model=None, made=None):
