@@ -352,3 +352,28 @@ def test_a_two_hidden_layer_net_equals_the_served_page(browser, served, tmp_path
     assert len(here) == len(there) > 150 and [k for k, _ in here] == [k for k, _ in there]
     for (key, mine), (_, theirs) in zip(here, there, strict=True):
         assert float(mine) == pytest.approx(float(theirs), rel=1e-4, abs=1e-6), key
+
+
+def test_the_lesson_runs_in_the_file_with_no_network(static):
+    """The lesson in the exported page: a test digit picked from the keyboard, every one of its
+    steps reached with "." and its sentence said with that digit's numbers; step 2's batch of test
+    digits is drawn from the file alone (the page's fixture refuses any request)."""
+    page = static.page
+    page.get_by_test_id("lesson").click()
+    before = static.answers()
+    page.get_by_test_id("pick-digit").focus()
+    page.select_option("#pick-digit", "7")
+    static.settle(before)
+    step = page.get_by_test_id("lesson-step")
+    count = int(step.get_attribute("data-count"))
+    assert count == 14 and page.get_by_test_id("lesson-task").get_attribute("data-done") == "true"
+    page.get_by_test_id("lesson-next").focus()
+    said = []
+    for index in range(1, count + 1):
+        assert step.get_attribute("data-index") == str(index)
+        said.append(page.locator("#lesson-text").text_content())
+        page.keyboard.press(".")
+    assert all(len(text) > 40 for text in said), said
+    caption = page.get_by_test_id("batch-caption")
+    assert "over the 100 test digits" in caption.text_content()
+    assert float(caption.get_attribute("data-right-p")) > 0.9
