@@ -99,6 +99,32 @@ def test_shift_scale_and_flip_pixel_by_pixel():
     np.testing.assert_array_equal(flipped, images[:, :, ::-1].astype(np.float32))
 
 
+@pytest.mark.parametrize(
+    "settings",
+    [
+        Distortion(shift=1),
+        Distortion(shift=2.5),
+        Distortion(hflip=True),
+        Distortion(shift=1.7, hflip=True),
+        Distortion(shift=30),
+    ],
+    ids=str,
+)
+def test_shifts_and_flips_alone_take_the_translation_path_bit_for_bit(settings):
+    """Shifts and mirroring alone are sampled by Distorter.translate, which computes each row's and
+    each column's position once: the same draws and the same float32 arithmetic as the general
+    path (positions from the products, per pixel), so the images are equal bit for bit, shifts
+    past the frame's edge (clipped) included; larger batches than a chunk go chunk by chunk alike."""
+    images = np.random.default_rng(3).integers(0, 256, size=(300, 784)).astype(np.uint8)
+    fast, general = augment.Distorter(settings, 128), augment.Distorter(settings, 128)
+    general.translates = False
+    assert fast.translates and not augment.Distorter(Distortion(shift=1, rotate=1), 8).translates
+    a = fast(images, np.random.default_rng(5), np.empty((300, 784), np.float32))
+    b = general(images, np.random.default_rng(5), np.empty((300, 784), np.float32))
+    assert a.tobytes() == b.tobytes()
+    assert not np.array_equal(a, images)  # it moved something
+
+
 def test_ink_stays_in_the_frame_with_affine_and_elastic_distortions():
     """With the issue's ranges (affine and elastic), digits in MNIST's 20 x 20 box keep their ink:
     under 1 % of it reaches the outer pixel ring, and the total changes by under 3 %."""
