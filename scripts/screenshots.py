@@ -5,10 +5,11 @@
 Draws a 3 on the pad with the mouse and picks the label 3, then writes (and the lesson's second step
 for a picked 7 as lesson.png at 1280 px and lesson-phone.png at 390 px):
     serve.png      the page's top at 1280 px: the timeline's bar, the digit, the prediction, the
-                   timeline's chart, the preprocessing, the table, untrained beside trained, units
+                   timeline's chart, the preprocessing, the table, untrained beside trained, the
+                   batch's box plots
     timeline.png   the bar and the timeline's chart with the slider at an early snapshot (the
                    digit half learnt), and the prediction beside
-    lab.png        the lab's views (7 to 12) at 960 px
+    lab.png        the lab's views from the curves to one SGD step at 960 px
 With --phone, the same page at 390 px as phone-*.png (to look at, not for the docs).
 With --notebook, instead: docs/how-to/notebook.ipynb executed by nbclient in a scratch folder (the
 MNIST of $MNISTSOFTMAX_DATA_DIR or data/), saved as HTML by nbconvert, and its first explorer at
@@ -115,8 +116,9 @@ def notebook(out: Path) -> None:
 
 
 def lesson(browser, url: str, width: int, out: Path) -> None:
-    """The lesson at its second step (#lesson-2) for MNIST's first test 7, picked from the keyboard's
-    menu, with the step's task done (the timeline at step 0): the screen a class sees."""
+    """The lesson at its second step (#lesson-2, a batch through the net) for MNIST's first test 7,
+    picked from the keyboard's menu, with the step's task done (the timeline at step 0): the screen
+    a class sees."""
     page = browser.new_page(viewport={"width": width, "height": 844 if width < 600 else 900})
     page.goto(url + "#lesson-2")
     page.wait_for_selector("body[data-ready=true]")
@@ -152,7 +154,7 @@ def main() -> int:
             page = browser.new_page()
             page.goto(url)
             drawn(page, 1280)
-            page.screenshot(path=args.out / "serve.png", full_page=True, clip=region(page, "header", "#units-view"))
+            page.screenshot(path=args.out / "serve.png", full_page=True, clip=region(page, "header", "#batch-view"))
             if steps:
                 # An early snapshot: the first whose loss for this digit is below half of ln 10.
                 losses = [float(page.get_by_test_id(f"timeline-loss-{i}").get_attribute("data-value"))

@@ -177,7 +177,11 @@ export function goTo(n) {
   index = Math.max(0, Math.min(STEPS.length - 1, n));
   address(`#lesson-${index + 1}`);
   render();
-  // The bar has grown by the lesson's panel: its height now, before the view scrolls below it.
+  placeView();
+}
+
+// The step's view brought to just below the bar, which has grown by the lesson's panel.
+function placeView() {
   const bar = $("controls");
   document.documentElement.style.setProperty("--bar", `${bar.offsetHeight}px`);
   const view = $(STEPS[index].view);
@@ -202,9 +206,14 @@ function close() {
 
 // The answer every view has just drawn: the sentences and the task follow it.
 export function showLesson(result, classNames) {
+  const first = last === null;
   last = result;
   names = classNames;
-  if (index >= 0) render();
+  if (index < 0) return;
+  render();
+  // The first digit fills the views above the step's, which pushes it down: it is put back in
+  // place once (later answers leave the page where the learner has scrolled it).
+  if (first) placeView();
 }
 
 function fromAddress() {
