@@ -245,5 +245,19 @@ def test_the_tutorials_html_in_chromium_reads_a_drawn_seven(executed, browser): 
     explorer.add_script_tag(content=(Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js").read_text())
     found = explorer.evaluate("async () => (await axe.run(document)).violations.map((v) => [v.id, v.impact])")
     assert found == [], found
+    # The lesson in the first explorer (opened with a 7 and its label), from the keyboard: each of
+    # its steps reached with ".", its sentence said with the digit's numbers; the frame's address
+    # (about:srcdoc) takes no #lesson-N, and the lesson goes on without.
+    first.get_by_test_id("lesson").click()
+    step = first.get_by_test_id("lesson-step")
+    count = int(step.get_attribute("data-count"))
+    first.get_by_test_id("lesson-next").focus()
+    said = []
+    for index in range(1, count + 1):
+        assert step.get_attribute("data-index") == str(index)
+        said.append(first.locator("#lesson-text").text_content())
+        page.keyboard.press(".")
+    assert count == 14 and all(len(text) > 40 for text in said), said
+    assert "over the 100 test digits" in first.get_by_test_id("batch-caption").text_content()
     context.close()
     assert explorer_requests == [] and errors == [], (explorer_requests, errors)

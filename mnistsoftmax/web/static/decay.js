@@ -26,7 +26,8 @@ function drawThrough(result, squared) {
   const x = (step) => left + ((W - left - right) * Math.log1p(step)) / Math.log1p(maxStep);
   const y = (v) => top + (H - top - bottom) * (1 - (v - low) / (high - low));
   for (const v of [low, high / 2, high]) {
-    root.append(svg("text", { x: left - 6, y: y(v) + 4, class: "tick", "text-anchor": "end" }, num(v)));
+    root.append(svg("text", { x: left - 6, y: y(v) + 4, class: "tick", "text-anchor": "end" },
+      v === 0 ? "0" : v.toPrecision(3)));
     root.append(svg("line", { x1: left, x2: W - right, y1: y(v), y2: y(v), class: "grid" }));
   }
   const points = squared.through.map((v, i) => `${x(t.steps[i]).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
