@@ -360,6 +360,22 @@ def test_the_batch_the_decay_and_the_layer_jacobian_follow_the_timeline(page, se
         assert all(grey[row][col] == [226, 226, 226] for col in range(80) if col // 8 != row), row
 
 
+def walk_the_lesson(scope, keyboard) -> list[str]:
+    """Every step of an open lesson from the first, reached with "." from the keyboard (`scope`: a
+    page or a frame's locator root, `keyboard` its page's): each step's sentence, in order; the
+    lesson has 14 steps and each says something with the digit's numbers."""
+    step = scope.get_by_test_id("lesson-step")
+    count = int(step.get_attribute("data-count"))
+    scope.get_by_test_id("lesson-next").focus()
+    said = []
+    for index in range(1, count + 1):
+        assert step.get_attribute("data-index") == str(index)
+        said.append(scope.locator("#lesson-text").text_content())
+        keyboard.press(".")
+    assert count == 14 and all(len(text) > 40 for text in said), said
+    return said
+
+
 def test_the_same_digit_under_two_checkpoints(browser, served, tmp_path):
     """A second checkpoint (a linear net beside the served mlp): its bars (compare-prob-K) equal
     `predict --json` for it at the end of the timeline, and at an earlier step come from its

@@ -19,7 +19,7 @@ from PIL import Image
 import mnistsoftmax
 from mnistsoftmax import MnistSoftmaxError, checkpoint
 from mnistsoftmax.notebook import Explorer, diverging, png
-from tests.test_browser import DIGITS, browser, require, require_mnist  # noqa: F401 - fixtures
+from tests.test_browser import DIGITS, browser, require, require_mnist, walk_the_lesson  # noqa: F401 - fixtures
 from tests.test_predict_real import MNIST_DIR
 
 ROOT = Path(__file__).parents[1]
@@ -249,15 +249,7 @@ def test_the_tutorials_html_in_chromium_reads_a_drawn_seven(executed, browser): 
     # its steps reached with ".", its sentence said with the digit's numbers; the frame's address
     # (about:srcdoc) takes no #lesson-N, and the lesson goes on without.
     first.get_by_test_id("lesson").click()
-    step = first.get_by_test_id("lesson-step")
-    count = int(step.get_attribute("data-count"))
-    first.get_by_test_id("lesson-next").focus()
-    said = []
-    for index in range(1, count + 1):
-        assert step.get_attribute("data-index") == str(index)
-        said.append(first.locator("#lesson-text").text_content())
-        page.keyboard.press(".")
-    assert count == 14 and all(len(text) > 40 for text in said), said
+    walk_the_lesson(first, page.keyboard)
     assert "over the 100 test digits" in first.get_by_test_id("batch-caption").text_content()
     context.close()
     assert explorer_requests == [] and errors == [], (explorer_requests, errors)
