@@ -70,25 +70,56 @@ function snapshotReader(snapshots, trained) {
 
 // ---- forward and backward, layer by layer --------------------------------------------------
 
-// x (D) -> every layer's input, and the logits z (C) at the end.
-function forward(layers, params, x) {
+// A digit as the first layer takes it: its D pixels p (0-255, most of them 0) and its standardised
+// inputs x = scale p + shift (the checkpoint's normalisation), `values`.
+function standardise(pixels, { mean, std }) {
+  return { pixels, scale: 1 / (255 * std), shift: -mean / std,
+    values: Float64Array.from(pixels, (v) => v / (255 * std) - mean / std) };
+}
+
+// x W for a standardised digit: scale (p W) + shift (1^T W), the sum running over the pixels with
+// ink only (a digit's background is 0 in p, not in x); W's column sums 1^T W are kept per weights.
+const columnSums = new WeakMap();
+function inkProduct(out, W, { pixels, scale, shift }) {
+  const [D, K] = W.shape;
+  let sums = columnSums.get(W);
+  if (!sums) {
+    sums = new Float64Array(K);
+    for (let d = 0; d < D; d++) for (let k = 0, row = d * K; k < K; k++) sums[k] += W.data[row + k];
+    columnSums.set(W, sums);
+  }
+  const ink = new Float64Array(K);
+  for (let d = 0; d < D; d++) {
+    const p = pixels[d];
+    if (p === 0) continue;
+    for (let k = 0, row = d * K; k < K; k++) ink[k] += p * W.data[row + k];
+  }
+  for (let k = 0; k < K; k++) out[k] += scale * ink[k] + shift * sums[k];
+}
+
+// input: a standardised digit (standardise) or x (D) -> every layer's input, and the logits z (C).
+function forward(layers, params, input) {
   const inputs = [];
-  let a = x;
-  for (const [op, weight, bias] of layers) {
+  let a = input.values ?? input;
+  layers.forEach(([op, weight, bias], i) => {
     inputs.push(a);
     if (isActivation(op)) {
       a = a.map(ACTIVATIONS[op].forward);
-      continue;
+      return;
     }
     const W = params[weight], [D, K] = W.shape, b = params[bias].data;
     const out = Float64Array.from(b); // z = a @ W + b   (K,)
-    for (let d = 0; d < D; d++) {
-      const ad = a[d];
-      if (ad === 0) continue;
-      for (let k = 0, row = d * K; k < K; k++) out[k] += ad * W.data[row + k];
+    if (i === 0 && input.pixels) {
+      inkProduct(out, W, input);
+    } else {
+      for (let d = 0; d < D; d++) {
+        const ad = a[d];
+        if (ad === 0) continue;
+        for (let k = 0, row = d * K; k < K; k++) out[k] += ad * W.data[row + k];
+      }
     }
     a = out;
-  }
+  });
   return { inputs, z: a };
 }
 
@@ -334,8 +365,7 @@ async function predict(engine, image, { label, lr, snapshot }) {
   }
   const params = index === null ? trained : snapshotParams(index);
   const stages = await stagesOf(image);
-  const { mean, std } = embedded.normalization;
-  const x = Float64Array.from(stages.digit, (v) => v / (255 * std) - mean / std);
+  const x = standardise(stages.digit, embedded.normalization);
   const forwarded = forward(embedded.layers, params, x), { inputs, z } = forwarded;
   const result = softmaxSteps(z, y);
   const hidden = hiddenUnits(embedded, params, inputs, result.digit);
@@ -390,10 +420,9 @@ function batchOf(state) {
     if (!cache.has(key)) {
       const { embedded, trained, snapshotParams } = state;
       const params = key === "trained" ? trained : snapshotParams(key);
-      const { mean, std } = embedded.normalization, D = 784, N = classes.length * k;
+      const D = 784, N = classes.length * k;
       const logits = Array.from({ length: N }, (_, n) => Array.from(
-        forward(embedded.layers, params, Float64Array.from(pixels.subarray(n * D, (n + 1) * D),
-          (v) => v / (255 * std) - mean / std)).z));
+        forward(embedded.layers, params, standardise(pixels.subarray(n * D, (n + 1) * D), embedded.normalization)).z));
       const steps = logits.map((z) => softmaxSteps(z, null));
       const labelOf = (n) => classes[Math.floor(n / k)];
       cache.set(key, {
