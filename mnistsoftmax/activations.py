@@ -29,15 +29,8 @@ from mnistsoftmax.functional import (
     tanh_backward,
     tanh_forward,
 )
-from mnistsoftmax.registry import (  # noqa: F401  (the names, for the modules that implement them)
-    ACTIVATIONS as INFO,
-)
-from mnistsoftmax.registry import (
-    DEFAULT_ACTIVATION,
-    LEAKY_SLOPE,
-    ActivationInfo,
-    activation_info,
-)
+from mnistsoftmax.registry import ACTIVATIONS as INFO  # the names and help, without numpy
+from mnistsoftmax.registry import DEFAULT_ACTIVATION, LEAKY_SLOPE, ActivationInfo, activation_info
 
 
 @dataclass(frozen=True)
