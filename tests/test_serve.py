@@ -426,3 +426,28 @@ def test_small_answers_of_a_checkpoint_in_memory_are_quick(runs, tmp_path):
     assert not catalog.ready("other")
     os.utime(folder / "latest.npz", ns=(1, 1))
     assert not catalog.ready("latest")
+
+
+def test_the_catalog_keeps_the_last_few_page_documents(runs, tmp_path):
+    """Catalog.document encodes a checkpoint's page document once and keeps the DOCUMENTS_KEPT last
+    asked for: the same bytes again for a page's reload, no more than that many for a client that
+    walks the whole folder, and a new one once the file changes."""
+    import shutil
+
+    from mnistsoftmax.web import catalog as catalogs
+
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    for i in range(catalogs.DOCUMENTS_KEPT + 2):
+        shutil.copy(runs / "latest.npz", folder / f"run{i}.npz")
+    catalog = Catalog(folder)
+    first = catalog.document(catalog.get("run0"))
+    assert catalog.document(catalog.get("run0")) is first
+    assert json.loads(first)["entry"]["name"] == "run0"
+    for i in range(1, catalogs.DOCUMENTS_KEPT + 2):
+        catalog.document(catalog.get(f"run{i}"))
+    assert len(catalog._documents) == catalogs.DOCUMENTS_KEPT
+    assert catalog.document(catalog.get("run0")) is not first  # pushed out, made again
+    os.utime(folder / "run0.npz", ns=(1, 1))
+    again = catalog.document(catalog.get("run0"))
+    assert again == first and catalog.document(catalog.get("run0")) is again

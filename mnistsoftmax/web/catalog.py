@@ -7,6 +7,7 @@ from __future__ import annotations
 import stat
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,6 @@ class Loaded:
     snapshot_steps: list[int] | None  # read with the checkpoint; the weights only when first asked for
     snapshots_note: str | None  # why there are none, for the page to say
     stamp: str = ""  # the file's modification time and size: a page's copy of its weights is this one's
-    _document: tuple[str, bytes] | None = field(default=None, repr=False)  # (name, the engine's document)
     _timeline: Timeline | None = field(default=None, repr=False)
     _failure: Exception | None = field(default=None, repr=False)  # why the snapshots could not be read
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -54,23 +54,21 @@ class Loaded:
         }
 
     def document(self) -> bytes:
-        """export.page_model's document for this checkpoint, as JSON, made on first use: what the
-        served page computes its answers from. A checkpoint whose snapshots cannot be read gives
-        the document without them, and says why."""
+        """export.page_model's document for this checkpoint, as JSON: what the served page computes
+        its answers from (Catalog.document keeps the last few). A checkpoint whose snapshots cannot
+        be read gives the document without them, and says why."""
         from mnistsoftmax import export, jsontext
 
-        if self._document is None or self._document[0] != self.name:
-            try:
-                timeline, note = self.timeline(), self.snapshots_note
-            except checkpoint.CheckpointError as exc:
-                timeline, note = None, f"its snapshots cannot be read: {exc}"
-            kept = timeline.kept if timeline is not None else None
-            note = timeline.note if timeline is not None else note
-            document = export.page_model(self.model, self.meta, self.name, kept,
-                                         timeline.train_loss if timeline is not None else (),
-                                         untrained=self.untrained, note=note)  # fmt: skip
-            self._document = (self.name, jsontext.dumps(document).encode("utf-8"))
-        return self._document[1]
+        try:
+            timeline, note = self.timeline(), self.snapshots_note
+        except checkpoint.CheckpointError as exc:
+            timeline, note = None, f"its snapshots cannot be read: {exc}"
+        kept = timeline.kept if timeline is not None else None
+        note = timeline.note if timeline is not None else note
+        document = export.page_model(self.model, self.meta, self.name, kept,
+                                     timeline.train_loss if timeline is not None else (),
+                                     untrained=self.untrained, note=note)  # fmt: skip
+        return jsontext.dumps(document).encode("utf-8")
 
     def timeline(self) -> Timeline | None:
         """The snapshots' models, read on first use (None without snapshots). Raises
@@ -146,11 +144,16 @@ def _read(path: Path) -> Loaded | None:
                   note, f"{st.st_mtime_ns}-{st.st_size}")  # fmt: skip
 
 
+DOCUMENTS_KEPT = 4  # the page's documents kept encoded, the last asked for (a 256-unit run's is 14 MB)
+
+
 class Catalog:
     """Names -> checkpoints. A file is read again only when its size or modification time changes;
     files that are not readable checkpoints are left out of the list."""
 
     def __init__(self, runs_dir: Path, given: Path | None = None):
+        self._documents: OrderedDict[tuple, bytes] = OrderedDict()  # (path, stamp, name) -> document
+        self._documents_lock = threading.Lock()
         self.runs_dir = Path(runs_dir)
         self.given = Path(given).resolve() if given is not None else None
         self._cache = FileCache()
@@ -208,6 +211,21 @@ class Catalog:
     def entries(self) -> list[Loaded]:
         loaded = (self._load(name, path) for name, path in self._paths())
         return [entry for entry in loaded if entry is not None]
+
+    def document(self, entry: Loaded) -> bytes:
+        """entry.document(), kept for the DOCUMENTS_KEPT last checkpoints asked for: a page's
+        reload costs no second encoding, and a client walking 3,000 files holds no more than those."""
+        key = (entry.path, entry.stamp, entry.name)
+        with self._documents_lock:
+            if key in self._documents:
+                self._documents.move_to_end(key)
+                return self._documents[key]
+        encoded = entry.document()
+        with self._documents_lock:
+            self._documents[key] = encoded
+            while len(self._documents) > DOCUMENTS_KEPT:
+                self._documents.popitem(last=False)
+        return encoded
 
     def ready(self, name: str | None) -> bool:
         """Whether get(name) would answer from memory, reading no checkpoint (only stat calls)."""

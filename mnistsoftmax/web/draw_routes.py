@@ -71,13 +71,15 @@ async def checkpoints(request: Request):
 async def page_model(request: Request):
     """GET /api/model?checkpoint=NAME: what the page computes its answers from (export.page_model:
     the weights, the snapshots, the description), for the checkpoint of that name (the first of
-    the list without one). Made in a worker thread on first use and kept with the checkpoint."""
+    the list without one). Looked up (which may read the file) and made in a worker thread, on
+    first use; kept with the checkpoint."""
     fields = dict(request.query_params)
     unknown = set(fields) - {"checkpoint"}
     if unknown:
         raise error(400, f"unknown field {quoted(sorted(unknown)[0])}: the one field is checkpoint")
-    entry = _entry(request.app.state.catalog, fields.get("checkpoint"))
-    encoded = await anyio.to_thread.run_sync(entry.document, limiter=work_limiter(request))
+    catalog, name = request.app.state.catalog, fields.get("checkpoint")
+    encoded = await anyio.to_thread.run_sync(lambda: catalog.document(_entry(catalog, name)),
+                                             limiter=work_limiter(request))  # fmt: skip
     return Response(encoded, media_type="application/json")
 
 
@@ -180,15 +182,14 @@ def answer(catalog, body: bytes, is_json: bool, fields: dict) -> dict:
         explained = explain(model, entry.norm, stages.digit, label, entry.untrained, temperature, lr)
     except OverflowingModel as exc:
         raise error(422, str(exc)) from None
-    try:  # a snapshot that overflows costs the timeline, never the answer
-        if not wants_timeline:
-            pass
-        elif timeline is not None:
-            explained["timeline"] = _timeline(timeline, entry.norm, stages.digit, label, index)
-        else:
-            explained["timeline_note"] = absent
-    except OverflowingModel as exc:
-        explained["timeline_note"] = f"a snapshot cannot be drawn: {exc}"
+    if wants_timeline:
+        try:  # a snapshot that overflows costs the timeline, never the answer
+            if timeline is not None:
+                explained["timeline"] = _timeline(timeline, entry.norm, stages.digit, label, index)
+            else:
+                explained["timeline_note"] = absent
+        except OverflowingModel as exc:
+            explained["timeline_note"] = f"a snapshot cannot be drawn: {exc}"
     hidden = explained.get("hidden")
     if hidden is not None:
         hidden.update(side=28, images=_pixels([unit.pop("weights") for unit in hidden["units"]]))
