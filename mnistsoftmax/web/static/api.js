@@ -21,6 +21,14 @@ export async function listCheckpoints() {
   return entries;
 }
 
+// Back on the page (another tab trained a run, say): the files' versions are read again, so that
+// the next answer of a checkpoint written since fetches its new weights. No request otherwise.
+if (!exported) {
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") listCheckpoints().catch(() => {});
+  });
+}
+
 // The engine of the checkpoint of that name (the first listed for none), its weights fetched once
 // for each version of its file.
 function engineFor(name) {
