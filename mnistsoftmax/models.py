@@ -108,6 +108,10 @@ class Workspace(dict):
 class Network:
     """Affine layers with the activation after each but the last; see the module docstring."""
 
+    # A model pickled before the choice of activation (a fitted estimator, say) has no
+    # activation_name of its own: it was relu, which this class default gives it back.
+    activation_name = activations.DEFAULT_ACTIVATION
+
     def __init__(self, params: dict[str, np.ndarray], activation: str | None = None):
         self.params = params
         self.names = layer_names(depth_of(params))  # [(W, b)] per affine layer, input first
