@@ -226,3 +226,17 @@ def test_unit_pictures_are_what_the_units_add_up_from_the_pixels():
     assert not np.allclose(deep.unit_pictures(units), pictures)  # without x, every unit below counts
     shallow = build_model("mlp", rng, hidden=[20], dtype=np.float64)
     np.testing.assert_array_equal(shallow.unit_pictures([3, 1], x), shallow.params["W1"][:, [3, 1]])
+
+
+def test_a_model_pickled_before_the_choice_of_activation_reads_as_relu():
+    """A Network pickled by an earlier version (a fitted estimator) has no activation_name: it was
+    a relu net, and answers as one; a tanh net's name survives a pickle's round trip."""
+    import pickle
+
+    relu = build_model("mlp", np.random.default_rng(0), hidden=[5])
+    old = Network.__new__(Network)
+    old.__dict__.update({k: v for k, v in relu.__dict__.items() if k != "activation_name"})
+    X = np.random.default_rng(1).standard_normal((3, 784)).astype(np.float32)
+    assert old.activation.name == "relu" and old.forward(X)[0].tobytes() == relu.forward(X)[0].tobytes()
+    tanh = build_model("mlp", np.random.default_rng(0), hidden=[5], activation="tanh")
+    assert pickle.loads(pickle.dumps(tanh)).activation.name == "tanh"
