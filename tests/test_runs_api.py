@@ -180,11 +180,16 @@ def test_a_command_line_run_in_the_folder_is_listed_and_followed(server, data):
         deadline = time.monotonic() + 60
         while "terminal" not in live.in_progress(runs) and time.monotonic() < deadline:
             time.sleep(0.02)
-        listed = {r["id"]: r for r in request(url + "api/runs")[1]}
-        assert listed["terminal"]["status"] == "running" and not listed["terminal"]["from_page"]
-        assert listed["terminal"]["options"]["hidden"] == [128]
-        status, answer = request(url + "api/runs/terminal/stop", "POST", {})
-        assert status == 409 and "where it was started" in answer["error"]
+        # Held still while the server is asked (a quick run may otherwise end before the listing).
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            listed = {r["id"]: r for r in request(url + "api/runs")[1]}
+            assert listed["terminal"]["status"] == "running" and not listed["terminal"]["from_page"]
+            assert listed["terminal"]["options"]["hidden"] == [128]
+            status, answer = request(url + "api/runs/terminal/stop", "POST", {})
+            assert status == 409 and "where it was started" in answer["error"]
+        finally:
+            proc.send_signal(signal.SIGCONT)
         got = [r for _, r in events(url, "terminal")]
         assert proc.wait(timeout=60) == 0
     finally:

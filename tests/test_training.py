@@ -264,3 +264,20 @@ def test_a_smoothed_run_says_what_its_training_loss_is():
     assert format_epoch(record, 6).startswith("epoch 2/6  train loss 0.3169 acc 99.84%")
     assert "label smoothing" in temperature_note(0.55, 0.05) and "less sure" in temperature_note(0.55, 0.0)
     assert "label smoothing" not in temperature_note(0.55, 0.0) and "surer" in temperature_note(1.3, 0.0)
+
+
+@pytest.mark.parametrize("shape", [(50, 28, 28), (3, 5), (7, 3, 3), (1, 2)])
+def test_the_normalisation_counts_every_pixel_as_one_histogram_would(shape):
+    """Normalization.of counts the pixels two at a time (their uint16 pairs) and folds the pairs'
+    table: the mean and standard deviation are those of the plain 256-bin histogram, bit for bit,
+    for even and odd numbers of pixels and for a strided view."""
+    from mnistsoftmax.inference import Normalization
+
+    images = np.random.default_rng(sum(shape)).integers(0, 256, size=shape).astype(np.uint8)
+    for pixels in (images, images[..., ::2]):
+        counts = np.bincount(pixels.reshape(-1), minlength=256).astype(np.float64)
+        values = np.arange(256) / 255.0
+        mean = float(counts @ values / counts.sum())
+        std = float(np.sqrt(counts @ (values - mean) ** 2 / counts.sum()))
+        got = Normalization.of(pixels)
+        assert (got.mean, got.std) == (mean, std if std > 0 else 1.0)
