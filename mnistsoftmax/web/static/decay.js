@@ -20,7 +20,10 @@ function drawThrough(result, squared) {
   const root = $("decay-chart");
   root.replaceChildren();
   const t = result.timeline;
-  if (!squared.through || !t) return;
+  if (!squared.through || !t) {
+    $("decay-chart-caption").textContent = "This checkpoint kept no snapshots: only its trained weights' ΣW² is known.";
+    return;
+  }
   const W = 560, H = 160, left = 56, right = 10, top = 10, bottom = 26;
   const maxStep = Math.max(1, ...t.steps), high = Math.max(...squared.through) * 1.05, low = 0;
   const x = (step) => left + ((W - left - right) * Math.log1p(step)) / Math.log1p(maxStep);
