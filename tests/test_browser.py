@@ -347,6 +347,7 @@ def test_the_batch_the_decay_and_the_layer_jacobian_follow_the_timeline(page, se
         squared = sum(float((params[k] ** 2).sum()) for k in params if k.startswith("W"))
         shown = float(page.get_by_test_id("decay-squared").get_attribute("data-value"))
         assert shown == pytest.approx(squared, rel=1e-9)
+    assert page.get_by_test_id("decay-table").locator("tbody tr").count() == len(kept.steps)
     page.get_by_test_id("decay-reg").fill("4")  # log10(reg * 1e6): reg = 1e-2
     term = float(page.get_by_test_id("decay-term").get_attribute("data-value"))
     assert term == pytest.approx(1e-2 * shown, rel=1e-9)

@@ -1,7 +1,7 @@
 // Weight decay: the L2 term a run adds to its loss, reg * sum of W^2 over the weights (not the
 // biases), and its gradient 2 reg W, which shrinks every weight a little at each step; the sum of
 // squares through training, from the snapshots. Its numbers come from the page's engine.
-import { $, element, svg } from "./common.js";
+import { $, element, fillTable, svg } from "./common.js";
 import { number as num } from "./draw.js";
 
 let shown = null; // { result, checkpoint }: what the reg slider recomputes from
@@ -22,8 +22,10 @@ function drawThrough(result, squared) {
   const t = result.timeline;
   if (!squared.through || !t) {
     $("decay-chart-caption").textContent = "This checkpoint kept no snapshots: only its trained weights' ΣW² is known.";
+    $("decay-table").replaceChildren();
     return;
   }
+  fillTable($("decay-table"), ["step", "ΣW²"], squared.through.map((v, i) => [t.steps[i], num(v)]));
   const W = 560, H = 160, left = 56, right = 10, top = 10, bottom = 26;
   const maxStep = Math.max(1, ...t.steps), high = Math.max(...squared.through) * 1.05, low = 0;
   const x = (step) => left + ((W - left - right) * Math.log1p(step)) / Math.log1p(maxStep);
