@@ -11,6 +11,9 @@ An entry holds
     onnx(helper, x, out) -> node         the ONNX operator that computes it
     dropout_in_place                     whether dropout may scale A where it lies: true when the
                                          backward reads A only through its sign
+    scratch                              whether forward and backward take `scratch=`, a float
+                                         buffer like H (the training loop's workspace holds one
+                                         per layer, so that nothing is allocated per step)
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class Activation:
     variance_gain: float
     onnx: Callable
     dropout_in_place: bool
+    scratch: bool = False
 
     @property
     def name(self) -> str:
@@ -72,6 +76,7 @@ ACTIVATIONS: dict[str, Activation] = {
         variance_gain=25.0 / 9.0,  # (5/3)**2, the gain PyTorch's calculate_gain gives tanh
         onnx=lambda helper, x, out: helper.make_node("Tanh", [x], [out]),
         dropout_in_place=False,  # its backward reads 1 - A**2: A scaled by 1 / (1 - p) would be wrong
+        scratch=True,  # 1 - A**2
     ),
     "leaky-relu": Activation(
         INFO["leaky-relu"],
@@ -81,6 +86,7 @@ ACTIVATIONS: dict[str, Activation] = {
         variance_gain=2.0 / (1.0 + LEAKY_SLOPE**2),
         onnx=lambda helper, x, out: helper.make_node("LeakyRelu", [x], [out], alpha=LEAKY_SLOPE),
         dropout_in_place=True,  # scaling by 1 / (1 - p) > 0 or 0 keeps A's sign, all the backward reads
+        scratch=True,  # slope * H, and each unit's slope
     ),
 }
 

@@ -98,36 +98,42 @@ def relu_backward(dA: np.ndarray, cache, out: np.ndarray | None = None, mask: np
     return np.multiply(dA, mask, out=out)
 
 
-def tanh_forward(H: np.ndarray, out: np.ndarray | None = None):
-    """A = tanh(H) elementwise, (N, H) -> (N, H), cache A (the derivative is 1 - A**2)."""
+def tanh_forward(H: np.ndarray, out: np.ndarray | None = None, scratch: np.ndarray | None = None):
+    """A = tanh(H) elementwise, (N, H) -> (N, H), cache A (the derivative is 1 - A**2); `scratch`
+    is unused (the backward's)."""
     A = np.tanh(H, out=out)
     return A, A
 
 
-def tanh_backward(dA: np.ndarray, cache, out: np.ndarray | None = None, mask: np.ndarray | None = None):
-    """dH = dA * (1 - A**2), (N, H) -> (N, H); `out` may be dA itself (`mask` is unused: the
-    derivative is a number per unit, not on or off)."""
+def tanh_backward(dA: np.ndarray, cache, out: np.ndarray | None = None, mask: np.ndarray | None = None,
+                  scratch: np.ndarray | None = None):  # fmt: skip
+    """dH = dA * (1 - A**2), (N, H) -> (N, H); `out` may be dA itself, `scratch` (like A) receives
+    1 - A**2 (`mask` is unused: the derivative is a number per unit, not on or off)."""
     A = cache
-    slope = np.multiply(A, A)  # (N, H), the one temporary
+    slope = np.multiply(A, A, out=scratch)  # (N, H)
     np.subtract(1, slope, out=slope)
     return np.multiply(dA, slope, out=out)
 
 
-def leaky_relu_forward(H: np.ndarray, slope: float, out: np.ndarray | None = None):
+def leaky_relu_forward(H: np.ndarray, slope: float, out: np.ndarray | None = None,
+                       scratch: np.ndarray | None = None):  # fmt: skip
     """A = H where H > 0, else slope * H, for 0 < slope < 1: max(H, slope * H); (N, H) -> (N, H),
-    cache A (its sign is H's, so it is the mask)."""
-    below = np.multiply(H, H.dtype.type(slope))
+    cache A (its sign is H's, so it is the mask); `scratch` (like H) receives slope * H."""
+    below = np.multiply(H, H.dtype.type(slope), out=scratch)
     A = np.maximum(H, below, out=out)
     return A, A
 
 
 def leaky_relu_backward(dA: np.ndarray, cache, slope: float, out: np.ndarray | None = None,
-                        mask: np.ndarray | None = None):  # fmt: skip
+                        mask: np.ndarray | None = None, scratch: np.ndarray | None = None):  # fmt: skip
     """dH = dA where A > 0, slope * dA elsewhere (H = 0 takes the slope, as PyTorch does);
-    (N, H) -> (N, H), `mask` (bool, like A) as scratch and `out` (which may be dA) as relu_backward's."""
+    (N, H) -> (N, H), `mask` (bool, like A) and `out` (which may be dA) as relu_backward's,
+    `scratch` (like dA) receives each unit's slope, 1 or `slope`."""
     A = cache
     mask = np.greater(A, 0, out=mask)
-    gain = np.where(mask, dA.dtype.type(1), dA.dtype.type(slope))
+    gain = np.empty_like(dA) if scratch is None else scratch
+    gain.fill(slope)  # in dA's dtype, as the float32 number np.where would give
+    np.copyto(gain, 1, where=mask)
     return np.multiply(dA, gain, out=out)
 
 

@@ -249,6 +249,8 @@ class Network:
             buffers |= {f"A{l}": ((H,), dtype), f"dA{l}": ((H,), dtype), f"mask{l}": ((H,), np.bool_)}
             if not self.activation.dropout_in_place:
                 buffers[f"dropped{l}"] = ((H,), dtype)
+            if self.activation.scratch:
+                buffers[f"scratch{l}"] = ((H,), dtype)
         return Workspace(capacity, **buffers)
 
     def forward(self, X: np.ndarray, ws: Workspace | None = None, dropout=None):
@@ -262,7 +264,8 @@ class Network:
         f = self.activation
         for l, (W, b) in enumerate(hidden):  # noqa: E741
             h, cache_affine = affine_forward(a, p[W], p[b], out=take(f"A{l}"))  # (N, H_l)
-            a, cache_act = f.forward(h, out=h)  # (N, H_l), in place: h is not needed again
+            scratch = {"scratch": take(f"scratch{l}")} if f.scratch else {}
+            a, cache_act = f.forward(h, out=h, **scratch)  # (N, H_l), in place: h is not needed again
             cache_drop = None
             if dropout is not None:
                 # In place where the backward reads only A's sign (relu's mask, A > 0, then also
@@ -287,7 +290,8 @@ class Network:
             cache_affine, cache_act, cache_drop = caches[l]
             if cache_drop is not None:
                 dA = dropout_backward(dA, cache_drop, out=dA)  # (N, H_l), in place
-            dH = self.activation.backward(dA, cache_act, out=dA, mask=take(f"mask{l}"))  # (N, H_l), in place of dA
+            scratch = {"scratch": take(f"scratch{l}")} if self.activation.scratch else {}
+            dH = self.activation.backward(dA, cache_act, out=dA, mask=take(f"mask{l}"), **scratch)  # (N, H_l)
             W, b = self.names[l]
             dA, g[W], g[b] = affine_backward(dH, cache_affine, take(f"dA{l - 1}") if l else None, g.get(W), g.get(b),
                                              need_dX=l > 0, beta=beta)  # (N, H_{l-1})  # fmt: skip

@@ -53,7 +53,7 @@ def test_gradcheck_catches_a_wrong_backward(monkeypatch, widths, activation):
     depth, under each activation."""
     entry = ACTIVATIONS[activation]
     monkeypatch.setitem(ACTIVATIONS, activation, dataclasses.replace(entry, backward=lambda dA, cache, out=None,
-                                                                      mask=None: dA.copy()))  # fmt: skip
+                                                                      mask=None, **_: dA.copy()))  # fmt: skip
     assert check_model("mlp", seed=1, hidden=widths, batch_size=6, activation=activation)["W1"] > 1e-3
 
 
