@@ -6,14 +6,16 @@ import { number as num } from "./draw.js";
 
 let shown = null; // { result, checkpoint }: what the reg slider recomputes from
 
-// The slider's reg: 0 at its left end, then 1e-6 to 1e-1 on a log scale (its value is log10(reg * 1e6)).
+// The slider's reg: 0 at its left end, then 1e-6 to 1e-1 on a log scale (its value is log10(reg * 1e6)),
+// to three figures, so that the reg the page says is the one it computes with (the run's 2e-4 sits
+// at 2.30, which is 1.995e-4 before the rounding).
 function decayOf() {
   const raw = Number($("decay-reg").value);
-  return raw > 0 ? 10 ** raw / 1e6 : 0;
+  return raw > 0 ? Number((10 ** raw / 1e6).toPrecision(3)) : 0;
 }
 
 function sayReg(reg) {
-  return reg === 0 ? "0" : reg.toExponential(0).replace("e-", "e−");
+  return reg === 0 ? "0" : reg.toExponential(2).replace(/\.?0+e/, "e").replace("e-", "e−");
 }
 
 function drawThrough(result, squared) {
