@@ -119,6 +119,10 @@ def checkpoint_seeds() -> list[bytes]:
         kept.take(model, step)
     checkpoint.save(path, model, {**NORM, "config": {"model": "mlp", "hidden": [4], "seed": 0}}, snapshots=kept)
     seeds.append(path.read_bytes())
+    # One of another activation than relu: format 2, its activation named in the metadata.
+    tanh = build_model("mlp", np.random.default_rng(0), [4], activation="tanh")
+    checkpoint.save(path, tanh, {**NORM, "config": {"model": "mlp", "hidden": [4], "seed": 0, "activation": "tanh"}})
+    seeds.append(path.read_bytes())
     return seeds
 
 
@@ -434,6 +438,9 @@ def request_seeds() -> list[bytes]:
         b"POST /api/runs\n" + json.dumps({"epochs": 1, "hidden": "8,4", "optimizer": "adam"}).encode(),
         b"GET /api/runs\n",
         b"POST /api/runs/x/stop\n{}",
+        b"POST /api/predict?timeline=true\n" + json.dumps({"pixels": [[0, 255], [255, 0]], "snapshot": 0}).encode(),
+        b"GET /api/model?checkpoint=latest\n",
+        b"GET /api/model\n",
     ]
 
 
@@ -441,12 +448,14 @@ def request_structured(draw) -> bytes:
     from hypothesis import strategies as st
 
     fields = st.dictionaries(st.sampled_from(["pixels", "label", "lr", "checkpoint", "epochs", "hidden", "seed",
-                                              "optimizer", "nesterov", "loss", "x"]), JSON, max_size=4)  # fmt: skip
+                                              "optimizer", "nesterov", "loss", "activation", "timeline", "x"]), JSON,
+                             max_size=4)  # fmt: skip
     path = draw(st.sampled_from(["/api/predict", "/api/runs", "/api/predict?label=", "/api/predict?lr=",
-                                 "/api/runs/latest/stop", "/api/runs/x/events?"]))  # fmt: skip
+                                 "/api/predict?timeline=", "/api/model?checkpoint=", "/api/runs/latest/stop",
+                                 "/api/runs/x/events?"]))  # fmt: skip
     query = draw(st.text(max_size=20)) if path.endswith(("=", "?")) else ""
     document = draw(fields | JSON)
-    return f"{'GET' if 'events' in path else 'POST'} {path}{query}\n".encode("utf-8", "replace") + \
+    return f"{'GET' if 'events' in path or 'model' in path else 'POST'} {path}{query}\n".encode("utf-8", "replace") + \
         json.dumps(document).encode()  # fmt: skip
 
 
