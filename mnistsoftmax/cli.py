@@ -150,11 +150,14 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: str | None):
 
 def _progress_bar(**kwargs):
     """A bar on stderr only when stderr is a terminal: redrawing with carriage returns would leave
-    debris in a log file (`train 2>log`); the per-epoch lines are written either way."""
-    from tqdm.auto import tqdm
+    debris in a log file (`train 2>log`); the per-epoch lines are written either way. Without a
+    terminal tqdm is not even imported (30 ms of a 1.5 s run); in one, its plain text bar, not
+    tqdm.auto's choice, which imports asyncio to make it."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm.std import tqdm
 
-    return tqdm(leave=False, file=sys.stderr, dynamic_ncols=True, unit="batch", disable=not sys.stderr.isatty(),
-                **kwargs)  # fmt: skip
+    return tqdm(leave=False, file=sys.stderr, dynamic_ncols=True, unit="batch", **kwargs)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

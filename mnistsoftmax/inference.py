@@ -33,19 +33,22 @@ class Normalization:
 
         From the histogram of the 256 pixel values: no float copy of the images (338 MB in
         float64 for MNIST), and no rounding in the sums. The pixels are counted two at a time, as
-        the 65,536 values of their uint16 pairs (bincount casts to int64: half the casts), and the
-        pairs' table folded into each byte's counts (0.17 s against 0.094 s for MNIST's training
-        images on a Xeon, the same counts).
+        the 65,536 values of their uint16 pairs, and the pairs' table folded into each byte's
+        counts; pairs of two blank pixels, most of a digit's frame, are left out of the counting
+        and their number found by subtraction (bincount casts every value it counts to int64).
+        MNIST's training images on a Xeon: 0.17 s one byte at a time, 0.075 s by pairs, 0.042 s
+        without the blank pairs; the same counts.
         """
         pixels = np.ascontiguousarray(images).reshape(-1)
-        counts = np.zeros(256)
-        if len(pixels) % 2:
-            counts += np.bincount(pixels[-1:], minlength=256)
-            pixels = pixels[:-1]
-        for start in range(0, len(pixels), 1 << 23):  # 4 M pairs at a time: 32 MB as int64
-            pairs = np.bincount(pixels[start : start + (1 << 23)].view(np.uint16), minlength=1 << 16)
-            table = pairs.reshape(256, 256)  # [one byte of the pair][the other]
+        even = pixels[: len(pixels) - len(pixels) % 2]
+        pairs = even.view(np.uint16)
+        counts = np.bincount(pixels[len(even) :], minlength=256)  # the odd pixel out, if any
+        for start in range(0, len(pairs), 1 << 22):  # 4 M pairs at a time: 32 MB as int64 at most
+            chunk = pairs[start : start + (1 << 22)]
+            table = np.bincount(chunk[chunk != 0], minlength=1 << 16).reshape(256, 256)  # [one byte][the other]
             counts += table.sum(axis=0) + table.sum(axis=1)
+        counts[0] += len(pixels) - counts.sum()  # the blank pairs' pixels: all that was not counted
+        counts = counts.astype(np.float64)
         values = np.arange(256) / 255.0
         mean = float(counts @ values / counts.sum())
         std = float(np.sqrt(counts @ (values - mean) ** 2 / counts.sum()))
@@ -120,7 +123,11 @@ def finite(Z: np.ndarray) -> np.ndarray:
 def evaluate(model, images: np.ndarray, labels: np.ndarray, norm: Normalization, num_classes: int = 10,
              loss: str = DEFAULT_LOSS) -> Evaluation:  # fmt: skip
     """The mean loss (by name, unsmoothed), accuracy and confusion matrix on a labelled set."""
-    Z = logits(model, images, norm).astype(np.float64)
+    return score(logits(model, images, norm).astype(np.float64), labels, num_classes, loss)
+
+
+def score(Z: np.ndarray, labels: np.ndarray, num_classes: int = 10, loss: str = DEFAULT_LOSS) -> Evaluation:
+    """evaluate() from the set's logits Z (N, C) float64, for a caller that needs them too."""
     y = labels.astype(np.intp)
     mean_loss = get_loss(loss).forward(Z, y)
     predicted = Z.argmax(axis=1)

@@ -199,6 +199,10 @@ def _distortion(name: str, help: str, high: float | None = None, high_open: bool
 
 
 NOT_IN_ESTIMATOR = frozenset({PAGE})
+# The probes' default cadence: about this many looks at the probe set an epoch. Each costs about
+# a millisecond (a forward pass of 200 images, their box plots, a JSON record): 16 of them are
+# under 5 % of an epoch of the 256-unit nets (scripts/bench_watch.py --probes-only).
+PROBES_PER_EPOCH = 16
 
 
 def schema() -> tuple[Option, ...]:
@@ -259,8 +263,8 @@ def schema() -> tuple[Option, ...]:
         Option("log_every", "int", 50, "Steps between loss records in the metrics file.", "records", low=1,
                high=10**9, surfaces=NOT_IN_ESTIMATOR),
         Option("probe_every", "int", None, "Steps between probes of a fixed set of test images (box plots of logits "
-               "and softmax as training goes); default: about 20 an epoch; 0: none.", "records", low=0, high=10**9,
-               surfaces=NOT_IN_ESTIMATOR),
+               f"and softmax as training goes); default: about {PROBES_PER_EPOCH} an epoch; 0: none.", "records",
+               low=0, high=10**9, surfaces=NOT_IN_ESTIMATOR),
         Option("snapshots", "int", None, "Snapshots of the weights kept in the checkpoint for the timeline (the "
                "page, predict --through-training): about this many, from step 0 to the last, spaced evenly in "
                f"log(step); default: {DEFAULT_COUNT} (fewer for a net too large to keep them in 256 MB); 0: none.",

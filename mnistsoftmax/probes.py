@@ -39,10 +39,16 @@ def choose(labels: np.ndarray, seed: int, per_class: int = PER_CLASS) -> np.ndar
     in ascending order. K is per_class, or fewer when a class has fewer images (all classes get
     the same K). Drawn from a generator of the seed's own, so the run's draws stay as they were."""
     rng = np.random.default_rng([PROBE_STREAM, seed])
-    classes = np.unique(labels)
+    classes = present(labels)
     members = [np.flatnonzero(labels == c) for c in classes]
     k = min(per_class, *(len(m) for m in members))
     return np.concatenate([np.sort(rng.choice(m, size=k, replace=False)) for m in members])
+
+
+def present(labels: np.ndarray) -> np.ndarray:
+    """The classes present among labels (N,) of 0 to C - 1, ascending: np.unique's answer, without
+    its first call's 7 ms in a run of 1.5 s."""
+    return np.flatnonzero(np.bincount(labels))
 
 
 def _quantile_weights(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -63,7 +69,7 @@ class Probe:
         dtype = next(iter(model.params.values())).dtype
         self.x = norm.apply(images.reshape(len(images), -1), dtype=dtype)  # (P, D)
         self.y = labels.astype(np.intp)  # (P,), grouped by class
-        self.classes = [int(c) for c in np.unique(self.y)]
+        self.classes = [int(c) for c in present(self.y)]
         self.k = len(self.y) // len(self.classes)
         self.ws = model.workspace(len(self.y))
         self.low, self.high, self.frac = _quantile_weights(self.k)

@@ -90,7 +90,7 @@ def settings_of(config: dict) -> training.TrainSettings:
     return training.TrainSettings.of(
         config,
         distortion=distortion if distortion.active else None,
-        # None (the option's default) is about 20 probes an epoch; configurations from before
+        # None (the option's default) is about PROBES_PER_EPOCH probes an epoch; configurations from before
         # probes existed have none.
         probe_every=config.get("probe_every", 0),
     )
@@ -178,7 +178,9 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
             checkpoint.save(saved, run.model, stopped, optimizer_state=exc.state.optimizer_state, snapshots=kept)
             metrics.commit(checkpoint.metrics_path(saved))
             raise Stopped(exc, saved) from None
-        test = inference.evaluate(run.model, data.test.images, data.test.labels, run.norm, loss=settings.loss)
+        # The test set's logits, once: its scores and its reliability diagram both come from them.
+        test_logits = inference.logits(run.model, data.test.images, run.norm).astype(np.float64)
+        test = inference.score(test_logits, data.test.labels, loss=settings.loss)
         hooks.emit({"type": "test", **test.as_dict()})
         initial_loss = next(r["loss"] for r in hooks.records if r["type"] == "init")
         meta["metrics"] = {
@@ -193,7 +195,7 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
                 f"temperature fitted on the validation split: T = {meta['temperature']:.4f}"
                 + temperature_note(meta["temperature"], settings.label_smoothing)
             )
-        meta["reliability"] = _reliability(run, data.test, meta.get("temperature"))
+        meta["reliability"] = _reliability(test_logits, data.test.labels, meta.get("temperature"))
         checkpoint.save(out, run.model, meta, snapshots=kept)
         metrics.commit()
     except BaseException:
@@ -205,11 +207,17 @@ def execute(config: dict, out: Path, hooks: training.Hooks, resume: Resumable | 
     return Outcome(out, test)
 
 
+# Without a validation split, the loss before training is measured on the first training images:
+# at an untrained net each image's loss is within about 0.08 of ln 10, so 2,000 of them give it to
+# +-0.002 (MNIST, seed 10: 2.2988 against 2.2974 on 10,000) in a fifth of the time (25 -> 5 ms).
+INITIAL_SAMPLE = 2000
+
+
 def _begin(run: training.Run, data, settings: training.TrainSettings, config: dict, meta: dict,
            hooks: training.Hooks, log) -> None:  # fmt: skip
     """A new run's first record: the loss before training (near ln 10), said in the log, with
     what a reader of the metrics file while the run goes on needs to draw it."""
-    held_out = run.validation or (run.images[:10000], run.labels[:10000])
+    held_out = run.validation or (run.images[:INITIAL_SAMPLE], run.labels[:INITIAL_SAMPLE])
     initial = inference.evaluate(run.model, *held_out, run.norm, loss=settings.loss)
     log(f"loss before training: {initial.loss:.4f}  (ln 10 = {math.log(10):.4f}: every class near 10 %)")
     if settings.label_smoothing:
@@ -259,12 +267,12 @@ def _snapshots(config: dict, run: training.Run, resume: Resumable | None, log) -
         raise checkpoint.CheckpointError(f"{resume.path}: {exc}") from None
 
 
-def _reliability(run: training.Run, test, temperature: float | None) -> dict:
-    """The test set's reliability diagram, for the page (calibration.reliability_record)."""
+def _reliability(Z: np.ndarray, labels: np.ndarray, temperature: float | None) -> dict:
+    """The test set's reliability diagram from its logits Z (N, C), for the page
+    (calibration.reliability_record)."""
     from mnistsoftmax.calibration import reliability_record
 
-    Z = inference.logits(run.model, test.images, run.norm).astype(np.float64)
-    return reliability_record(Z, test.labels.astype(np.intp), temperature)
+    return reliability_record(Z, labels.astype(np.intp), temperature)
 
 
 def _temperature(run: training.Run) -> float:

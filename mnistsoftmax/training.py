@@ -24,9 +24,7 @@ from mnistsoftmax.inference import Normalization, evaluate, flat
 from mnistsoftmax.losses import get as get_loss
 from mnistsoftmax.models import build, check_dropout
 from mnistsoftmax.optim import learning_rate
-from mnistsoftmax.options import TRAIN_OPTIONS, default_of
-
-OBSERVATIONS_PER_EPOCH = 20  # the default cadence of Hooks.observe (the probes' box plots)
+from mnistsoftmax.options import PROBES_PER_EPOCH, TRAIN_OPTIONS, default_of
 
 
 class DivergenceError(MnistSoftmaxError):
@@ -51,7 +49,7 @@ def _option_field(name: str):
 
 # What the loop reads of a run: every training option (options.TRAIN_OPTIONS, with its default), and
 # `distortion`, the augment.Distortion those options describe (None: none). probe_every is the steps
-# between Hooks.observe calls (None: about 20 an epoch; 0: none).
+# between Hooks.observe calls (None: about PROBES_PER_EPOCH an epoch; 0: none).
 TrainSettings = make_dataclass(
     "TrainSettings",
     [(o.name, object, _option_field(o.name)) for o in TRAIN_OPTIONS] + [("distortion", object, None)],
@@ -72,8 +70,8 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 
 
 def default_observe_every(steps_per_epoch: int) -> int:
-    """Steps between observations giving about OBSERVATIONS_PER_EPOCH per epoch."""
-    return max(1, round(steps_per_epoch / OBSERVATIONS_PER_EPOCH))
+    """Steps between observations giving about PROBES_PER_EPOCH per epoch."""
+    return max(1, round(steps_per_epoch / PROBES_PER_EPOCH))
 
 
 def batch_generator(epoch_key: int, batch: int) -> np.random.Generator:
@@ -126,7 +124,7 @@ def prepare_run(images: np.ndarray, labels: np.ndarray, kind: str, hidden, val_s
 class Hooks:
     """What the loop reports, and to whom; every hook is optional."""
 
-    # progress(total=..., desc=...) -> an object with update(n), set_postfix_str(s), close()
+    # progress(total=..., desc=...) -> an object with update(n), set_postfix_str(s), close(), or None
     progress: Callable | None = None
     on_record: Callable[[dict], None] | None = None  # each metrics record as it is made
     log: Callable[[str], None] | None = None  # one line of human-readable progress
@@ -328,7 +326,8 @@ class _Loop:
         start = resume.batch if resume else 0
         loss_sum, correct = (resume.loss_sum, resume.correct) if resume else (0.0, 0)
         desc = f"epoch {epoch}/{s.epochs}"
-        bar = hooks.progress(total=self.epoch_steps, desc=desc, initial=start) if hooks.progress else _NullBar()
+        bar = hooks.progress(total=self.epoch_steps, desc=desc, initial=start) if hooks.progress else None
+        bar = _NullBar() if bar is None else bar  # (a bar's truth is its length: not asked)
         try:
             for i in range(start, self.epoch_steps):
                 if hooks.should_stop and hooks.should_stop():

@@ -268,13 +268,18 @@ def test_a_smoothed_run_says_what_its_training_loss_is():
 
 @pytest.mark.parametrize("shape", [(50, 28, 28), (3, 5), (7, 3, 3), (1, 2)])
 def test_the_normalisation_counts_every_pixel_as_one_histogram_would(shape):
-    """Normalization.of counts the pixels two at a time (their uint16 pairs) and folds the pairs'
-    table: the mean and standard deviation are those of the plain 256-bin histogram, bit for bit,
-    for even and odd numbers of pixels and for a strided view."""
+    """Normalization.of counts the pixels two at a time (their uint16 pairs), leaves the blank
+    pairs out and folds the pairs' table: the mean and standard deviation are those of the plain
+    256-bin histogram, bit for bit, for even and odd numbers of pixels, for a strided view, and for
+    images mostly blank (as digits are) or all blank but one pixel."""
     from mnistsoftmax.inference import Normalization
 
-    images = np.random.default_rng(sum(shape)).integers(0, 256, size=shape).astype(np.uint8)
-    for pixels in (images, images[..., ::2]):
+    rng = np.random.default_rng(sum(shape))
+    images = rng.integers(0, 256, size=shape).astype(np.uint8)
+    mostly_blank = np.where(rng.random(shape) < 0.2, images, 0).astype(np.uint8)
+    one_pixel = np.zeros(shape, np.uint8)
+    one_pixel.reshape(-1)[-1] = 7  # the odd pixel out, when there is one
+    for pixels in (images, images[..., ::2], mostly_blank, one_pixel):
         counts = np.bincount(pixels.reshape(-1), minlength=256).astype(np.float64)
         values = np.arange(256) / 255.0
         mean = float(counts @ values / counts.sum())
