@@ -56,8 +56,8 @@ def metrics_path(checkpoint: Path) -> Path:
     return checkpoint.with_name(checkpoint.stem + ".metrics.jsonl")
 
 
-# A run's metrics file: a record per 50 steps and about 16 probes an epoch (5 kB each for 10 classes),
-# some 8 MB for 100 epochs. Read whole (the figures and the timeline's curve need every record).
+# A run's metrics file: a record per 50 steps and about 10 probes an epoch (5 kB each for 10 classes),
+# some 5 MB for 100 epochs. Read whole (the figures and the timeline's curve need every record).
 MAX_METRICS_BYTES = 256 << 20
 
 

@@ -200,9 +200,10 @@ def _distortion(name: str, help: str, high: float | None = None, high_open: bool
 
 NOT_IN_ESTIMATOR = frozenset({PAGE})
 # The probes' default cadence: about this many looks at the probe set an epoch. Each costs about
-# a millisecond (a forward pass of 200 images, their box plots, a JSON record): 16 of them are
-# under 5 % of an epoch of the 256-unit nets (scripts/bench_watch.py --probes-only).
-PROBES_PER_EPOCH = 16
+# a millisecond (a forward pass of 200 images, their box plots, a JSON record), some 0.3 % of an
+# epoch of `--config fast` on a Xeon: 20 of them made its 2-epoch run 6-7 % slower, 10 of them 2.3 %
+# (scripts/bench_watch.py --probes-only; the goal is under 5 %).
+PROBES_PER_EPOCH = 10
 
 
 def schema() -> tuple[Option, ...]:

@@ -125,7 +125,7 @@ def test_probes_cadence_and_the_first_before_any_step():
 
 
 def test_default_cadence_is_about_twenty_an_epoch():
-    assert default_observe_every(422) == 26 and default_observe_every(10) == 1 and default_observe_every(3) == 1
+    assert default_observe_every(422) == 42 and default_observe_every(10) == 1 and default_observe_every(3) == 1
     model, records, _ = small_run(probe_every=None)  # 10 steps an epoch: every step
     assert [r["step"] for r in records if r["type"] == "probe"] == list(range(31))
 
