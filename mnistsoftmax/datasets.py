@@ -139,9 +139,10 @@ def read_idx_bytes(path: Path, limit: int = MAX_IDX_BYTES) -> bytes:
     The header is read first, and the rest only as far as it announces, plus one byte to reveal
     trailing data, and never beyond `limit` bytes: a small .gz that inflates to gigabytes (a gzip
     bomb), a header announcing billions of labels, or a plain file whose size is not the one its
-    header announces (a sparse file of gigabytes) costs a header's read, not the file's. The data
-    is read in chunks, so memory follows what the file holds, not what it claims. parse_idx then
-    judges the result. A FIFO or a device is refused, not waited on.
+    header announces (a sparse file of gigabytes) costs a header's read, not the file's. A plain
+    file of the announced size is then read whole, in one read; a compressed one in chunks, so
+    memory follows what it holds, not what it claims. parse_idx then judges the result. A FIFO or
+    a device is refused, not waited on.
     """
     try:
         with open_regular(path) as raw:
