@@ -381,3 +381,22 @@ def test_label_smoothing_from_a_config_file_and_flags(tiny_data, tmp_path):
     result = invoke("gradcheck", "--hidden", 8, "--batch-size", 4, "--label-smoothing", 0.3)
     # both models, the mlp under every activation, every loss
     assert result.exit_code == 0 and result.stdout.count(" ok") == (2 + 4 * len(ACTIVATIONS)) * len(losses.LOSSES)
+
+
+def test_a_train_without_a_terminal_imports_no_progress_bar(tmp_path):
+    """Without a terminal on stderr there is no bar to draw, and tqdm (30 ms with asyncio) is not
+    imported; the epoch lines are written all the same."""
+    from tests.conftest import write_dataset
+
+    write_dataset(tmp_path / "data")
+    code = (
+        "import sys\nfrom mnistsoftmax.cli import main\n"
+        "try:\n    main(sys.argv[1:], prog_name='mnistsoftmax')\n"
+        "except SystemExit as exit:\n"
+        "    print('tqdm imported' if any(m.startswith('tqdm') for m in sys.modules) else 'no tqdm', exit.code)\n"
+    )
+    flags = ["train", "--dataset", "custom", "--data-dir", str(tmp_path / "data"), "--epochs", "1",
+             "--out", str(tmp_path / "run.npz")]  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code, *flags], capture_output=True, text=True, timeout=120)
+    assert done.stdout.splitlines()[-1] == "no tqdm 0", done.stderr[-2000:]
+    assert "epoch 1/1" in done.stderr and "\r" not in done.stderr

@@ -125,6 +125,19 @@ def test_foreign_files_point_to_custom(registered_tiny, tmp_path):
     assert load("custom", tmp_path / "other").train.images.shape == (600, 28, 28)
 
 
+def test_files_verified_side_by_side_report_the_first_bad_one_in_order(registered_tiny, tmp_path):
+    """load verifies the files on disk two at a time in threads; with every file foreign, the error
+    is still the one the first file (the training images) gives, each time."""
+    write_dataset(tmp_path / "other", seed=5)
+    for _ in range(5):
+        with pytest.raises(DataError) as caught:
+            load("mnist", tmp_path / "other")
+        assert str(caught.value).startswith(str(tmp_path / "other" / FILE_NAMES["train_images"]))
+    with pytest.raises(DataError) as caught:
+        load("mnist", tmp_path / "other", splits=("test",))
+    assert str(caught.value).startswith(str(tmp_path / "other" / FILE_NAMES["test_images"]))
+
+
 # --- downloads from a local mirror -------------------------------------------------------------
 
 
