@@ -122,7 +122,7 @@ class Network:
         return activations.get(self.activation_name)
 
     def like(self, params: dict[str, np.ndarray]) -> Network:
-        return Network(params, self.activation.name)
+        return Network(params, self.activation_name)
 
     @property
     def hidden_widths(self) -> list[int]:

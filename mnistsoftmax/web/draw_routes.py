@@ -106,7 +106,7 @@ QUICK_BYTES = 16 * 1024
 
 def is_quick(body: bytes, is_json: bool, fields: dict) -> bool:
     """Whether an answer is small enough for the event loop (see QUICK_PIXELS)."""
-    if is_json or len(body) > QUICK_BYTES or fields.get("snapshot") not in (None, "") or "timeline" in fields:
+    if is_json or len(body) > QUICK_BYTES or asks_snapshot(fields) or "timeline" in fields:
         return False
     size = images.declared_size(body)
     return size is not None and size[0] * size[1] <= QUICK_PIXELS
@@ -156,14 +156,14 @@ def answer(catalog, body: bytes, is_json: bool, fields: dict) -> dict:
     lr = parse_lr(fields.get("lr"))
     # The timeline is this digit under every snapshot: a forward pass each, asked for by name.
     wants_timeline = parse_flag(fields.get("timeline"), "timeline")
-    wants_snapshots = wants_timeline or fields.get("snapshot") not in (None, "")
+    wants_snapshots = wants_timeline or asks_snapshot(fields)
     try:
         timeline, absent = (entry.timeline() if wants_snapshots else None), entry.snapshots_note
     except CheckpointError as exc:  # the model answers all the same; only a request for a snapshot fails
         timeline, absent = None, f"its snapshots cannot be read: {exc}"
-        if fields.get("snapshot") not in (None, ""):
+        if asks_snapshot(fields):
             raise error(422, absent) from None
-    index = parse_snapshot(fields.get("snapshot"), entry, timeline)
+    index = parse_snapshot(fields, entry, timeline)
     last = index is None or index == len(timeline.steps) - 1
     model = entry.model if index is None else timeline.models[index]
     try:
@@ -234,10 +234,16 @@ def _timeline(timeline, norm, digit, label: int | None, index: int | None) -> di
     }
 
 
-def parse_snapshot(value, entry, timeline) -> int | None:
-    """The snapshot's index, or None (the checkpoint's own model)."""
-    if value is None or value == "":
+def asks_snapshot(fields: dict) -> bool:
+    """Whether a request names a snapshot (an empty field names none: the checkpoint's own model)."""
+    return fields.get("snapshot") not in (None, "")
+
+
+def parse_snapshot(fields: dict, entry, timeline) -> int | None:
+    """The index of the snapshot the request names, or None (the checkpoint's own model)."""
+    if not asks_snapshot(fields):
         return None
+    value = fields["snapshot"]
     if timeline is None:
         raise error(400, f"checkpoint {quoted(entry.name)} has no snapshots: {entry.snapshots_note}")
     if isinstance(value, str) and small_int(value.strip()) is not None:

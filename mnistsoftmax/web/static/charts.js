@@ -1,6 +1,7 @@
 // SVG charts of a run's records: the loss per step, and box plots per true class.
 import { fillTable, svg } from "./common.js";
 import { number as num } from "./draw.js";
+import { median } from "./preprocess.js";
 
 const LN10 = Math.log(10);
 
@@ -136,11 +137,6 @@ export function marginChart(root, probes, scale = null) {
   root.append(svg("text", { x: (W + left) / 2, y: H - 6, class: "tick", "text-anchor": "middle" },
     "step (logarithmic); median and quartiles of the probe images' margins"));
 }
-
-const median = (values) => {
-  const s = [...values].sort((a, b) => a - b), m = (s.length - 1) / 2;
-  return (s[Math.floor(m)] + s[Math.ceil(m)]) / 2;
-};
 
 // Box plots per true class in numbers: the median, over the true classes, of the right class's
 // median logit and probability and of the other outputs' ({classes, logits, softmax} as boxPlots

@@ -51,8 +51,8 @@ function drawThrough(result, squared) {
     `${num(squared.through[squared.through.length - 1])} at step ${t.steps[t.steps.length - 1]}.`;
 }
 
-export function showDecay(result, names, checkpoint) {
-  shown = { result, names, checkpoint };
+export function showDecay(result, checkpoint) {
+  shown = { result, checkpoint };
   const squared = result.squared_weights;
   if (!squared) return;
   const t = result.timeline, at = t ? squared.through[t.index] : squared.trained;
@@ -82,7 +82,7 @@ export function showDecay(result, names, checkpoint) {
 }
 
 export function wireDecay() {
-  $("decay-reg").addEventListener("input", () => shown && showDecay(shown.result, shown.names, shown.checkpoint));
+  $("decay-reg").addEventListener("input", () => shown && showDecay(shown.result, shown.checkpoint));
 }
 
 export function setDecayFromRun(checkpoint) {

@@ -106,7 +106,7 @@ export function percentile(values, q) {
   return percentileSorted(Float64Array.from(values).sort(), q);
 }
 
-function median(values) {
+export function median(values) {
   const s = Float64Array.from(values).sort(), n = s.length;
   return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }

@@ -33,7 +33,7 @@ export const VIEWS = [
     draw: (a) => { showQuotientRule(a.result, a.names); showJacobian(a.result, a.names); } },
   { id: "hinge-view", name: "hinge", numbered: true, draw: (a) => showHinge(a.result, a.names) },
   { id: "decay-view", name: "weight decay", numbered: true,
-    draw: (a) => showDecay(a.result, a.names, a.checkpoint) },
+    draw: (a) => showDecay(a.result, a.checkpoint) },
   { id: "step-view", name: "one SGD step", numbered: true,
     draw: (a) => { showStep(a.result, a.names); showLayerJacobian(a.result, a.names, a.checkpoint); } },
   { id: "soft-view", name: "soft targets", numbered: true,
