@@ -28,7 +28,7 @@ function drawThrough(result, squared) {
     return;
   }
   fillTable($("decay-table"), ["step", "ΣW²"], squared.through.map((v, i) => [t.steps[i], num(v)]));
-  const W = 560, H = 160, left = 56, right = 10, top = 10, bottom = 26;
+  const W = 560, H = 160, left = 56, right = 10, top = 18, bottom = 26; // room for large type's ticks
   const maxStep = Math.max(1, ...t.steps), high = Math.max(...squared.through) * 1.05, low = 0;
   const x = (step) => left + ((W - left - right) * Math.log1p(step)) / Math.log1p(maxStep);
   const y = (v) => top + (H - top - bottom) * (1 - (v - low) / (high - low));
@@ -46,7 +46,7 @@ function drawThrough(result, squared) {
     root.append(dot);
   });
   root.append(svg("text", { x: (W + left) / 2, y: H - 6, class: "tick", "text-anchor": "middle" },
-    "step (logarithmic); the sum of the squared weights"));
+    "ΣW² by step (log scale)"));
   $("decay-chart-caption").textContent = `ΣW² was ${num(squared.through[0])} at step 0 and ` +
     `${num(squared.through[squared.through.length - 1])} at step ${t.steps[t.steps.length - 1]}.`;
 }
